@@ -1,0 +1,32 @@
+# drg-settlement — make install | demo | test | bench
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean migrate
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: install
+	$(PY) manage.py demo $(DEMO_ARGS)
+
+test: install
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -n $${PYTEST_WORKERS:-2} -m "not services" $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:xdist -m services $(PYTEST_ARGS)
+
+bench: install
+	$(PY) manage.py bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var out bench-results

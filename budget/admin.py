@@ -1,0 +1,292 @@
+"""区域总额预算 in the admin: draft with the computed lines shown live, approve (maker-checker), revise.
+
+Writes go through budget.services; the live lines come from budget.domain.lines through a small JSON
+view, so the browser shows exactly what the server will store.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from budget.choices import BudgetStatus
+from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
+from budget.models import Budget
+from budget.services import INPUT_FIELDS, budget_approve, budget_compute_lines, budget_draft, budget_inputs_of, budget_update_draft
+from common.reviews import error_text
+from drg.admin import HistoryAdmin, money, num_cell, status_badge
+
+LINE_FIELDS = ("total", "reserve", "outpatient", "inpatient", "primary_care_earmark")
+LINE_LABELS = {
+    "total": "总额 total",
+    "reserve": "调剂金 reserve",
+    "outpatient": "门诊 outpatient",
+    "inpatient": "住院 inpatient",
+    "primary_care_earmark": "基层倾斜 primary-care earmark",
+}
+
+
+def pool_url(budget: Budget) -> str:
+    return reverse("admin:settlement_pool", args=[budget.region_id, budget.fund, budget.year])
+
+
+class BudgetForm(forms.ModelForm):
+    """Inputs only; the lines are computed. A growth rate above the cap is refused, never clipped."""
+
+    class Meta:
+        model = Budget
+        fields = ("region", "fund", "year", "reason", *INPUT_FIELDS)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        probe = Budget(**{name: data.get(name, getattr(self.instance, name)) for name in INPUT_FIELDS})
+        try:
+            budget_compute_lines(budget=probe)
+        except ValidationError as exc:
+            self.add_error(None, exc)
+            return data
+        if self.instance.pk is None:
+            region, fund, year = data.get("region"), data.get("fund"), data.get("year")
+            if region and fund and year:
+                pool = Budget.objects.filter(region=region, fund=fund, year=year)
+                if pool.filter(status=BudgetStatus.DRAFT).exists():
+                    raise ValidationError("this pool already has a draft budget; change or approve that one")
+                if pool.exists() and not (data.get("reason") or "").strip():
+                    self.add_error("reason", "a revision of an approved budget needs a reason (重大政策调整)")
+        return data
+
+    def _post_clean(self):
+        # When the budget rules refused the inputs, the model's check constraints would only repeat
+        # the same refusal in less clear words.
+        if self._errors:
+            return
+        super()._post_clean()
+
+
+class RevisionForm(forms.Form):
+    reason = forms.CharField(
+        label="修订理由 reason (重大政策调整)", widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        help_text="why the approved budget is revised; the new revision starts as a draft with the same inputs",
+    )
+
+
+@admin.register(Budget)
+class BudgetAdmin(HistoryAdmin):
+    form = BudgetForm
+    change_form_template = "admin/budget/budget/change_form.html"
+    list_display = (
+        "pool", "revision", "status_col", "total_col", "reserve_col", "outpatient_col", "inpatient_col",
+        "earmark_col", "growth_rate", "drafted_by", "approved_by", "approved_at", "pool_link",
+    )
+    list_filter = ("region", "fund", "year", "status")
+    search_fields = ("region__code", "region__name", "reason")
+    list_select_related = ("region", "drafted_by", "approved_by")
+    actions = ["approve_selected", "new_revision"]
+    fieldsets = (
+        ("基金池 Pool", {"fields": ("region", "fund", "year", "revision", "reason")}),
+        ("输入 Inputs (SETTLEMENT.md §1)", {"fields": INPUT_FIELDS}),
+        ("审批 Maker-checker", {"fields": ("status", "drafted_by", "created_at", "approved_by", "approved_at")}),
+    )
+
+    # --- columns
+    @admin.display(description="基金池 pool", ordering="region__code")
+    def pool(self, obj):
+        return f"{obj.region.code} · {obj.get_fund_display()} · {obj.year}"
+
+    @admin.display(description="状态 status", ordering="status")
+    def status_col(self, obj):
+        return status_badge(obj)
+
+    @admin.display(description="总额 total", ordering="total")
+    def total_col(self, obj):
+        return num_cell(money(obj.total))
+
+    @admin.display(description="调剂金 reserve")
+    def reserve_col(self, obj):
+        return num_cell(money(obj.reserve))
+
+    @admin.display(description="门诊 outpatient")
+    def outpatient_col(self, obj):
+        return num_cell(money(obj.outpatient))
+
+    @admin.display(description="住院 inpatient")
+    def inpatient_col(self, obj):
+        return num_cell(money(obj.inpatient))
+
+    @admin.display(description="基层 earmark")
+    def earmark_col(self, obj):
+        return num_cell(money(obj.primary_care_earmark))
+
+    @admin.display(description="")
+    def pool_link(self, obj):
+        return format_html('<a href="{}">基金池 pool page</a>', pool_url(obj))
+
+    # --- permissions: an approved revision is immutable
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.status != BudgetStatus.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.status != BudgetStatus.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("budget.approve_budget")
+
+    def has_revise_permission(self, request):
+        return request.user.has_perm("budget.add_budget")
+
+    def get_readonly_fields(self, request, obj=None):
+        always = ("revision", *LINE_FIELDS, "status", "drafted_by", "created_at", "approved_by", "approved_at")
+        if obj is None:
+            return always
+        return ("region", "fund", "year", "reason", *always)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return tuple((name, opts) for name, opts in self.fieldsets if name != "审批 Maker-checker")
+        return self.fieldsets
+
+    # --- writes go through the services
+    def save_model(self, request, obj, form, change):
+        inputs = BudgetInputs(**{name: form.cleaned_data[name] for name in INPUT_FIELDS})
+        if change:
+            saved = budget_update_draft(budget=obj, inputs=inputs)
+        else:
+            saved = budget_draft(
+                region=form.cleaned_data["region"], fund=form.cleaned_data["fund"], year=form.cleaned_data["year"],
+                inputs=inputs, user=request.user, reason=form.cleaned_data.get("reason") or "",
+            )
+        obj.__dict__.update(saved.__dict__)
+
+    # --- approve
+    @admin.action(description="批准所选预算 Approve selected drafts", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        for budget in queryset:
+            self._approve(request, budget)
+
+    def _approve(self, request, budget: Budget) -> bool:
+        try:
+            budget_approve(budget=budget, user=request.user)
+        except PermissionDenied as exc:
+            self.message_user(
+                request,
+                f"{budget}: {exc} — 经办与审核须为不同人员, another approver must approve it.",
+                messages.ERROR,
+            )
+        except ValidationError as exc:
+            self.message_user(request, f"{budget}: {error_text(exc)}", messages.ERROR)
+        else:
+            self.message_user(request, f"已批准 Approved: {budget.region.code} {budget.fund} {budget.year} r{budget.revision}.", messages.SUCCESS)
+            return True
+        return False
+
+    def approve_view(self, request, object_id):
+        if request.method != "POST" or not self.has_approve_permission(request):
+            raise PermissionDenied
+        budget = get_object_or_404(Budget, pk=object_id)
+        self._approve(request, budget)
+        return HttpResponseRedirect(reverse("admin:budget_budget_change", args=[budget.pk]))
+
+    # --- revise
+    @admin.action(description="新修订 New revision of the selected approved budget (重大政策调整)", permissions=["revise"])
+    def new_revision(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "select exactly one approved budget to revise", messages.ERROR)
+            return None
+        return HttpResponseRedirect(reverse("admin:budget_budget_revise", args=[queryset.get().pk]))
+
+    def revise_view(self, request, object_id):
+        if not self.has_revise_permission(request):
+            raise PermissionDenied
+        base = get_object_or_404(Budget.objects.select_related("region"), pk=object_id)
+        form = RevisionForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                draft = budget_draft(
+                    region=base.region, fund=base.fund, year=base.year, inputs=budget_inputs_of(base),
+                    user=request.user, reason=form.cleaned_data["reason"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                self.message_user(request, f"新修订 Revision {draft.revision} drafted; change its inputs below and have another user approve it.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:budget_budget_change", args=[draft.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"新修订 New revision of {base}",
+            "opts": Budget._meta,
+            "original": base,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/budget/budget/revise.html", context)
+
+    # --- live lines
+    def lines_view(self, request):
+        """GET inputs -> the computed lines as JSON (budget.domain.lines), or the field errors."""
+        if not (self.has_view_permission(request) or self.has_add_permission(request)):
+            raise PermissionDenied
+        defaults = {f.name: f.default for f in Budget._meta.fields if f.name in INPUT_FIELDS and f.has_default()}
+        values = {}
+        errors = {}
+        for name in INPUT_FIELDS:
+            raw = (request.GET.get(name) or "").strip()
+            if raw == "":
+                if name in defaults:
+                    values[name] = Decimal(str(defaults[name]))
+                    continue
+                errors[name] = "required"
+                continue
+            try:
+                values[name] = Decimal(raw)
+            except InvalidOperation:
+                errors[name] = f"not a number: {raw}"
+                continue
+            if not values[name].is_finite():
+                errors[name] = f"not a number: {raw}"
+        if errors:
+            return JsonResponse({"ok": False, "errors": errors})
+        try:
+            lines = budget_lines(BudgetInputs(**values))
+        except BudgetRuleError as exc:
+            return JsonResponse({"ok": False, "errors": {exc.field: exc.message}})
+        return JsonResponse({"ok": True, "lines": {k: f"{v:,.2f}" for k, v in asdict(lines).items()}})
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("lines/", wrap(self.lines_view), name="budget_budget_lines"),
+            path("<path:object_id>/approve/", wrap(self.approve_view), name="budget_budget_approve"),
+            path("<path:object_id>/revise/", wrap(self.revise_view), name="budget_budget_revise"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context.update(
+            lines_url=reverse("admin:budget_budget_lines"),
+            line_labels=[(name, LINE_LABELS[name], money(getattr(obj, name)) if obj else "—") for name in LINE_FIELDS],
+            input_fields=INPUT_FIELDS,
+            live=add or (obj is not None and obj.status == BudgetStatus.DRAFT),
+        )
+        if obj is not None:
+            context.update(
+                pool_url=pool_url(obj),
+                can_approve=obj.status == BudgetStatus.DRAFT and self.has_approve_permission(request),
+                approve_url=reverse("admin:budget_budget_approve", args=[obj.pk]),
+                drafted_by_me=obj.drafted_by_id == request.user.pk,
+                can_revise=obj.status == BudgetStatus.APPROVED and self.has_revise_permission(request),
+                revise_url=reverse("admin:budget_budget_revise", args=[obj.pk]),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)

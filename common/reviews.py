@@ -1,0 +1,274 @@
+"""Approve or reject records that need a second pair of eyes (maker-checker), in one place.
+
+Two shapes of record are decided here:
+- ``Reviewable`` records (common.models): status submitted → approved | rejected, with decided_by/at and
+  a rejection_reason (SpecialReview, ItemizedClaim, CorrectionRequest, the incentive inputs).
+- status models: status draft → approved | rejected, with created_by and decided_by/at
+  (PointAdjustment, Evaluation).
+
+Rules, the same for every record:
+- only a pending record (submitted / draft) can be decided; a decided record is history;
+- the user needs the record's review permission (``drg.review_specialreview``, …);
+- nobody decides what they created (maker-checker): the creator is the record's ``created_by``, or else
+  the user of its first history row (simple_history); the batch system user (``system=True``) is exempt;
+- approving a special review needs an approved cost, an itemized claim an approved amount (both default
+  to what was requested); a rejection needs a reason;
+- approving a correction request applies its proposed values to the case and records a
+  ``CaseCorrection`` (source=admin) in the same transaction; the next cumulative or annual run picks it up.
+
+Every decision is saved with ``_history_user`` and ``_change_reason`` so the change history shows who
+decided, when, and why. Interfaces (admin actions, API views) make one call here and map
+``PermissionDenied`` / ``ValidationError`` to a message or a response.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from common.models import ReviewStatus
+
+APPROVED = "approved"
+REJECTED = "rejected"
+PENDING_STATUSES = frozenset({ReviewStatus.SUBMITTED.value, "draft"})
+DECISIONS = (APPROVED, REJECTED)
+
+
+@dataclass(frozen=True)
+class ReviewSpec:
+    """How one model is reviewed: the permission a decider needs and, where approval fixes an
+    amount, the field it goes to and the field it defaults from."""
+
+    permission: str
+    amount_field: str | None = None
+    requested_field: str | None = None
+
+
+# Models with an explicit rule; any other Reviewable falls back to `review_<model>` / `approve_<model>`
+# if its Meta declares one, else `change_<model>`.
+REVIEW_SPECS: dict[str, ReviewSpec] = {
+    "drg.specialreview": ReviewSpec("drg.review_specialreview", "approved_cost", "requested_cost"),
+    "drg.correctionrequest": ReviewSpec("drg.review_correctionrequest"),
+    "settlement.itemizedclaim": ReviewSpec("settlement.review_itemizedclaim", "approved_amount", "claimed_amount"),
+    "settlement.pointadjustment": ReviewSpec("settlement.approve_pointadjustment"),
+    "settlement.evaluation": ReviewSpec("settlement.approve_evaluation"),
+    # Incentive inputs are decided by whoever approves incentive payouts (the approver role).
+    "incentives.chronicenrollment": ReviewSpec("incentives.approve_payout"),
+    "incentives.tcmworkload": ReviewSpec("incentives.approve_payout"),
+    "incentives.hospiceservice": ReviewSpec("incentives.approve_payout"),
+    "incentives.screening": ReviewSpec("incentives.approve_payout"),
+}
+
+# Case fields a correction request may change (the identity — institution, case_no, region — may not).
+CORRECTABLE_CASE_FIELDS = (
+    "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
+    "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
+)
+
+
+def review_spec(model: type[models.Model]) -> ReviewSpec:
+    opts = model._meta
+    spec = REVIEW_SPECS.get(opts.label_lower)
+    if spec is not None:
+        return spec
+    declared = {codename for codename, _ in opts.permissions}
+    for codename in (f"review_{opts.model_name}", f"approve_{opts.model_name}"):
+        if codename in declared:
+            return ReviewSpec(f"{opts.app_label}.{codename}")
+    return ReviewSpec(f"{opts.app_label}.change_{opts.model_name}")
+
+
+def is_pending(record: models.Model) -> bool:
+    return record.status in PENDING_STATUSES
+
+
+def record_creator_id(record: models.Model) -> int | None:
+    """Who made the record: its created_by / drafted_by, else the user of its first history row."""
+    for attname in ("created_by_id", "drafted_by_id"):
+        if hasattr(record, attname):
+            value = getattr(record, attname)
+            if value is not None:
+                return value
+    history = getattr(record, "history", None)
+    if history is not None:
+        first = history.order_by("history_date", "history_id").values_list("history_user_id", flat=True).first()
+        return first
+    return None
+
+
+def review_can_decide(*, record: models.Model, user) -> str | None:
+    """None if `user` may decide `record` now, else the reason why not (for greying out buttons)."""
+    if not is_pending(record):
+        return f"already {record.status}"
+    if not user.has_perm(review_spec(type(record)).permission):
+        return "no review permission"
+    if record_creator_id(record) == user.pk:
+        return "you created this record"
+    return None
+
+
+def _check(record: models.Model, user, system: bool) -> None:
+    if not is_pending(record):
+        raise ValidationError(f"{record._meta.verbose_name} #{record.pk} is already {record.status}; only a pending record can be decided")
+    if system:
+        return
+    if user is None or not user.has_perm(review_spec(type(record)).permission):
+        raise PermissionDenied(f"you may not decide {record._meta.verbose_name_plural}")
+    if record_creator_id(record) == user.pk:
+        raise PermissionDenied(
+            f"maker-checker: you created {record._meta.verbose_name} #{record.pk}; another approver must decide it "
+            "(经办与审核须为不同人员)"
+        )
+
+
+def _locked(record: models.Model) -> models.Model:
+    return type(record)._default_manager.select_for_update().get(pk=record.pk)
+
+
+def _save_decision(record: models.Model, *, user, status: str, reason: str) -> None:
+    record.status = status
+    record.decided_by = user
+    record.decided_at = timezone.now()
+    record._history_user = user
+    record._change_reason = reason[:100] if reason else status
+    # Validate what the decision sets (and the constraints between those fields), not what the maker entered.
+    decided = {"status", "decided_at", "rejection_reason", review_spec(type(record)).amount_field}
+    record.full_clean(exclude=[f.name for f in record._meta.fields if f.name not in decided], validate_unique=False)
+    record.save()
+
+
+@transaction.atomic
+def review_approve(*, record: models.Model, user, amount: Decimal | None = None, note: str = "", system: bool = False) -> models.Model:
+    """Approve a pending record. `amount` sets the approved cost/amount where the model has one
+    (default: what was requested). A correction request is applied to its case."""
+    record = _locked(record)
+    _check(record, user, system)
+    spec = review_spec(type(record))
+    if spec.amount_field:
+        value = amount if amount is not None else getattr(record, spec.amount_field)
+        if value is None and spec.requested_field:
+            value = getattr(record, spec.requested_field)
+        if value is None:
+            raise ValidationError({spec.amount_field: "an approval needs an amount (nothing was requested)"})
+        if value < 0:
+            raise ValidationError({spec.amount_field: "the approved amount must not be negative"})
+        setattr(record, spec.amount_field, value)
+    elif amount is not None:
+        raise ValidationError(f"{record._meta.verbose_name} has no amount to approve")
+    if record._meta.label_lower == "drg.correctionrequest":
+        correction_request_apply(request=record, user=user, note=note)
+    _save_decision(record, user=user, status=APPROVED, reason=note or "approved")
+    return record
+
+
+@transaction.atomic
+def review_reject(*, record: models.Model, user, reason: str, system: bool = False) -> models.Model:
+    """Reject a pending record with a reason (stored in rejection_reason where the model has it,
+    and in the change history always)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"rejection_reason": "a rejection needs a reason"})
+    record = _locked(record)
+    _check(record, user, system)
+    if hasattr(record, "rejection_reason"):
+        record.rejection_reason = reason
+    _save_decision(record, user=user, status=REJECTED, reason=f"rejected: {reason}")
+    return record
+
+
+@dataclass
+class ReviewBatch:
+    """What a bulk decision did: the records decided and, for the others, why not."""
+
+    decided: list[models.Model] = field(default_factory=list)
+    refused: list[tuple[models.Model, str]] = field(default_factory=list)
+
+
+def reviews_decide(
+    *, records: Iterable[models.Model], user, decision: str, amount: Decimal | None = None, reason: str = ""
+) -> ReviewBatch:
+    """Decide many records, each in its own transaction: one refusal does not undo the others."""
+    if decision not in DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    batch = ReviewBatch()
+    for record in records:
+        try:
+            if decision == APPROVED:
+                batch.decided.append(review_approve(record=record, user=user, amount=amount, note=reason))
+            else:
+                batch.decided.append(review_reject(record=record, user=user, reason=reason))
+        except (PermissionDenied, ValidationError) as exc:
+            batch.refused.append((record, error_text(exc)))
+    return batch
+
+
+def error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "error_dict"):
+            return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+# --- correction requests ------------------------------------------------------------------------------
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def correction_request_apply(*, request: models.Model, user, note: str = "") -> models.Model:
+    """Apply an approved correction request's proposed values to its case; returns the CaseCorrection.
+
+    Runs inside review_approve's transaction. The case may belong to a finalized period: that is what
+    a correction request is for; finalized runs keep their numbers and the next run picks it up."""
+    from drg.choices import ChangeSource
+    from drg.models import Case, CaseCorrection, DrgGroup
+
+    case = Case.objects.select_for_update().get(pk=request.case_id)
+    if case.institution_id != request.institution_id:
+        raise ValidationError("the correction request's institution is not the case's institution")
+    proposed = request.proposed
+    if not isinstance(proposed, dict) or not proposed:
+        raise ValidationError({"proposed": "nothing proposed: give the case fields to change, e.g. {\"drg_code\": \"GB25\"}"})
+    unknown = sorted(set(proposed) - set(CORRECTABLE_CASE_FIELDS))
+    if unknown:
+        raise ValidationError({"proposed": f"these case fields cannot be corrected: {', '.join(unknown)}"})
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name in CORRECTABLE_CASE_FIELDS:
+        if name not in proposed:
+            continue
+        model_field = Case._meta.get_field(name)
+        try:
+            value = model_field.to_python(proposed[name])
+        except (ValidationError, InvalidOperation, TypeError, ValueError) as exc:
+            raise ValidationError({"proposed": f"{name}: {error_text(exc) if isinstance(exc, ValidationError) else exc}"}) from exc
+        old = getattr(case, name)
+        if value != old:
+            before[name] = _json_value(old)
+            after[name] = _json_value(value)
+            setattr(case, name, value)
+    if not after:
+        raise ValidationError({"proposed": "the proposed values equal the stored case; nothing to correct"})
+    if not DrgGroup.objects.filter(region_id=case.region_id, year=case.discharge_date.year, code=case.drg_code).exists():
+        raise ValidationError({"proposed": f"drg_code {case.drg_code} is not in the {case.discharge_date.year} catalog of the region"})
+    try:
+        case.full_clean(exclude=["region", "institution"], validate_unique=False)
+    except ValidationError as exc:
+        raise ValidationError({"proposed": error_text(exc)}) from exc
+    case.save(update_fields=[*after, "updated_at"])
+    reason = f"correction request #{request.pk}: {request.reason}"
+    if note:
+        reason += f" — {note}"
+    return CaseCorrection.objects.create(
+        case=case, source=ChangeSource.ADMIN, changed_by=user, before=before, after=after, reason=reason
+    )

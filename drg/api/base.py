@@ -1,0 +1,140 @@
+"""The building blocks every hospital API view uses: authentication by institution key, the
+per-institution throttle, the one error shape, pagination, body-size limits and Idempotency-Key."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from drg.api.authentication import ApiKeyAuthentication, HasInstitutionCredential
+from drg.api.errors import ApiError, ApiErrorItem, api_exception_handler, too_large
+from drg.api.parsers import ExactJSONParser
+from drg.api.throttling import InstitutionRateThrottle
+from drg.models import IdempotencyRecord, Institution
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Answers worth replaying: successes and the deterministic refusals of the request itself.
+REPLAYABLE_STATUSES = frozenset({200, 201, 400, 409, 413, 422})
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=IDEMPOTENCY_HEADER,
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Any unique string (≤128 printable ASCII characters). A retry with the same key and the same body "
+        "returns the first answer (header Idempotent-Replayed: true); the same key with a different body is "
+        "refused with 422."
+    ),
+)
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class InstitutionAPIView(generics.GenericAPIView):
+    """Base of every hospital API view: the caller is one institution, everything is scoped to it."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasInstitutionCredential]
+    throttle_classes = [InstitutionRateThrottle]
+    renderer_classes = [JSONRenderer]
+    parser_classes = [ExactJSONParser]
+    pagination_class = ApiPagination
+    filter_backends = [DjangoFilterBackend]
+    metadata_class = None  # OPTIONS answers 405: the OpenAPI document describes the API
+
+    def get_exception_handler(self):
+        return api_exception_handler
+
+    @property
+    def institution(self) -> Institution | None:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no caller
+            return None
+        return self.request.auth.institution
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method in ("POST", "PUT", "PATCH"):
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if limit is not None and length > limit:
+                raise too_large(f"The request body is {length} bytes; the limit is {limit} bytes.")
+            try:
+                request._request.body  # read (and size-check) the body once; parsers read the copy
+            except RequestDataTooBig:
+                raise too_large(f"The request body is larger than {limit} bytes.")
+
+    # --- Idempotency-Key -------------------------------------------------------------------------
+
+    def idempotent(self, request, handler: Callable[[], Response]) -> Response:
+        """Run ``handler`` at most once per (institution, Idempotency-Key)."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return handler()
+        if not _KEY_PATTERN.match(key):
+            raise ApiError(
+                [ApiErrorItem(code="invalid_idempotency_key", message="Idempotency-Key must be 1-128 printable ASCII characters.", field=IDEMPOTENCY_HEADER)]
+            )
+        digest = hashlib.sha256()
+        for part in (request.method, request.path, request.content_type or ""):
+            digest.update(part.encode("utf-8") + b"\0")
+        digest.update(request._request.body)
+        request_hash = digest.hexdigest()
+        institution = self.institution
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        institution=institution, key=key, method=request.method, path=request.path[:300],
+                        request_hash=request_hash, status_code=0, response_body={},
+                    )
+            except IntegrityError:
+                record = IdempotencyRecord.objects.get(institution=institution, key=key)
+                if record.request_hash != request_hash:
+                    raise ApiError(
+                        [ApiErrorItem(
+                            code="idempotency_key_reused",
+                            message="This Idempotency-Key was used for a different request; use a new key.",
+                            field=IDEMPOTENCY_HEADER,
+                        )],
+                        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                    )
+                return Response(record.response_body, status=record.status_code, headers={"Idempotent-Replayed": "true"})
+            try:
+                response = handler()
+            except exceptions.APIException as exc:
+                response = api_exception_handler(exc, self.get_exception_handler_context())
+            if response.status_code in REPLAYABLE_STATUSES:
+                record.status_code = response.status_code
+                record.response_body = json.loads(JSONRenderer().render(response.data) or b"null")
+                record.save(update_fields=["status_code", "response_body"])
+            else:
+                record.delete()
+        return response
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI responses for error statuses, all in the one error shape."""
+    from drg.api.serializers import ErrorResponseSerializer
+
+    return {code: ErrorResponseSerializer for code in codes}

@@ -1,0 +1,709 @@
+"""The batch door: load an exchange bundle (EXCHANGE.md) all or nothing, idempotently, in bulk.
+
+``bundle_load`` reads every file (drg.domain.bundle parses and checks them, pure), then in one
+transaction checks them against what is stored (references, cases of finalized periods, pending
+budget drafts), raises ``BundleInvalid`` with every bad row if there is any, and otherwise writes:
+region, payment scheme, budgets (through budget.services), catalogs, cases (``cases_upsert``:
+COPY on PostgreSQL, executemany on SQLite) and the approved records. A record identical to the
+stored one is left alone and counted as unchanged; a changed case of an open period is updated and
+recorded as a CaseCorrection. Nothing is ever deleted. See docs/loading.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+from budget.choices import BudgetStatus
+from budget.models import Budget
+from budget.services import budget_approve, budget_current, budget_draft, budget_inputs_of
+from common.bulk import is_postgres
+from common.models import ReviewStatus
+from common.users import system_user
+from drg import selectors
+from drg.choices import ChangeSource
+from drg.domain import bundle as domain
+from drg.domain.bundle import (
+    CASE_FIELD_OF, CASE_TYPED_COLUMNS, CASE_VALUE_COLUMNS, CHANGED, LINE, NEW, PARAMS_FILE, UNCHANGED, BundleParams,
+    FileSpec, RowError,
+)
+from drg.models import (
+    Case, CaseCorrection, Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent,
+)
+from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
+from settlement.choices import AdjustmentStatus
+from settlement.models import Evaluation, ItemizedClaim, PointAdjustment
+from settlement.selectors import finalized_through
+
+Progress = Callable[[str], None]
+BATCH = 5_000
+
+
+class BundleInvalid(Exception):
+    """The bundle has bad rows; nothing was loaded. `errors` lists every one, in bundle order."""
+
+    def __init__(self, errors: Iterable[RowError]):
+        self.errors = domain.sort_errors(errors)
+        super().__init__(f"the bundle has {len(self.errors)} error(s); nothing was loaded")
+
+
+class CasesFrozen(Exception):
+    """cases_upsert refused: some rows would add to or change a finalized period (API: 409)."""
+
+    def __init__(self, errors: Iterable[RowError]):
+        self.errors = domain.sort_errors(errors)
+        super().__init__(f"{len(self.errors)} case(s) fall in a finalized period; nothing was changed")
+
+
+@dataclass
+class FileCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+@dataclass
+class LoadReport:
+    path: Path
+    region: str
+    year: int
+    files: dict[str, FileCounts] = field(default_factory=dict)
+    corrections: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class UpsertReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    corrections: list[CaseCorrection] = field(default_factory=list)
+
+    @property
+    def counts(self) -> FileCounts:
+        return FileCounts(self.created, self.updated, self.unchanged)
+
+
+# --- cases (shared with the hospital API) ------------------------------------------------------------
+
+
+def cases_plan(*, region: Region | None, rows: pd.DataFrame, file: str = domain.CASES.name) -> tuple[pd.DataFrame, list[RowError]]:
+    """Compare validated case rows (parse_cases output) with the stored cases: each row gets
+    state new / changed / unchanged (drg.domain.bundle.classify_cases); rows that would add to or
+    change a finalized period are returned as errors. Reads only."""
+    missing = [c for c in CASE_TYPED_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"case rows lack the typed columns {missing}; pass them through parse_cases first")
+    if rows.duplicated(["institution_code", "case_no"]).any():
+        raise ValueError("case rows repeat an (institution_code, case_no); parse_cases reports those as errors")
+    region_id = region.pk if region is not None else None
+    ids = selectors.institution_ids(region_id=region_id)
+    known = rows[rows["institution_code"].isin(list(ids))]
+    keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
+    stored = selectors.cases_stored_frame(keys=keys)
+    codes = {pk: code for code, pk in ids.items()}
+    stored["institution_code"] = stored["institution_id"].map(codes).astype(object)
+    classified = domain.classify_cases(rows, stored)
+    frozen = finalized_through(region_id=region_id) if region_id is not None else {}
+    return classified, domain.frozen_case_errors(classified, frozen, file=file)
+
+
+def cases_upsert(
+    *, region: Region, rows: pd.DataFrame, source: str, user=None, reason: str = "", file: str = domain.CASES.name,
+) -> UpsertReport:
+    """Insert new cases, update changed ones (recording a CaseCorrection each), skip identical ones.
+
+    `rows` are validated typed rows (drg.domain.bundle.parse_cases); their institutions must be
+    stored in `region`. Raises CasesFrozen (nothing written) when a row would add to or change a
+    finalized period. One transaction; bulk statements only."""
+    with transaction.atomic():
+        Region.objects.select_for_update().filter(pk=region.pk).first()
+        classified, errors = cases_plan(region=region, rows=rows, file=file)
+        if errors:
+            raise CasesFrozen(errors)
+        return _cases_apply(region=region, classified=classified, source=source, user=user, reason=reason)
+
+
+_CASE_VALUE_FIELDS = (
+    "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
+    "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
+)
+_CASE_TEXT_FIELDS = ("case_no", "fund", "patient_id", "drg_code", "discharge_status")
+_CENTS = [f".{cents:02d}" for cents in range(100)]
+
+
+def _fen_strings(fen: pd.Series) -> list[str]:
+    """int64 fen -> exact decimal strings ('1234.56'); map() keeps the loop in C."""
+    whole, cents = np.divmod(fen.to_numpy(dtype="int64"), 100)
+    return list(map(str.__add__, map(str, whole.tolist()), map(_CENTS.__getitem__, cents.tolist())))
+
+
+def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region_id: int, now: dt.datetime) -> dict[str, list]:
+    """Typed case rows -> drg_case column name -> list of values in database form (decimals as
+    exact strings, dates ISO, booleans bool). Everything but the id."""
+    unknown = sorted(set(rows["institution_code"]) - set(institution_ids))
+    if unknown:
+        raise ValueError(f"institutions not stored in the region: {unknown}")
+    stamp = now.isoformat() if is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    count = len(rows)
+    return {
+        "region_id": [region_id] * count,
+        "institution_id": rows["institution_code"].map(institution_ids).astype("int64").tolist(),
+        "case_no": rows["case_no"].tolist(),
+        "fund": rows["fund"].tolist(),
+        "patient_id": rows["patient_id"].tolist(),
+        "admission_date": rows["admission_date"].tolist(),
+        "discharge_date": rows["discharge_date"].tolist(),
+        "drg_code": rows["drg_code"].tolist(),
+        "total_cost": _fen_strings(rows["total_fen"]),
+        "self_pay": _fen_strings(rows["self_fen"]),
+        "discharge_status": rows["discharge_status"].tolist(),
+        "tcm_treatment": rows["tcm_treatment"].astype(bool).tolist(),
+        "tcm_cost": _fen_strings(rows["tcm_fen"]),
+        "surgery_grade": rows["surgery_grade"].astype("int64").tolist(),
+        "malignant_tumor_surgery": rows["malignant_tumor_surgery"].astype(bool).tolist(),
+        "created_at": [stamp] * count,
+        "updated_at": [stamp] * count,
+    }
+
+
+def _csv_text(columns: dict[str, list]) -> str:
+    """Columns of database values -> CSV text for COPY (text values quoted only when they must be)."""
+    texts = []
+    for name, values in columns.items():
+        if name in ("tcm_treatment", "malignant_tumor_surgery"):
+            texts.append(["t" if v else "f" for v in values])
+        elif name in _CASE_TEXT_FIELDS:
+            joined = "".join(values)
+            if any(c in joined for c in ',"\r\n'):
+                values = ['"' + v.replace('"', '""') + '"' for v in values]
+            texts.append(values)
+        else:
+            texts.append(list(map(str, values)))
+    return "\n".join(map(",".join, zip(*texts))) + "\n"
+
+
+def _copy_in(table: str, columns: dict[str, list]) -> None:
+    """COPY the columns into a table (PostgreSQL, psycopg 3), text columns never NULL."""
+    names = ", ".join(columns)
+    not_null = ", ".join(c for c in columns if c in _CASE_TEXT_FIELDS)
+    options = f"FORMAT csv, FORCE_NOT_NULL ({not_null})" if not_null else "FORMAT csv"
+    text = _csv_text(columns)
+    with connection.cursor() as cursor:
+        with cursor.connection.cursor() as pg_cursor:
+            with pg_cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH ({options})") as copy:
+                copy.write(text)
+
+
+def _cases_insert(columns: dict[str, list]) -> None:
+    """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
+    table = connection.ops.quote_name(Case._meta.db_table)
+    if is_postgres():
+        _copy_in(table, columns)
+        return
+    names = ", ".join(columns)
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, zip(*columns.values()))
+
+
+def _cases_update(ids: list[int], columns: dict[str, list]) -> None:
+    """UPDATE changed cases by id: PostgreSQL through a temporary table filled by COPY, SQLite by
+    executemany."""
+    table = connection.ops.quote_name(Case._meta.db_table)
+    fields = [*_CASE_VALUE_FIELDS, "updated_at"]
+    values = {"id": ids, **{name: columns[name] for name in fields}}
+    if is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS drg_case_load")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE drg_case_load ON COMMIT DROP AS SELECT id, {', '.join(fields)} FROM {table} WITH NO DATA"
+            )
+            _copy_in("drg_case_load", values)
+            assignments = ", ".join(f"{name} = t.{name}" for name in fields)
+            cursor.execute(f"UPDATE {table} AS c SET {assignments} FROM drg_case_load AS t WHERE c.id = t.id")
+            cursor.execute("DROP TABLE drg_case_load")
+        return
+    sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in fields)} WHERE id = %s"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, zip(*[values[name] for name in fields], ids))
+
+
+def _cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "") -> UpsertReport:
+    now = timezone.now()
+    ids = selectors.institution_ids(region_id=region.pk)
+    state = classified["state"].to_numpy(dtype=object)
+    new = classified[state == NEW]
+    changed = classified[state == CHANGED]
+    report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == UNCHANGED).sum()))
+    if len(new):
+        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now))
+    if len(changed):
+        _cases_update(changed["case_id"].astype("int64").tolist(),
+                      _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))
+        corrections = []
+        for row in changed[["case_id", "changed", *CASE_VALUE_COLUMNS, *[f"{c}_stored" for c in CASE_VALUE_COLUMNS]]].itertuples(index=False):
+            values = row._asdict()
+            before = {CASE_FIELD_OF[c]: domain.case_json_value(c, values[f"{c}_stored"]) for c in row.changed}
+            after = {CASE_FIELD_OF[c]: domain.case_json_value(c, values[c]) for c in row.changed}
+            corrections.append(CaseCorrection(
+                case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
+            ))
+        report.corrections = CaseCorrection.objects.bulk_create(corrections, batch_size=BATCH)
+    return report
+
+
+# --- records other than cases ------------------------------------------------------------------------
+
+
+def _has_history(model) -> bool:
+    return bool(getattr(model._meta, "simple_history_manager_attribute", None))
+
+
+@dataclass
+class _Writer:
+    """What every record write of one load shares: who acts, when, and why (for history rows)."""
+
+    user: Any
+    system: Any
+    now: dt.datetime
+    reason: str
+
+    @property
+    def actor(self):
+        return self.user or self.system
+
+    def sync(self, model, *, existing: dict, rows: Iterable[tuple[tuple, dict]], make: Callable[[tuple], Any],
+             on_write: dict | None = None, on_create: dict | None = None) -> FileCounts:
+        """Upsert `rows` (key, compared values) against `existing` (key -> stored object): new
+        keys are bulk-created, differing ones bulk-updated (with `on_write` set too), identical
+        ones left alone. History rows are written for models that keep history."""
+        counts = FileCounts()
+        to_create, to_update = [], []
+        fields: set[str] = set()
+        for key, values in rows:
+            obj = existing.get(key)
+            if obj is None:
+                obj = make(key)
+                for name, value in {**values, **(on_write or {}), **(on_create or {})}.items():
+                    setattr(obj, name, value)
+                to_create.append(obj)
+                existing[key] = obj
+                continue
+            differing = [name for name, value in values.items() if getattr(obj, name) != value]
+            if not differing:
+                counts.unchanged += 1
+                continue
+            for name, value in {**values, **(on_write or {})}.items():
+                setattr(obj, name, value)
+            fields.update(values)
+            fields.update(on_write or {})
+            to_update.append(obj)
+        history = _has_history(model)
+        if to_create:
+            if history:
+                bulk_create_with_history(to_create, model, batch_size=BATCH, default_user=self.actor,
+                                         default_change_reason=self.reason, default_date=self.now)
+            else:
+                model.objects.bulk_create(to_create, batch_size=BATCH)
+        if to_update:
+            update_fields = sorted(fields)
+            if history:
+                bulk_update_with_history(to_update, model, update_fields, batch_size=BATCH, default_user=self.actor,
+                                         default_change_reason=self.reason, default_date=self.now)
+            else:
+                model.objects.bulk_update(to_update, update_fields, batch_size=BATCH)
+        counts.created, counts.updated = len(to_create), len(to_update)
+        return counts
+
+    @property
+    def approved(self) -> dict:
+        """Reviewable records from a bundle are approved by the system user."""
+        return {"decided_by": self.system, "decided_at": self.now, "rejection_reason": ""}
+
+    @property
+    def adjustment_approved(self) -> dict:
+        return {"decided_by": self.system, "decided_at": self.now}
+
+
+def _decimal(units, places: int) -> Decimal | None:
+    if units is None or units is pd.NA or (isinstance(units, float) and np.isnan(units)):
+        return None
+    return Decimal(int(units)).scaleb(-places)
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+# --- the bundle --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Bundle:
+    """What the files say, parsed and typed."""
+
+    path: Path
+    params: BundleParams | None
+    typed: dict[str, pd.DataFrame] = field(default_factory=dict)
+    raw: dict[str, pd.DataFrame] = field(default_factory=dict)
+    errors: list[RowError] = field(default_factory=list)
+
+
+def _read(path: Path) -> _Bundle:
+    errors: list[RowError] = []
+    params_path = path / PARAMS_FILE
+    params = None
+    if not params_path.is_file():
+        errors.append(RowError(PARAMS_FILE, 0, "", "missing: every bundle needs params.json"))
+    else:
+        try:
+            params, params_errors = domain.parse_params(params_path.read_bytes().decode("utf-8"))
+            errors.extend(params_errors)
+        except UnicodeDecodeError as exc:
+            errors.append(RowError(PARAMS_FILE, 0, "", f"not UTF-8 text ({exc.reason})"))
+    bundle = _Bundle(path=path, params=params, errors=errors)
+    expected = {PARAMS_FILE, *domain.SPECS_BY_NAME}
+    for entry in sorted(path.iterdir()):
+        if entry.suffix.lower() in (".csv", ".json") and entry.name not in expected:
+            errors.append(RowError(entry.name, 0, "", "unknown file (not part of the exchange format)"))
+    for spec in domain.FILE_SPECS:
+        file = path / spec.name
+        if not file.is_file():
+            if spec.required:
+                errors.append(RowError(spec.name, 0, "", "missing required file"))
+            continue
+        frame, file_errors = domain.read_csv_file(file, spec)
+        errors.extend(file_errors)
+        if any(e.reason == "missing required column" for e in file_errors):
+            continue  # rows cannot be checked without their columns
+        bundle.raw[spec.name] = frame
+    return bundle
+
+
+def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
+    """Parse every file against the bundle and the stored records; returns what writing needs
+    (the case plan) and extends bundle.errors."""
+    params = bundle.params
+    year = params.year if params else 0
+    region_id = region.pk if region else None
+    raw = bundle.raw
+    errors = bundle.errors
+    stored_institutions = selectors.institution_ids(region_id=region_id)
+    institutions = set(stored_institutions)
+    if domain.INSTITUTIONS.name in raw:
+        institutions |= set(raw[domain.INSTITUTIONS.name]["code"])
+    groups = selectors.group_codes(region_id=region_id, year=year)
+    if domain.DRG_GROUPS.name in raw:
+        groups |= set(raw[domain.DRG_GROUPS.name]["code"])
+
+    def run(spec: FileSpec, parse, **kwargs) -> None:
+        if spec.name in raw:
+            typed, file_errors = parse(raw[spec.name], **kwargs)
+            bundle.typed[spec.name] = typed
+            errors.extend(file_errors)
+
+    run(domain.INSTITUTIONS, domain.parse_institutions)
+    run(domain.DRG_GROUPS, domain.parse_groups)
+    run(domain.COEFFICIENTS, domain.parse_coefficients, known_institutions=institutions, known_groups=groups)
+    run(domain.TCM_EQUIVALENTS, domain.parse_tcm_equivalents, known_groups=groups)
+    run(domain.CASES, domain.parse_cases, known_institutions=institutions, known_groups=groups)
+    known_cases: set[tuple[str, str]] = set()
+    if domain.SPECIAL_REVIEWS.name in raw:
+        wanted = set(zip(raw[domain.SPECIAL_REVIEWS.name]["institution_code"], raw[domain.SPECIAL_REVIEWS.name]["case_no"]))
+        if domain.CASES.name in raw:
+            cases_raw = raw[domain.CASES.name]
+            in_bundle = set(zip(cases_raw["institution_code"], cases_raw["case_no"]))
+            known_cases |= wanted & in_bundle
+        if region_id is not None:
+            known_cases |= set(selectors.case_ids(institution_ids=stored_institutions, keys=wanted - known_cases))
+    run(domain.SPECIAL_REVIEWS, domain.parse_special_reviews, known_cases=known_cases)
+    run(domain.ITEMIZED_CLAIMS, domain.parse_itemized_claims, known_institutions=institutions)
+    run(domain.POINT_ADJUSTMENTS, domain.parse_point_adjustments, known_institutions=institutions, known_groups=groups)
+    run(domain.EVALUATIONS, domain.parse_evaluations, known_institutions=institutions)
+    run(domain.CHRONIC_ENROLLMENTS, domain.parse_chronic_enrollments, known_institutions=institutions)
+    run(domain.TCM_WORKLOAD, domain.parse_tcm_workload, known_institutions=institutions)
+    run(domain.HOSPICE_SERVICES, domain.parse_hospice_services, known_institutions=institutions)
+    run(domain.SCREENINGS, domain.parse_screenings, known_institutions=institutions)
+
+    plan: dict[str, Any] = {}
+    cases = bundle.typed.get(domain.CASES.name)
+    if cases is not None:
+        # Only rows without errors are compared with the stored cases (the others are reported
+        # already), so a frozen-period change is reported in the same run as a malformed row.
+        bad_lines = {e.line for e in errors if e.file == domain.CASES.name}
+        good = cases[~cases[LINE].isin(list(bad_lines))] if bad_lines else cases
+        classified, frozen_errors = cases_plan(region=region, rows=good)
+        errors.extend(frozen_errors)
+        plan["cases"] = classified
+    if params is not None and region is not None:
+        for fund, inputs in params.budgets.items():
+            current = budget_current(region=region, fund=fund, year=params.year)
+            if current is not None and budget_inputs_of(current) == inputs:
+                continue
+            draft = Budget.objects.filter(region=region, fund=fund, year=params.year, status=BudgetStatus.DRAFT).first()
+            if draft is not None:
+                errors.append(RowError(PARAMS_FILE, 0, f"budgets.{fund}",
+                                       f"a draft budget (revision {draft.revision}) is pending for this pool; approve "
+                                       "or delete it before loading a bundle that changes the budget"))
+    return plan
+
+
+def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> LoadReport:
+    """Validate a bundle directory completely, then load it in one transaction (EXCHANGE.md).
+
+    Raises BundleInvalid (nothing written) listing every bad row. Loading the same bundle again
+    changes nothing."""
+    started = time.perf_counter()
+    say = progress or (lambda message: None)
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleInvalid([RowError(str(path), 0, "", "not a bundle directory")])
+    timings: dict[str, float] = {}
+    mark = time.perf_counter()
+    say(f"reading {path}")
+    bundle = _read(path)
+    timings["read"] = time.perf_counter() - mark
+    params = bundle.params
+    with transaction.atomic():
+        mark = time.perf_counter()
+        region = None
+        if params is not None:
+            region = Region.objects.select_for_update().filter(code=params.region_code).first()
+        say("checking rows against the stored records")
+        plan = _check(bundle, region=region)
+        timings["check"] = time.perf_counter() - mark
+        if bundle.errors or params is None:
+            raise BundleInvalid(bundle.errors)
+        mark = time.perf_counter()
+        report = _write(bundle, region=region, plan=plan, user=user, say=say)
+        timings["write"] = time.perf_counter() - mark
+    report.timings = timings
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Progress) -> LoadReport:
+    params = bundle.params
+    assert params is not None
+    year = params.year
+    system = system_user()
+    w = _Writer(user=user, system=system, now=timezone.now(), reason=f"bundle {bundle.path.resolve()}")
+    report = LoadReport(path=bundle.path, region=params.region_code, year=year)
+    typed = bundle.typed
+
+    # params.json: region, scheme, budgets
+    counts = FileCounts()
+    if region is None:
+        region = Region(code=params.region_code, name=params.region_name)
+        region._history_user = w.actor
+        region.save()
+        counts.created = 1
+    elif region.name != params.region_name:
+        region.name = params.region_name
+        region._history_user = w.actor
+        region.save()
+        counts.updated = 1
+    else:
+        counts.unchanged = 1
+    report.files["params.json region"] = counts
+    report.files["params.json scheme"] = _scheme_upsert(region=region, params=params, w=w)
+    report.files["params.json budgets"] = _budgets_upsert(region=region, params=params, w=w)
+
+    # catalogs
+    say("institutions, groups, coefficients")
+    if domain.INSTITUTIONS.name in typed:
+        existing = {(i.code,): i for i in Institution.objects.filter(region=region)}
+        rows = (
+            ((r["code"],), {"name": r["name"], "level": int(r["level"]), "category": r["category"], "is_public": bool(r["is_public"]),
+                            "group_code": r["group_code"], "coefficient": _decimal(r["coef_u"], 4)})
+            for r in _records(typed[domain.INSTITUTIONS.name])
+        )
+        report.files[domain.INSTITUTIONS.name] = w.sync(Institution, existing=existing, rows=rows,
+                                                        make=lambda key: Institution(region=region, code=key[0]))
+    ids = selectors.institution_ids(region_id=region.pk)
+    if domain.DRG_GROUPS.name in typed:
+        existing = {(g.code,): g for g in DrgGroup.objects.filter(region=region, year=year)}
+        rows = (
+            ((r["code"],), {"name": r["name"], "kind": r["kind"], "base_points": _decimal(r["base_u"], 4),
+                            "avg_cost": _decimal(r["avg_fen"], 2), "daily_points": _decimal(r["daily_u"], 4),
+                            "same_price": bool(r["same_price"]), "readmission_exempt": bool(r["readmission_exempt"])})
+            for r in _records(typed[domain.DRG_GROUPS.name])
+        )
+        report.files[domain.DRG_GROUPS.name] = w.sync(DrgGroup, existing=existing, rows=rows,
+                                                      make=lambda key: DrgGroup(region=region, year=year, code=key[0]))
+    if domain.COEFFICIENTS.name in typed:
+        existing = {(c.institution_id, c.drg_code): c for c in Coefficient.objects.filter(institution__region=region, year=year)}
+        rows = (
+            ((ids[r["institution_code"]], r["drg_code"]), {"coefficient": _decimal(r["coef_u"], 4)})
+            for r in _records(typed[domain.COEFFICIENTS.name])
+        )
+        report.files[domain.COEFFICIENTS.name] = w.sync(
+            Coefficient, existing=existing, rows=rows,
+            make=lambda key: Coefficient(institution_id=key[0], year=year, drg_code=key[1]))
+    if domain.TCM_EQUIVALENTS.name in typed:
+        existing = {(t.drg_code,): t for t in TcmEquivalent.objects.filter(region=region, year=year)}
+        rows = (((r["drg_code"],), {"equivalent_code": r["equivalent_code"]}) for r in _records(typed[domain.TCM_EQUIVALENTS.name]))
+        report.files[domain.TCM_EQUIVALENTS.name] = w.sync(
+            TcmEquivalent, existing=existing, rows=rows, make=lambda key: TcmEquivalent(region=region, year=year, drg_code=key[0]))
+
+    # cases
+    if "cases" in plan:
+        say(f"cases: {len(plan['cases'])} rows")
+        upsert = _cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
+                              user=w.actor, reason=w.reason)
+        report.files[domain.CASES.name] = upsert.counts
+        report.corrections = len(upsert.corrections)
+
+    # approved records
+    say("special reviews, claims, adjustments, evaluations, incentive records")
+    approved = {"status": ReviewStatus.APPROVED}
+    if domain.SPECIAL_REVIEWS.name in typed:
+        frame = typed[domain.SPECIAL_REVIEWS.name]
+        case_ids = selectors.case_ids(institution_ids=ids, keys=zip(frame["institution_code"], frame["case_no"]))
+        existing = {(s.case_id,): s for s in SpecialReview.objects.filter(case_id__in=list(case_ids.values()))}
+        rows = (
+            ((case_ids[(r["institution_code"], r["case_no"])],),
+             {"institution_id": ids[r["institution_code"]], "approved_cost": _decimal(r["approved_fen"], 2), **approved})
+            for r in _records(frame)
+        )
+        report.files[domain.SPECIAL_REVIEWS.name] = w.sync(
+            SpecialReview, existing=existing, rows=rows, make=lambda key: SpecialReview(case_id=key[0]), on_write=w.approved)
+    if domain.ITEMIZED_CLAIMS.name in typed:
+        existing = {(c.institution_id, c.claim_no): c for c in ItemizedClaim.objects.filter(institution__region=region)}
+        rows = (
+            ((ids[r["institution_code"]], r["claim_no"]),
+             {"region_id": region.pk, "fund": r["fund"], "month": _date(r["month"]), "patient_id": r["patient_id"],
+              "approved_amount": _decimal(r["approved_fen"], 2), **approved})
+            for r in _records(typed[domain.ITEMIZED_CLAIMS.name])
+        )
+        report.files[domain.ITEMIZED_CLAIMS.name] = w.sync(
+            ItemizedClaim, existing=existing, rows=rows,
+            make=lambda key: ItemizedClaim(institution_id=key[0], claim_no=key[1]), on_write=w.approved)
+    adjustment_approved = {"status": AdjustmentStatus.APPROVED}
+    if domain.POINT_ADJUSTMENTS.name in typed:
+        existing = {(p.institution_id, p.fund, p.drg_code, p.reason): p
+                    for p in PointAdjustment.objects.filter(institution__region=region, year=year)}
+        rows = (
+            ((ids[r["institution_code"]], r["fund"], r["drg_code"], r["reason"]),
+             {"multiple": _decimal(r["multiple_u"], 4), **adjustment_approved})
+            for r in _records(typed[domain.POINT_ADJUSTMENTS.name])
+        )
+        report.files[domain.POINT_ADJUSTMENTS.name] = w.sync(
+            PointAdjustment, existing=existing, rows=rows,
+            make=lambda key: PointAdjustment(institution_id=key[0], fund=key[1], year=year, drg_code=key[2], reason=key[3]),
+            on_write=w.adjustment_approved, on_create={"created_by": w.user})
+    if domain.EVALUATIONS.name in typed:
+        existing = {(e.institution_id, e.fund): e for e in Evaluation.objects.filter(institution__region=region, year=year)}
+        rows = (
+            ((ids[r["institution_code"]], r["fund"]), {"score": _decimal(r["score_c"], 2), **adjustment_approved})
+            for r in _records(typed[domain.EVALUATIONS.name])
+        )
+        report.files[domain.EVALUATIONS.name] = w.sync(
+            Evaluation, existing=existing, rows=rows,
+            make=lambda key: Evaluation(institution_id=key[0], fund=key[1], year=year),
+            on_write=w.adjustment_approved, on_create={"created_by": w.user})
+    if domain.CHRONIC_ENROLLMENTS.name in typed:
+        existing = {(c.institution_id, c.patient_id, c.disease): c
+                    for c in ChronicEnrollment.objects.filter(institution__region=region)}
+        rows = (
+            ((ids[r["institution_code"]], r["patient_id"], r["disease"]), {"enrolled_on": _date(r["enrolled_on"]), **approved})
+            for r in _records(typed[domain.CHRONIC_ENROLLMENTS.name])
+        )
+        report.files[domain.CHRONIC_ENROLLMENTS.name] = w.sync(
+            ChronicEnrollment, existing=existing, rows=rows,
+            make=lambda key: ChronicEnrollment(institution_id=key[0], patient_id=key[1], disease=key[2]), on_write=w.approved)
+    if domain.TCM_WORKLOAD.name in typed:
+        existing = {(t.institution_id, t.month): t for t in TcmWorkload.objects.filter(institution__region=region)}
+        rows = (
+            ((ids[r["institution_code"]], _date(r["month"])), {"prescriptions": int(r["prescriptions"]), **approved})
+            for r in _records(typed[domain.TCM_WORKLOAD.name])
+        )
+        report.files[domain.TCM_WORKLOAD.name] = w.sync(
+            TcmWorkload, existing=existing, rows=rows,
+            make=lambda key: TcmWorkload(institution_id=key[0], month=key[1]), on_write=w.approved)
+    if domain.HOSPICE_SERVICES.name in typed:
+        existing = {(h.institution_id, h.kind, h.patient_id, h.service_date): h
+                    for h in HospiceService.objects.filter(institution__region=region)}
+        rows = (
+            ((ids[r["institution_code"]], r["kind"], r["patient_id"], _date(r["service_date"])),
+             {"quantity": int(r["quantity"]), **approved})
+            for r in _records(typed[domain.HOSPICE_SERVICES.name])
+        )
+        report.files[domain.HOSPICE_SERVICES.name] = w.sync(
+            HospiceService, existing=existing, rows=rows,
+            make=lambda key: HospiceService(institution_id=key[0], kind=key[1], patient_id=key[2], service_date=key[3]),
+            on_write=w.approved)
+    if domain.SCREENINGS.name in typed:
+        existing = {(s.institution_id, s.patient_id, s.screening_date): s
+                    for s in Screening.objects.filter(institution__region=region)}
+        rows = (
+            ((ids[r["institution_code"]], r["patient_id"], _date(r["screening_date"])),
+             {"fee": _decimal(r["fee_fen"], 2), "high_risk": bool(r["high_risk"]), **approved})
+            for r in _records(typed[domain.SCREENINGS.name])
+        )
+        report.files[domain.SCREENINGS.name] = w.sync(
+            Screening, existing=existing, rows=rows,
+            make=lambda key: Screening(institution_id=key[0], patient_id=key[1], screening_date=key[2]), on_write=w.approved)
+    return report
+
+
+def _scheme_values(params: BundleParams) -> dict[str, Any]:
+    """Every scheme parameter: the bundle's, else the PaymentScheme default (SETTLEMENT.md)."""
+    values = {}
+    for name in domain.SCHEME_KEYS:
+        values[name] = params.scheme[name] if name in params.scheme else PaymentScheme._meta.get_field(name).get_default()
+    return values
+
+
+def _scheme_upsert(*, region: Region, params: BundleParams, w: _Writer) -> FileCounts:
+    values = _scheme_values(params)
+    scheme = PaymentScheme.objects.filter(region=region, year=params.year).first()
+    if scheme is not None and all(getattr(scheme, name) == value for name, value in values.items()):
+        return FileCounts(unchanged=1)
+    created = scheme is None
+    scheme = scheme or PaymentScheme(region=region, year=params.year)
+    for name, value in values.items():
+        setattr(scheme, name, value)
+    scheme._history_user = w.actor
+    scheme._change_reason = w.reason
+    scheme.save()
+    return FileCounts(created=1) if created else FileCounts(updated=1)
+
+
+def _budgets_upsert(*, region: Region, params: BundleParams, w: _Writer) -> FileCounts:
+    """Each fund's budget: identical to the approved one in force = unchanged; else a new revision,
+    drafted (by the loading user, if any) and approved by the system user (budget.services)."""
+    counts = FileCounts()
+    for fund, inputs in params.budgets.items():
+        current = budget_current(region=region, fund=fund, year=params.year)
+        if current is not None and budget_inputs_of(current) == inputs:
+            counts.unchanged += 1
+            continue
+        exists = Budget.objects.filter(region=region, fund=fund, year=params.year).exists()
+        reason = f"{w.reason}: params.json budgets.{fund}"
+        draft = budget_draft(region=region, fund=fund, year=params.year, inputs=inputs, user=w.user, reason=reason)
+        budget_approve(budget=draft, user=w.system, system=True)
+        if exists:
+            counts.updated += 1
+        else:
+            counts.created += 1
+    return counts

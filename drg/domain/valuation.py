@@ -1,0 +1,361 @@
+"""SETTLEMENT.md §2: case valuation, vectorised and exact.
+
+Every amount is an integer number of fen and every point an integer number of ten-thousandths
+(`*_fen`, `*_u` columns), so the arithmetic below is exact integer arithmetic. Where the spec
+divides (r = total_cost / avg_cost, cost / A), the division is carried as numerator/denominator and
+rounded once, half-up, to 0.0001 point: the result equals exact decimal arithmetic for every input.
+Intermediate products are split (divmod) so they fit in int64 for realistic magnitudes; inputs
+beyond those bounds are computed with Python integers (object arrays) by the same code.
+
+Pure: numpy and pandas only (no Django); a newcomer finds each category's formula in `_points_*`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from common.precision import POINT_SCALE
+
+SPECIAL_REVIEW = "special_review"
+PER_DIEM = "per_diem"
+UNSTABLE = "unstable"
+HIGH = "high"
+LOW = "low"
+NORMAL = "normal"
+CATEGORIES = (SPECIAL_REVIEW, PER_DIEM, UNSTABLE, HIGH, LOW, NORMAL)
+RULES = {
+    SPECIAL_REVIEW: "a: approved special review: approved_cost / A × 100",
+    PER_DIEM: "b: per-diem group: daily_points × bed_days",
+    UNSTABLE: "c: unstable group: total_cost / A × 100",
+    HIGH: "d: r ≥ m: base × c + base × (r − m)",
+    LOW: "e: incomplete stay or r ≤ low multiple: min(base × c × r, base)",
+    NORMAL: "f: base × c",
+}
+INCOMPLETE_STATUSES = ("transfer", "against_advice", "death")
+READMISSION_CATEGORIES = (NORMAL, HIGH, LOW, UNSTABLE)
+
+U = POINT_SCALE  # 10_000: ten-thousandths per point, and the scale of coefficients and ratios
+INT64_SAFE = 2**62
+
+CASE_COLUMNS = (
+    "case_no", "institution", "patient_id", "admission_date", "discharge_date", "drg_code",
+    "total_fen", "discharge_status", "tcm_treatment", "review_fen",
+)
+GROUP_COLUMNS = ("code", "kind", "base_u", "avg_fen", "daily_u", "same_price", "readmission_exempt")
+
+
+class ValuationInputError(ValueError):
+    """The catalog cannot value these cases (e.g. a stable group without base points)."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    upto: Decimal | None
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class ValuationScheme:
+    all_case_avg_cost: Decimal
+    high_outlier_tiers: tuple[Tier, ...] = (
+        Tier(Decimal(100), Decimal(3)), Tier(Decimal(200), Decimal(2)), Tier(None, Decimal("1.5")),
+    )
+    low_outlier_multiple: Decimal = Decimal("0.4")
+    readmission_days: int = 15
+    readmission_factor: Decimal = Decimal("0.5")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A region-year catalog in integer units.
+
+    groups: one row per group code with GROUP_COLUMNS (base_u/avg_fen/daily_u may be missing: <NA>).
+    coefficients: rows (institution, drg_code, coef_u) — an institution's own coefficient per group.
+    institution_coefficients: institution -> default coef_u (<NA>: none, which means 1).
+    tcm_equivalents: drg_code -> equivalent group code.
+    """
+
+    groups: pd.DataFrame
+    coefficients: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["institution", "drg_code", "coef_u"]))
+    institution_coefficients: Mapping = field(default_factory=dict)
+    tcm_equivalents: Mapping[str, str] = field(default_factory=dict)
+
+
+def _units(value: Decimal, scale: int = U) -> int:
+    scaled = Decimal(value) * scale
+    if scaled != scaled.to_integral_value():
+        raise ValuationInputError(f"{value} has more precision than 1/{scale}")
+    return int(scaled)
+
+
+def _div_round(num, den):
+    """round_half_up(num / den) for num ≥ 0, den > 0 (integer arrays)."""
+    return (2 * num + den) // (2 * den)
+
+
+def _as_int(values, big: bool):
+    array = np.asarray(values, dtype=np.int64)
+    return array.astype(object) if big else array
+
+
+def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) -> pd.DataFrame:
+    """Value every case; return a frame aligned with `cases` (same index) with the explanation.
+
+    Input columns (CASE_COLUMNS): case_no, institution (any hashable key), patient_id,
+    admission_date and discharge_date (datetime64 or date), drg_code, total_fen (int), discharge_status,
+    tcm_treatment (bool), review_fen (approved special-review cost in fen, or -1 / <NA> for none).
+
+    Output columns: valuation_group, coef_u, ratio_u (<NA> where the group has no avg cost),
+    category, rule, base_u (<NA> where none), bed_days, readmission_halved, points_before_u, points_u.
+    """
+    n = len(cases)
+    if n == 0:
+        return _empty_result(cases.index)
+
+    groups = catalog.groups.drop_duplicates("code").set_index("code")
+    drg = cases["drg_code"].astype(str).to_numpy()
+
+    # 1. valuation group (TCM equivalents: 中西医同病同价)
+    valuation_group = drg.copy()
+    if catalog.tcm_equivalents:
+        tcm = cases["tcm_treatment"].to_numpy(dtype=bool)
+        equivalent = pd.Series(drg).map(dict(catalog.tcm_equivalents)).to_numpy()
+        use_equivalent = tcm & pd.notna(equivalent)
+        valuation_group[use_equivalent] = equivalent[use_equivalent]
+
+    position = groups.index.get_indexer(valuation_group)
+    if (position < 0).any():
+        missing = sorted(set(valuation_group[position < 0]))
+        raise ValuationInputError(f"cases refer to groups missing from the catalog: {', '.join(missing[:20])}")
+
+    kind = groups["kind"].to_numpy()[position]
+    base_na = groups["base_u"].isna().to_numpy()[position]
+    avg_na = groups["avg_fen"].isna().to_numpy()[position]
+    daily_na = groups["daily_u"].isna().to_numpy()[position]
+    base_u = groups["base_u"].fillna(0).to_numpy(dtype=np.int64)[position]
+    avg_fen = groups["avg_fen"].fillna(1).to_numpy(dtype=np.int64)[position]
+    daily_u = groups["daily_u"].fillna(0).to_numpy(dtype=np.int64)[position]
+    same_price = groups["same_price"].to_numpy(dtype=bool)[position]
+    exempt = groups["readmission_exempt"].to_numpy(dtype=bool)[position]
+
+    # 2. coefficient: own (institution, group) > institution default > 1; same_price groups: 1
+    coef_u = _coefficients(cases["institution"], valuation_group, catalog)
+    coef_u = np.where(same_price, U, coef_u)
+
+    # 3. bed days and ratio inputs
+    admission = _days(cases["admission_date"])
+    discharge = _days(cases["discharge_date"])
+    bed_days = np.maximum(1, discharge - admission)
+    total_fen = cases["total_fen"].to_numpy(dtype=np.int64)
+    review = pd.to_numeric(cases["review_fen"], errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
+    has_review = review >= 0
+    status = cases["discharge_status"].to_numpy()
+    all_case_avg_fen = _units(scheme.all_case_avg_cost, 100)
+    if all_case_avg_fen <= 0:
+        raise ValuationInputError("all_case_avg_cost must be positive")
+
+    # 4. category, first rule that applies
+    is_per_diem = (kind == PER_DIEM) & ~has_review
+    is_unstable = (kind == UNSTABLE) & ~has_review & ~is_per_diem
+    stable = ~(has_review | is_per_diem | is_unstable)
+    _check_catalog(valuation_group, stable & (base_na | avg_na), "stable groups need base_points and avg_cost")
+    _check_catalog(valuation_group, is_per_diem & daily_na, "per-diem groups need daily_points")
+
+    m_u, has_tier = _high_multiple_u(base_u, scheme.high_outlier_tiers)
+    low_u = _units(scheme.low_outlier_multiple)
+    is_high = stable & has_tier & (total_fen * U >= m_u * avg_fen)
+    incomplete = np.isin(status, INCOMPLETE_STATUSES)
+    is_low = stable & ~is_high & (incomplete | (total_fen * U <= low_u * avg_fen))
+    is_normal = stable & ~is_high & ~is_low
+
+    category = np.select(
+        [has_review, is_per_diem, is_unstable, is_high, is_low],
+        [SPECIAL_REVIEW, PER_DIEM, UNSTABLE, HIGH, LOW],
+        default=NORMAL,
+    ).astype(object)
+
+    big = _needs_big_ints(total_fen, review, base_u, coef_u, m_u, avg_fen, daily_u, bed_days, all_case_avg_fen)
+    points = np.zeros(n, dtype=object if big else np.int64)
+    points = _fill(points, has_review, _points_special_review(review, all_case_avg_fen, big))
+    points = _fill(points, is_per_diem, _as_int(daily_u, big) * _as_int(bed_days, big))
+    points = _fill(points, is_unstable, _points_unstable(total_fen, all_case_avg_fen, big))
+    points = _fill(points, is_high, _points_high(base_u, coef_u, m_u, total_fen, avg_fen, big))
+    points = _fill(points, is_low, _points_low(base_u, coef_u, total_fen, avg_fen, big))
+    points = _fill(points, is_normal, _div_round(_as_int(base_u, big) * _as_int(coef_u, big), U))
+
+    # 5. readmission (分解住院): the earlier of two stays 0..N days apart is multiplied by the factor
+    eligible = np.isin(category, READMISSION_CATEGORIES) & ~exempt
+    halved = _readmission_flags(cases, valuation_group, admission, discharge, eligible, scheme.readmission_days)
+    factor_u = _units(scheme.readmission_factor)
+    points_after = points.copy()
+    if halved.any():
+        points_after[halved] = _div_round(points[halved] * factor_u, U)
+
+    ratio_u = pd.array(_div_round(total_fen.astype(object if big else np.int64) * U, avg_fen), dtype="Int64")
+    ratio_u[avg_na] = pd.NA
+    base_out = pd.array(base_u, dtype="Int64")
+    base_out[base_na] = pd.NA
+
+    return pd.DataFrame(
+        {
+            "valuation_group": valuation_group,
+            "coef_u": coef_u.astype(np.int64),
+            "ratio_u": ratio_u,
+            "category": category,
+            "base_u": base_out,
+            "bed_days": bed_days.astype(np.int64),
+            "readmission_halved": halved,
+            "points_before_u": np.asarray(points, dtype=np.int64),
+            "points_u": np.asarray(points_after, dtype=np.int64),
+        },
+        index=cases.index,
+    )
+
+
+# --- the point formulas (integer ten-thousandths) --------------------------------------------------
+
+def _points_special_review(review_fen, a_fen, big):
+    """a: r4(approved_cost / A × 100)."""
+    return _div_round(_as_int(np.maximum(review_fen, 0), big) * (100 * U), a_fen)
+
+
+def _points_unstable(total_fen, a_fen, big):
+    """c: r4(total_cost / A × 100)."""
+    return _div_round(_as_int(total_fen, big) * (100 * U), a_fen)
+
+
+def _points_high(base_u, coef_u, m_u, total_fen, avg_fen, big):
+    """d: r4(base × c + base × (r − m)) = r4(base × (c − m) + base × total / avg).
+
+    In ten-thousandths: X / U + Y / avg with X = base_u × (coef_u − m_u), Y = base_u × total_fen.
+    """
+    base, avg = _as_int(base_u, big), _as_int(avg_fen, big)
+    x = base * (_as_int(coef_u, big) - _as_int(m_u, big))
+    y = base * _as_int(total_fen, big)
+    xq, xr = x // U, x % U
+    yq, yr = y // avg, y % avg
+    fraction_num = xr * avg + yr * U
+    return xq + yq + _div_round(fraction_num, avg * U)
+
+
+def _points_low(base_u, coef_u, total_fen, avg_fen, big):
+    """e: r4(min(base × c × r, base)); base × c × r in ten-thousandths is K × total / (avg × U)."""
+    base, coef, total, avg = (_as_int(v, big) for v in (base_u, coef_u, total_fen, avg_fen))
+    capped = coef * total >= U * avg  # c × r ≥ 1: the minimum is the base itself
+    k = base * coef
+    kq, kr = k // U, k % U
+    t1, t2 = kq * total, kr * total
+    q1, r1 = t1 // avg, t1 % avg
+    q2, r2 = t2 // (avg * U), t2 % (avg * U)
+    value = q1 + q2 + _div_round(r1 * U + r2, avg * U)
+    return np.where(capped, base, value)
+
+
+def _fill(target, mask, values):
+    if mask.any():
+        target[mask] = np.asarray(values)[mask] if np.ndim(values) else values
+    return target
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+def _days(column: pd.Series) -> np.ndarray:
+    return pd.to_datetime(column).to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def _coefficients(institution: pd.Series, valuation_group: np.ndarray, catalog: Catalog) -> np.ndarray:
+    n = len(valuation_group)
+    coef = np.full(n, U, dtype=np.int64)
+    defaults = pd.Series(institution.to_numpy()).map(dict(catalog.institution_coefficients))
+    has_default = defaults.notna().to_numpy()
+    coef[has_default] = defaults[has_default].to_numpy(dtype=np.int64)
+    own = catalog.coefficients
+    if own is not None and len(own):
+        keys = pd.MultiIndex.from_arrays([own["institution"].to_numpy(), own["drg_code"].astype(str).to_numpy()])
+        lookup = pd.MultiIndex.from_arrays([institution.to_numpy(), valuation_group])
+        where = keys.get_indexer(lookup)
+        found = where >= 0
+        coef[found] = own["coef_u"].to_numpy(dtype=np.int64)[where[found]]
+    return coef
+
+
+def _high_multiple_u(base_u: np.ndarray, tiers: Sequence[Tier]) -> tuple[np.ndarray, np.ndarray]:
+    """m of the first tier whose `upto` ≥ base (null upto: no limit), and whether a tier applies
+    at all (a base above every bounded tier has no high-outlier rule)."""
+    conditions, choices = [], []
+    for tier in tiers:
+        conditions.append(np.ones(len(base_u), dtype=bool) if tier.upto is None else base_u <= _units(tier.upto))
+        choices.append(_units(tier.value))
+    has_tier = np.logical_or.reduce(conditions) if conditions else np.zeros(len(base_u), dtype=bool)
+    return np.select(conditions, choices, default=0).astype(np.int64), has_tier
+
+
+def _readmission_flags(cases, valuation_group, admission, discharge, eligible, days: int) -> np.ndarray:
+    """True for the earlier stay of each consecutive pair (same patient, institution and valuation
+    group, sorted by admission, discharge, case_no) whose next stay starts 0..days after its discharge."""
+    n = len(cases)
+    halved = np.zeros(n, dtype=bool)
+    idx = np.flatnonzero(eligible)
+    if len(idx) < 2:
+        return halved
+    inst_codes = pd.factorize(cases["institution"].to_numpy()[idx])[0]
+    patient_codes = pd.factorize(cases["patient_id"].to_numpy()[idx])[0]
+    group_codes = pd.factorize(valuation_group[idx])[0]
+    key = pd.DataFrame({"i": inst_codes, "p": patient_codes, "g": group_codes})
+    repeated = key.duplicated(keep=False).to_numpy()
+    idx = idx[repeated]
+    if len(idx) < 2:
+        return halved
+    inst_codes, patient_codes, group_codes = inst_codes[repeated], patient_codes[repeated], group_codes[repeated]
+    case_rank = pd.factorize(cases["case_no"].astype(str).to_numpy()[idx], sort=True)[0]
+    order = np.lexsort((case_rank, discharge[idx], admission[idx], group_codes, patient_codes, inst_codes))
+    s_idx = idx[order]
+    same_key = (
+        (inst_codes[order][1:] == inst_codes[order][:-1])
+        & (patient_codes[order][1:] == patient_codes[order][:-1])
+        & (group_codes[order][1:] == group_codes[order][:-1])
+    )
+    gap = admission[s_idx[1:]] - discharge[s_idx[:-1]]
+    pair = same_key & (gap >= 0) & (gap <= days)
+    halved[s_idx[:-1][pair]] = True
+    return halved
+
+
+def _check_catalog(groups: np.ndarray, bad: np.ndarray, message: str) -> None:
+    if bad.any():
+        raise ValuationInputError(f"{message}: {', '.join(sorted(set(groups[bad]))[:20])}")
+
+
+def _needs_big_ints(total_fen, review, base_u, coef_u, m_u, avg_fen, daily_u, bed_days, a_fen) -> bool:
+    """True when some intermediate product could leave int64 (then Python integers are used)."""
+    def top(values) -> int:
+        return int(np.max(np.abs(values))) if len(values) else 0
+
+    t, rv, b, c, m, a, d, bd = (top(v) for v in (total_fen, review, base_u, coef_u, m_u, avg_fen, daily_u, bed_days))
+    worst = max(
+        b * (c + m) * 4,              # high: X; normal / low: K
+        b * max(t, 1) * 2,            # high: Y
+        (b * c // U + 1) * t,         # low: t1
+        U * max(a, 1) * U * 4,        # low / high: fraction numerators and denominators
+        max(t, rv, 1) * 100 * U * 2,  # unstable / special review / ratio
+        d * bd,
+        a_fen * 2,
+    )
+    return worst >= INT64_SAFE
+
+
+def _empty_result(index) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "valuation_group": pd.Series(dtype=object), "coef_u": pd.Series(dtype=np.int64),
+            "ratio_u": pd.Series(dtype="Int64"), "category": pd.Series(dtype=object),
+            "base_u": pd.Series(dtype="Int64"), "bed_days": pd.Series(dtype=np.int64),
+            "readmission_halved": pd.Series(dtype=bool), "points_before_u": pd.Series(dtype=np.int64),
+            "points_u": pd.Series(dtype=np.int64),
+        },
+        index=index,
+    )

@@ -1,0 +1,344 @@
+"""Writes behind the hospital API: institution credentials, case submission, special reviews (特病单议)
+and correction requests. Keyword-only, typed, ``<thing>_<action>``; each runs in one transaction.
+
+The case loader (bundle) lives in ``drg/bundle.py``; hospital-submitted cases go through
+:func:`cases_submit`, which validates rows, refuses changes to finalized periods and upserts the rest
+(changes of open periods are recorded as ``CaseCorrection`` rows with source=api).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from common.models import ReviewStatus
+from drg.choices import ChangeSource
+from drg.domain.bundle import CASE_FIELD_OF, CASES, LINE, RowError, case_json_value, parse_cases
+from drg.models import Case, CorrectionRequest, DrgGroup, Institution, InstitutionCredential, SpecialReview
+
+# --- credentials ------------------------------------------------------------------------------------
+
+PREFIX_BYTES = 4  # 8 hex characters, unique per key
+SECRET_BYTES = 32
+
+
+def credential_hash(raw_key: str) -> str:
+    """SHA-256 of the whole key. The secret is 256 random bits, so a fast hash is enough (no
+    dictionary to attack) and keeps authentication cheap on every request."""
+    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
+
+
+def credential_split(raw_key: str) -> tuple[str, str] | None:
+    prefix, dot, secret = raw_key.partition(".")
+    if not dot or not prefix or not secret or len(prefix) > 12 or len(raw_key) > 200:
+        return None
+    return prefix, secret
+
+
+def credential_issue(*, institution: Institution, name: str, user) -> tuple[InstitutionCredential, str]:
+    """Issue an API key for an institution. Returns the credential and the raw key, which is shown
+    once and never stored (only its hash is)."""
+    for _attempt in range(5):
+        prefix = secrets.token_hex(PREFIX_BYTES)
+        raw_key = f"{prefix}.{secrets.token_urlsafe(SECRET_BYTES)}"
+        try:
+            with transaction.atomic():
+                credential = InstitutionCredential(
+                    institution=institution, name=name, prefix=prefix, key_hash=credential_hash(raw_key), created_by=user
+                )
+                credential._history_user = user
+                credential._change_reason = "API key issued"
+                credential.save()
+        except IntegrityError:
+            continue  # prefix collision (1 in 4 billion): draw again
+        return credential, raw_key
+    raise RuntimeError("could not draw a unique API key prefix")
+
+
+def credential_revoke(*, credential: InstitutionCredential, user) -> InstitutionCredential:
+    """Revoke a key (idempotent: revoking a revoked key keeps the first revocation time)."""
+    with transaction.atomic():
+        credential = InstitutionCredential.objects.select_for_update().get(pk=credential.pk)
+        if credential.revoked_at is None:
+            credential.revoked_at = timezone.now()
+            credential._history_user = user
+            credential._change_reason = "API key revoked"
+            credential.save(update_fields=["revoked_at"])
+    return credential
+
+
+# --- cases -------------------------------------------------------------------------------------------
+
+
+CASE_VALUE_FIELDS = tuple(CASE_FIELD_OF.values())  # the Case fields a submission sets
+
+
+@dataclass(frozen=True)
+class CaseRowError:
+    """One bad submitted row: ``row`` is the submission's label (JSON index or CSV line), ``code``
+    a stable machine-readable code (see drg.api.case_rows.error_code)."""
+
+    row: int
+    field: str | None
+    code: str
+    message: str
+    case_no: str | None = None
+
+
+class CasesInvalid(Exception):
+    """Some submitted rows are invalid; nothing was stored."""
+
+    def __init__(self, errors: list[CaseRowError]):
+        super().__init__(f"{len(errors)} invalid case rows")
+        self.errors = errors
+
+
+class CasesFinalized(Exception):
+    """Some submitted rows would add to or change a finalized period; nothing was stored. A change
+    to a stored case goes through a correction request that the bureau approves."""
+
+    def __init__(self, conflicts: list[CaseRowError]):
+        super().__init__(f"{len(conflicts)} cases fall in finalized periods")
+        self.conflicts = conflicts
+
+
+@dataclass
+class SubmissionReport:
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    corrections: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"received": self.received, "created": self.created, "updated": self.updated, "unchanged": self.unchanged}
+
+
+def drg_catalog_codes(*, region_id: int) -> dict[int, frozenset[str]]:
+    codes: dict[int, set[str]] = {}
+    for year, code in DrgGroup.objects.filter(region_id=region_id).values_list("year", "code"):
+        codes.setdefault(year, set()).add(code)
+    return {year: frozenset(c) for year, c in codes.items()}
+
+
+def _catalog_errors(typed: pd.DataFrame, catalogs: dict[int, frozenset[str]]) -> list[RowError]:
+    """drg_code must be in the region's catalog of the discharge year, or of the latest earlier year
+    when the region has none for that year yet (a stay discharged in early January is valued with
+    the catalog in force, as the bundle does for its own year)."""
+    errors: list[RowError] = []
+    if typed.empty:
+        return errors
+    years = sorted(catalogs)
+    discharge_years = typed["discharge_date"].str.slice(0, 4).astype("int64").to_numpy()
+    codes = typed["drg_code"].to_numpy(dtype=object)
+    lines = typed[LINE].to_numpy()
+    for year in sorted(set(discharge_years.tolist())):
+        catalog_year = year if year in catalogs else max((y for y in years if y < year), default=None)
+        known = catalogs.get(catalog_year, frozenset()) if catalog_year is not None else frozenset()
+        for position in np.flatnonzero(discharge_years == year):
+            if codes[position] not in known:
+                errors.append(RowError(
+                    CASES.name, int(lines[position]), "drg_code",
+                    f"unknown DRG group {codes[position]!r} (not in the region's {catalog_year or year} catalog)",
+                ))
+    return errors
+
+
+def _row_errors(errors: Iterable[RowError], frame: pd.DataFrame) -> list[CaseRowError]:
+    from drg.api.case_rows import error_code
+
+    case_no_of = dict(zip(frame[LINE].tolist(), frame["case_no"].tolist())) if len(frame) else {}
+    return [
+        CaseRowError(e.line, e.column or None, error_code(e.reason), e.reason, case_no_of.get(e.line) or None)
+        for e in sorted(errors, key=lambda e: (e.line, e.column))
+    ]
+
+
+def cases_validate(*, institution: Institution, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[CaseRowError]]:
+    """The loader's case rules (parse_cases) plus the region catalog of each discharge year; reads
+    only. Returns the typed rows and the errors (empty when all rows are good)."""
+    frame = frame.copy()
+    frame["institution_code"] = frame["institution_code"].where(frame["institution_code"] != "", institution.code)
+    catalogs = drg_catalog_codes(region_id=institution.region_id)
+    all_codes = frozenset().union(*catalogs.values()) if catalogs else frozenset()
+    typed, errors = parse_cases(frame, known_institutions={institution.code}, known_groups=all_codes)
+    if not errors:
+        errors = _catalog_errors(typed, catalogs)
+    return typed, _row_errors(errors, frame)
+
+
+def cases_submit(*, institution: Institution, frame: pd.DataFrame, actor: str = "") -> SubmissionReport:
+    """Validate and store one institution's submitted cases, all or nothing.
+
+    ``frame`` holds the rows as strings in cases.csv columns with ``_line`` (the label errors point
+    at: JSON index or CSV line); institution_code, where empty, is the caller's. The rules are the
+    bundle loader's (``parse_cases``; ``cases_upsert``): identical cases are skipped, a changed case of
+    an open period is updated and recorded as a ``CaseCorrection`` (source=api), a row that would add
+    to or change a finalized period raises :class:`CasesFinalized`. Bad rows raise
+    :class:`CasesInvalid` listing every one."""
+    from drg.bundle import CasesFrozen, cases_upsert
+
+    typed, errors = cases_validate(institution=institution, frame=frame)
+    if errors:
+        raise CasesInvalid(errors)
+    report = SubmissionReport(received=len(typed))
+    if typed.empty:
+        return report
+    try:
+        upserted = cases_upsert(
+            region=institution.region, rows=typed, source=ChangeSource.API, user=None,
+            reason=f"hospital API submission{f' ({actor})' if actor else ''}",
+        )
+    except CasesFrozen as exc:
+        conflicts = [
+            CaseRowError(e.row, e.field, "period_finalized", e.message, e.case_no) for e in _row_errors(exc.errors, frame)
+        ]
+        raise CasesFinalized(conflicts) from exc
+    report.created, report.updated, report.unchanged = upserted.created, upserted.updated, upserted.unchanged
+    report.corrections = [c.pk for c in upserted.corrections if c.pk is not None]
+    return report
+
+
+# --- special reviews and correction requests --------------------------------------------------------
+
+
+class CaseNotFound(Exception):
+    """No case with this case_no at the caller's institution (other institutions' cases look the same)."""
+
+
+class AlreadyDecided(Exception):
+    """The record has been approved and can no longer be changed by the hospital."""
+
+
+def case_of_institution(*, institution: Institution, case_no: str) -> Case:
+    case = Case.objects.filter(institution=institution, case_no=case_no).first()
+    if case is None:
+        raise CaseNotFound(case_no)
+    return case
+
+
+def special_review_submit(
+    *, institution: Institution, case_no: str, reason: str, requested_cost: Decimal, documents: list[str]
+) -> tuple[SpecialReview, bool]:
+    """Request 特病单议 for a case. Returns (review, changed). A pending or rejected request is
+    replaced by the new one (back to submitted); an approved one cannot change (AlreadyDecided).
+    Sending the same pending request again changes nothing."""
+    with transaction.atomic():
+        case = case_of_institution(institution=institution, case_no=case_no)
+        review = SpecialReview.objects.select_for_update().filter(case=case).first()
+        if review is None:
+            review = SpecialReview(institution=institution, case=case)
+        elif review.status == ReviewStatus.APPROVED:
+            raise AlreadyDecided(f"the special review of case {case_no} is already approved")
+        elif (
+            review.status == ReviewStatus.SUBMITTED
+            and review.reason == reason
+            and review.requested_cost == requested_cost
+            and list(review.documents or []) == list(documents)
+        ):
+            return review, False
+        review.reason = reason
+        review.requested_cost = requested_cost
+        review.documents = list(documents)
+        review.status = ReviewStatus.SUBMITTED
+        review.decided_at = None
+        review.decided_by = None
+        review.rejection_reason = ""
+        review._change_reason = "submitted through the hospital API"
+        review.save()
+    return review, True
+
+
+def correction_request_submit(
+    *, institution: Institution, case_no: str, proposed: dict[str, Any], reason: str
+) -> CorrectionRequest:
+    """Ask the bureau to correct a case (typically one of a finalized period; the bureau's approval
+    applies it, see common.reviews). ``proposed`` holds the case fields to change as raw JSON values;
+    merged with the stored case they must pass the same rules as a submission. Only fields that
+    differ from the stored case are kept. Raises CasesInvalid (field errors, or ``no_change``) and
+    CaseNotFound."""
+    from drg.api.case_rows import json_rows_to_frame
+
+    with transaction.atomic():
+        case = case_of_institution(institution=institution, case_no=case_no)
+        if "case_no" in proposed:
+            raise CasesInvalid([CaseRowError(0, "case_no", "not_correctable", "case_no cannot be corrected; it identifies the case")])
+        stored = {name: _raw_value(getattr(case, name)) for name in CASE_VALUE_FIELDS}
+        frame, type_errors = json_rows_to_frame([(0, {**stored, **proposed, "case_no": case.case_no})], institution_code=institution.code)
+        if type_errors:
+            raise CasesInvalid([CaseRowError(0, e.get("field"), e["code"], e["message"]) for e in type_errors])
+        typed, errors = cases_validate(institution=institution, frame=frame)
+        if errors:
+            raise CasesInvalid(errors)
+        row = typed.iloc[0]
+        changes: dict[str, Any] = {}
+        for column, name in CASE_FIELD_OF.items():
+            if name in proposed:
+                value = case_json_value(column, row[column])
+                if value != case_json_value(column, _typed_value(column, getattr(case, name))):
+                    changes[name] = value
+        if not changes:
+            raise CasesInvalid([CaseRowError(0, None, "no_change", "the proposed values equal the stored case; nothing to correct")])
+        request = CorrectionRequest(institution=institution, case=case, proposed=changes, reason=reason)
+        request._change_reason = "submitted through the hospital API"
+        request.save()
+    return request
+
+
+def _raw_value(value: Any) -> Any:
+    """A stored case value as a submission would carry it."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (dt.date, Decimal)):
+        return str(value)
+    return value
+
+
+def _typed_value(column: str, value: Any) -> Any:
+    """A stored case value in the loader's typed units (fen for amounts)."""
+    if column.endswith("_fen"):
+        return int(Decimal(value) * 100)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+# --- other records hospitals submit for review (itemized claims, incentive events) -------------------
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+
+def reviewable_submit(*, model, lookup: dict[str, Any], values: dict[str, Any]) -> tuple[Any, str]:
+    """Submit a ``Reviewable`` record identified by ``lookup`` (which includes the institution).
+
+    New -> created (status submitted). A pending or rejected record with the same key is replaced by
+    the new values and goes back to submitted (``updated``), or is left alone when identical and
+    pending (``unchanged``). An approved record cannot change: AlreadyDecided."""
+    with transaction.atomic():
+        record = model.objects.select_for_update().filter(**lookup).first()
+        if record is None:
+            record = model(**lookup, **values)
+            record._change_reason = "submitted through the hospital API"
+            record.save()
+            return record, CREATED
+        if record.status == ReviewStatus.APPROVED:
+            raise AlreadyDecided(f"this {model._meta.verbose_name} is already approved")
+        if record.status == ReviewStatus.SUBMITTED and all(getattr(record, k) == v for k, v in values.items()):
+            return record, UNCHANGED
+        for name, value in values.items():
+            setattr(record, name, value)
+        record.status = ReviewStatus.SUBMITTED
+        record.decided_at = None
+        record.decided_by = None
+        record.rejection_reason = ""
+        record._change_reason = "resubmitted through the hospital API"
+        record.save()
+    return record, UPDATED

@@ -1,0 +1,509 @@
+"""Admin for clearing inputs (itemized claims, point adjustments, evaluations: review queues) and the
+clearing runs: start (queued on Celery), watch, compare, finalize (maker-checker), download
+statements; plus the pool page. See docs/admin.md."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import DecimalField, OuterRef, Subquery
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from common.reviews import error_text
+from drg.admin import (
+    BureauAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ReviewAdmin,
+    admin_link,
+    money,
+    num_cell,
+    points,
+    pretty_json,
+    status_badge,
+)
+from drg.choices import Fund
+from drg.models import DrgGroup, Institution, Region
+from settlement import admin_views, statements
+from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
+from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
+
+# --- clearing inputs: review queues ---------------------------------------------------------------
+
+
+class MonthFilter(admin.SimpleListFilter):
+    """月份 of a first-of-month date field."""
+
+    title = "月份 month"
+    parameter_name = "month"
+
+    def lookups(self, request, model_admin):
+        months = model_admin.model.objects.dates("month", "month", order="DESC")
+        return [(m.strftime("%Y-%m"), m.strftime("%Y-%m")) for m in months[:36]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            month = dt.datetime.strptime(value, "%Y-%m").date()
+        except ValueError:
+            return queryset
+        return queryset.filter(month=month)
+
+
+class YearFilter(admin.SimpleListFilter):
+    title = "年度 year"
+    parameter_name = "year"
+
+    def lookups(self, request, model_admin):
+        years = model_admin.model.objects.order_by("-year").values_list("year", flat=True).distinct()
+        return [(str(y), str(y)) for y in years]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(year=int(self.value()))
+        return queryset
+
+
+class ItemizedClaimForm(forms.ModelForm):
+    class Meta:
+        model = ItemizedClaim
+        fields = ("institution", "claim_no", "fund", "month", "patient_id", "claimed_amount")
+        help_texts = {"month": "any day of the month; stored as the first day"}
+
+    def clean_month(self):
+        value = self.cleaned_data["month"]
+        return value.replace(day=1) if value else value
+
+
+@admin.register(ItemizedClaim)
+class ItemizedClaimAdmin(ReviewAdmin):
+    form = ItemizedClaimForm
+    list_display = ("claim_no", "institution", "fund", "month_col", "patient_id", "claimed_col", "approved_col", "status_badge", "decided_by", "decided_at")
+    list_filter = ("status", "region", "fund", MonthFilter, "institution")
+    search_fields = ("claim_no", "patient_id", "institution__code", "institution__name")
+    list_select_related = ("institution",)
+    autocomplete_fields = ("institution",)
+    readonly_fields = ("region", "approved_amount")
+
+    def save_model(self, request, obj, form, change):
+        obj.region_id = obj.institution.region_id
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="月份 month", ordering="month")
+    def month_col(self, obj):
+        return obj.month.strftime("%Y-%m")
+
+    @admin.display(description="申报 claimed", ordering="claimed_amount")
+    def claimed_col(self, obj):
+        return num_cell(money(obj.claimed_amount))
+
+    @admin.display(description="核定 approved", ordering="approved_amount")
+    def approved_col(self, obj):
+        return num_cell(money(obj.approved_amount))
+
+
+@admin.register(PointAdjustment)
+class PointAdjustmentAdmin(ReviewAdmin):
+    list_display = ("institution", "fund", "year", "drg_code", "multiple", "penalty_col", "reason", "status_badge", "created_by", "decided_by", "decided_at")
+    list_filter = ("status", "institution__region", "fund", YearFilter, "institution")
+    search_fields = ("institution__code", "institution__name", "drg_code", "reason")
+    list_select_related = ("institution", "created_by")
+    autocomplete_fields = ("institution",)
+    fields = ("institution", "fund", "year", "drg_code", "multiple", "reason", "status", "created_by", "decided_by", "decided_at")
+
+    def get_queryset(self, request):
+        base = DrgGroup.objects.filter(region_id=OuterRef("institution__region_id"), year=OuterRef("year"), code=OuterRef("drg_code"))
+        return super().get_queryset(request).annotate(
+            group_base=Subquery(base.values("base_points")[:1], output_field=DecimalField(max_digits=14, decimal_places=4))
+        )
+
+    @admin.display(description="扣点 penalty points")
+    def penalty_col(self, obj):
+        base = getattr(obj, "group_base", None)
+        return num_cell(points(obj.multiple * base) if base is not None else "unknown group")
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(ReviewAdmin):
+    list_display = ("institution", "fund", "year", "score", "status_badge", "created_by", "decided_by", "decided_at")
+    list_filter = ("status", "institution__region", "fund", YearFilter, "institution")
+    search_fields = ("institution__code", "institution__name")
+    list_select_related = ("institution", "created_by")
+    autocomplete_fields = ("institution",)
+    fields = ("institution", "fund", "year", "score", "status", "created_by", "decided_by", "decided_at")
+
+
+# --- clearing runs --------------------------------------------------------------------------------
+
+class StartRunForm(forms.Form):
+    region = forms.ModelChoiceField(label="统筹区 region", queryset=Region.objects.all())
+    fund = forms.ChoiceField(label="险种 fund", choices=Fund.choices)
+    year = forms.IntegerField(label="年度 year", min_value=2000, max_value=2100)
+    month = forms.TypedChoiceField(
+        label="期间 period", required=False, coerce=int, empty_value=None,
+        choices=[("", "年度清算 annual clearing"), *((m, f"{m:02d}月 monthly provisional (1–{m})") for m in range(1, 13))],
+    )
+
+
+class InstitutionLineInline(ReadOnlyInline):
+    model = InstitutionLine
+    verbose_name_plural = "机构结算 Institution lines"
+    ANNUAL = ("institution", "case_count", "raw_points", "penalty_points", "uplift", "points", "point_value", "gross_amount", "self_pay",
+              "fund_payment", "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "balance", "downloads")
+    MONTHLY = ("institution", "case_count", "points", "point_value", "due", "prepaid_to_date", "prepay", "withheld", "self_pay", "itemized_fund", "downloads")
+
+    def get_fields(self, request, obj=None):
+        return self.MONTHLY if obj is not None and obj.kind == RunKind.MONTHLY else self.ANNUAL
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("institution").order_by("institution__code")
+
+    @admin.display(description="结算单 statement")
+    def downloads(self, obj):
+        args = [obj.run_id, obj.institution_id]
+        return format_html(
+            '<a href="{}">xlsx</a> · <a href="{}">csv</a>',
+            reverse("admin:settlement_clearingrun_institution_statement", args=[*args, "xlsx"]),
+            reverse("admin:settlement_clearingrun_institution_statement", args=[*args, "csv"]),
+        )
+
+
+@admin.register(ClearingRun)
+class ClearingRunAdmin(BureauAdmin):
+    """Runs are written by settlement.services only: the admin starts, shows, compares, finalizes and
+    exports them. A finalized run and its lines are read-only for everyone."""
+
+    change_form_template = "admin/settlement/clearingrun/change_form.html"
+    list_display = ("id", "pool", "period", "status_col", "case_count", "point_value_col", "distributed_col", "progress_col", "started_by", "created_at", "finalized_by", "links")
+    list_filter = ("region", "fund", YearFilter, "kind", "status", "month")
+    list_select_related = ("region", "started_by", "finalized_by")
+    search_fields = ("region__code", "fingerprint")
+    search_help_text = "run number, region code or inputs fingerprint"
+    inlines = (InstitutionLineInline,)
+    actions = ["finalize_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
+    fieldsets = (
+        ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "progress", "error")}),
+        ("结果 Totals", {"fields": ("totals_table",)}),
+        ("耗时 Timings", {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
+        ("经办/审核 Maker-checker", {"fields": ("started_by", "finalized_by", "finalized_at")}),
+        ("可复现 Reproducibility", {"fields": ("fingerprint", "parameters_json"), "classes": ("collapse",)}),
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lstrip("#")
+        if term.isdigit():
+            return queryset.filter(pk=int(term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    # --- permissions: runs are never edited by hand
+    def has_add_permission(self, request):
+        return request.user.has_perm("settlement.start_clearingrun")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.status == RunStatus.FINALIZED:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_finalize_permission(self, request):
+        return request.user.has_perm("settlement.finalize_clearingrun")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for _, opts in self.fieldsets for f in opts["fields"]]
+
+    # --- columns
+    @admin.display(description="基金池 pool", ordering="region__code")
+    def pool(self, obj):
+        return format_html(
+            '<a href="{}" title="pool page" style="white-space:nowrap">{} {} {}</a>',
+            reverse("admin:settlement_pool", args=[obj.region_id, obj.fund, obj.year]), obj.region.code, obj.fund, obj.year,
+        )
+
+    @admin.display(description="期间 period", ordering="month")
+    def period(self, obj):
+        return f"{obj.month:02d}月 monthly" if obj.kind == RunKind.MONTHLY else "年度 annual"
+
+    @admin.display(description="状态 status", ordering="status")
+    def status_col(self, obj):
+        return status_badge(obj)
+
+    @admin.display(description="点值 V")
+    def point_value_col(self, obj):
+        return num_cell(points(obj.totals.get("point_value")))
+
+    @admin.display(description="可分配 A / 预算 B_m")
+    def distributed_col(self, obj):
+        return num_cell(money(obj.totals.get("distributed", obj.totals.get("budget_to_date"))))
+
+    @admin.display(description="进度 progress")
+    def progress_col(self, obj):
+        seconds = (obj.timings or {}).get("total")
+        return f"{obj.progress}" + (f" · {seconds:.1f}s" if isinstance(seconds, (int, float)) else "")
+
+    @admin.display(description="")
+    def links(self, obj):
+        if obj.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
+            return ""
+        return format_html(
+            '<a href="{}">对比 compare</a> · <a href="{}">xlsx</a> · <a href="{}">csv</a>',
+            reverse("admin:settlement_clearingrun_compare", args=[obj.pk]),
+            reverse("admin:settlement_clearingrun_statement", args=[obj.pk, "xlsx"]),
+            reverse("admin:settlement_clearingrun_statement", args=[obj.pk, "csv"]),
+        )
+
+    @admin.display(description="合计 totals")
+    def totals_table(self, obj):
+        if not obj.totals:
+            return "—"
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", sorted(obj.totals.items())),
+        )
+
+    @admin.display(description="各阶段耗时 seconds per stage")
+    def timings_table(self, obj):
+        if not obj.timings:
+            return "—"
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((k, f"{v}") for k, v in obj.timings.items())),
+        )
+
+    @admin.display(description="参数 parameters")
+    def parameters_json(self, obj):
+        return pretty_json(obj.parameters)
+
+    # --- start: the "add" screen starts a run through the service, queued on Celery
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        from settlement.services import clearing_run_start
+
+        initial = {"year": timezone.localdate().year}
+        for key in ("region", "fund", "year", "month"):
+            if request.GET.get(key):
+                initial[key] = request.GET[key]
+        form = StartRunForm(request.POST if request.method == "POST" else None, initial=initial)
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = clearing_run_start(
+                    region=data["region"], fund=data["fund"], year=data["year"], month=data["month"], user=request.user, run_async=True
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                self.message_user(request, f"已排队 Run #{run.pk} queued; this page follows its progress.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "发起清算 Start a clearing run",
+            "opts": self.model._meta,
+            "form": form,
+            "active": ClearingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("region"),
+        }
+        return TemplateResponse(request, "admin/settlement/clearingrun/start.html", context)
+
+    # --- finalize (approver; the starter is refused by the service)
+    @admin.action(description="定稿所选清算 Finalize selected draft runs", permissions=["finalize"])
+    def finalize_selected(self, request, queryset):
+        for run in queryset:
+            self._finalize(request, run)
+
+    def _finalize(self, request, run: ClearingRun) -> None:
+        from settlement.services import clearing_run_finalize
+
+        try:
+            clearing_run_finalize(run=run, user=request.user)
+        except PermissionDenied as exc:
+            self.message_user(request, f"run #{run.pk}: {exc} — 经办与审核须为不同人员, another approver must finalize it.", messages.ERROR)
+        except ValidationError as exc:
+            self.message_user(request, f"run #{run.pk}: {error_text(exc)}", messages.ERROR)
+        else:
+            self.message_user(request, f"已定稿 Run #{run.pk} finalized.", messages.SUCCESS)
+
+    def finalize_view(self, request, object_id):
+        if request.method != "POST" or not self.has_finalize_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(ClearingRun, pk=object_id)
+        self._finalize(request, run)
+        return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
+
+    # --- downloads
+    @admin.action(description="下载结算单 Download pool statement (Excel)", permissions=["view"])
+    def download_xlsx(self, request, queryset):
+        return self._one_download(request, queryset, "xlsx")
+
+    @admin.action(description="下载结算单 Download pool statement (CSV)", permissions=["view"])
+    def download_csv(self, request, queryset):
+        return self._one_download(request, queryset, "csv")
+
+    @admin.action(description="年终结算包 Download the year-end pack (finance)", permissions=["view"])
+    def download_year_end_pack(self, request, queryset):
+        pools = {(run.region_id, run.year) for run in queryset}
+        if len(pools) != 1:
+            self.message_user(request, "select runs of one region and year", messages.ERROR)
+            return None
+        region_id, year = pools.pop()
+        return self.year_end_pack_view(request, region_id, year)
+
+    def _one_download(self, request, queryset, ext):
+        if queryset.count() != 1:
+            self.message_user(request, "select exactly one run to download", messages.ERROR)
+            return None
+        return self.statement_view(request, queryset.get().pk, ext)
+
+    def _file(self, content: bytes, filename: str, ext: str) -> HttpResponse:
+        content_type = "text/csv; charset=utf-8" if ext == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        response = HttpResponse(content, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    def statement_view(self, request, object_id, ext, institution_id=None):
+        if not self.has_view_permission(request) or ext not in ("xlsx", "csv"):
+            raise PermissionDenied
+        run = get_object_or_404(ClearingRun.objects.select_related("region", "started_by", "finalized_by"), pk=object_id)
+        institution = get_object_or_404(Institution, pk=institution_id) if institution_id is not None else None
+        try:
+            builder = statements.statement_xlsx if ext == "xlsx" else statements.statement_csv
+            content = builder(run=run, institution=institution)
+        except statements.StatementError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
+        return self._file(content, statements.statement_filename(run=run, institution=institution, ext=ext), ext)
+
+    def institution_statement_view(self, request, object_id, institution_id, ext):
+        return self.statement_view(request, object_id, ext, institution_id=institution_id)
+
+    def year_end_pack_view(self, request, region_id, year):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        region = get_object_or_404(Region, pk=region_id)
+        try:
+            content = statements.year_end_pack_xlsx(region=region, year=int(year))
+        except statements.StatementError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:settlement_clearingrun_changelist"))
+        return self._file(content, statements.year_end_pack_filename(region=region, year=int(year)), "xlsx")
+
+    # --- urls and the run page
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("pool/<int:region_id>/<str:fund>/<int:year>/", wrap(lambda request, **kw: admin_views.pool_view(self, request, **kw)), name="settlement_pool"),
+            path("year-end/<int:region_id>/<int:year>/pack.xlsx", wrap(self.year_end_pack_view), name="settlement_clearingrun_year_end_pack"),
+            path("<int:object_id>/compare/", wrap(lambda request, object_id: admin_views.compare_view(self, request, object_id)), name="settlement_clearingrun_compare"),
+            path("<int:object_id>/finalize/", wrap(self.finalize_view), name="settlement_clearingrun_finalize"),
+            path("<int:object_id>/statement.<str:ext>", wrap(self.statement_view), name="settlement_clearingrun_statement"),
+            path(
+                "<int:object_id>/institution/<int:institution_id>/statement.<str:ext>", wrap(self.institution_statement_view),
+                name="settlement_clearingrun_institution_statement",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        run = self.get_object(request, object_id)
+        if run is not None:
+            has_results = run.status in (RunStatus.DRAFT, RunStatus.FINALIZED)
+            extra_context.update(
+                run=run,
+                active=run.status in ACTIVE_RUN_STATUSES,
+                has_results=has_results,
+                pool_url=reverse("admin:settlement_pool", args=[run.region_id, run.fund, run.year]),
+                compare_url=reverse("admin:settlement_clearingrun_compare", args=[run.pk]) if has_results else None,
+                xlsx_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "xlsx"]) if has_results else None,
+                csv_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "csv"]) if has_results else None,
+                pack_url=reverse("admin:settlement_clearingrun_year_end_pack", args=[run.region_id, run.year])
+                if run.kind == RunKind.ANNUAL and run.status == RunStatus.FINALIZED else None,
+                results_url=reverse("admin:settlement_caseresult_changelist") + f"?run={run.pk}" if has_results else None,
+                can_finalize=run.status == RunStatus.DRAFT and self.has_finalize_permission(request),
+                started_by_me=run.started_by_id == request.user.pk,
+                finalize_url=reverse("admin:settlement_clearingrun_finalize", args=[run.pk]),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(InstitutionLine)
+class InstitutionLineAdmin(ReadOnlyAdmin):
+    list_display = ("run_link", "institution", "case_count", "points_col", "point_value_col", "fund_payment_col", "due_col", "prepay_col", "balance_col")
+    list_filter = ("run__region", "run__fund", "run__year", "run__kind", "run__status", "institution")
+    search_fields = ("institution__code", "institution__name")
+    list_select_related = ("run__region", "institution")
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, obj):
+        return admin_link(obj.run)
+
+    @admin.display(description="points", ordering="points")
+    def points_col(self, obj):
+        return num_cell(points(obj.points))
+
+    @admin.display(description="point value")
+    def point_value_col(self, obj):
+        return num_cell(points(obj.point_value))
+
+    @admin.display(description="fund payment")
+    def fund_payment_col(self, obj):
+        return num_cell(money(obj.fund_payment))
+
+    @admin.display(description="due")
+    def due_col(self, obj):
+        return num_cell(money(obj.due))
+
+    @admin.display(description="prepay")
+    def prepay_col(self, obj):
+        return num_cell(money(obj.prepay))
+
+    @admin.display(description="balance")
+    def balance_col(self, obj):
+        return num_cell(money(obj.balance))
+
+
+@admin.register(CaseResult)
+class CaseResultAdmin(ReadOnlyAdmin):
+    """Why each case got its points in a run (open from a run: ?run=<id>)."""
+
+    list_display = ("case_no", "institution", "valuation_group", "category", "coefficient", "ratio", "base_points", "points_before_readmission", "readmission_halved", "points", "run")
+    list_filter = ("category", "readmission_halved")
+    list_select_related = ("case", "institution", "run__region")
+    search_fields = ("case__case_no",)
+    search_help_text = "病案号 case_no (exact)"
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(case__case_no=term) if term else queryset), False
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in ("run", "run__id__exact", "institution", "institution__id__exact") or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="case", ordering="case__case_no")
+    def case_no(self, obj):
+        return obj.case.case_no
+
+
+# --- the cockpit: the admin index shows what waits for the bureau (queues, pools) above the app list
+_default_index = admin.site.index
+
+
+def _cockpit_index(request, extra_context=None):
+    return _default_index(request, {**admin_views.cockpit_context(request), **(extra_context or {})})
+
+
+admin.site.index = _cockpit_index

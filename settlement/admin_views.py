@@ -1,0 +1,597 @@
+"""Custom admin pages for the clearing cockpit: the pool page (budget against claims, points and point
+value month by month, as server-rendered SVG charts) and the run comparison (per institution: what
+changed since the previous run of the same pool and period kind, and why).
+
+Reads only. The charts are inline SVG drawn here (no JavaScript library, no CDN). Money and points
+stay Decimal; floats appear only as pixel coordinates of the drawing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import ExtractMonth
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from budget.choices import BudgetStatus
+from budget.models import Budget
+from common.models import ReviewStatus
+from common.precision import r2, r4
+from drg.choices import Fund
+from drg.models import Case, CaseCorrection, CorrectionRequest, Region, SpecialReview
+from settlement.choices import RunKind, RunStatus
+from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
+
+ZERO = Decimal("0")
+MONTHS = range(1, 13)
+RESULT_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+
+
+# --- SVG charts ----------------------------------------------------------------------------------
+
+@dataclass
+class Series:
+    name: str
+    values: list[Decimal | None]  # one per x label; None = no data
+    colour: str
+    kind: str = "line"  # line | bar | dashed
+    show_values: bool = False
+
+
+def _nice_step(span: float) -> float:
+    raw = span / 5 if span > 0 else 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for multiple in (1, 2, 2.5, 5, 10):
+        if raw <= multiple * magnitude:
+            return multiple * magnitude
+    return 10 * magnitude
+
+
+def _tick_label(value: float, decimals: int) -> str:
+    if abs(value) >= 10_000:
+        return f"{value / 10_000:,.1f}万"
+    return f"{value:,.{decimals}f}"
+
+
+def svg_chart(*, title: str, x_labels: list[str], series: list[Series], width: int = 760, height: int = 280,
+              value_decimals: int = 0, y_from_zero: bool = True) -> SafeString:
+    """A small line/bar chart as inline SVG. Every label is escaped."""
+    left, right, top, bottom = 70, 16, 34, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    present = [float(v) for s in series for v in s.values if v is not None]  # pixel geometry only
+    if not present:
+        return format_html(
+            '<svg class="drg-chart" role="img" aria-label="{0}" width="{1}" height="60" xmlns="http://www.w3.org/2000/svg">'
+            '<text x="8" y="20" font-weight="bold">{0}</text><text x="8" y="44" fill="#777">no data yet</text></svg>',
+            title, width,
+        )
+    low = min(0.0, min(present)) if y_from_zero else min(present)
+    high = max(present)
+    if high == low:
+        high = low + (abs(low) or 1.0)
+    step = _nice_step(high - low)
+    low = step * int(low // step)
+    high_tick = step * -int(-high // step)
+    if high_tick <= high:
+        high_tick += step
+    span = high_tick - low
+    n = len(x_labels)
+    slot = plot_w / max(n, 1)
+
+    def x_at(i: int) -> float:
+        return left + slot * (i + 0.5)
+
+    def y_at(v: float) -> float:
+        return top + plot_h - (v - low) / span * plot_h
+
+    parts = [
+        f'<svg class="drg-chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
+    tick = low
+    while tick <= high_tick + step / 1000:
+        y = y_at(tick)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e3e3e3"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{escape(_tick_label(tick, value_decimals if step < 1 else 0))}</text>')
+        tick += step
+    parts.append(f'<line x1="{left}" y1="{y_at(max(low, 0.0)):.1f}" x2="{width - right}" y2="{y_at(max(low, 0.0)):.1f}" stroke="#999"/>')
+    for i, label in enumerate(x_labels):
+        parts.append(f'<text x="{x_at(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#555">{escape(label)}</text>')
+    bars = [s for s in series if s.kind == "bar"]
+    bar_w = slot * 0.7 / max(len(bars), 1)
+    for b, s in enumerate(bars):
+        for i, v in enumerate(s.values):
+            if v is None:
+                continue
+            x = x_at(i) - slot * 0.35 + b * bar_w
+            y0, y1 = y_at(max(low, 0.0)), y_at(float(v))
+            parts.append(
+                f'<rect x="{x:.1f}" y="{min(y0, y1):.1f}" width="{bar_w:.1f}" height="{abs(y0 - y1):.1f}" fill="{s.colour}">'
+                f'<title>{escape(s.name)} {escape(x_labels[i])}: {escape(_fmt(v, value_decimals))}</title></rect>'
+            )
+    for s in series:
+        if s.kind == "bar":
+            continue
+        points = [(x_at(i), y_at(float(v)), v, i) for i, v in enumerate(s.values) if v is not None]
+        if not points:
+            continue
+        dash = ' stroke-dasharray="6 4"' if s.kind == "dashed" else ""
+        path = " ".join(f"{'M' if k == 0 else 'L'}{x:.1f},{y:.1f}" for k, (x, y, _, _) in enumerate(points))
+        parts.append(f'<path d="{path}" fill="none" stroke="{s.colour}" stroke-width="2"{dash}/>')
+        for x, y, v, i in points:
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{s.colour}"><title>{escape(s.name)} {escape(x_labels[i])}: '
+                f'{escape(_fmt(v, value_decimals))}</title></circle>'
+            )
+            if s.show_values:
+                parts.append(f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" fill="{s.colour}">{escape(_fmt(v, value_decimals))}</text>')
+    legend_x = left
+    for s in series:
+        legend_dash = ' stroke-dasharray="4 3"' if s.kind == "dashed" else ""
+        swatch = (
+            f'<rect x="{legend_x}" y="{height - 14}" width="12" height="8" fill="{s.colour}"/>' if s.kind == "bar"
+            else f'<line x1="{legend_x}" y1="{height - 10}" x2="{legend_x + 14}" y2="{height - 10}" stroke="{s.colour}" stroke-width="2"{legend_dash}/>'
+        )
+        parts.append(swatch)
+        parts.append(f'<text x="{legend_x + 18}" y="{height - 6}">{escape(s.name)}</text>')
+        legend_x += 30 + 7 * len(s.name) + 6 * sum(1 for ch in s.name if ord(ch) > 0x2E80)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every dynamic text above is escaped
+
+
+def _fmt(value, decimals: int) -> str:
+    return f"{Decimal(value):,.{decimals}f}"
+
+
+# --- pool overview (reads) -----------------------------------------------------------------------
+
+@dataclass
+class MonthRow:
+    month: int
+    cases: int = 0
+    total_cost: Decimal = ZERO
+    self_pay: Decimal = ZERO
+    fund_claims: Decimal = ZERO  # F: Σ (total_cost − self_pay)
+    itemized: Decimal = ZERO  # approved special-outpatient itemized of the month
+    budget_to_date: Decimal | None = None  # r2(inpatient × m/12) − itemized to date
+    claims_to_date: Decimal = ZERO
+    points: Decimal | None = None
+    run: ClearingRun | None = None
+    point_value: Decimal | None = None
+
+    def cells(self) -> list[str]:
+        """The row as the pool page shows it (money 2 places, points and point values 4)."""
+        return [
+            f"{self.month:02d}", str(self.cases), money_text(self.total_cost), money_text(self.self_pay),
+            money_text(self.fund_claims), money_text(self.claims_to_date), money_text(self.itemized),
+            money_text(self.budget_to_date), points(self.points), points(self.point_value),
+        ]
+
+
+@dataclass
+class PoolOverview:
+    region: Region
+    fund: str
+    year: int
+    budget: Budget | None
+    draft_budget: Budget | None
+    months: list[MonthRow]
+    points_run: ClearingRun | None
+    annual_run: ClearingRun | None
+    runs: list[ClearingRun]
+    last_month: int
+    itemized_to_date: Decimal = ZERO
+    fund_claims_to_date: Decimal = ZERO
+    projected_claims: Decimal | None = None
+    projected_ratio: Decimal | None = None  # projected (F + itemized) / inpatient
+    warnings: list[str] = field(default_factory=list)
+
+
+def _best_run(runs: list[ClearingRun]) -> ClearingRun | None:
+    """The run that stands for a period: the latest finalized, else the latest draft."""
+    finalized = [r for r in runs if r.status == RunStatus.FINALIZED]
+    pool = finalized or [r for r in runs if r.status == RunStatus.DRAFT]
+    return max(pool, key=lambda r: (r.created_at, r.pk)) if pool else None
+
+
+def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
+    budget = (
+        Budget.objects.filter(region=region, fund=fund, year=year, status=BudgetStatus.APPROVED).order_by("-revision").first()
+    )
+    draft = Budget.objects.filter(region=region, fund=fund, year=year, status=BudgetStatus.DRAFT).first()
+    rows = {m: MonthRow(month=m) for m in MONTHS}
+    case_rows = (
+        Case.objects.filter(region=region, fund=fund, discharge_date__gte=dt.date(year, 1, 1), discharge_date__lt=dt.date(year + 1, 1, 1))
+        .annotate(m=ExtractMonth("discharge_date"))
+        .values("m")
+        .annotate(n=Count("id"), total=Sum("total_cost"), self_pay=Sum("self_pay"))
+        .order_by("m")
+    )
+    for row in case_rows:
+        target = rows[row["m"]]
+        target.cases = row["n"]
+        target.total_cost = row["total"] or ZERO
+        target.self_pay = row["self_pay"] or ZERO
+        target.fund_claims = target.total_cost - target.self_pay
+    itemized_rows = (
+        ItemizedClaim.objects.filter(region=region, fund=fund, status=ReviewStatus.APPROVED, month__year=year)
+        .annotate(m=ExtractMonth("month"))
+        .values("m")
+        .annotate(s=Sum("approved_amount"))
+    )
+    for row in itemized_rows:
+        rows[row["m"]].itemized = row["s"] or ZERO
+
+    runs = list(
+        ClearingRun.objects.filter(region=region, fund=fund, year=year)
+        .select_related("started_by", "finalized_by")
+        .order_by("-created_at", "-id")
+    )
+    monthly_by_month: dict[int, list[ClearingRun]] = {}
+    annual_runs: list[ClearingRun] = []
+    for run in runs:
+        if run.kind == RunKind.MONTHLY:
+            monthly_by_month.setdefault(run.month, []).append(run)
+        else:
+            annual_runs.append(run)
+    annual = _best_run(annual_runs)
+
+    itemized_cum = ZERO
+    claims_cum = ZERO
+    for m in MONTHS:
+        row = rows[m]
+        itemized_cum += row.itemized
+        claims_cum += row.fund_claims
+        row.claims_to_date = claims_cum
+        if budget is not None:
+            row.budget_to_date = r2(budget.inpatient * m / 12) - itemized_cum
+        row.run = _best_run(monthly_by_month.get(m, []))
+        if row.run is not None and row.run.totals.get("point_value"):
+            row.point_value = Decimal(str(row.run.totals["point_value"]))
+
+    # Points by discharge month, from the run that covers most of the year.
+    points_run = annual or next((rows[m].run for m in reversed(MONTHS) if rows[m].run is not None), None)
+    if points_run is not None:
+        for row in (
+            CaseResult.objects.filter(run=points_run)
+            .annotate(m=ExtractMonth("case__discharge_date"))
+            .values("m")
+            .annotate(p=Sum("points"))
+        ):
+            rows[row["m"]].points = row["p"]
+
+    last_month = max((m for m in MONTHS if rows[m].cases or rows[m].itemized), default=0)
+    overview = PoolOverview(
+        region=region, fund=fund, year=year, budget=budget, draft_budget=draft, months=[rows[m] for m in MONTHS],
+        points_run=points_run, annual_run=annual, runs=runs[:20], last_month=last_month,
+        itemized_to_date=itemized_cum, fund_claims_to_date=claims_cum,
+    )
+    if budget is None:
+        overview.warnings.append("此基金池尚无已批准预算 No approved budget for this pool: runs cannot start.")
+    elif last_month:
+        spent = sum((rows[m].fund_claims + rows[m].itemized for m in MONTHS if m <= last_month), ZERO)
+        overview.projected_claims = r2(spent * 12 / last_month)
+        if budget.inpatient:
+            overview.projected_ratio = r4(overview.projected_claims / budget.inpatient)
+            if overview.projected_claims > budget.inpatient:
+                over = overview.projected_claims - budget.inpatient
+                overview.warnings.append(
+                    f"超支预警 Overrun ahead: at the pace of months 1–{last_month}, fund claims plus itemized payments reach "
+                    f"{overview.projected_claims:,.2f} for the year, {over:,.2f} ({over / budget.inpatient:.2%}) above the "
+                    f"inpatient budget {budget.inpatient:,.2f}."
+                )
+    return overview
+
+
+def pool_charts(overview: PoolOverview) -> list[SafeString]:
+    labels = [f"{m:02d}" for m in MONTHS]
+    rows = overview.months
+    upto = overview.last_month or 12
+    charts = [
+        svg_chart(
+            title="预算与按项目费用（累计）Budget vs fund claims, cumulative (yuan)",
+            x_labels=labels,
+            series=[
+                Series("DRG预算 B_m budget to date", [r.budget_to_date for r in rows], "#1f6fb2", "dashed"),
+                Series("基金按项目 F claims to date", [r.claims_to_date if r.month <= upto else None for r in rows], "#c0392b"),
+                Series("门诊特殊病 itemized (month)", [r.itemized or None for r in rows], "#e0a100", "bar"),
+            ],
+        ),
+        svg_chart(
+            title="点数（按出院月）Points by discharge month"
+            + (f" · run #{overview.points_run.pk}" if overview.points_run else ""),
+            x_labels=labels,
+            series=[Series("点数 points", [r.points for r in rows], "#2e7d32", "bar")],
+        ),
+        svg_chart(
+            title="点值（月度预付，累计）Point value month by month (yuan per point)",
+            x_labels=labels,
+            series=[
+                Series("V_m monthly", [r.point_value for r in rows], "#6a1b9a", show_values=True),
+                *(
+                    [Series("V annual", [Decimal(str(overview.annual_run.totals["point_value"]))] * 12, "#999", "dashed")]
+                    if overview.annual_run and overview.annual_run.totals.get("point_value") else []
+                ),
+            ],
+            value_decimals=4,
+            y_from_zero=False,
+        ),
+    ]
+    return charts
+
+
+# --- run comparison ------------------------------------------------------------------------------
+
+def previous_run(run: ClearingRun) -> ClearingRun | None:
+    """The run to compare with: the previous run of the same pool, kind and period; for a monthly run
+    with none, the run that stands for the month before (finalized first)."""
+    same = (
+        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=run.kind, month=run.month, status__in=RESULT_STATUSES)
+        .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk))
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if same is not None or run.kind != RunKind.MONTHLY or run.month == 1:
+        return same
+    earlier = list(
+        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=RunKind.MONTHLY, month=run.month - 1, status__in=RESULT_STATUSES)
+    )
+    return _best_run(earlier)
+
+
+def comparable_runs(run: ClearingRun) -> list[ClearingRun]:
+    return list(
+        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=run.kind, status__in=RESULT_STATUSES)
+        .exclude(pk=run.pk)
+        .order_by("month", "-created_at", "-id")
+    )
+
+
+@dataclass
+class CompareRow:
+    code: str
+    name: str
+    before: InstitutionLine | None
+    after: InstitutionLine | None
+    cells: list[tuple[str, str, str, str]]  # (label, before, after, delta)
+    why: list[str]
+
+
+def _d(value) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _delta(before, after, places: int) -> str:
+    if before is None or after is None:
+        return ""
+    diff = Decimal(after) - Decimal(before)
+    if diff == 0:
+        return "0"
+    return f"{diff:+,.{places}f}"
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{Decimal(value):.2%}"
+
+
+def compare_runs(*, run: ClearingRun, baseline: ClearingRun | None) -> tuple[list[CompareRow], list[tuple[str, str, str, str]]]:
+    """Per institution: points, point value, payment and their differences, with a 'why' column."""
+    money_field = "fund_payment" if run.kind == RunKind.ANNUAL else "due"
+    corrected = corrections_between(run=run, baseline=baseline)
+    after = {line.institution_id: line for line in run.lines.select_related("institution")}
+    before = {line.institution_id: line for line in baseline.lines.select_related("institution")} if baseline else {}
+    rows: list[CompareRow] = []
+    for institution_id in sorted(set(after) | set(before), key=lambda k: (after.get(k) or before.get(k)).institution.code):
+        a, b = after.get(institution_id), before.get(institution_id)
+        inst = (a or b).institution
+        cells = []
+        for label, name, places in (
+            ("点数 points", "points", 4), ("点值 point value", "point_value", 4),
+            ("基金支付 fund payment" if money_field == "fund_payment" else "应付 due", money_field, 2),
+            *((("清算余额 balance", "balance", 2),) if run.kind == RunKind.ANNUAL else (("本月预付 prepay", "prepay", 2),)),
+        ):
+            old = _d(getattr(b, name, None)) if b else None
+            new = _d(getattr(a, name, None)) if a else None
+            fmt = points if places == 4 else money_text
+            cells.append((label, fmt(old), fmt(new), _delta(old, new, places)))
+        why: list[str] = []
+        if b is None:
+            why.append("新进入清算 new in this run (first valued cases)")
+        elif a is None:
+            why.append("不在本次清算 no valued cases in this run")
+        else:
+            if a.case_count != b.case_count:
+                why.append(f"病例数 cases {b.case_count}→{a.case_count} ({a.case_count - b.case_count:+d})")
+            if corrected.get(institution_id):
+                why.append(f"病例更正 {corrected[institution_id]} case correction(s) since the earlier run")
+            if a.itemized_fund != b.itemized_fund:
+                why.append(f"按项目 F_h {a.itemized_fund - b.itemized_fund:+,.2f}")
+            if a.raw_points != b.raw_points and a.case_count == b.case_count:
+                why.append(f"原始点数 raw points {a.raw_points - b.raw_points:+,.4f} (corrections / valuation)")
+            if (a.penalty_points or ZERO) != (b.penalty_points or ZERO):
+                why.append(f"扣点 penalty {b.penalty_points:,.4f}→{a.penalty_points:,.4f}")
+            if (a.uplift or ZERO) != (b.uplift or ZERO):
+                why.append(f"中治率上浮 uplift {_pct(b.uplift)}→{_pct(a.uplift)}")
+            if a.point_value != b.point_value:
+                why.append(f"点值 pool point value {a.point_value - b.point_value:+,.4f}")
+            if run.kind == RunKind.ANNUAL and a.quality_score != b.quality_score:
+                why.append(f"考核得分 score {b.quality_score}→{a.quality_score}")
+            if run.kind == RunKind.ANNUAL and a.prepaid != b.prepaid:
+                why.append(f"已预付 prepaid {money_text(b.prepaid)}→{money_text(a.prepaid)}")
+        rows.append(CompareRow(code=inst.code, name=inst.name, before=b, after=a, cells=cells, why=why))
+    keys = (
+        ("drg_budget", "B DRG预算", 2), ("fund_claims", "F 基金按项目", 2), ("self_pay", "S 个人负担", 2),
+        ("points", "P 点数", 4), ("distributed", "A 可分配", 2), ("point_value", "V 点值", 4),
+    ) if run.kind == RunKind.ANNUAL else (
+        ("budget_to_date", "B_m 预算至本月", 2), ("fund_claims", "F 基金按项目", 2), ("self_pay", "S 个人负担", 2),
+        ("points", "P 点数", 4), ("point_value", "V_m 点值", 4),
+    )
+    pool_rows = []
+    for key, label, places in keys:
+        old = _d(baseline.totals.get(key)) if baseline and baseline.totals.get(key) is not None else None
+        new = _d(run.totals.get(key)) if run.totals.get(key) is not None else None
+        fmt = points if places == 4 else money_text
+        pool_rows.append((label, fmt(old), fmt(new), _delta(old, new, places)))
+    pool_rows.append(("病例数 cases", str(baseline.case_count) if baseline else "—", str(run.case_count), _delta(baseline.case_count if baseline else None, run.case_count, 0)))
+    return rows, pool_rows
+
+
+def corrections_between(*, run: ClearingRun, baseline: ClearingRun | None) -> dict[int, int]:
+    """institution id -> number of case corrections of the run's period recorded between the two runs."""
+    if baseline is None:
+        return {}
+    low, high = sorted((baseline.created_at, run.created_at))
+    start = dt.date(run.year, 1, 1)
+    end = dt.date(run.year + 1, 1, 1) if run.month in (None, 12) else dt.date(run.year, run.month + 1, 1)
+    rows = (
+        CaseCorrection.objects.filter(
+            case__region_id=run.region_id, case__fund=run.fund, case__discharge_date__gte=start, case__discharge_date__lt=end,
+            changed_at__gt=low, changed_at__lte=high,
+        )
+        .values("case__institution_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["case__institution_id"]: row["n"] for row in rows}
+
+
+def money_text(value) -> str:
+    return "—" if value is None else f"{Decimal(value):,.2f}"
+
+
+def points(value) -> str:
+    return "—" if value is None else f"{Decimal(value):,.4f}"
+
+
+# --- views (wired in settlement/admin.py: ClearingRunAdmin.get_urls) ------------------------------
+
+def pool_view(model_admin, request, region_id: int, fund: str, year: int):
+    user = request.user
+    if not (user.has_perm("settlement.view_clearingrun") or user.has_perm("budget.view_budget")):
+        raise PermissionDenied
+    if fund not in Fund.values:
+        raise Http404("unknown fund")
+    region = get_object_or_404(Region, pk=region_id)
+    overview = pool_overview(region=region, fund=fund, year=year)
+    budget = overview.budget
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"基金池 Pool {region.code} {region.name} · {Fund(fund).label} · {year}",
+        "opts": ClearingRun._meta,
+        "overview": overview,
+        "charts": pool_charts(overview),
+        "fund_label": Fund(fund).label,
+        "budget_lines": [] if budget is None else [
+            (label, money_text(value)) for label, value in (
+                ("总额 total", budget.total), ("调剂金 reserve", budget.reserve), ("门诊 outpatient", budget.outpatient),
+                ("住院 inpatient", budget.inpatient), ("基层倾斜 primary-care earmark", budget.primary_care_earmark),
+            )
+        ],
+        "against": [] if budget is None else [
+            (label, money_text(value)) for label, value in (
+                ("门诊特殊病按项目 itemized to date", overview.itemized_to_date),
+                ("DRG预算 B = inpatient − itemized", budget.inpatient - overview.itemized_to_date),
+                (f"基金按项目 F to date (months 1–{overview.last_month or 0})", overview.fund_claims_to_date),
+                ("全年预测 projected F + itemized", overview.projected_claims),
+            )
+        ] + ([("预测 ÷ 住院预算 projected ÷ inpatient", f"{overview.projected_ratio:.1%}")] if overview.projected_ratio is not None else []),
+        "annual_totals": [] if overview.annual_run is None else [
+            (key, points(value) if key in ("point_value", "points") else (value if "/" in str(value) else money_text(value)))
+            for key, value in overview.annual_run.totals.items() if key != "point_value_exact"
+        ],
+        "switch_funds": [(Fund(f).label, reverse("admin:settlement_pool", args=[region.pk, f, year])) for f in Fund.values if f != fund],
+        "switch_years": [(y, reverse("admin:settlement_pool", args=[region.pk, fund, y])) for y in (year - 1, year + 1)],
+        "runs_url": reverse("admin:settlement_clearingrun_changelist") + f"?region__id__exact={region.pk}&fund__exact={fund}&year={year}",
+        "budget_url": reverse("admin:budget_budget_change", args=[budget.pk]) if budget else None,
+        "budgets_url": reverse("admin:budget_budget_changelist") + f"?region__id__exact={region.pk}&fund__exact={fund}&year={year}",
+        "start_url": (reverse("admin:settlement_clearingrun_add") + f"?region={region.pk}&fund={fund}&year={year}")
+        if user.has_perm("settlement.start_clearingrun") else None,
+    }
+    return TemplateResponse(request, "admin/settlement/pool.html", context)
+
+
+def compare_view(model_admin, request, object_id):
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    run = get_object_or_404(ClearingRun.objects.select_related("region"), pk=object_id)
+    choices = comparable_runs(run)
+    baseline = None
+    against = request.GET.get("against")
+    if against:
+        baseline = next((r for r in choices if str(r.pk) == against), None)
+    if baseline is None:
+        baseline = previous_run(run)
+    rows, pool_rows = compare_runs(run=run, baseline=baseline) if run.status in RESULT_STATUSES else ([], [])
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"对比 Compare run #{run.pk} with " + (f"run #{baseline.pk}" if baseline else "— (no earlier run)"),
+        "opts": ClearingRun._meta,
+        "run": run,
+        "baseline": baseline,
+        "choices": choices,
+        "rows": rows,
+        "pool_rows": pool_rows,
+        "headers": [label for label, *_ in rows[0].cells] if rows else [],
+        "run_url": reverse("admin:settlement_clearingrun_change", args=[run.pk]),
+        "baseline_url": reverse("admin:settlement_clearingrun_change", args=[baseline.pk]) if baseline else None,
+        "pool_url": reverse("admin:settlement_pool", args=[run.region_id, run.fund, run.year]),
+    }
+    return TemplateResponse(request, "admin/settlement/compare.html", context)
+
+
+# --- the cockpit on the admin index ----------------------------------------------------------------
+
+def cockpit_context(request) -> dict:
+    """What waits for the bureau today: review queues with counts, runs awaiting finalization, and the
+    pools of this year and last (budget, latest run, pool page). Shown above the app list."""
+    user = request.user
+    queues = []
+    for perm, model, status, label in (
+        ("budget.view_budget", Budget, BudgetStatus.DRAFT, "待批预算 budgets to approve"),
+        ("drg.view_specialreview", SpecialReview, ReviewStatus.SUBMITTED, "特病单议 special reviews"),
+        ("settlement.view_itemizedclaim", ItemizedClaim, ReviewStatus.SUBMITTED, "门诊特殊病 itemized claims"),
+        ("drg.view_correctionrequest", CorrectionRequest, ReviewStatus.SUBMITTED, "病例更正 correction requests"),
+        ("settlement.view_pointadjustment", PointAdjustment, "draft", "违规扣点 point adjustments"),
+        ("settlement.view_evaluation", Evaluation, "draft", "考核评价 evaluations"),
+        ("settlement.view_clearingrun", ClearingRun, RunStatus.DRAFT, "待定稿清算 runs to finalize"),
+        ("settlement.view_clearingrun", ClearingRun, RunStatus.FAILED, "失败清算 failed runs"),
+    ):
+        if user.has_perm(perm):
+            opts = model._meta
+            count = model.objects.filter(status=status).count()
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist") + f"?status__exact={status}"
+            queues.append({"label": label, "count": count, "url": url})
+    pools = []
+    if user.has_perm("budget.view_budget") or user.has_perm("settlement.view_clearingrun"):
+        year = timezone.localdate().year
+        years = (year, year - 1)
+        latest_runs: dict[tuple, ClearingRun] = {}
+        for run in ClearingRun.objects.filter(year__in=years).order_by("-created_at", "-id").only(
+            "id", "region_id", "fund", "year", "month", "kind", "status", "created_at", "totals"
+        ):
+            latest_runs.setdefault((run.region_id, run.fund, run.year), run)
+        seen = set()
+        for budget in Budget.objects.filter(year__in=years).select_related("region").order_by("-year", "region__code", "fund", "-revision"):
+            key = (budget.region_id, budget.fund, budget.year)
+            if key in seen:
+                continue
+            seen.add(key)
+            run = latest_runs.get(key)
+            pools.append({
+                "label": f"{budget.region.code} {budget.region.name} · {budget.get_fund_display()} · {budget.year}",
+                "budget": f"r{budget.revision} {budget.get_status_display()} · {money_text(budget.total)}",
+                "run": None if run is None else f"#{run.pk} {'%02d月' % run.month if run.month else '年度'} {run.get_status_display()}",
+                "run_url": None if run is None else reverse("admin:settlement_clearingrun_change", args=[run.pk]),
+                "url": reverse("admin:settlement_pool", args=[budget.region_id, budget.fund, budget.year]),
+            })
+    return {"cockpit_queues": queues, "cockpit_pools": pools}

@@ -1,0 +1,65 @@
+"""Hospital API serializers for statements (clearing lines) and special-outpatient itemized claims."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from drg.api.serializers import RunSerializer, StrictSerializer
+from drg.choices import Fund
+from settlement.models import InstitutionLine, ItemizedClaim
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@extend_schema_field({"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "example": "2025-02"})
+class MonthField(serializers.Field):
+    """A month as ``YYYY-MM`` in and out (stored as the first day of the month)."""
+
+    default_error_messages = {"invalid_month": "month must be YYYY-MM"}
+
+    def to_internal_value(self, data):
+        match = _MONTH.match(data) if isinstance(data, str) else None
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
+            self.fail("invalid_month")
+        return dt.date(int(match.group(1)), int(match.group(2)), 1)
+
+    def to_representation(self, value):
+        return f"{value:%Y-%m}" if isinstance(value, dt.date) else value
+
+
+class StatementSerializer(serializers.ModelSerializer):
+    """One institution's line of a clearing run: monthly (due/prepay/withheld) or annual (all)."""
+
+    run = RunSerializer()
+
+    class Meta:
+        model = InstitutionLine
+        fields = [
+            "run", "case_count", "raw_points", "penalty_points", "tcm_rate", "uplift", "points", "point_value",
+            "gross_amount", "self_pay", "itemized_fund", "fund_payment", "surplus", "due", "prepaid_to_date",
+            "prepay", "prepaid", "withheld", "quality_score", "quality_deduction", "balance",
+        ]
+        read_only_fields = fields
+
+
+class ItemizedClaimInSerializer(StrictSerializer):
+    claim_no = serializers.CharField(max_length=40)
+    fund = serializers.ChoiceField(choices=Fund.choices)
+    month = MonthField()
+    patient_id = serializers.CharField(max_length=64)
+    claimed_amount = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0)
+
+
+class ItemizedClaimSerializer(serializers.ModelSerializer):
+    month = MonthField(read_only=True)
+
+    class Meta:
+        model = ItemizedClaim
+        fields = [
+            "claim_no", "fund", "month", "patient_id", "claimed_amount", "approved_amount", "status",
+            "submitted_at", "decided_at", "rejection_reason",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,11 @@
+"""Hospital API routes of the settlement app (mounted under /api/v1/, namespace api-v1)."""
+from django.urls import path
+
+from settlement.api import views
+
+urlpatterns = [
+    path("statements/", views.StatementCollectionView.as_view(), name="statements"),
+    path("statements/<int:run_id>/", views.StatementDetailView.as_view(), name="statement-detail"),
+    path("itemized-claims/", views.ItemizedClaimCollectionView.as_view(), name="itemized-claims"),
+    path("itemized-claims/<str:claim_no>/", views.ItemizedClaimDetailView.as_view(), name="itemized-claim-detail"),
+]

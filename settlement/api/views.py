@@ -1,0 +1,117 @@
+"""Hospital API views: the caller's statements (clearing lines) and itemized claims."""
+from __future__ import annotations
+
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from common.models import ReviewStatus
+from drg.api.base import IDEMPOTENCY_PARAMETER, InstitutionAPIView, error_responses
+from drg.api.errors import ApiError, ApiErrorItem
+from drg.choices import Fund
+from drg.services import CREATED, AlreadyDecided
+from settlement.api import serializers as s
+from settlement.api.services import itemized_claim_submit
+from settlement.choices import RunKind, RunStatus
+from settlement.models import InstitutionLine, ItemizedClaim
+
+STATEMENT_RUN_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+REVIEW_STATUSES = ReviewStatus.choices
+
+
+class StatementFilter(filters.FilterSet):
+    fund = filters.ChoiceFilter(field_name="run__fund", choices=Fund.choices)
+    year = filters.NumberFilter(field_name="run__year")
+    month = filters.NumberFilter(field_name="run__month", help_text="1-12 (monthly runs)")
+    kind = filters.ChoiceFilter(field_name="run__kind", choices=RunKind.choices)
+    status = filters.ChoiceFilter(field_name="run__status", choices=[(st.value, st.label) for st in STATEMENT_RUN_STATUSES])
+
+    class Meta:
+        model = InstitutionLine
+        fields = ["fund", "year", "month", "kind", "status"]
+
+
+class StatementCollectionView(InstitutionAPIView):
+    filterset_class = StatementFilter
+
+    def get_queryset(self):
+        return (
+            InstitutionLine.objects.filter(institution=self.institution, run__status__in=STATEMENT_RUN_STATUSES)
+            .select_related("run")
+            .order_by("-run__year", "run__fund", "run__kind", "-run__month", "-run__created_at", "-run_id")
+        )
+
+    @extend_schema(
+        summary="Your monthly and annual statements (one line per clearing run)",
+        description="Lines of draft and finalized runs; a draft may still change, a finalized one is final.",
+        responses={200: s.StatementSerializer(many=True), **error_responses(400, 401, 404, 429)},
+    )
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(s.StatementSerializer(page, many=True).data)
+
+
+class StatementDetailView(InstitutionAPIView):
+    @extend_schema(
+        summary="Your statement line of one clearing run",
+        parameters=[OpenApiParameter("run_id", int, OpenApiParameter.PATH)],
+        responses={200: s.StatementSerializer, **error_responses(401, 404, 429)},
+    )
+    def get(self, request, run_id: int):
+        line = (
+            InstitutionLine.objects.filter(institution=self.institution, run_id=run_id, run__status__in=STATEMENT_RUN_STATUSES)
+            .select_related("run")
+            .first()
+        )
+        if line is None:
+            raise ApiError([ApiErrorItem(code="not_found", message="Not found.")], status_code=404)
+        return Response(s.StatementSerializer(line).data)
+
+
+class ItemizedClaimFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=REVIEW_STATUSES)
+    fund = filters.ChoiceFilter(choices=Fund.choices)
+
+    class Meta:
+        model = ItemizedClaim
+        fields = ["status", "fund"]
+
+
+class ItemizedClaimCollectionView(InstitutionAPIView):
+    filterset_class = ItemizedClaimFilter
+
+    def get_queryset(self):
+        return ItemizedClaim.objects.filter(institution=self.institution).order_by("-month", "claim_no")
+
+    @extend_schema(summary="Your special-outpatient itemized claims", responses={200: s.ItemizedClaimSerializer(many=True), **error_responses(400, 401, 404, 429)})
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(s.ItemizedClaimSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Submit a special-outpatient itemized claim (门诊特殊病 单议)",
+        description="A pending or rejected claim with the same claim_no is replaced (back to submitted); an approved one answers 409.",
+        request=s.ItemizedClaimInSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: s.ItemizedClaimSerializer, 200: s.ItemizedClaimSerializer, **error_responses(400, 401, 409, 422, 429)},
+    )
+    def post(self, request):
+        return self.idempotent(request, lambda: self._submit(request))
+
+    def _submit(self, request) -> Response:
+        serializer = s.ItemizedClaimInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            claim, outcome = itemized_claim_submit(institution=self.institution, **serializer.validated_data)
+        except AlreadyDecided as exc:
+            raise ApiError([ApiErrorItem(code="already_decided", message=str(exc))], status_code=409)
+        return Response(s.ItemizedClaimSerializer(claim).data, status=201 if outcome == CREATED else 200)
+
+
+class ItemizedClaimDetailView(InstitutionAPIView):
+    @extend_schema(summary="One of your itemized claims", responses={200: s.ItemizedClaimSerializer, **error_responses(401, 404, 429)})
+    def get(self, request, claim_no: str):
+        claim = ItemizedClaim.objects.filter(institution=self.institution, claim_no=claim_no).first()
+        if claim is None:
+            raise ApiError([ApiErrorItem(code="not_found", message="Not found.")], status_code=404)
+        return Response(s.ItemizedClaimSerializer(claim).data)

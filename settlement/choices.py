@@ -1,0 +1,23 @@
+from django.db import models
+
+
+class RunKind(models.TextChoices):
+    MONTHLY = "monthly", "月度预付 monthly"
+    ANNUAL = "annual", "年度清算 annual"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "排队 queued"
+    RUNNING = "running", "运行中 running"
+    DRAFT = "draft", "草稿 draft"
+    FINALIZED = "finalized", "已定稿 finalized"
+    FAILED = "failed", "失败 failed"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class AdjustmentStatus(models.TextChoices):
+    DRAFT = "draft", "草稿 draft"
+    APPROVED = "approved", "已批准 approved"
+    REJECTED = "rejected", "已驳回 rejected"

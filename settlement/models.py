@@ -1,0 +1,183 @@
+"""Clearing inputs kept by the bureau (itemized claims, point adjustments, evaluations) and the
+recorded clearing runs with their per-case and per-institution results."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from common.models import Reviewable
+from drg.choices import CaseCategory, Fund
+from drg.models import MONEY, POINTS, RATE, Case, Institution, Region
+from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, RunKind, RunStatus
+
+
+class ItemizedClaim(Reviewable):
+    """门诊特殊病 单议后按实支付: paid at actual in the month approved, outside points, charged to the
+    pool's inpatient budget."""
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="itemized_claims")
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="itemized_claims")
+    claim_no = models.CharField(max_length=40)
+    fund = models.CharField(max_length=16, choices=Fund.choices)
+    month = models.DateField(help_text="first day of the month the claim is approved for")
+    patient_id = models.CharField(max_length=64)
+    claimed_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    approved_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        permissions = [("review_itemizedclaim", "Can approve or reject itemized claims")]
+        ordering = ["institution__code", "claim_no"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "claim_no"], name="itemized_claim_unique"),
+            models.CheckConstraint(condition=Q(approved_amount__isnull=True) | Q(approved_amount__gte=0), name="itemized_amount_nonneg"),
+            models.CheckConstraint(condition=~Q(status="approved") | Q(approved_amount__isnull=False), name="itemized_approved_has_amount"),
+        ]
+        indexes = [models.Index(fields=["region", "fund", "month"], name="itemized_pool_month_idx")]
+
+
+class PointAdjustment(models.Model):
+    """违规扣点: multiple × base points of the group, deducted from the institution's annual points."""
+
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="point_adjustments")
+    fund = models.CharField(max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField()
+    drg_code = models.CharField(max_length=16)
+    multiple = models.DecimalField(max_digits=8, decimal_places=4)
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        permissions = [("approve_pointadjustment", "Can approve point adjustments")]
+        ordering = ["institution__code", "year", "fund", "drg_code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(multiple__gt=0), name="point_adjustment_multiple_positive"),
+            models.UniqueConstraint(fields=["institution", "fund", "year", "drg_code", "reason"], name="point_adjustment_unique"),
+        ]
+
+
+class Evaluation(models.Model):
+    """DRG付费评价 score (0–100) of an institution for a fund and year; drives the quality deduction."""
+
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="evaluations")
+    fund = models.CharField(max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField()
+    score = models.DecimalField(max_digits=6, decimal_places=2)
+    status = models.CharField(max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        permissions = [("approve_evaluation", "Can approve evaluations")]
+        ordering = ["institution__code", "year", "fund"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "fund", "year"], name="evaluation_unique"),
+            models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="evaluation_score_0_100"),
+        ]
+
+
+class ClearingRun(models.Model):
+    """A recorded, reproducible clearing job of one pool and period (SETTLEMENT.md §6)."""
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clearing_runs")
+    fund = models.CharField(max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField()
+    month = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1–12 for a monthly run; empty for annual")
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    totals = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    progress = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    case_count = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("start_clearingrun", "Can start a clearing run"), ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)")]
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One queued or running run per pool, enforced by the database.
+            models.UniqueConstraint(
+                fields=["region", "fund", "year"],
+                condition=Q(status__in=[s.value for s in ACTIVE_RUN_STATUSES]),
+                name="one_active_run_per_pool",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind=RunKind.MONTHLY, month__gte=1, month__lte=12) | Q(kind=RunKind.ANNUAL, month__isnull=True)),
+                name="run_month_matches_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["region", "fund", "year", "kind", "month", "status"], name="run_pool_period_idx")]
+
+    def __str__(self) -> str:
+        period = f"{self.year}-{self.month:02d}" if self.month else f"{self.year}"
+        return f"run #{self.pk} {self.region.code} {self.fund} {period} {self.kind} ({self.status})"
+
+
+class CaseResult(models.Model):
+    """The valuation of one case in one run, with its explanation."""
+
+    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="case_results")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="results", db_constraint=False)
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    valuation_group = models.CharField(max_length=16)
+    coefficient = models.DecimalField(max_digits=8, decimal_places=4)
+    ratio = models.DecimalField(max_digits=14, decimal_places=4, null=True)
+    category = models.CharField(max_length=16, choices=CaseCategory.choices)
+    base_points = models.DecimalField(**POINTS, null=True)
+    readmission_halved = models.BooleanField(default=False)
+    points_before_readmission = models.DecimalField(**POINTS)
+    points = models.DecimalField(**POINTS)
+
+    class Meta:
+        ordering = ["run", "institution", "case"]
+        indexes = [models.Index(fields=["run", "institution"], name="case_result_run_inst_idx"), models.Index(fields=["case"], name="case_result_case_idx")]
+
+
+class InstitutionLine(models.Model):
+    """One institution's statement line in one run (monthly: due/prepay/withheld; annual: all)."""
+
+    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="lines")
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="clearing_lines")
+    case_count = models.PositiveIntegerField(default=0)
+    raw_points = models.DecimalField(**POINTS)
+    penalty_points = models.DecimalField(**POINTS, default=0)
+    tcm_rate = models.DecimalField(**RATE, null=True, blank=True)
+    uplift = models.DecimalField(**RATE, default=0)
+    points = models.DecimalField(**POINTS)
+    point_value = models.DecimalField(**POINTS)
+    gross_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    self_pay = models.DecimalField(**MONEY)
+    itemized_fund = models.DecimalField(**MONEY)
+    fund_payment = models.DecimalField(**MONEY, null=True, blank=True)
+    surplus = models.DecimalField(**MONEY, null=True, blank=True)
+    due = models.DecimalField(**MONEY, null=True, blank=True, help_text="monthly: exact due, shown rounded")
+    due_exact = models.CharField(max_length=80, blank=True, help_text="monthly: the exact due as a fraction")
+    prepaid_to_date = models.DecimalField(**MONEY, null=True, blank=True)
+    prepay = models.DecimalField(**MONEY, null=True, blank=True)
+    prepaid = models.DecimalField(**MONEY, null=True, blank=True)
+    withheld = models.DecimalField(**MONEY, default=0)
+    quality_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    quality_deduction = models.DecimalField(**MONEY, null=True, blank=True)
+    balance = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "institution__code"]
+        constraints = [models.UniqueConstraint(fields=["run", "institution"], name="line_unique_per_run")]

@@ -1,0 +1,236 @@
+"""Reads for clearing: finalized periods, latest runs, pool inputs as DataFrames."""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass as _dataclass
+from decimal import Decimal
+
+import pandas as pd
+from django.db.models import Max, Sum
+
+from common.bulk import read_frame
+from common.models import ReviewStatus
+from common.precision import r2
+from drg.domain.valuation import Catalog, Tier, ValuationScheme
+from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, SpecialReview, TcmEquivalent
+from settlement.choices import AdjustmentStatus, RunKind, RunStatus
+from settlement.domain.clearing import Band, ClearingParameters, UpliftTier
+from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
+
+
+def finalized_through(*, region_id: int) -> dict[tuple[str, int], int]:
+    """(fund, year) -> the last month whose cases are frozen by a finalized run.
+
+    Monthly runs are cumulative (January to month m), so a finalized run for month m freezes every
+    case discharged in months 1..m of that year; a finalized annual run freezes the whole year (12).
+    A case in a frozen month may not be changed silently: it goes through a correction request.
+    """
+    frozen: dict[tuple[str, int], int] = {}
+    rows = (
+        ClearingRun.objects.filter(region_id=region_id, status=RunStatus.FINALIZED)
+        .values("fund", "year", "kind")
+        .annotate(last_month=Max("month"))
+    )
+    for row in rows:
+        month = 12 if row["kind"] == RunKind.ANNUAL else row["last_month"]
+        key = (row["fund"], row["year"])
+        frozen[key] = max(frozen.get(key, 0), month)
+    return frozen
+
+
+def is_period_finalized(*, frozen: dict[tuple[str, int], int], fund: str, discharge_year: int, discharge_month: int) -> bool:
+    return discharge_month <= frozen.get((fund, discharge_year), 0)
+
+
+# --- pool inputs -----------------------------------------------------------------------------------
+
+
+
+CASE_FRAME_COLUMNS = [
+    "case_id", "case_no", "institution", "patient_id", "admission_date", "discharge_date", "drg_code",
+    "total_fen", "self_fen", "tcm_fen", "discharge_status", "tcm_treatment", "review_fen",
+]
+CASE_FRAME_DTYPES = {
+    "case_id": "int64", "case_no": str, "institution": "int64", "patient_id": str, "admission_date": str,
+    "discharge_date": str, "drg_code": str, "total_fen": "int64", "self_fen": "int64", "tcm_fen": "int64",
+    "discharge_status": str, "tcm_treatment": "int64", "review_fen": "int64",
+}
+
+
+def _fen(column: str) -> str:
+    return f"CAST(ROUND({column} * 100) AS BIGINT)"
+
+
+def pool_cases_frame(*, region_id: int, fund: str, start: _dt.date, end: _dt.date) -> pd.DataFrame:
+    """The pool's cases discharged in [start, end], with the approved special-review cost (fen, −1
+    when none), as a DataFrame in integer units.
+
+    Two reads: the cases (COPY on PostgreSQL, by the pool/period index) and the pool's approved
+    special reviews (a few per thousand cases), merged in pandas — no join for the planner to get
+    wrong on freshly loaded, not yet analysed tables.
+    """
+    sql = f"""
+        SELECT c.id, c.case_no, c.institution_id, c.patient_id, c.admission_date, c.discharge_date,
+               c.drg_code, {_fen('c.total_cost')}, {_fen('c.self_pay')}, {_fen('c.tcm_cost')},
+               c.discharge_status, CASE WHEN c.tcm_treatment THEN 1 ELSE 0 END
+        FROM drg_case c
+        WHERE c.region_id = %s AND c.fund = %s AND c.discharge_date >= %s AND c.discharge_date <= %s
+    """
+    columns = CASE_FRAME_COLUMNS[:-1]
+    frame = read_frame(sql, [region_id, fund, start, end], columns, {k: CASE_FRAME_DTYPES[k] for k in columns})
+    reviews = SpecialReview.objects.filter(
+        status=ReviewStatus.APPROVED, case__region_id=region_id, case__fund=fund,
+        case__discharge_date__gte=start, case__discharge_date__lte=end,
+    ).values_list("case_id", "approved_cost")
+    approved = {case_id: int(cost * 100) for case_id, cost in reviews}
+    frame["review_fen"] = frame["case_id"].map(approved).fillna(-1).astype("int64") if approved else -1
+    frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
+    frame["tcm_treatment"] = frame["tcm_treatment"].astype(bool)
+    frame["admission_date"] = pd.to_datetime(frame["admission_date"])
+    frame["discharge_date"] = pd.to_datetime(frame["discharge_date"])
+    return frame
+
+
+def _units(value, scale: int):
+    return pd.NA if value is None else int(Decimal(value) * scale)
+
+
+def pool_catalog(*, region_id: int, year: int) -> Catalog:
+    groups = list(
+        DrgGroup.objects.filter(region_id=region_id, year=year).values_list(
+            "code", "kind", "base_points", "avg_cost", "daily_points", "same_price", "readmission_exempt"
+        )
+    )
+    frame = pd.DataFrame(
+        {
+            "code": [g[0] for g in groups],
+            "kind": [g[1] for g in groups],
+            "base_u": pd.array([_units(g[2], 10_000) for g in groups], dtype="Int64"),
+            "avg_fen": pd.array([_units(g[3], 100) for g in groups], dtype="Int64"),
+            "daily_u": pd.array([_units(g[4], 10_000) for g in groups], dtype="Int64"),
+            "same_price": [bool(g[5]) for g in groups],
+            "readmission_exempt": [bool(g[6]) for g in groups],
+        }
+    )
+    own = list(Coefficient.objects.filter(institution__region_id=region_id, year=year).values_list("institution_id", "drg_code", "coefficient"))
+    coefficients = pd.DataFrame(
+        {"institution": [o[0] for o in own], "drg_code": [o[1] for o in own], "coef_u": [int(o[2] * 10_000) for o in own]}
+    )
+    defaults = {
+        pk: int(coefficient * 10_000)
+        for pk, coefficient in Institution.objects.filter(region_id=region_id, coefficient__isnull=False).values_list("id", "coefficient")
+    }
+    equivalents = dict(TcmEquivalent.objects.filter(region_id=region_id, year=year).values_list("drg_code", "equivalent_code"))
+    return Catalog(groups=frame, coefficients=coefficients, institution_coefficients=defaults, tcm_equivalents=equivalents)
+
+
+def _dec(value) -> Decimal:
+    return Decimal(str(value))
+
+
+@_dataclass(frozen=True)
+class SchemeParameters:
+    valuation: ValuationScheme
+    clearing: ClearingParameters
+    as_dict: dict
+
+
+def pool_scheme(*, region_id: int, year: int) -> SchemeParameters:
+    scheme = PaymentScheme.objects.filter(region_id=region_id, year=year).first()
+    if scheme is None:
+        raise PaymentScheme.DoesNotExist(f"no payment scheme for region {region_id} and year {year}")
+    valuation = ValuationScheme(
+        all_case_avg_cost=scheme.all_case_avg_cost,
+        high_outlier_tiers=tuple(Tier(None if t.get("upto") is None else _dec(t["upto"]), _dec(t["multiple"])) for t in scheme.high_outlier_tiers),
+        low_outlier_multiple=scheme.low_outlier_multiple,
+        readmission_days=scheme.readmission_days,
+        readmission_factor=scheme.readmission_factor,
+    )
+    clearing = ClearingParameters(
+        surplus_tiers=tuple(Band(None if t.get("upto") is None else _dec(t["upto"]), _dec(t["hospital_share"])) for t in scheme.surplus_tiers),
+        overrun_tiers=tuple(Band(None if t.get("upto") is None else _dec(t["upto"]), _dec(t["fund_share"])) for t in scheme.overrun_tiers),
+        tcm_rate_tiers=tuple(UpliftTier(_dec(t["min_rate"]), _dec(t["uplift"])) for t in (scheme.tcm_rate_tiers or [])),
+        prepay_ratio=scheme.prepay_ratio,
+    )
+    as_dict = {
+        "all_case_avg_cost": str(scheme.all_case_avg_cost),
+        "high_outlier_tiers": scheme.high_outlier_tiers,
+        "low_outlier_multiple": str(scheme.low_outlier_multiple),
+        "readmission_days": scheme.readmission_days,
+        "readmission_factor": str(scheme.readmission_factor),
+        "prepay_ratio": str(scheme.prepay_ratio),
+        "surplus_tiers": scheme.surplus_tiers,
+        "overrun_tiers": scheme.overrun_tiers,
+        "tcm_rate_tiers": scheme.tcm_rate_tiers,
+    }
+    return SchemeParameters(valuation=valuation, clearing=clearing, as_dict=as_dict)
+
+
+def itemized_total(*, region_id: int, fund: str, year: int, through_month: int = 12) -> Decimal:
+    """Approved special-outpatient itemized payments of the pool in months 1..through_month."""
+    total = ItemizedClaim.objects.filter(
+        region_id=region_id, fund=fund, status=ReviewStatus.APPROVED,
+        month__gte=_dt.date(year, 1, 1), month__lte=_dt.date(year, through_month, 1),
+    ).aggregate(s=Sum("approved_amount"))["s"]
+    return r2(total or Decimal("0"))
+
+
+def institutions_of_region(*, region_id: int) -> dict[int, Institution]:
+    return {inst.pk: inst for inst in Institution.objects.filter(region_id=region_id)}
+
+
+def pool_penalties(*, region_id: int, fund: str, year: int) -> dict[int, Decimal]:
+    """Σ multiple × base_points(group) of approved point adjustments, per institution id."""
+    bases = dict(DrgGroup.objects.filter(region_id=region_id, year=year).values_list("code", "base_points"))
+    penalties: dict[int, Decimal] = {}
+    rows = PointAdjustment.objects.filter(
+        institution__region_id=region_id, fund=fund, year=year, status=AdjustmentStatus.APPROVED
+    ).values_list("institution_id", "drg_code", "multiple")
+    for institution_id, drg_code, multiple in rows:
+        penalties[institution_id] = penalties.get(institution_id, Decimal("0")) + multiple * (bases.get(drg_code) or Decimal("0"))
+    return penalties
+
+
+def pool_scores(*, region_id: int, fund: str, year: int) -> dict[int, Decimal]:
+    return dict(
+        Evaluation.objects.filter(institution__region_id=region_id, fund=fund, year=year, status=AdjustmentStatus.APPROVED)
+        .values_list("institution_id", "score")
+    )
+
+
+def latest_finalized_runs(*, region_id: int, fund: str, year: int, kind: str, months=None) -> dict:
+    """month (or None for annual) -> the latest finalized run of that period."""
+    runs = ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, kind=kind, status=RunStatus.FINALIZED)
+    if months is not None:
+        runs = runs.filter(month__in=list(months))
+    latest: dict = {}
+    for run in runs.order_by("finalized_at", "id"):
+        latest[run.month] = run
+    return latest
+
+
+def prepayments_before(*, region_id: int, fund: str, year: int, month: int) -> dict[int, Decimal]:
+    """Σ prepayments per institution id in the finalized monthly runs of months before `month`."""
+    runs = latest_finalized_runs(region_id=region_id, fund=fund, year=year, kind=RunKind.MONTHLY, months=range(1, month))
+    totals: dict[int, Decimal] = {}
+    for institution_id, prepay in InstitutionLine.objects.filter(run__in=list(runs.values())).values_list("institution_id", "prepay"):
+        totals[institution_id] = totals.get(institution_id, Decimal("0")) + (prepay or Decimal("0"))
+    return totals
+
+
+def withheld_latest(*, region_id: int, fund: str, year: int) -> dict[int, Decimal]:
+    """withheld per institution id from the latest finalized monthly run of the year (by month)."""
+    runs = latest_finalized_runs(region_id=region_id, fund=fund, year=year, kind=RunKind.MONTHLY)
+    if not runs:
+        return {}
+    latest = runs[max(runs)]
+    return dict(InstitutionLine.objects.filter(run=latest).values_list("institution_id", "withheld"))
+
+
+def latest_run(*, region, fund: str, year: int, month: int | None = None, statuses=None) -> ClearingRun | None:
+    """The pool's most recent run of the period (any status unless `statuses` is given)."""
+    kind = RunKind.MONTHLY if month else RunKind.ANNUAL
+    runs = ClearingRun.objects.filter(region=region, fund=fund, year=year, kind=kind, month=month)
+    if statuses:
+        runs = runs.filter(status__in=list(statuses))
+    return runs.order_by("-created_at", "-id").first()

@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_DIR = ROOT.parent / "shared" / "spec"
+WORKED_EXAMPLE = SPEC_DIR / "worked-example"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture
+def worked_bundle() -> Path:
+    path = WORKED_EXAMPLE / "bundle"
+    if not path.exists():
+        pytest.fail(f"the spec's worked example is missing at {path}")
+    return path
+
+
+@pytest.fixture
+def worked_expected() -> Path:
+    return WORKED_EXAMPLE / "expected"
+
+
+def require_service(available: bool, what: str) -> None:
+    """Skip a service test outside CI when the service is absent; under CI=true it must run."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but is not available")
+    pytest.skip(f"{what} not available (set CI=true to require it)")

@@ -1,0 +1,222 @@
+"""Review queues in the admin: approve / reject one record or many (intermediate form), maker-checker,
+decided records read-only, correction requests applied to the case as a recorded correction."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from drg.models import CaseCorrection, CorrectionRequest, SpecialReview
+from settlement.models import Evaluation, ItemizedClaim, PointAdjustment
+from tests.integration.test_admin_helpers import make_case, make_institution, make_user, small_region
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def pool():
+    region = small_region()
+    institution = make_institution(region)
+    return region, institution
+
+
+def messages_of(response) -> str:
+    return " | ".join(str(m) for m in response.context["messages"])
+
+
+def test_an_operator_enters_a_special_review_and_an_approver_approves_it_with_a_cost(client, pool):
+    region, institution = pool
+    case = make_case(institution)
+    operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
+    client.force_login(operator)
+    added = client.post(reverse("admin:drg_specialreview_add"), {
+        "institution": institution.pk, "case": case.pk, "requested_cost": "82000.00", "reason": "罕见病", "documents": "[]",
+    })
+    assert added.status_code == 302, added.content.decode()[:3000]
+    review = SpecialReview.objects.get()
+
+    client.force_login(approver)
+    page = client.get(reverse("admin:drg_specialreview_change", args=[review.pk])).content.decode()
+    assert reverse("admin:drg_specialreview_decide", args=[review.pk, "approved"]) in page
+    form = client.get(reverse("admin:drg_specialreview_decide", args=[review.pk, "approved"]))
+    assert form.status_code == 200 and "approved cost" in form.content.decode()
+    done = client.post(reverse("admin:drg_specialreview_decide", args=[review.pk, "approved"]), {"amount": "80000.00", "reason": "expert panel", "apply": "1"})
+
+    assert done.status_code == 302
+    review.refresh_from_db()
+    assert (review.status, review.approved_cost, review.decided_by) == ("approved", Decimal("80000.00"), approver)
+    latest = review.history.latest()
+    assert (latest.history_user, latest.history_change_reason) == (approver, "expert panel")
+    assert review.history.earliest().history_user == operator
+    # decided: read-only for everyone
+    client.force_login(operator)
+    assert client.post(reverse("admin:drg_specialreview_change", args=[review.pk]), {"requested_cost": "1"}).status_code == 403
+
+
+def test_nobody_approves_a_record_they_created(client, pool):
+    region, institution = pool
+    both = make_user("dora", "operator")
+    both.groups.add(Group.objects.get(name="approver"))
+    client.force_login(both)
+    client.post(reverse("admin:settlement_itemizedclaim_add"), {
+        "institution": institution.pk, "claim_no": "IC-1", "fund": "employee", "month": "2025-03-15", "patient_id": "P9", "claimed_amount": "1200.00",
+    })
+    claim = ItemizedClaim.objects.get()
+    assert (claim.month, claim.region) == (dt.date(2025, 3, 1), region)
+
+    page = client.get(reverse("admin:settlement_itemizedclaim_change", args=[claim.pk])).content.decode()
+    assert "maker-checker" in page
+    response = client.post(reverse("admin:settlement_itemizedclaim_decide", args=[claim.pk, "approved"]), {"apply": "1"}, follow=True)
+
+    assert "maker-checker" in messages_of(response)
+    claim.refresh_from_db()
+    assert claim.status == "submitted"
+
+
+def test_itemized_claims_are_approved_in_bulk_through_an_intermediate_form(client, pool):
+    region, institution = pool
+    claims = [
+        ItemizedClaim.objects.create(region=region, institution=institution, claim_no=f"IC-{i}", fund="employee", month=dt.date(2025, 2, 1),
+                                     patient_id=f"P{i}", claimed_amount=Decimal("1000.00") + i)
+        for i in range(3)
+    ]
+    approver = make_user("alan", "approver")
+    client.force_login(approver)
+    url = reverse("admin:settlement_itemizedclaim_changelist")
+    ids = [c.pk for c in claims]
+
+    intermediate = client.post(url, {"action": "approve_selected", "_selected_action": ids})
+    html = intermediate.content.decode()
+    assert intermediate.status_code == 200
+    assert "approved amount" in html and 'name="apply"' in html and html.count('name="_selected_action"') == 3
+    done = client.post(url, {"action": "approve_selected", "_selected_action": ids, "index": "0", "apply": "1", "amount": "", "reason": ""}, follow=True)
+
+    assert "3 record(s) decided" in messages_of(done)
+    assert sorted(ItemizedClaim.objects.values_list("status", "approved_amount")) == [
+        ("approved", Decimal("1000.00")), ("approved", Decimal("1001.00")), ("approved", Decimal("1002.00")),
+    ]
+    assert all(c.decided_by == approver for c in ItemizedClaim.objects.all())
+
+
+def test_a_bulk_rejection_needs_a_reason_and_keeps_it(client, pool):
+    region, institution = pool
+    claim = ItemizedClaim.objects.create(region=region, institution=institution, claim_no="IC-9", fund="employee", month=dt.date(2025, 2, 1),
+                                         patient_id="P1", claimed_amount=Decimal("500.00"))
+    client.force_login(make_user("alan", "approver"))
+    url = reverse("admin:settlement_itemizedclaim_changelist")
+
+    without = client.post(url, {"action": "reject_selected", "_selected_action": [claim.pk], "index": "0", "apply": "1", "reason": ""})
+    assert without.status_code == 200 and 'class="errorlist' in without.content.decode()
+    claim.refresh_from_db()
+    assert claim.status == "submitted"
+
+    client.post(url, {"action": "reject_selected", "_selected_action": [claim.pk], "index": "0", "apply": "1", "reason": "not a special disease"})
+    claim.refresh_from_db()
+    assert (claim.status, claim.rejection_reason) == ("rejected", "not a special disease")
+    assert claim.history.latest().history_change_reason == "rejected: not a special disease"
+
+
+def test_point_adjustments_and_evaluations_are_approved_and_rejected(client, pool):
+    region, institution = pool
+    operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
+    client.force_login(operator)
+    client.post(reverse("admin:settlement_pointadjustment_add"), {
+        "institution": institution.pk, "fund": "employee", "year": 2025, "drg_code": "GB25", "multiple": "1", "reason": "分解住院",
+    })
+    client.post(reverse("admin:settlement_pointadjustment_add"), {
+        "institution": institution.pk, "fund": "employee", "year": 2025, "drg_code": "GB25", "multiple": "2", "reason": "高套点数",
+    })
+    client.post(reverse("admin:settlement_evaluation_add"), {"institution": institution.pk, "fund": "employee", "year": 2025, "score": "92.5"})
+    first, second = PointAdjustment.objects.order_by("multiple")
+    evaluation = Evaluation.objects.get()
+    assert first.created_by == operator and evaluation.created_by == operator
+    listing = client.get(reverse("admin:settlement_pointadjustment_changelist")).content.decode()
+    assert "80.0000" in listing and "160.0000" in listing  # multiple × base points of GB25
+
+    client.force_login(approver)
+    client.post(reverse("admin:settlement_pointadjustment_decide", args=[first.pk, "approved"]), {"apply": "1"})
+    client.post(reverse("admin:settlement_pointadjustment_decide", args=[second.pk, "rejected"]), {"apply": "1", "reason": "evidence missing"})
+    client.post(reverse("admin:settlement_evaluation_changelist"), {"action": "approve_selected", "_selected_action": [evaluation.pk], "index": "0", "apply": "1"})
+
+    first.refresh_from_db(), second.refresh_from_db(), evaluation.refresh_from_db()
+    assert (first.status, first.decided_by) == ("approved", approver)
+    assert second.status == "rejected" and second.history.latest().history_change_reason == "rejected: evidence missing"
+    assert (evaluation.status, evaluation.decided_by) == ("approved", approver)
+
+
+def test_an_approved_correction_request_is_applied_to_the_case_as_a_recorded_correction(client, pool):
+    region, institution = pool
+    case = make_case(institution, total_cost=Decimal("9000.00"))
+    operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
+    client.force_login(operator)
+    case_page = client.get(reverse("admin:drg_case_change", args=[case.pk])).content.decode()
+    assert "Propose a correction" in case_page
+    client.post(reverse("admin:drg_correctionrequest_add"), {
+        "institution": institution.pk, "case": case.pk, "proposed": '{"total_cost": "9500.00", "discharge_status": "transfer"}',
+        "reason": "billing error found after month close",
+    })
+    request = CorrectionRequest.objects.get()
+
+    client.force_login(approver)
+    client.post(reverse("admin:drg_correctionrequest_decide", args=[request.pk, "approved"]), {"apply": "1", "reason": "checked"})
+
+    request.refresh_from_db()
+    case.refresh_from_db()
+    correction = CaseCorrection.objects.get()
+    assert request.status == "approved"
+    assert (case.total_cost, case.discharge_status) == (Decimal("9500.00"), "transfer")
+    assert (correction.source, correction.changed_by) == ("admin", approver)
+    assert correction.before == {"total_cost": "9000.00", "discharge_status": "normal"}
+    assert correction.after == {"total_cost": "9500.00", "discharge_status": "transfer"}
+    assert "billing error" in correction.reason
+    assert "9000.00 → 9500.00" in client.get(reverse("admin:drg_casecorrection_changelist")).content.decode()
+
+
+def test_a_correction_request_with_a_bad_value_is_refused_and_stays_open(client, pool):
+    region, institution = pool
+    case = make_case(institution)
+    request = CorrectionRequest.objects.create(institution=institution, case=case, proposed={"drg_code": "XX99", "case_no": "other"}, reason="x")
+    client.force_login(make_user("alan", "approver"))
+
+    response = client.post(reverse("admin:drg_correctionrequest_decide", args=[request.pk, "approved"]), {"apply": "1"}, follow=True)
+
+    assert "cannot be corrected: case_no" in messages_of(response)
+    request.refresh_from_db()
+    assert request.status == "submitted" and not CaseCorrection.objects.exists()
+
+
+def test_cases_are_read_only_and_searchable_by_case_no_and_patient(client, pool):
+    region, institution = pool
+    case = make_case(institution, case_no="c77", patient_id="P-ABC")
+    make_case(institution, case_no="c78", patient_id="P-XYZ", discharge_date=dt.date(2025, 5, 2), admission_date=dt.date(2025, 5, 1))
+    client.force_login(make_user("olga", "operator"))
+    url = reverse("admin:drg_case_changelist")
+
+    by_case = client.get(url, {"q": "c77"}).content.decode()
+    by_patient = client.get(url, {"q": "P-XYZ"}).content.decode()
+    by_month = client.get(url, {"discharge_year": "2025", "discharge_month": "05"}).content.decode()
+
+    assert "c77" in by_case and "c78" not in by_case
+    assert "c78" in by_patient and "c77" not in by_patient
+    assert "c78" in by_month and "c77" not in by_month
+    assert client.post(reverse("admin:drg_case_change", args=[case.pk]), {"total_cost": "1"}).status_code == 403
+    assert client.get(reverse("admin:drg_case_add")).status_code == 403
+
+
+def test_incentive_inputs_are_decided_by_the_approver_role(client, pool):
+    from incentives.models import ChronicEnrollment
+
+    region, institution = pool
+    enrollment = ChronicEnrollment.objects.create(institution=institution, patient_id="P1", disease="diabetes", enrolled_on=dt.date(2025, 4, 1))
+    client.force_login(make_user("alan", "approver"))
+
+    client.post(reverse("admin:incentives_chronicenrollment_changelist"), {
+        "action": "approve_selected", "_selected_action": [enrollment.pk], "index": "0", "apply": "1",
+    })
+
+    enrollment.refresh_from_db()
+    assert enrollment.status == "approved"
+    assert client.get(reverse("admin:incentives_chronicenrollment_history", args=[enrollment.pk])).status_code == 200

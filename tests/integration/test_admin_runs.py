@@ -1,0 +1,157 @@
+"""Clearing runs in the admin: an operator starts a run (queued on Celery), an approver other than the
+starter finalizes it, finalized runs are read-only; the comparison, the pool page, statement downloads."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from settlement.models import ClearingRun
+from tests.conftest import require_service
+from tests.integration.test_admin_helpers import approved_budget, make_case, make_institution, make_user, small_region
+
+pytestmark = pytest.mark.django_db
+
+
+def engine_available() -> bool:
+    try:
+        from settlement import services
+    except ImportError:
+        return False
+    return hasattr(services, "clearing_run_start") and hasattr(services, "clearing_run_finalize")
+
+
+@pytest.fixture
+def pool():
+    require_service(engine_available(), "the clearing engine (settlement.services)")
+    region = small_region()
+    h1, h2 = make_institution(region, "H1"), make_institution(region, "H2", coefficient=Decimal("1.0"))
+    make_case(h1, "c01")
+    make_case(h2, "c02", patient_id="P002", total_cost=Decimal("12000.00"), self_pay=Decimal("2400.00"))
+    approved_budget(region)
+    return region
+
+
+def messages_of(response) -> str:
+    return " | ".join(str(m) for m in response.context["messages"])
+
+
+def start_in_admin(client, django_capture_on_commit_callbacks, region, month=""):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:settlement_clearingrun_add"), {"region": region.pk, "fund": "employee", "year": 2025, "month": month})
+    return response
+
+
+def test_an_operator_starts_a_run_and_an_approver_finalizes_it(client, pool, django_capture_on_commit_callbacks):
+    operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
+    client.force_login(operator)
+    form = client.get(reverse("admin:settlement_clearingrun_add"))
+    assert form.status_code == 200 and "Start the run" in form.content.decode()
+
+    started = start_in_admin(client, django_capture_on_commit_callbacks, pool)
+
+    run = ClearingRun.objects.get()
+    assert started.status_code == 302 and started["Location"].endswith(f"/{run.pk}/change/")
+    assert (run.kind, run.status, run.started_by, run.case_count) == ("annual", "draft", operator, 2)
+    page = client.get(started["Location"]).content.decode()
+    assert "Compare" in page and "Finalize run #" not in page  # an operator cannot finalize
+    assert client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk])).status_code == 403
+
+    client.force_login(approver)
+    page = client.get(reverse("admin:settlement_clearingrun_change", args=[run.pk])).content.decode()
+    assert f"Finalize run #{run.pk}" in page
+    done = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), follow=True)
+
+    assert "finalized" in messages_of(done)
+    run.refresh_from_db()
+    assert (run.status, run.finalized_by) == ("finalized", approver)
+
+
+def test_an_approver_is_refused_finalizing_their_own_run(client, pool, django_capture_on_commit_callbacks):
+    both = make_user("dora", "operator")
+    both.groups.add(Group.objects.get(name="approver"))
+    client.force_login(both)
+    start_in_admin(client, django_capture_on_commit_callbacks, pool, month="3")
+    run = ClearingRun.objects.get()
+
+    page = client.get(reverse("admin:settlement_clearingrun_change", args=[run.pk])).content.decode()
+    refused = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), follow=True)
+    bulk = client.post(reverse("admin:settlement_clearingrun_changelist"), {"action": "finalize_selected", "_selected_action": [run.pk]}, follow=True)
+
+    assert "another approver must finalize it" in page
+    assert "maker-checker" in messages_of(refused) and "maker-checker" in messages_of(bulk)
+    run.refresh_from_db()
+    assert run.status == "draft" and run.kind == "monthly" and run.month == 3
+
+
+def test_a_finalized_run_and_its_lines_are_read_only(client, pool, django_capture_on_commit_callbacks, admin_user):
+    client.force_login(make_user("olga", "operator"))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool)
+    run = ClearingRun.objects.get()
+    client.force_login(make_user("alan", "approver"))
+    client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]))
+
+    client.force_login(admin_user)
+    assert client.post(reverse("admin:settlement_clearingrun_change", args=[run.pk]), {"status": "draft"}).status_code == 403
+    assert client.post(reverse("admin:settlement_clearingrun_delete", args=[run.pk]), {"post": "yes"}).status_code == 403
+    line = run.lines.first()
+    assert client.post(reverse("admin:settlement_institutionline_change", args=[line.pk]), {"points": "1"}).status_code == 403
+    run.refresh_from_db()
+    assert run.status == "finalized"
+
+
+def test_the_comparison_explains_what_changed_since_the_previous_run(client, pool, django_capture_on_commit_callbacks):
+    client.force_login(make_user("olga", "operator"))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool)
+    h1 = pool.institutions.get(code="H1")
+    make_case(h1, "c03", patient_id="P003", admission_date=dt.date(2025, 6, 1), discharge_date=dt.date(2025, 6, 5))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool)
+    first, second = ClearingRun.objects.order_by("id")
+
+    page = client.get(reverse("admin:settlement_clearingrun_compare", args=[second.pk]))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f"run #{first.pk}" in html
+    assert "cases 1→2 (+1)" in html  # the why column
+    assert "无变化 unchanged" not in html.split("H2")[0]
+    assert client.get(reverse("admin:settlement_clearingrun_compare", args=[first.pk])).status_code == 200
+
+
+def test_the_pool_page_shows_budget_against_claims_as_svg_charts(client, pool, django_capture_on_commit_callbacks):
+    client.force_login(make_user("olga", "operator"))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool, month="3")
+
+    response = client.get(reverse("admin:settlement_pool", args=[pool.pk, "employee", 2025]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count('class="drg-chart"') == 3 and "<script" not in html.split('id="content-main"')[1]
+    assert "Budget vs fund claims" in html and "Point value month by month" in html
+    assert "1,050,000.00" in html or "1050000" in html  # the approved total budget
+    assert client.get(reverse("admin:settlement_pool", args=[pool.pk, "nofund", 2025])).status_code == 404
+
+
+def test_statements_download_from_the_run_admin(client, pool, django_capture_on_commit_callbacks):
+    from openpyxl import load_workbook
+
+    client.force_login(make_user("olga", "operator"))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool)
+    run = ClearingRun.objects.get()
+    h1 = pool.institutions.get(code="H1")
+
+    xlsx = client.post(reverse("admin:settlement_clearingrun_changelist"), {"action": "download_xlsx", "_selected_action": [run.pk]})
+    csv_response = client.get(reverse("admin:settlement_clearingrun_statement", args=[run.pk, "csv"]))
+    one = client.get(reverse("admin:settlement_clearingrun_institution_statement", args=[run.pk, h1.pk, "xlsx"]))
+
+    assert xlsx["Content-Type"].startswith("application/vnd.openxmlformats")
+    workbook = load_workbook(io.BytesIO(xlsx.content))
+    assert workbook.sheetnames == ["结算单 Statement", "计算参数 Inputs"]
+    text = csv_response.content.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("institution_code,institution_name,case_count")
+    assert [row.split(",")[0] for row in text.splitlines()[1:]] == ["H1", "H2"]
+    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单 Statement", "计算参数 Inputs", "病例 Cases"]
