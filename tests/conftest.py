@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC_DIR = ROOT.parent / "shared" / "spec"
+SPEC_DIR = Path(os.environ.get("DRG_SPEC_DIR") or ROOT.parent / "shared" / "spec")
 WORKED_EXAMPLE = SPEC_DIR / "worked-example"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -29,3 +29,21 @@ def require_service(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true but is not available")
     pytest.skip(f"{what} not available (set CI=true to require it)")
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_unless_services(request):
+    """Every test but the `services` ones runs Celery tasks in-process, even under CI where
+    CELERY_BROKER_URL points to the real Redis: only the services pass talks to real workers (which
+    read their own test database)."""
+    if request.node.get_closest_marker("services"):
+        yield
+        return
+    from config.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = saved

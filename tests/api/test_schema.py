@@ -7,6 +7,8 @@ import os
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
 from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
@@ -52,7 +54,19 @@ def _load_schema():
 
 
 @pytest.fixture
-def fuzz_key(h1, h2):
+def keep_connection():
+    """schemathesis calls the WSGI app directly, whose request signals would close the test's
+    database connection (and with it the test transaction on PostgreSQL); the Django test client
+    disconnects them the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzz_key(h1, h2, keep_connection):
     stored_case(h1, "c01")
     stored_case(h2, "c01")
     return credential_issue(institution=h1, name="fuzz", user=None)[1]
