@@ -26,7 +26,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 from budget.choices import BudgetStatus
 from budget.models import Budget
 from budget.services import budget_approve, budget_current, budget_draft, budget_inputs_of
-from common.bulk import is_postgres
+from common.bulk import copy_create, copy_create_history, is_postgres
 from common.models import ReviewStatus
 from common.users import system_user
 from drg import selectors
@@ -314,7 +314,11 @@ class _Writer:
             fields.update(on_write or {})
             to_update.append(obj)
         history = _has_history(model)
-        if to_create:
+        if to_create and is_postgres():  # COPY: the first load of a large bundle is mostly creates
+            copy_create(model, to_create)
+            if history:
+                copy_create_history(model, to_create, user=self.actor, reason=self.reason, date=self.now)
+        elif to_create:
             if history:
                 bulk_create_with_history(to_create, model, batch_size=BATCH, default_user=self.actor,
                                          default_change_reason=self.reason, default_date=self.now)

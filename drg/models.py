@@ -162,8 +162,11 @@ class PaymentScheme(models.Model):
 class Case(models.Model):
     """病例: one inpatient stay, settled on its discharge date; identified by (institution, case_no)."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="cases")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="cases")
+    # No single-column FK indexes: case_pool_period_idx leads with region and the (institution,
+    # case_no) unique constraint with institution; redundant indexes only slow bulk loads.
+    # region is denormalised from the institution (whose FK is enforced): no second per-row FK check.
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="cases", db_index=False, db_constraint=False)
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="cases", db_index=False)
     case_no = models.CharField(max_length=40)
     fund = models.CharField(max_length=16, choices=Fund.choices)
     patient_id = models.CharField(max_length=64)

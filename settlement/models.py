@@ -134,9 +134,11 @@ class ClearingRun(models.Model):
 class CaseResult(models.Model):
     """The valuation of one case in one run, with its explanation."""
 
-    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="case_results")
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="results", db_constraint=False)
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    # Indexed by the two composite/explicit indexes of Meta only: a run writes up to millions of
+    # these rows by COPY, and every redundant index costs write time.
+    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="case_results", db_index=False)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="results", db_constraint=False, db_index=False)
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
     valuation_group = models.CharField(max_length=16)
     coefficient = models.DecimalField(max_digits=8, decimal_places=4)
     ratio = models.DecimalField(max_digits=14, decimal_places=4, null=True)
