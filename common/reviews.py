@@ -259,8 +259,11 @@ def correction_request_apply(*, request: models.Model, user, note: str = "") -> 
             setattr(case, name, value)
     if not after:
         raise ValidationError({"proposed": "the proposed values equal the stored case; nothing to correct"})
-    if not DrgGroup.objects.filter(region_id=case.region_id, year=case.discharge_date.year, code=case.drg_code).exists():
-        raise ValidationError({"proposed": f"drg_code {case.drg_code} is not in the {case.discharge_date.year} catalog of the region"})
+    # the catalog in force: the discharge year's, else the latest earlier one (as the API and bundle check)
+    catalog_year = (DrgGroup.objects.filter(region_id=case.region_id, year__lte=case.discharge_date.year)
+                    .order_by("-year").values_list("year", flat=True).first())
+    if catalog_year is None or not DrgGroup.objects.filter(region_id=case.region_id, year=catalog_year, code=case.drg_code).exists():
+        raise ValidationError({"proposed": f"drg_code {case.drg_code} is not in the {catalog_year or case.discharge_date.year} catalog of the region"})
     try:
         case.full_clean(exclude=["region", "institution"], validate_unique=False)
     except ValidationError as exc:

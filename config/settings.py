@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served from our own static files, no CDN
     "django_celery_beat",
     "simple_history",
     "drg",
@@ -107,6 +108,10 @@ CELERY_TASK_TIME_LIMIT = env("CELERY_TASK_TIME_LIMIT", 3600, int)
 CELERY_TASK_SOFT_TIME_LIMIT = env("CELERY_TASK_SOFT_TIME_LIMIT", 3300, int)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Scale-out (docs/scaleout.md): a pool of this many cases or more is valued in chunks of about
+# DRG_SCALEOUT_CHUNK_CASES cases (whole institutions) on the Celery workers, then reduced.
+DRG_SCALEOUT_MIN_CASES = env("DRG_SCALEOUT_MIN_CASES", 2_000_000, int)
+DRG_SCALEOUT_CHUNK_CASES = env("DRG_SCALEOUT_CHUNK_CASES", 500_000, int)
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -122,7 +127,24 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Case submission, corrections, statements and explanations for designated institutions.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+# The API's per-institution throttle counts in the cache: with several web processes it must be a
+# shared one (Redis), else each process counts on its own. Unset: local memory (one process, tests).
+CACHE_URL = env("CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto and name the public origins for CSRF.
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024, int)
 
 LOGGING = {

@@ -344,7 +344,7 @@ class _Rows:
             self.flag(too_fine, column, lambda p: f"{self.value(column, p)!r} has more than {places} decimals")
             self.flag(too_big, column, lambda p: f"{self.value(column, p)!r} is too large (at most {int_digits} digits before the point)")
             self.flag(bad & ~negative & ~too_fine & ~too_big, column,
-                      lambda p: f"{self.value(column, p)!r} is not a {what} (digits with at most {places} decimals)")
+                      lambda p: f"{self.value(column, p)!r} is not {'an' if what[0] in 'aeiou' else 'a'} {what} (digits with at most {places} decimals)")
         valid = good.copy()
         if positive:
             zero = good & (units == 0)

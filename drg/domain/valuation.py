@@ -302,23 +302,30 @@ def _readmission_flags(cases, valuation_group, admission, discharge, eligible, d
     idx = np.flatnonzero(eligible)
     if len(idx) < 2:
         return halved
-    inst_codes = pd.factorize(cases["institution"].to_numpy()[idx])[0]
-    patient_codes = pd.factorize(cases["patient_id"].to_numpy()[idx])[0]
-    group_codes = pd.factorize(valuation_group[idx])[0]
-    key = pd.DataFrame({"i": inst_codes, "p": patient_codes, "g": group_codes})
-    repeated = key.duplicated(keep=False).to_numpy()
+    inst_codes = pd.factorize(cases["institution"].to_numpy()[idx])[0].astype(np.int64)
+    patient_codes = pd.factorize(cases["patient_id"].to_numpy()[idx])[0].astype(np.int64)
+    group_codes = pd.factorize(valuation_group[idx])[0].astype(np.int64)
+    # one int64 key per (institution, patient, group): a single sort key instead of three
+    n_patients, n_groups = int(patient_codes.max()) + 1, int(group_codes.max()) + 1
+    if (int(inst_codes.max()) + 1) * n_patients * n_groups < 2**62:
+        key = (inst_codes * n_patients + patient_codes) * n_groups + group_codes
+    else:  # beyond any real pool; factorize the triples instead
+        key = pd.MultiIndex.from_arrays([inst_codes, patient_codes, group_codes]).factorize()[0].astype(np.int64)
+    repeated = pd.Series(key).duplicated(keep=False).to_numpy()
     idx = idx[repeated]
     if len(idx) < 2:
         return halved
-    inst_codes, patient_codes, group_codes = inst_codes[repeated], patient_codes[repeated], group_codes[repeated]
-    case_rank = pd.factorize(cases["case_no"].astype(str).to_numpy()[idx], sort=True)[0]
-    order = np.lexsort((case_rank, discharge[idx], admission[idx], group_codes, patient_codes, inst_codes))
+    key = key[repeated]
+    adm, dis = admission[idx], discharge[idx]
+    # case_no breaks ties only between stays with the same key and dates: rank just those
+    case_rank = np.zeros(len(idx), dtype=np.int64)
+    tied = pd.DataFrame({"k": key, "a": adm, "d": dis}).duplicated(keep=False).to_numpy()
+    if tied.any():
+        case_rank[tied] = pd.factorize(cases["case_no"].astype(str).to_numpy()[idx[tied]], sort=True)[0]
+    order = np.lexsort((case_rank, dis, adm, key))
     s_idx = idx[order]
-    same_key = (
-        (inst_codes[order][1:] == inst_codes[order][:-1])
-        & (patient_codes[order][1:] == patient_codes[order][:-1])
-        & (group_codes[order][1:] == group_codes[order][:-1])
-    )
+    sorted_key = key[order]
+    same_key = sorted_key[1:] == sorted_key[:-1]
     gap = admission[s_idx[1:]] - discharge[s_idx[:-1]]
     pair = same_key & (gap >= 0) & (gap <= days)
     halved[s_idx[:-1][pair]] = True

@@ -83,7 +83,7 @@ def _event_views(model, in_serializer, out_serializer, submit, ordering, label):
     Collection.__name__ = Collection.__qualname__ = f"{model.__name__}CollectionView"
 
     class Detail(InstitutionAPIView):
-        @extend_schema(summary=f"One of your {label}", parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH)],
+        @extend_schema(summary=f"One of your {label}",
                        responses={200: out_serializer, **error_responses(401, 404, 429)})
         def get(self, request, pk: int):
             record = model.objects.filter(institution=self.institution, pk=pk).first()

@@ -182,6 +182,10 @@ def annual_clearing(
         raise ClearingError("the pool has no valued cases in the period")
 
     drg_budget = inpatient - itemized
+    if drg_budget <= 0:
+        raise ClearingError(
+            f"special-outpatient itemized payments {itemized} use up the inpatient budget {inpatient}: "
+            "no DRG budget is left to price points (revise the budget or review the itemized claims)")
     fund_claims = sum((i.fund_claims for i in members), ZERO)
     self_pay = sum((i.self_pay for i in members), ZERO)
 
@@ -270,6 +274,10 @@ def monthly_clearing(
     if not members:
         raise ClearingError("the pool has no valued cases in the period")
     budget_to_date = monthly_budget(inpatient=inpatient, month=month, itemized_to_date=itemized_to_date)
+    if budget_to_date <= 0:
+        raise ClearingError(
+            f"special-outpatient itemized payments {itemized_to_date} use up the budget to month {month}: "
+            "no DRG budget is left to price points (revise the budget or review the itemized claims)")
     fund_claims = sum((i.fund_claims for i in members), ZERO)
     self_pay = sum((i.self_pay for i in members), ZERO)
     total_points = sum((i.raw_points for i in members), ZERO)

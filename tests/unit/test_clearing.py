@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,16 @@ def test_surplus_bands_retain_85_percent_up_to_10_percent_of_budget_and_nothing_
     tiers = (Band(D("0.10"), D("0.85")), Band(None, D("0")))
     assert bands(D("50"), D("1000"), tiers) == Fraction(85, 2)
     assert bands(D("300"), D("1000"), tiers) == Fraction(85)
+
+
+def test_itemized_payments_that_use_up_the_inpatient_budget_are_refused_with_a_clear_error():
+    from decimal import Decimal as D
+
+    from settlement.domain.clearing import ClearingError, ClearingParameters, InstitutionTotals, annual_clearing, monthly_clearing
+
+    inst = InstitutionTotals(code="H1", raw_points=D("100"), self_pay=D("10"), fund_claims=D("90"), total_cost=D("100"),
+                             tcm_cost=D("0"), case_count=1, category="general", level=2)
+    with pytest.raises(ClearingError, match="no DRG budget is left"):
+        annual_clearing([inst], inpatient=D("1000"), itemized=D("1000"), reserve=D("0"), params=ClearingParameters())
+    with pytest.raises(ClearingError, match="budget to month 1"):
+        monthly_clearing([inst], inpatient=D("1200"), month=1, itemized_to_date=D("150"), params=ClearingParameters())
