@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean migrate
+.PHONY: install demo test lint bench clean migrate screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: install
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n $${PYTEST_WORKERS:-2} -m "not services" $(PYTEST_ARGS)
 	$(PY) -m pytest -p no:xdist -m services $(PYTEST_ARGS)
+
+screenshots: install  # docs/screenshots/*.png through headless Chromium (Debian's chromium package)
+	$(PY) docs/screenshots/make_screenshots.py
 
 bench: install
 	$(PY) manage.py bench $(BENCH_ARGS)

@@ -84,6 +84,11 @@ def svg_chart(*, title: str, x_labels: list[str], series: list[Series], width: i
     high_tick = step * -int(-high // step)
     if high_tick <= high:
         high_tick += step
+    if any(s.show_values for s in series):  # room for the value labels above the peaks and below the dips
+        if (high_tick - high) < 0.12 * (high_tick - low):
+            high_tick += step
+        if not y_from_zero and (min(present) - low) < 0.12 * (high_tick - low):
+            low -= step
     span = high_tick - low
     n = len(x_labels)
     slot = plot_w / max(n, 1)
@@ -108,6 +113,8 @@ def svg_chart(*, title: str, x_labels: list[str], series: list[Series], width: i
     parts.append(f'<line x1="{left}" y1="{y_at(max(low, 0.0)):.1f}" x2="{width - right}" y2="{y_at(max(low, 0.0)):.1f}" stroke="#999"/>')
     for i, label in enumerate(x_labels):
         parts.append(f'<text x="{x_at(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#555">{escape(label)}</text>')
+    labels: list[str] = []  # value labels, drawn last so that no line crosses them
+    halo = 'stroke="#fff" stroke-width="3" paint-order="stroke"'
     bars = [s for s in series if s.kind == "bar"]
     bar_w = slot * 0.7 / max(len(bars), 1)
     for b, s in enumerate(bars):
@@ -120,6 +127,11 @@ def svg_chart(*, title: str, x_labels: list[str], series: list[Series], width: i
                 f'<rect x="{x:.1f}" y="{min(y0, y1):.1f}" width="{bar_w:.1f}" height="{abs(y0 - y1):.1f}" fill="{s.colour}">'
                 f'<title>{escape(s.name)} {escape(x_labels[i])}: {escape(_fmt(v, value_decimals))}</title></rect>'
             )
+            if s.show_values:
+                labels.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{min(y0, y1) - 4:.1f}" text-anchor="middle" fill="{s.colour}" {halo}>'
+                    f'{escape(_fmt(v, value_decimals))}</text>'
+                )
     for s in series:
         if s.kind == "bar":
             continue
@@ -129,13 +141,20 @@ def svg_chart(*, title: str, x_labels: list[str], series: list[Series], width: i
         dash = ' stroke-dasharray="6 4"' if s.kind == "dashed" else ""
         path = " ".join(f"{'M' if k == 0 else 'L'}{x:.1f},{y:.1f}" for k, (x, y, _, _) in enumerate(points))
         parts.append(f'<path d="{path}" fill="none" stroke="{s.colour}" stroke-width="2"{dash}/>')
-        for x, y, v, i in points:
+        for k, (x, y, v, i) in enumerate(points):
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{s.colour}"><title>{escape(s.name)} {escape(x_labels[i])}: '
                 f'{escape(_fmt(v, value_decimals))}</title></circle>'
             )
             if s.show_values:
-                parts.append(f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" fill="{s.colour}">{escape(_fmt(v, value_decimals))}</text>')
+                # Above a peak, below a dip, so that neighbouring labels do not run into each other.
+                neighbours = [points[j][2] for j in (k - 1, k + 1) if 0 <= j < len(points)]
+                below = bool(neighbours) and v < sum(neighbours) / len(neighbours)
+                label_y = y + 16 if below else y - 7
+                labels.append(
+                    f'<text x="{x:.1f}" y="{label_y:.1f}" text-anchor="middle" fill="{s.colour}" {halo}>{escape(_fmt(v, value_decimals))}</text>'
+                )
+    parts.extend(labels)
     legend_x = left
     for s in series:
         legend_dash = ' stroke-dasharray="4 3"' if s.kind == "dashed" else ""
@@ -294,41 +313,45 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
     return overview
 
 
-def pool_charts(overview: PoolOverview) -> list[SafeString]:
+def pool_charts(overview: PoolOverview, *, width: int = 620) -> list[SafeString]:
+    """Budget against claims, the point value month by month, points by discharge month (in that order:
+    the page sets them side by side when the screen is wide enough)."""
     labels = [f"{m:02d}" for m in MONTHS]
     rows = overview.months
     upto = overview.last_month or 12
-    charts = [
+    annual_value = overview.annual_run.totals.get("point_value") if overview.annual_run else None
+    return [
         svg_chart(
             title="预算与按项目费用（累计）Budget vs fund claims, cumulative (yuan)",
             x_labels=labels,
             series=[
                 Series("DRG预算 B_m budget to date", [r.budget_to_date for r in rows], "#1f6fb2", "dashed"),
                 Series("基金按项目 F claims to date", [r.claims_to_date if r.month <= upto else None for r in rows], "#c0392b"),
-                Series("门诊特殊病 itemized (month)", [r.itemized or None for r in rows], "#e0a100", "bar"),
+                Series("门诊特殊病 itemized", [r.itemized or None for r in rows], "#e0a100", "bar", show_values=True),
             ],
-        ),
-        svg_chart(
-            title="点数（按出院月）Points by discharge month"
-            + (f" · run #{overview.points_run.pk}" if overview.points_run else ""),
-            x_labels=labels,
-            series=[Series("点数 points", [r.points for r in rows], "#2e7d32", "bar")],
+            width=width,
         ),
         svg_chart(
             title="点值（月度预付，累计）Point value month by month (yuan per point)",
             x_labels=labels,
             series=[
-                Series("V_m monthly", [r.point_value for r in rows], "#6a1b9a", show_values=True),
+                Series("V_m monthly run", [r.point_value for r in rows], "#6a1b9a", show_values=True),
                 *(
-                    [Series("V annual", [Decimal(str(overview.annual_run.totals["point_value"]))] * 12, "#999", "dashed")]
-                    if overview.annual_run and overview.annual_run.totals.get("point_value") else []
+                    [Series(f"V annual {points(annual_value)} (run #{overview.annual_run.pk})", [Decimal(str(annual_value))] * 12, "#999", "dashed")]
+                    if annual_value else []
                 ),
             ],
             value_decimals=4,
             y_from_zero=False,
+            width=width,
+        ),
+        svg_chart(
+            title="点数（按出院月）Points by discharge month" + (f" · run #{overview.points_run.pk}" if overview.points_run else ""),
+            x_labels=labels,
+            series=[Series("点数 points", [r.points for r in rows], "#2e7d32", "bar")],
+            width=width,
         ),
     ]
-    return charts
 
 
 # --- run comparison ------------------------------------------------------------------------------
@@ -465,6 +488,43 @@ def corrections_between(*, run: ClearingRun, baseline: ClearingRun | None) -> di
     return {row["case__institution_id"]: row["n"] for row in rows}
 
 
+# A run's stored totals, in the order and with the labels of SETTLEMENT.md (unknown keys last, as stored).
+TOTAL_LABELS = {
+    "total": "总额 total", "reserve": "调剂金 reserve", "outpatient": "门诊 outpatient", "inpatient": "住院 inpatient",
+    "special_outpatient": "门诊特殊病 itemized", "drg_budget": "B DRG预算", "budget_to_date": "B_m 预算至本月",
+    "fund_claims": "F 基金按项目", "self_pay": "S 个人负担", "points": "P 点数", "banded": "结余留用·超支分担 banded",
+    "from_reserve": "动用调剂金 from reserve", "distributed": "A 可分配", "point_value": "V 点值",
+}
+POINT_KEYS = ("points", "point_value")
+
+
+BUDGET_KEYS = ("total", "reserve", "outpatient", "inpatient")
+
+
+def totals_rows(totals: dict, *, same_as: Budget | None = None) -> list[tuple[str, str]]:
+    """(label, text) for each total; with `same_as`, the budget lines equal to that budget's are left
+    out (the page shows them already)."""
+    keys = [k for k in TOTAL_LABELS if k in totals] + sorted(k for k in totals if k not in TOTAL_LABELS and k != "point_value_exact")
+    if same_as is not None:
+        keys = [k for k in keys if not (k in BUDGET_KEYS and _same(totals[k], getattr(same_as, k)))]
+    rows = []
+    for key in keys:
+        value = totals[key]
+        try:
+            text = points(value) if key in POINT_KEYS else money_text(value)
+        except (ArithmeticError, TypeError, ValueError):  # not a number (a note, a fraction): shown as stored
+            text = str(value)
+        rows.append((TOTAL_LABELS.get(key, key), text))
+    return rows
+
+
+def _same(stored, value) -> bool:
+    try:
+        return Decimal(str(stored)) == value
+    except ArithmeticError:
+        return False
+
+
 def money_text(value) -> str:
     return "—" if value is None else f"{Decimal(value):,.2f}"
 
@@ -505,10 +565,7 @@ def pool_view(model_admin, request, region_id: int, fund: str, year: int):
                 ("全年预测 projected F + itemized", overview.projected_claims),
             )
         ] + ([("预测 ÷ 住院预算 projected ÷ inpatient", f"{overview.projected_ratio:.1%}")] if overview.projected_ratio is not None else []),
-        "annual_totals": [] if overview.annual_run is None else [
-            (key, points(value) if key in ("point_value", "points") else (value if "/" in str(value) else money_text(value)))
-            for key, value in overview.annual_run.totals.items() if key != "point_value_exact"
-        ],
+        "annual_totals": [] if overview.annual_run is None else totals_rows(overview.annual_run.totals, same_as=budget),
         "switch_funds": [(Fund(f).label, reverse("admin:settlement_pool", args=[region.pk, f, year])) for f in Fund.values if f != fund],
         "switch_years": [(y, reverse("admin:settlement_pool", args=[region.pk, fund, y])) for y in (year - 1, year + 1)],
         "runs_url": reverse("admin:settlement_clearingrun_changelist") + f"?region__id__exact={region.pk}&fund__exact={fund}&year={year}",

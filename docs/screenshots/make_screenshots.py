@@ -5,10 +5,12 @@
 What it does, all on this machine: a throw-away SQLite database in a temporary directory; the spec's
 worked example loaded; the employee pool cleared as a bureau would (an operator starts each monthly run
 and the annual run, an approver finalizes them); a late correction approved and a second annual run
-started, so the comparison has something to explain; the resident pool's monthly runs (it overruns).
-Then Django is served on 127.0.0.1 (a random port) with an approver's session, and Chromium saves a
-PNG of each page. Needs Debian's `chromium` (apt-get install chromium fonts-noto-cjk); not part of
-the test run.
+started, so the comparison has something to explain; the resident pool cleared the same way (it
+overruns). Then Django is served in this process on 127.0.0.1 (a free port), each request carrying
+the session cookie of a user logged in server-side (the approver; `?as=olga` for the operator), and
+Chromium (`--headless --screenshot`) saves a PNG of each page. Needs Debian's `chromium` and
+`fonts-noto-cjk` (apt-get install chromium fonts-noto-cjk); no Python package beyond the project's.
+Not part of the test run. About half a minute.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -30,6 +33,9 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1", "--virtual-time-budget=4000",
 ]
+
+
+SIDEBAR_CLOSED = "/_screens/close-sidebar"  # served by serve(), not by Django
 
 
 def prepare(tmp: Path) -> dict:
@@ -60,11 +66,13 @@ def prepare(tmp: Path) -> dict:
     olga.groups.add(Group.objects.get(name="operator"))
     alan.groups.add(Group.objects.get(name="approver"))
 
+    annual = {}
     for fund in ("employee", "resident"):
         for month in range(1, 13):
             run = clearing_run_start(region=region, fund=fund, year=2025, month=month, user=olga)
             clearing_run_finalize(run=run, user=alan)
-    first = clearing_run_finalize(run=clearing_run_start(region=region, fund="employee", year=2025, user=olga), user=alan)
+        annual[fund] = clearing_run_finalize(run=clearing_run_start(region=region, fund=fund, year=2025, user=olga), user=alan)
+    first = annual["employee"]
 
     # A late correction of a finalized period, then a new annual run to compare with the first.
     case = Case.objects.filter(region=region, fund="employee", institution__code="H3").order_by("case_no").first()
@@ -107,6 +115,12 @@ def serve(sessions: dict[str, str]):
     app = StaticFilesHandler(get_wsgi_application())
 
     def with_session(environ, start_response):
+        if environ.get("PATH_INFO") == "/favicon.ico":
+            start_response("204 No Content", [])
+            return [b""]
+        if environ.get("PATH_INFO") == SIDEBAR_CLOSED:  # the admin's nav sidebar remembers its state here
+            start_response("200 OK", [("Content-Type", "text/html")])
+            return [b"<script>localStorage.setItem('django.admin.navSidebarIsOpen', 'false')</script>closed"]
         query = environ.get("QUERY_STRING", "")
         user = "olga" if "as=olga" in query else "alan"
         environ["HTTP_COOKIE"] = f"sessionid={sessions[user]}"
@@ -121,12 +135,21 @@ def serve(sessions: dict[str, str]):
     return server
 
 
-def shoot(chromium: str, url: str, out: Path, size: str, profile: Path) -> None:
+def check_page(url: str) -> None:
+    """The page answers 200 with the admin's content, not a login form or an error page."""
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - our own 127.0.0.1 server
+        body = response.read().decode()
+    if response.status != 200 or 'id="login-form"' in body or 'id="content-main"' not in body and 'id="content"' not in body:
+        raise SystemExit(f"{url} did not render the page (status {response.status})")
+
+
+def shoot(chromium: str, url: str, out: Path, size: str, profile: Path, quiet: bool = False) -> None:
     subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={out}", url],
         check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    print(f"  {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  <- {url}")
+    if not quiet:
+        print(f"  {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  <- {url}")
 
 
 def main() -> int:
@@ -140,7 +163,7 @@ def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="drg-screens-"))
     try:
-        print("preparing the worked example (load, 25 runs, a correction) …")
+        print("preparing the worked example (load, 26 runs, a correction, a second annual run) …")
         state = prepare(tmp)
         server = serve(state["sessions"])
         base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -148,21 +171,19 @@ def main() -> int:
 
         region = state["region"]
         pages = [
-            ("cockpit.png", reverse("admin:index"), "1400,1100"),
-            ("pool-employee.png", reverse("admin:settlement_pool", args=[region.pk, "employee", 2025]), "1400,2300"),
-            ("pool-resident-overrun.png", reverse("admin:settlement_pool", args=[region.pk, "resident", 2025]), "1400,1300"),
-            ("run-compare.png", reverse("admin:settlement_clearingrun_compare", args=[state["second"].pk]), "1800,900"),
-            ("run-detail.png", reverse("admin:settlement_clearingrun_change", args=[state["second"].pk]), "1600,1500"),
-            ("runs-list.png", reverse("admin:settlement_clearingrun_changelist") + "?fund__exact=employee", "1900,1000"),
-            ("budget-draft-live-lines.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]) + "?as=olga", "1400,1500"),
-            ("budget-growth-cap-refused.png", reverse("admin:budget_budget_add")
-             + f"?as=olga&region={region.pk}&fund=employee&year=2026&base_amount=325049.00&growth_rate=0.12", "1400,1250"),
-            ("budget-approve.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]), "1400,1300"),
-            ("review-queue.png", reverse("admin:drg_correctionrequest_changelist"), "1600,700"),
+            ("cockpit.png", reverse("admin:index"), "1400,1000"),
+            ("pool.png", reverse("admin:settlement_pool", args=[region.pk, "employee", 2025]), "1400,1540"),
+            ("pool-resident.png", reverse("admin:settlement_pool", args=[region.pk, "resident", 2025]), "1400,1150"),
+            ("compare.png", reverse("admin:settlement_clearingrun_compare", args=[state["second"].pk]), "1600,880"),
+            ("run.png", reverse("admin:settlement_clearingrun_change", args=[state["second"].pk]), "1400,1500"),
+            ("budget-draft.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]) + "?as=olga", "1400,1500"),
         ]
         args.out.mkdir(parents=True, exist_ok=True)
         profile = tmp / "chromium-profile"
+        # Close the admin's nav sidebar once (the profile keeps it closed): the pages get the full width.
+        shoot(chromium, base + SIDEBAR_CLOSED, tmp / "sidebar.png", "400,100", profile, quiet=True)
         for name, path, size in pages:
+            check_page(base + path)
             shoot(chromium, base + path, args.out / name, size, profile)
         server.shutdown()
     finally:
