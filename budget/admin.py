@@ -278,7 +278,8 @@ class BudgetAdmin(HistoryAdmin):
             lines_url=reverse("admin:budget_budget_lines"),
             line_labels=[(name, LINE_LABELS[name], money(getattr(obj, name)) if obj else "—") for name in LINE_FIELDS],
             input_fields=INPUT_FIELDS,
-            live=add or (obj is not None and obj.status == BudgetStatus.DRAFT),
+            # live only where the inputs are editable (an approver reading a draft sees the stored lines)
+            live=add or (obj is not None and obj.status == BudgetStatus.DRAFT and self.has_change_permission(request, obj)),
         )
         if obj is not None:
             context.update(

@@ -271,7 +271,7 @@ class ClearingRunAdmin(BureauAdmin):
             return "—"
         return format_html(
             "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", sorted(obj.totals.items())),
+            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", admin_views.totals_rows(obj.totals)),
         )
 
     @admin.display(description="各阶段耗时 seconds per stage")
