@@ -263,7 +263,7 @@ def _cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=
             corrections.append(CaseCorrection(
                 case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
             ))
-        report.corrections = CaseCorrection.objects.bulk_create(corrections, batch_size=BATCH)
+        report.corrections = copy_create(CaseCorrection, corrections)
     return report
 
 
