@@ -14,7 +14,9 @@ Rules, the same for every record:
 - approving a special review needs an approved cost, an itemized claim an approved amount (both default
   to what was requested); a rejection needs a reason;
 - approving a correction request applies its proposed values to the case and records a
-  ``CaseCorrection`` (source=admin) in the same transaction; the next cumulative or annual run picks it up.
+  ``CaseCorrection`` (source=admin) in the same transaction; approving a late case (kind late_case)
+  creates the case (checked again by the submission's rules) and records a ``CaseCorrection`` with
+  before={} and after=the row; the next cumulative or annual run picks either up.
 
 Every decision is saved with ``_history_user`` and ``_change_reason`` so the change history shows who
 decided, when, and why. Interfaces (admin actions, API views) make one call here and map
@@ -229,10 +231,13 @@ def correction_request_apply(*, request: models.Model, user, note: str = "") -> 
     """Apply an approved correction request's proposed values to its case; returns the CaseCorrection.
 
     Runs inside review_approve's transaction. The case may belong to a finalized period: that is what
-    a correction request is for; finalized runs keep their numbers and the next run picks it up."""
+    a correction request is for; finalized runs keep their numbers and the next run picks it up.
+    A late case (kind late_case) is created instead: late_case_create."""
     from drg.choices import ChangeSource
     from drg.models import Case, CaseCorrection, DrgGroup
 
+    if request.kind == request.Kind.LATE_CASE:
+        return late_case_create(request=request, user=user, note=note)
     case = Case.objects.select_for_update().get(pk=request.case_id)
     if case.institution_id != request.institution_id:
         raise ValidationError("the correction request's institution is not the case's institution")
@@ -269,9 +274,47 @@ def correction_request_apply(*, request: models.Model, user, note: str = "") -> 
     except ValidationError as exc:
         raise ValidationError({"proposed": error_text(exc)}) from exc
     case.save(update_fields=[*after, "updated_at"])
-    reason = f"correction request #{request.pk}: {request.reason}"
-    if note:
-        reason += f" — {note}"
     return CaseCorrection.objects.create(
-        case=case, source=ChangeSource.ADMIN, changed_by=user, before=before, after=after, reason=reason
+        case=case, source=ChangeSource.ADMIN, changed_by=user, before=before, after=after, reason=_correction_reason(request, note)
+    )
+
+
+def _correction_reason(request: models.Model, note: str) -> str:
+    reason = f"correction request #{request.pk}: {request.reason}"
+    return f"{reason} — {note}" if note else reason
+
+
+def late_case_create(*, request: models.Model, user, note: str = "") -> models.Model:
+    """Create the late case of an approved correction request (kind late_case); returns the
+    CaseCorrection (before={}, after=the whole row with case_no, source=admin, who approved).
+
+    Runs inside review_approve's transaction, with the region locked as case loads and API
+    submissions lock it, so a case with this case_no cannot slip in between the check and the
+    insert. The row is checked again by the submission's rules (drg.services.late_case_row): the
+    case_no must still be new and its discharge month finalized; otherwise nothing is written and the
+    request stays pending (reject it with a reason)."""
+    from drg.choices import ChangeSource
+    from drg.models import Case, CaseCorrection, Region
+    from drg.services import CasesInvalid, LateCaseRefused, late_case_row
+
+    institution = request.institution
+    Region.objects.select_for_update().filter(pk=institution.region_id).first()
+    proposed = request.proposed if isinstance(request.proposed, dict) else {}
+    try:
+        row = late_case_row(institution=institution, case_no=request.case_no, proposed=proposed)
+    except CasesInvalid as exc:
+        raise ValidationError({"proposed": "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)}) from exc
+    except LateCaseRefused as exc:
+        raise ValidationError(exc.message) from exc
+    values = {name: Case._meta.get_field(name).to_python(value) for name, value in row.items()}
+    case = Case(region_id=institution.region_id, institution=institution, case_no=request.case_no, **values)
+    try:
+        case.full_clean(exclude=["region", "institution"], validate_unique=False)
+    except ValidationError as exc:
+        raise ValidationError({"proposed": error_text(exc)}) from exc
+    case.save()
+    request.case = case
+    return CaseCorrection.objects.create(
+        case=case, source=ChangeSource.ADMIN, changed_by=user, before={}, after={"case_no": case.case_no, **row},
+        reason=_correction_reason(request, note),
     )

@@ -130,6 +130,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"CorrectionRequestKindEnum": "drg.models.CorrectionRequest.Kind"},
 }
 # The API's per-institution throttle counts in the cache: with several web processes it must be a
 # shared one (Redis), else each process counts on its own. Unset: local memory (one process, tests).

@@ -22,6 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from common.reviews import (
     APPROVED,
+    CORRECTABLE_CASE_FIELDS,
     REJECTED,
     error_text,
     is_pending,
@@ -538,24 +539,60 @@ class CaseOfInstitutionForm(forms.ModelForm):
 
 
 class CorrectionRequestForm(CaseOfInstitutionForm):
+    """A change names the stored case and the fields to change; a late case names its new case_no and
+    the whole row, checked here by the hospital API's rules (drg.services.late_case_row)."""
+
     class Meta:
         model = CorrectionRequest
-        fields = ("institution", "case", "proposed", "reason")
+        fields = ("institution", "kind", "case", "case_no", "proposed", "reason")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "kind" in self.fields:
+            self.fields["kind"].required = False  # left out: a change, as before late cases existed
+
+    def clean_kind(self):
+        return self.cleaned_data.get("kind") or CorrectionRequest.Kind.CHANGE
 
     def clean(self):
+        from drg.services import CasesInvalid, LateCaseRefused, late_case_row
+
         data = super().clean()
-        proposed = data.get("proposed")
+        proposed, kind = data.get("proposed"), data.get("kind")
         if proposed is not None and not isinstance(proposed, dict):
             self.add_error("proposed", 'give a JSON object of case fields, e.g. {"drg_code": "GB25"}')
+            return data
+        if kind == CorrectionRequest.Kind.CHANGE:
+            if not data.get("case") and "case" not in self.errors:
+                self.add_error("case", "a change names the stored case to change")
+            if data.get("case_no"):
+                self.add_error("case_no", "only a late case has a case_no here; a change names the stored case")
+            return data
+        if kind != CorrectionRequest.Kind.LATE_CASE:
+            return data
+        if data.get("case"):
+            self.add_error("case", "a late case is not stored yet: leave the case empty (approval creates it)")
+        if not data.get("case_no"):
+            self.add_error("case_no", "a late case needs its case_no")
+        institution = data.get("institution")
+        if self.errors or institution is None or proposed is None:
+            return data
+        try:
+            data["proposed"] = late_case_row(institution=institution, case_no=data["case_no"], proposed=proposed)
+        except CasesInvalid as exc:
+            for error in exc.errors:
+                self.add_error("proposed", f"{error.field}: {error.message}" if error.field else error.message)
+        except LateCaseRefused as exc:
+            self.add_error("case_no", exc.message)
         return data
 
 
 @admin.register(CorrectionRequest)
 class CorrectionRequestAdmin(ReviewAdmin):
     form = CorrectionRequestForm
-    list_display = ("id", "institution", "case_link", "proposed_changes", "reason", "status_badge", "submitted_at", "decided_by", "decided_at")
-    list_filter = ("status", "institution__region", "institution")
-    search_fields = ("case__case_no", "case__patient_id", "institution__code", "institution__name")
+    list_display = ("id", "kind", "institution", "case_link", "proposed_changes", "reason", "status_badge", "submitted_at", "decided_by", "decided_at")
+    list_filter = ("status", "kind", "institution__region", "institution")
+    search_fields = ("case_no", "case__case_no", "case__patient_id", "institution__code", "institution__name")
     list_select_related = ("institution", "case")
     raw_id_fields = ("case",)
     autocomplete_fields = ("institution",)
@@ -563,14 +600,23 @@ class CorrectionRequestAdmin(ReviewAdmin):
 
     @admin.display(description="case")
     def case_link(self, obj):
-        return admin_link(obj.case, obj.case.case_no)
+        if obj.case_id is not None:
+            return admin_link(obj.case, obj.case.case_no)
+        return format_html("{} <i>(late case, not stored yet)</i>", obj.case_no)
 
     @admin.display(description="stored → proposed")
     def proposed_changes(self, obj):
-        """Pending: the case as stored → as proposed. Decided: what was proposed (the case corrections
-        list shows what an approval changed)."""
+        """A change — pending: the case as stored → as proposed; decided: what was proposed (the case
+        corrections list shows what an approval changed). A late case: its whole proposed row."""
         if obj is None or obj.pk is None or not isinstance(obj.proposed, dict):
             return "—"
+        if obj.kind == CorrectionRequest.Kind.LATE_CASE:
+            known = [k for k in CORRECTABLE_CASE_FIELDS if k in obj.proposed]  # the row in its usual order
+            rest = sorted(set(obj.proposed) - set(known))
+            return format_html(
+                "<div><b>new case {}</b> (补报 late case)</div>{}", obj.case_no,
+                format_html_join("", "<div><b>{}</b> = {}</div>", ((k, obj.proposed[k]) for k in [*known, *rest])),
+            )
         if not is_pending(obj):
             return format_html_join("", "<div><b>{}</b> = {}</div>", sorted(obj.proposed.items()))
         case = obj.case

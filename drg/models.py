@@ -219,18 +219,54 @@ class CaseCorrection(models.Model):
 
 
 class CorrectionRequest(Reviewable):
-    """A hospital's request to correct a case of a finalized period; the bureau approves it and the
-    next (cumulative or annual) run picks the correction up."""
+    """A hospital's request about a case of a finalized period; the bureau approves it and the next
+    (cumulative or annual) run picks it up (SETTLEMENT.md §6).
+
+    Two kinds: a **change** to a stored case (``case`` set, ``proposed`` holds the fields to change)
+    and a **late case**, a new case discharged in a finalized period (``case_no`` set, ``proposed``
+    holds the whole case row; approval creates the case and links it in ``case``)."""
+
+    class Kind(models.TextChoices):
+        CHANGE = "change", "更正 change to a stored case"
+        LATE_CASE = "late_case", "补报 late case of a finalized period"
 
     institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="correction_requests")
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="correction_requests")
-    proposed = models.JSONField(help_text="the case fields as the hospital wants them")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHANGE)
+    case = models.ForeignKey(
+        Case, on_delete=models.PROTECT, related_name="correction_requests", null=True, blank=True,
+        help_text="the case to change; for a late case, the case its approval created",
+    )
+    case_no = models.CharField(max_length=40, blank=True, help_text="late case: the new case's case_no")
+    proposed = models.JSONField(help_text="change: the case fields as the hospital wants them; late case: the whole case row")
     reason = models.TextField()
     history = HistoricalRecords()
 
     class Meta:
         permissions = [("review_correctionrequest", "Can approve or reject correction requests")]
         ordering = ["-submitted_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="change", case__isnull=False, case_no="") | (Q(kind="late_case") & ~Q(case_no=""))),
+                name="correction_request_kind_target",
+                violation_error_message="a change names a stored case (and no case_no); a late case names its new case_no",
+            ),
+            # one late case of a case_no awaits a decision at a time
+            models.UniqueConstraint(
+                fields=["institution", "case_no"], condition=Q(kind="late_case", status="submitted"),
+                name="correction_request_one_pending_late_case",
+                violation_error_message="a late case of this case_no already awaits a decision",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_case_no}"
+
+    @property
+    def target_case_no(self) -> str:
+        """The case_no the request is about (the stored case's, or the late case's)."""
+        if self.kind == self.Kind.LATE_CASE or self.case_id is None:
+            return self.case_no
+        return self.case.case_no
 
 
 class SpecialReview(Reviewable):

@@ -3,7 +3,10 @@ and correction requests. Keyword-only, typed, ``<thing>_<action>``; each runs in
 
 The case loader (bundle) lives in ``drg/bundle.py``; hospital-submitted cases go through
 :func:`cases_submit`, which validates rows, refuses changes to finalized periods and upserts the rest
-(changes of open periods are recorded as ``CaseCorrection`` rows with source=api).
+(changes of open periods are recorded as ``CaseCorrection`` rows with source=api). A case of a
+finalized period goes in through a correction request: :func:`correction_request_submit` for a change
+to a stored case, :func:`late_case_request_submit` for a new (late) case; the bureau's approval
+(common.reviews) applies it.
 """
 from __future__ import annotations
 
@@ -290,6 +293,87 @@ def correction_request_submit(
         request = CorrectionRequest(institution=institution, case=case, proposed=changes, reason=reason)
         request._change_reason = "submitted through the hospital API"
         request.save()
+    return request
+
+
+class LateCaseRefused(Exception):
+    """A late case that the stored state refuses (nothing stored). ``code``: ``case_exists`` (the
+    institution already has this case_no: a change goes through a change request),
+    ``already_requested`` (a late case of this case_no awaits a decision) or ``period_open`` (its
+    discharge month is not finalized: it is submitted as an ordinary case)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def late_case_row(*, institution: Institution, case_no: str, proposed: dict[str, Any]) -> dict[str, Any]:
+    """Check a late case: the whole row by the case submission's rules (``json_rows_to_frame``,
+    :func:`cases_validate`: the loader's ``parse_cases`` plus the region's catalog), a case_no new
+    at the institution and a discharge month in a finalized period of its fund. Reads only; used
+    when the request is submitted and again when it is approved.
+
+    Returns the row as JSON values keyed by Case field, less case_no (the form of
+    ``CaseCorrection.after``). Raises :class:`CasesInvalid` and :class:`LateCaseRefused`."""
+    from drg.api.case_rows import json_rows_to_frame
+    from settlement.selectors import finalized_through
+
+    if "case_no" in proposed:
+        raise CasesInvalid([CaseRowError(0, "case_no", "unknown_field", "case_no goes at the top level of the request, not in proposed")])
+    frame, type_errors = json_rows_to_frame([(0, {**proposed, "case_no": case_no})], institution_code=institution.code)
+    if type_errors:
+        raise CasesInvalid([CaseRowError(0, e.get("field"), e["code"], e["message"]) for e in type_errors])
+    typed, errors = cases_validate(institution=institution, frame=frame)
+    if errors:
+        raise CasesInvalid(errors)
+    typed_row = typed.iloc[0]
+    row = {name: case_json_value(column, typed_row[column]) for column, name in CASE_FIELD_OF.items()}
+    if Case.objects.filter(institution=institution, case_no=case_no).exists():
+        raise LateCaseRefused(
+            "case_exists",
+            f"case {case_no!r} of your institution is already stored; to change it, send a correction request "
+            "of kind change with the fields to change",
+        )
+    fund, year, month = row["fund"], int(row["discharge_date"][:4]), int(row["discharge_date"][5:7])
+    through = finalized_through(region_id=institution.region_id).get((fund, year), 0)
+    if month > through:
+        state = f"finalized through month {through}" if through else "no month of it is finalized"
+        raise LateCaseRefused(
+            "period_open",
+            f"case {case_no!r} is discharged in {fund} {year}-{month:02d}, an open period ({state}); "
+            "submit it as an ordinary case (POST /api/v1/cases/), not as a late case",
+        )
+    return row
+
+
+def late_case_request_submit(
+    *, institution: Institution, case_no: str, proposed: dict[str, Any], reason: str
+) -> CorrectionRequest:
+    """Ask the bureau to add a late case: a new case discharged in a finalized period, which a
+    submission or a bundle may no longer add (SETTLEMENT.md §6). ``proposed`` is the whole case row
+    (the submission's fields less case_no) as raw JSON values; it is checked by
+    :func:`late_case_row` and stored normalised. The bureau's approval creates the case and records
+    a ``CaseCorrection`` (common.reviews); the next cumulative or annual run values it.
+    Raises CasesInvalid (row errors) and LateCaseRefused."""
+    with transaction.atomic():
+        row = late_case_row(institution=institution, case_no=case_no, proposed=proposed)
+        pending = CorrectionRequest.objects.filter(
+            institution=institution, kind=CorrectionRequest.Kind.LATE_CASE, case_no=case_no, status=ReviewStatus.SUBMITTED
+        ).values_list("pk", flat=True).first()
+        if pending is not None:
+            raise LateCaseRefused(
+                "already_requested", f"late case {case_no!r} already awaits the bureau's decision (correction request #{pending})"
+            )
+        request = CorrectionRequest(
+            institution=institution, kind=CorrectionRequest.Kind.LATE_CASE, case_no=case_no, proposed=row, reason=reason
+        )
+        request._change_reason = "late case submitted through the hospital API"
+        try:
+            with transaction.atomic():
+                request.save()
+        except IntegrityError as exc:  # a concurrent request for the same case_no won the race
+            raise LateCaseRefused("already_requested", f"late case {case_no!r} already awaits the bureau's decision") from exc
     return request
 
 

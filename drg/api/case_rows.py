@@ -147,7 +147,7 @@ _REASON_CODES: tuple[tuple[re.Pattern, str], ...] = tuple(
         (r"more than \d+ decimals", "too_many_decimals"),
         (r"is too large", "out_of_range"),
         (r"is not a calendar date|is not a date", "invalid_date"),
-        (r"is not a .*digits", "invalid_number"),
+        (r"is not an? .*digits", "invalid_number"),
         (r"^unknown institution", "wrong_institution"),
         (r"^unknown DRG group", "unknown_drg_code"),
         (r"before admission_date", "before_admission"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
@@ -50,7 +50,8 @@ class ErrorItemSerializer(serializers.Serializer):
 
 
 class ErrorLinksSerializer(serializers.Serializer):
-    correction_requests = serializers.CharField(required=False, help_text="where to POST a correction request")
+    correction_requests = serializers.CharField(required=False, help_text="where to POST a correction request (a change or a late case)")
+    cases = serializers.CharField(required=False, help_text="where to submit an ordinary case (a late case of an open period)")
 
 
 class ErrorResponseSerializer(serializers.Serializer):
@@ -195,27 +196,57 @@ class SpecialReviewSerializer(serializers.ModelSerializer):
 # --- correction requests ----------------------------------------------------------------------------
 
 
-@extend_schema_field(ProposedCaseSerializer)
+class LateCaseRowSerializer(serializers.Serializer):
+    """The whole row of a late case: the case submission's fields less case_no (given at the top level)."""
+
+    fund = serializers.ChoiceField(choices=Fund.choices)
+    patient_id = serializers.CharField(max_length=64)
+    admission_date = serializers.DateField()
+    discharge_date = serializers.DateField(help_text="in a finalized period of the fund (else submit the case normally)")
+    drg_code = serializers.CharField(max_length=16, help_text="a code of the region's catalog for the discharge year")
+    total_cost = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0, help_text=MONEY_HELP)
+    self_pay = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0, help_text=MONEY_HELP + "; ≤ total_cost")
+    discharge_status = serializers.ChoiceField(choices=DischargeStatus.choices)
+    tcm_treatment = serializers.BooleanField(required=False, default=False, help_text="true/false or 1/0")
+    tcm_cost = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0, required=False, help_text=MONEY_HELP)
+    surgery_grade = serializers.IntegerField(min_value=0, max_value=4, required=False, default=0)
+    malignant_tumor_surgery = serializers.BooleanField(required=False, default=False, help_text="true/false or 1/0")
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="CorrectionRequestProposed", serializers=[ProposedCaseSerializer, LateCaseRowSerializer],
+        resource_type_field_name=None,
+    )
+)
 class ProposedField(serializers.JSONField):
-    """The proposed case fields, as JSON; validated against the stored case by the service."""
+    """The proposed case fields, as JSON; validated by the service (against the stored case for a
+    change, as a whole case row for a late case)."""
 
     def to_internal_value(self, data):
         if not isinstance(data, Mapping) or not data:
-            raise serializers.ValidationError("give the case fields to change as a non-empty object", code="invalid_type")
+            raise serializers.ValidationError("give the case fields as a non-empty object", code="invalid_type")
         return dict(data)
 
 
 class CorrectionRequestInSerializer(StrictSerializer):
-    case_no = serializers.CharField(max_length=40)
+    kind = serializers.ChoiceField(
+        choices=CorrectionRequest.Kind.choices, required=False, default=CorrectionRequest.Kind.CHANGE,
+        help_text="change (default): correct a stored case; late_case: add a new case discharged in a finalized period",
+    )
+    case_no = serializers.CharField(max_length=40, help_text="the stored case to change, or the late case's new case_no")
     reason = serializers.CharField(max_length=5000)
-    proposed = ProposedField(help_text="the case fields to change, with their new values")
+    proposed = ProposedField(
+        help_text="change: the case fields to change, with their new values (ProposedCase); "
+        "late_case: the whole case row less case_no, as in a case submission (LateCaseRow)"
+    )
 
 
 class CorrectionRequestSerializer(serializers.ModelSerializer):
-    case_no = serializers.CharField(source="case.case_no", read_only=True)
-    proposed = ProposedCaseSerializer(read_only=True)
+    case_no = serializers.CharField(source="target_case_no", read_only=True)
+    proposed = ProposedCaseSerializer(read_only=True, help_text="change: the fields to change; late_case: the whole case row")
 
     class Meta:
         model = CorrectionRequest
-        fields = ["id", "case_no", "status", "proposed", "reason", "submitted_at", "decided_at", "rejection_reason"]
+        fields = ["id", "kind", "case_no", "status", "proposed", "reason", "submitted_at", "decided_at", "rejection_reason"]
         read_only_fields = fields

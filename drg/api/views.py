@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django_filters import rest_framework as filters
@@ -33,9 +33,11 @@ from drg.services import (
     CaseNotFound,
     CasesFinalized,
     CasesInvalid,
+    LateCaseRefused,
     cases_submit,
     cases_validate,
     correction_request_submit,
+    late_case_request_submit,
     special_review_submit,
 )
 from settlement.choices import RunStatus
@@ -155,7 +157,8 @@ class CaseCollectionView(InstitutionAPIView):
             "A JSON array of up to 5,000 cases (EXCHANGE.md case columns less institution_code, which is the "
             "caller's). All or nothing: any bad row stores nothing and every error is listed with its row (array "
             "index) and field. Identical cases are skipped; a changed case of an open period is updated and "
-            "recorded as a correction; a changed case of a finalized period answers 409 — send a correction request."
+            "recorded as a correction; a changed or new case of a finalized period answers 409 — send a correction "
+            "request (kind change for a stored case, late_case for a new one)."
         ),
         request=s.CaseInSerializer(many=True),
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -344,11 +347,15 @@ class SpecialReviewDetailView(InstitutionAPIView):
 
 class CorrectionRequestFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=ReviewStatus.choices)
-    case_no = filters.CharFilter(field_name="case__case_no", max_length=40)
+    kind = filters.ChoiceFilter(choices=CorrectionRequest.Kind.choices)
+    case_no = filters.CharFilter(method="filter_case_no", max_length=40, help_text="the stored case's or the late case's case_no")
 
     class Meta:
         model = CorrectionRequest
-        fields = ["status", "case_no"]
+        fields = ["status", "kind", "case_no"]
+
+    def filter_case_no(self, queryset, name, value):
+        return queryset.filter(Q(case__case_no=value) | Q(case_no=value))
 
 
 class CorrectionRequestCollectionView(InstitutionAPIView):
@@ -363,10 +370,32 @@ class CorrectionRequestCollectionView(InstitutionAPIView):
         return self.get_paginated_response(s.CorrectionRequestSerializer(page, many=True).data)
 
     @extend_schema(
-        summary="Ask the bureau to correct a case (e.g. one of a finalized period)",
+        summary="Ask the bureau to correct a case of a finalized period, or to add a late case to one",
+        description=(
+            "kind `change` (default): `case_no` names a stored case, `proposed` the fields to change. kind "
+            "`late_case`: a new case discharged in a finalized period (which case submission refuses with 409); "
+            "`proposed` is the whole case row less case_no, checked exactly like a case submission. A late case "
+            "whose case_no is already stored (`case_exists`), already awaits a decision (`already_requested`) or "
+            "whose discharge month is not finalized (`period_open`: submit it normally) answers 409. The bureau "
+            "approves or rejects the request in the admin; approval applies the change or creates the late case, "
+            "recorded as a correction, and the next cumulative or annual run picks it up."
+        ),
         request=s.CorrectionRequestInSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: s.CorrectionRequestSerializer, **error_responses(400, 401, 404, 422, 429)},
+        examples=[
+            OpenApiExample(
+                "a change", request_only=True,
+                value={"case_no": "c01", "reason": "HIS export rounded the drug costs", "proposed": {"total_cost": "8500.00"}},
+            ),
+            OpenApiExample(
+                "a late case", request_only=True,
+                value={
+                    "kind": "late_case", "case_no": "c31", "reason": "discharge record found in the March audit",
+                    "proposed": {k: v for k, v in CASES_EXAMPLE[0].items() if k != "case_no"},
+                },
+            ),
+        ],
+        responses={201: s.CorrectionRequestSerializer, **error_responses(400, 401, 404, 409, 422, 429)},
     )
     def post(self, request):
         return self.idempotent(request, lambda: self._submit(request))
@@ -375,6 +404,8 @@ class CorrectionRequestCollectionView(InstitutionAPIView):
         serializer = s.CorrectionRequestInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if data["kind"] == CorrectionRequest.Kind.LATE_CASE:
+            return self._submit_late_case(data)
         try:
             correction = correction_request_submit(
                 institution=self.institution, case_no=data["case_no"], proposed=data["proposed"], reason=data["reason"]
@@ -382,10 +413,30 @@ class CorrectionRequestCollectionView(InstitutionAPIView):
         except CaseNotFound:
             raise case_not_found(data["case_no"], field="case_no")
         except CasesInvalid as exc:
-            raise ApiError(
-                [ApiErrorItem(code=e.code, message=e.message, field=f"proposed.{e.field}" if e.field else "proposed") for e in exc.errors]
-            )
+            raise _proposed_invalid(exc)
         return Response(s.CorrectionRequestSerializer(correction).data, status=201)
+
+    def _submit_late_case(self, data) -> Response:
+        try:
+            correction = late_case_request_submit(
+                institution=self.institution, case_no=data["case_no"], proposed=data["proposed"], reason=data["reason"]
+            )
+        except CasesInvalid as exc:
+            raise _proposed_invalid(exc)
+        except LateCaseRefused as exc:
+            if exc.code == "period_open":
+                field, extra = "proposed.discharge_date", {"links": {"cases": reverse("api-v1:cases")}}
+            else:
+                field, extra = "case_no", None
+            raise ApiError([ApiErrorItem(code=exc.code, message=exc.message, field=field, case_no=data["case_no"])], status_code=409, extra=extra)
+        return Response(s.CorrectionRequestSerializer(correction).data, status=201)
+
+
+def _proposed_invalid(exc: CasesInvalid) -> ApiError:
+    """Row errors of a correction request, the fields named as sent (``proposed.<field>``)."""
+    return ApiError(
+        [ApiErrorItem(code=e.code, message=e.message, field=f"proposed.{e.field}" if e.field else "proposed") for e in exc.errors]
+    )
 
 
 class CorrectionRequestDetailView(InstitutionAPIView):

@@ -1090,7 +1090,9 @@ def frozen_case_errors(
             errors.append(RowError(file, int(lines[p]), "discharge_date",
                                    f"new case {case_nos[p]!r} of {institutions[p]!r} falls in a finalized period "
                                    f"({f} {y}-{m:02d}, finalized through month {frozen[(f, y)]}); "
-                                   "a late case goes in through a correction, not a reload"))
+                                   "a late case goes in as a correction request of kind late_case "
+                                   "(POST /api/v1/correction-requests/) that the bureau approves, "
+                                   "not in a reload or a case submission"))
             continue
         fields = [CASE_FIELD_OF[c] for c in changes[p]]
         if frozen_old[p]:

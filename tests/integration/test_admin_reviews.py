@@ -188,6 +188,67 @@ def test_a_correction_request_with_a_bad_value_is_refused_and_stays_open(client,
     assert request.status == "submitted" and not CaseCorrection.objects.exists()
 
 
+LATE_ROW = (
+    '{"fund": "employee", "patient_id": "P031", "admission_date": "2025-02-10", "discharge_date": "2025-02-18", '
+    '"drg_code": "GB25", "total_cost": 7600, "self_pay": "1500", "discharge_status": "normal"}'
+)
+
+
+def test_an_operator_enters_a_late_case_which_the_approver_sees_in_full_and_approves(client, pool):
+    from drg.models import Case
+    from settlement.models import ClearingRun
+
+    region, institution = pool
+    ClearingRun.objects.create(region=region, fund="employee", year=2025, month=2, kind="monthly", status="finalized")
+    operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
+    client.force_login(operator)
+    added = client.post(reverse("admin:drg_correctionrequest_add"), {
+        "institution": institution.pk, "kind": "late_case", "case_no": "c31", "proposed": LATE_ROW, "reason": "found in the audit",
+    })
+    assert added.status_code == 302, added.content.decode()[:3000]
+    request = CorrectionRequest.objects.get()
+    assert (request.kind, request.case, request.case_no) == ("late_case", None, "c31")
+    assert request.proposed["total_cost"] == "7600.00" and request.proposed["tcm_treatment"] is False  # stored normalised
+
+    client.force_login(approver)
+    listed = client.get(reverse("admin:drg_correctionrequest_changelist"), {"kind": "late_case"}).content.decode()
+    page = client.get(reverse("admin:drg_correctionrequest_change", args=[request.pk])).content.decode()
+    done = client.post(reverse("admin:drg_correctionrequest_decide", args=[request.pk, "approved"]), {"apply": "1", "reason": "checked"})
+
+    assert "c31 <i>(late case, not stored yet)</i>" in listed
+    assert "<b>new case c31</b>" in page and "<b>total_cost</b> = 7600.00" in page and "<b>discharge_date</b> = 2025-02-18" in page
+    assert done.status_code == 302
+    case = Case.objects.get(case_no="c31")
+    assert (case.institution, case.region, case.total_cost) == (institution, region, Decimal("7600.00"))
+    correction = CaseCorrection.objects.get()
+    assert (correction.case, correction.source, correction.changed_by, correction.before) == (case, "admin", approver, {})
+    assert correction.after["case_no"] == "c31" and correction.after["self_pay"] == "1500.00"
+    request.refresh_from_db()
+    assert (request.status, request.case) == ("approved", case)
+
+
+@pytest.mark.parametrize(
+    "values, field, message",
+    [
+        ({"kind": "late_case", "case_no": "c31"}, "case_no", "an open period (no month of it is finalized)"),
+        ({"kind": "late_case", "case_no": ""}, "case_no", "a late case needs its case_no"),
+        ({"kind": "late_case", "case_no": "c31", "proposed": '{"fund": "employee"}'}, "proposed", "patient_id: required value is empty"),
+        ({"kind": "change", "case_no": ""}, "case", "a change names the stored case to change"),
+    ],
+)
+def test_the_admin_form_checks_a_late_case_like_the_hospital_api(client, pool, values, field, message):
+    region, institution = pool
+    client.force_login(make_user("olga", "operator"))
+
+    response = client.post(reverse("admin:drg_correctionrequest_add"), {
+        "institution": institution.pk, "proposed": LATE_ROW, "reason": "r", **values,
+    })
+
+    assert response.status_code == 200
+    assert message in " ".join(response.context["adminform"].form.errors.get(field, [])), response.context["adminform"].form.errors
+    assert not CorrectionRequest.objects.exists()
+
+
 def test_cases_are_read_only_and_searchable_by_case_no_and_patient(client, pool):
     region, institution = pool
     case = make_case(institution, case_no="c77", patient_id="P-ABC")
