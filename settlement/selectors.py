@@ -4,15 +4,16 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass as _dataclass
 from decimal import Decimal
+from typing import Sequence as _Sequence
 
 import pandas as pd
-from django.db.models import Max, Sum
+from django.db.models import Count, Max, Sum
 
 from common.bulk import read_frame
 from common.models import ReviewStatus
 from common.precision import r2
 from drg.domain.valuation import Catalog, Tier, ValuationScheme
-from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, SpecialReview, TcmEquivalent
+from drg.models import Case, Coefficient, DrgGroup, Institution, PaymentScheme, SpecialReview, TcmEquivalent
 from settlement.choices import AdjustmentStatus, RunKind, RunStatus
 from settlement.domain.clearing import Band, ClearingParameters, UpliftTier
 from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
@@ -61,27 +62,40 @@ def _fen(column: str) -> str:
     return f"CAST(ROUND({column} * 100) AS BIGINT)"
 
 
-def pool_cases_frame(*, region_id: int, fund: str, start: _dt.date, end: _dt.date) -> pd.DataFrame:
+def pool_cases_frame(
+    *, region_id: int, fund: str, start: _dt.date, end: _dt.date, institution_ids: _Sequence[int] | None = None
+) -> pd.DataFrame:
     """The pool's cases discharged in [start, end], with the approved special-review cost (fen, −1
-    when none), as a DataFrame in integer units.
+    when none), as a DataFrame in integer units; only those of `institution_ids` when given (one
+    chunk of a scaled-out run, settlement/scaleout.py).
 
-    Two reads: the cases (COPY on PostgreSQL, by the pool/period index) and the pool's approved
+    Two reads: the cases (COPY on PostgreSQL, by the pool/period index; a chunk's by the
+    (institution, case_no) index, so it never scans the whole pool) and the pool's approved
     special reviews (a few per thousand cases), merged in pandas — no join for the planner to get
     wrong on freshly loaded, not yet analysed tables.
     """
+    params: list = [region_id, fund, start, end]
+    only = ""
+    if institution_ids is not None:
+        ids = sorted({int(pk) for pk in institution_ids})
+        only = f" AND c.institution_id IN ({', '.join(['%s'] * len(ids))})" if ids else " AND 1 = 0"
+        params += ids
     sql = f"""
         SELECT c.id, c.case_no, c.institution_id, c.patient_id, c.admission_date, c.discharge_date,
                c.drg_code, {_fen('c.total_cost')}, {_fen('c.self_pay')}, {_fen('c.tcm_cost')},
                c.discharge_status, CASE WHEN c.tcm_treatment THEN 1 ELSE 0 END
         FROM drg_case c
-        WHERE c.region_id = %s AND c.fund = %s AND c.discharge_date >= %s AND c.discharge_date <= %s
+        WHERE c.region_id = %s AND c.fund = %s AND c.discharge_date >= %s AND c.discharge_date <= %s{only}
     """
     columns = CASE_FRAME_COLUMNS[:-1]
-    frame = read_frame(sql, [region_id, fund, start, end], columns, {k: CASE_FRAME_DTYPES[k] for k in columns})
+    frame = read_frame(sql, params, columns, {k: CASE_FRAME_DTYPES[k] for k in columns})
     reviews = SpecialReview.objects.filter(
         status=ReviewStatus.APPROVED, case__region_id=region_id, case__fund=fund,
         case__discharge_date__gte=start, case__discharge_date__lte=end,
-    ).values_list("case_id", "approved_cost")
+    )
+    if institution_ids is not None:
+        reviews = reviews.filter(case__institution_id__in=list(institution_ids))
+    reviews = reviews.values_list("case_id", "approved_cost")
     approved = {case_id: int(cost * 100) for case_id, cost in reviews}
     frame["review_fen"] = frame["case_id"].map(approved).fillna(-1).astype("int64") if approved else -1
     frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
@@ -89,6 +103,16 @@ def pool_cases_frame(*, region_id: int, fund: str, start: _dt.date, end: _dt.dat
     frame["admission_date"] = pd.to_datetime(frame["admission_date"])
     frame["discharge_date"] = pd.to_datetime(frame["discharge_date"])
     return frame
+
+
+def pool_case_counts(*, region_id: int, fund: str, start: _dt.date, end: _dt.date) -> dict[int, int]:
+    """Cases per institution id of the pool discharged in [start, end] (one aggregate query): what
+    a scaled-out run balances its chunks by."""
+    rows = (
+        Case.objects.filter(region_id=region_id, fund=fund, discharge_date__gte=start, discharge_date__lte=end)
+        .values_list("institution_id").annotate(n=Count("id")).order_by()
+    )
+    return {int(institution_id): int(n) for institution_id, n in rows}
 
 
 def _units(value, scale: int):

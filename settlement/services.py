@@ -5,6 +5,11 @@ per-case points and per-institution lines. Execution reads the pool's inputs, co
 outside any transaction, then writes all results in one transaction while holding the run's row
 lock, guarded by its status: a retried or duplicated task never writes twice, and a crash mid-run
 leaves nothing half written.
+
+A large pool is valued in chunks of institutions on several workers (a Celery chord, see
+settlement/scaleout.py and docs/scaleout.md): each chunk stores its case results idempotently and
+returns per-institution aggregates; one reduce step clears the pool with the same `_clear` as the
+single-process path and makes the run a draft. Either way the numbers and the fingerprint are the same.
 """
 from __future__ import annotations
 
@@ -14,23 +19,25 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Iterable
 
 import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from budget.services import budget_current
-from common.bulk import units_to_text, write_frame
+from common.bulk import write_frame
 from common.precision import from_fen, from_ten_thousandths, r2, r4, to_decimal
-from drg.domain.valuation import value_cases
+from drg.domain.valuation import Catalog, value_cases
 from drg.models import Region
-from settlement import selectors
+from settlement import scaleout, selectors
 from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
@@ -47,14 +54,22 @@ class ClearingRunConflict(ValidationError):
 
 # --- start -----------------------------------------------------------------------------------------
 
-def clearing_run_start(*, region: Region, fund: str, year: int, month: int | None = None, user=None, run_async: bool = False) -> ClearingRun:
+def clearing_run_start(
+    *, region: Region, fund: str, year: int, month: int | None = None, user=None, run_async: bool = False,
+    chunks: int | None = None,
+) -> ClearingRun:
     """Record a new run of the pool and period and execute it (inline, or queued on Celery).
 
     At most one run per pool is queued or running at a time (a database constraint); a run left
     'running' by a worker that died longer ago than the task time limit is marked failed first.
+    `chunks` forces the valuation to be split into that many chunks of institutions (otherwise a
+    pool of DRG_SCALEOUT_MIN_CASES cases or more is split by itself). Inline, a split run is
+    valued by the Celery workers (or in-process when Celery is eager) and waited for.
     """
     if month is not None and not 1 <= month <= 12:
         raise ValidationError({"month": f"month must be 1..12, got {month}"})
+    if chunks is not None and chunks < 1:
+        raise ValidationError({"chunks": f"chunks must be ≥ 1, got {chunks}"})
     _fail_abandoned_runs(region=region, fund=fund, year=year)
     try:
         with transaction.atomic():
@@ -77,21 +92,56 @@ def clearing_run_start(*, region: Region, fund: str, year: int, month: int | Non
     if run_async:
         from settlement.tasks import clearing_run_task
 
-        transaction.on_commit(lambda: clearing_run_task.apply_async(kwargs={"run_id": run.pk}))
+        transaction.on_commit(lambda: clearing_run_task.apply_async(kwargs={"run_id": run.pk, "chunks": chunks}))
     else:
-        clearing_run_execute(run_id=run.pk)
+        clearing_run_execute(run_id=run.pk, chunks=chunks)
         run.refresh_from_db()
+        if run.status in ACTIVE_RUN_STATUSES and not transaction.get_connection().in_atomic_block:
+            # chunks handed to real workers: wait for the reduce (not inside a transaction, whose
+            # commit hands them out)
+            run = _wait_for_run(run_id=run.pk, seconds=settings.CELERY_TASK_TIME_LIMIT)
     return run
 
 
 def _fail_abandoned_runs(*, region: Region, fund: str, year: int) -> None:
     limit = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    ClearingRun.objects.filter(
-        region=region, fund=fund, year=year, status=RunStatus.RUNNING, started_at__lt=limit
-    ).update(status=RunStatus.FAILED, error="abandoned: the worker stopped before the run finished", finished_at=timezone.now())
+    abandoned = ClearingRun.objects.filter(region=region, fund=fund, year=year, status=RunStatus.RUNNING, started_at__lt=limit)
+    for run_id in abandoned.values_list("pk", flat=True):  # clearing_run_fail also removes what its chunks stored
+        clearing_run_fail(run_id=run_id, error="abandoned: the worker stopped before the run finished")
+
+
+def _wait_for_run(*, run_id: int, seconds: float) -> ClearingRun:
+    deadline = time.monotonic() + seconds
+    run = ClearingRun.objects.get(pk=run_id)
+    while run.status in ACTIVE_RUN_STATUSES and time.monotonic() < deadline:
+        time.sleep(0.25)
+        run = ClearingRun.objects.get(pk=run_id)
+    if run.status in ACTIVE_RUN_STATUSES:
+        logger.warning("run %s still %s after %ss; it goes on in the background", run_id, run.status, seconds)
+    return run
 
 
 # --- execute ---------------------------------------------------------------------------------------
+
+@dataclass
+class _PoolInputs:
+    """Everything a clearing reads besides the cases."""
+
+    budget: Any
+    start: dt.date
+    end: dt.date
+    catalog: Catalog
+    scheme: selectors.SchemeParameters
+    institutions: dict
+    itemized: Decimal
+
+
+@dataclass
+class _Cleared:
+    lines: list[dict]
+    totals: dict
+    parameters: dict
+
 
 @dataclass
 class _Computed:
@@ -103,18 +153,27 @@ class _Computed:
     fingerprint: str
 
 
-def clearing_run_execute(*, run_id: int) -> ClearingRun:
-    """Execute a queued run. Idempotent: a run that is already draft, finalized or failed is left as it is."""
-    claimed = ClearingRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES).update(
+def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingRun:
+    """Execute a queued run. Idempotent: a run that is already draft, finalized or failed, or whose
+    chunks were already handed out, is left as it is.
+
+    A pool of DRG_SCALEOUT_MIN_CASES cases or more (or any pool when `chunks` is given) is valued in
+    chunks by a Celery chord: the run stays 'running' until the reduce step makes it a draft.
+    """
+    claimed = ClearingRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES, task_id="").update(
         status=RunStatus.RUNNING, started_at=timezone.now(), progress="loading inputs", error=""
     )
     run = ClearingRun.objects.select_related("region").get(pk=run_id)
     if not claimed:
-        logger.info("run %s is %s; nothing to do", run_id, run.status)
+        logger.info("run %s is %s%s; nothing to do", run_id, run.status, f" (chunks handed out as {run.task_id})" if run.task_id else "")
         return run
     timings: dict[str, float] = {}
     try:
-        computed = _compute(run, timings)
+        started = time.perf_counter()
+        layout = _plan(run, chunks)
+        if layout:
+            return _dispatch_chunks(run, layout, plan_seconds=round(time.perf_counter() - started, 3))
+        computed = _compute(run, timings, started=started)
         started = time.perf_counter()
         _progress(run, f"storing {len(computed.cases)} case results")
         with transaction.atomic():
@@ -137,10 +196,26 @@ def clearing_run_execute(*, run_id: int) -> ClearingRun:
         return locked
     except Exception as exc:  # recorded on the run, then re-raised for the caller / worker log
         logger.exception("run %s failed", run_id)
-        ClearingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-            status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now(), timings=timings
-        )
+        clearing_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}", timings=timings or None)
         raise
+
+
+def clearing_run_fail(*, run_id: int, error: str, timings: dict | None = None) -> None:
+    """Mark a running run failed and remove whatever its chunks stored, in one transaction (waits
+    for chunks that are storing right now: they hold the run's row in share mode)."""
+    with transaction.atomic():
+        locked = ClearingRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.RUNNING).first()
+        if locked is None:
+            return
+        CaseResult.objects.filter(run_id=run_id).delete()
+        InstitutionLine.objects.filter(run_id=run_id).delete()
+        locked.status = RunStatus.FAILED
+        locked.error = error
+        locked.finished_at = timezone.now()
+        locked.progress = "failed"
+        if timings is not None:
+            locked.timings = timings
+        locked.save(update_fields=["status", "error", "finished_at", "progress", "timings"])
 
 
 def _progress(run: ClearingRun, text: str) -> None:
@@ -152,28 +227,52 @@ def _period(year: int, month: int | None) -> tuple[dt.date, dt.date]:
     return dt.date(year, 1, 1), dt.date(year, last, calendar.monthrange(year, last)[1])
 
 
-def _compute(run: ClearingRun, timings: dict) -> _Computed:
-    region_id, fund, year, month = run.region_id, run.fund, run.year, run.month
-    started = time.perf_counter()
-    budget = budget_current(region=run.region, fund=fund, year=year)
+def _require_budget(run: ClearingRun):
+    budget = budget_current(region=run.region, fund=run.fund, year=run.year)
     if budget is None:
-        raise ValidationError(f"pool {run.region.code}/{fund}/{year} has no approved budget")
-    start, end = _period(year, month)
-    cases = selectors.pool_cases_frame(region_id=region_id, fund=fund, start=start, end=end)
-    catalog = selectors.pool_catalog(region_id=region_id, year=year)
-    scheme = selectors.pool_scheme(region_id=region_id, year=year)
-    institutions = selectors.institutions_of_region(region_id=region_id)
-    itemized = selectors.itemized_total(region_id=region_id, fund=fund, year=year, through_month=month or 12)
+        raise ValidationError(f"pool {run.region.code}/{run.fund}/{run.year} has no approved budget")
+    return budget
+
+
+def _pool_inputs(run: ClearingRun) -> _PoolInputs:
+    budget = _require_budget(run)
+    start, end = _period(run.year, run.month)
+    return _PoolInputs(
+        budget=budget, start=start, end=end,
+        catalog=selectors.pool_catalog(region_id=run.region_id, year=run.year),
+        scheme=selectors.pool_scheme(region_id=run.region_id, year=run.year),
+        institutions=selectors.institutions_of_region(region_id=run.region_id),
+        itemized=selectors.itemized_total(region_id=run.region_id, fund=run.fund, year=run.year, through_month=run.month or 12),
+    )
+
+
+def _compute(run: ClearingRun, timings: dict, *, started: float | None = None) -> _Computed:
+    """The single-process path: every case of the pool in this process."""
+    started = time.perf_counter() if started is None else started
+    inputs = _pool_inputs(run)
+    cases = selectors.pool_cases_frame(region_id=run.region_id, fund=run.fund, start=inputs.start, end=inputs.end)
     timings["load"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
     _progress(run, f"valuing {len(cases)} cases")
-    values = value_cases(cases, catalog, scheme.valuation)
+    values = value_cases(cases, inputs.catalog, inputs.scheme.valuation)
     timings["value"] = round(time.perf_counter() - started, 3)
 
     started = time.perf_counter()
     _progress(run, "clearing")
-    totals_by_inst = _institution_totals(cases, values, institutions)
+    cleared = _clear(run, inputs, scaleout.institution_aggregates(cases, values))
+    timings["clear"] = round(time.perf_counter() - started, 3)
+    fingerprint = _fingerprint(scaleout.institution_digests(cases), inputs.catalog, cleared.parameters)
+    return _Computed(cases=cases, values=values, lines=cleared.lines, totals=cleared.totals,
+                     parameters=cleared.parameters, fingerprint=fingerprint)
+
+
+def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) -> _Cleared:
+    """From per-institution aggregates (scaleout.institution_aggregates) to the run's lines, totals
+    and parameters: the clearing of SETTLEMENT.md §3–§5, shared by the single and the chunked path."""
+    region_id, fund, year, month = run.region_id, run.fund, run.year, run.month
+    budget, scheme, institutions, itemized = inputs.budget, inputs.scheme, inputs.institutions, inputs.itemized
+    totals_by_inst = _institution_totals(aggregates, institutions)
     codes = {pk: inst.code for pk, inst in institutions.items()}
     by_code = {inst.code: pk for pk, inst in institutions.items()}
     parameters = {
@@ -181,7 +280,7 @@ def _compute(run: ClearingRun, timings: dict) -> _Computed:
         "budget": {"revision": budget.revision, "total": str(budget.total), "reserve": str(budget.reserve),
                    "outpatient": str(budget.outpatient), "inpatient": str(budget.inpatient)},
         "itemized": str(itemized),
-        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "period": {"start": inputs.start.isoformat(), "end": inputs.end.isoformat()},
     }
     if month:
         prepaid_before = selectors.prepayments_before(region_id=region_id, fund=fund, year=year, month=month)
@@ -233,29 +332,13 @@ def _compute(run: ClearingRun, timings: dict) -> _Computed:
             "point_value_exact": _fraction_text(result.point_value_exact), "self_pay": str(result.self_pay),
             "points": str(result.points), "banded": str(r2(result.banded)), "from_reserve": str(result.from_reserve),
         }
-    timings["clear"] = round(time.perf_counter() - started, 3)
-    fingerprint = _fingerprint(cases, catalog, parameters)
-    return _Computed(cases=cases, values=values, lines=lines, totals=totals, parameters=parameters, fingerprint=fingerprint)
+    return _Cleared(lines=lines, totals=totals, parameters=parameters)
 
 
-def _institution_totals(cases: pd.DataFrame, values: pd.DataFrame, institutions: dict) -> list[InstitutionTotals]:
-    frame = pd.DataFrame(
-        {
-            "institution": cases["institution"].to_numpy(),
-            "points_u": values["points_u"].to_numpy(),
-            "self_fen": cases["self_fen"].to_numpy(),
-            "fund_fen": (cases["total_fen"] - cases["self_fen"]).to_numpy(),
-            "total_fen": cases["total_fen"].to_numpy(),
-            "tcm_fen": cases["tcm_fen"].to_numpy(),
-        }
-    )
-    grouped = frame.groupby("institution", sort=True).agg(
-        points_u=("points_u", "sum"), self_fen=("self_fen", "sum"), fund_fen=("fund_fen", "sum"),
-        total_fen=("total_fen", "sum"), tcm_fen=("tcm_fen", "sum"), case_count=("points_u", "size"),
-    )
+def _institution_totals(aggregates: Iterable[dict], institutions: dict) -> list[InstitutionTotals]:
     totals = []
-    for institution_id, row in grouped.iterrows():  # one row per institution, not per case
-        inst = institutions[int(institution_id)]
+    for row in sorted(aggregates, key=lambda a: a["institution"]):  # one row per institution, not per case
+        inst = institutions[int(row["institution"])]
         totals.append(
             InstitutionTotals(
                 code=inst.code,
@@ -276,11 +359,12 @@ def _fraction_text(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
-def _fingerprint(cases: pd.DataFrame, catalog, parameters: dict) -> str:
-    """sha256 over every input of the run: the case rows, the catalog and the parameters."""
+def _fingerprint(digests: dict[int, str], catalog: Catalog, parameters: dict) -> str:
+    """sha256 over every input of the run: the case rows (as per-institution digests in institution
+    order, scaleout.combined_digest — the same whether the pool was valued in one process or in
+    chunks), the catalog and the parameters."""
     digest = hashlib.sha256()
-    case_part = cases.drop(columns=["case_id"]).sort_values(["institution", "case_no"], kind="stable")
-    digest.update(pd.util.hash_pandas_object(case_part, index=False).to_numpy().tobytes())
+    digest.update(scaleout.combined_digest(digests).encode())
     for frame in (catalog.groups, catalog.coefficients):
         ordered = frame.sort_values(list(frame.columns[:2]), kind="stable") if len(frame) else frame
         digest.update(pd.util.hash_pandas_object(ordered.astype(str), index=False).to_numpy().tobytes())
@@ -291,29 +375,213 @@ def _fingerprint(cases: pd.DataFrame, catalog, parameters: dict) -> str:
     return digest.hexdigest()
 
 
-def _store(run: ClearingRun, computed: _Computed) -> None:
-    CaseResult.objects.filter(run=run).delete()
-    InstitutionLine.objects.filter(run=run).delete()
-    values, cases = computed.values, computed.cases
-    ratio = values["ratio_u"]
-    base = values["base_u"]
-    frame = pd.DataFrame(
+# CaseResult columns held as integer units (ten-thousandths) until write_frame turns them into exact
+# numeric literals, the cheapest form for COPY (common/bulk.py).
+CASE_RESULT_UNITS = {"coefficient": 4, "ratio": 4, "base_points": 4, "points_before_readmission": 4, "points": 4}
+
+
+def _case_results_frame(run_id: int, cases: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "run_id": run.pk,
+            "run_id": run_id,
             "case_id": cases["case_id"].to_numpy(),
             "institution_id": cases["institution"].to_numpy(),
             "valuation_group": values["valuation_group"].to_numpy(),
-            "coefficient": units_to_text(values["coef_u"], 4).to_numpy(),
-            "ratio": units_to_text(ratio.fillna(0), 4).where(ratio.notna().to_numpy(), None).to_numpy(),
+            "coefficient": values["coef_u"].to_numpy(),
+            "ratio": pd.array(values["ratio_u"], dtype="Int64"),
             "category": values["category"].to_numpy(),
-            "base_points": units_to_text(base.fillna(0), 4).where(base.notna().to_numpy(), None).to_numpy(),
+            "base_points": pd.array(values["base_u"], dtype="Int64"),
             "readmission_halved": values["readmission_halved"].to_numpy(),
-            "points_before_readmission": units_to_text(values["points_before_u"], 4).to_numpy(),
-            "points": units_to_text(values["points_u"], 4).to_numpy(),
+            "points_before_readmission": values["points_before_u"].to_numpy(),
+            "points": values["points_u"].to_numpy(),
         }
     )
-    write_frame(CaseResult._meta.db_table, frame, list(frame.columns))
+
+
+def _store(run: ClearingRun, computed: _Computed) -> None:
+    CaseResult.objects.filter(run=run).delete()
+    InstitutionLine.objects.filter(run=run).delete()
+    frame = _case_results_frame(run.pk, computed.cases, computed.values)
+    write_frame(CaseResult._meta.db_table, frame, list(frame.columns), units=CASE_RESULT_UNITS)
     InstitutionLine.objects.bulk_create([InstitutionLine(run=run, **line) for line in computed.lines])
+
+
+# --- execute in chunks (scale-out, docs/scaleout.md) -----------------------------------------------
+
+def _plan(run: ClearingRun, chunks: int | None) -> list[dict]:
+    """The run's chunk layout ([] for one process), from one aggregate query of cases per institution."""
+    start, end = _period(run.year, run.month)
+    counts = selectors.pool_case_counts(region_id=run.region_id, fund=run.fund, start=start, end=end)
+    return scaleout.plan_chunks(
+        counts, chunks=chunks, min_cases=settings.DRG_SCALEOUT_MIN_CASES, chunk_cases=settings.DRG_SCALEOUT_CHUNK_CASES
+    )
+
+
+def _dispatch_chunks(run: ClearingRun, layout: list[dict], *, plan_seconds: float) -> ClearingRun:
+    """Hand the chunks to Celery as a chord (value each chunk, then reduce), once: the chord's id is
+    recorded on the run by a guarded UPDATE, so a redelivered run task never dispatches it again."""
+    from celery import chord
+
+    from settlement.tasks import clearing_run_chunks_failed, clearing_run_reduce, clearing_run_value_chunk
+
+    _require_budget(run)  # fail before any chunk works for nothing
+    cases = sum(entry["cases"] for entry in layout)
+    reduce_id = str(uuid.uuid4())
+    handed_out = ClearingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, task_id="").update(
+        task_id=reduce_id, timings={"plan": plan_seconds, "chunks": layout},
+        progress=f"valuing {cases} cases in {len(layout)} chunks",
+    )
+    if not handed_out:
+        logger.info("run %s: chunks already handed out; nothing to do", run.pk)
+        return ClearingRun.objects.get(pk=run.pk)
+    header = [
+        clearing_run_value_chunk.s(run_id=run.pk, chunk_no=entry["chunk"], institution_ids=entry["institutions"])
+        for entry in layout
+    ]
+    body = clearing_run_reduce.s(run_id=run.pk).set(task_id=reduce_id)
+    body.link_error(clearing_run_chunks_failed.s(run_id=run.pk))
+    if clearing_run_reduce.app.conf.task_always_eager:
+        chord(header)(body)  # in this process and transaction, chunk after chunk, then the reduce
+    else:
+        transaction.on_commit(lambda: chord(header)(body))  # the workers must see the run running
+    return ClearingRun.objects.select_related("region").get(pk=run.pk)
+
+
+def _lock_run_shared(run_id: int) -> str | None:
+    """The run's status, its row held in share mode until the transaction ends: chunks store side
+    by side, while clearing_run_fail and the reduce (FOR UPDATE) wait for them."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT status FROM {ClearingRun._meta.db_table} WHERE id = %s FOR SHARE", [run_id])
+            row = cursor.fetchone()
+        return row[0] if row else None
+    return ClearingRun.objects.select_for_update().filter(pk=run_id).values_list("status", flat=True).first()
+
+
+def _lock_chunk(run_id: int, chunk_no: int) -> None:
+    """Two deliveries of one chunk store one after the other (PostgreSQL; SQLite has one writer)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [run_id % 2**31, chunk_no])
+
+
+def clearing_run_value_chunk(*, run_id: int, chunk_no: int, institution_ids: list[int], worker: str = "") -> dict:
+    """Value one chunk of a running run: its institutions' cases, stored as CaseResult rows
+    idempotently (that run's rows of those institutions are replaced in one transaction, so a
+    retried or redelivered chunk never doubles), and return small JSON-ready aggregates.
+
+    A chunk of a run that is no longer running (failed elsewhere, or already reduced) does nothing.
+    A failure marks the run failed (clearing_run_fail) and is re-raised.
+    """
+    run = ClearingRun.objects.select_related("region").get(pk=run_id)
+    if run.status != RunStatus.RUNNING:
+        logger.info("run %s is %s; chunk %s skipped", run_id, run.status, chunk_no)
+        return {"chunk": chunk_no, "skipped": run.status}
+    timings: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        start, end = _period(run.year, run.month)
+        catalog = selectors.pool_catalog(region_id=run.region_id, year=run.year)
+        scheme = selectors.pool_scheme(region_id=run.region_id, year=run.year)
+        cases = selectors.pool_cases_frame(
+            region_id=run.region_id, fund=run.fund, start=start, end=end, institution_ids=institution_ids
+        )
+        timings["load"] = round(time.perf_counter() - started, 3)
+
+        started = time.perf_counter()
+        values = value_cases(cases, catalog, scheme.valuation)
+        aggregates = scaleout.institution_aggregates(cases, values)
+        digests = scaleout.institution_digests(cases)
+        timings["value"] = round(time.perf_counter() - started, 3)
+
+        started = time.perf_counter()
+        frame = _case_results_frame(run_id, cases, values)
+        with transaction.atomic():
+            status = _lock_run_shared(run_id)
+            if status != RunStatus.RUNNING:
+                logger.info("run %s became %s while chunk %s was valued; results discarded", run_id, status, chunk_no)
+                return {"chunk": chunk_no, "skipped": status}
+            _lock_chunk(run_id, chunk_no)
+            CaseResult.objects.filter(run_id=run_id, institution_id__in=list(institution_ids)).delete()
+            write_frame(CaseResult._meta.db_table, frame, list(frame.columns), units=CASE_RESULT_UNITS)
+        timings["store"] = round(time.perf_counter() - started, 3)
+    except Exception as exc:
+        logger.exception("run %s chunk %s failed", run_id, chunk_no)
+        clearing_run_fail(run_id=run_id, error=f"chunk {chunk_no}: {type(exc).__name__}: {exc}")
+        raise
+    return {
+        "chunk": chunk_no,
+        "worker": worker,
+        "cases": len(cases),
+        "institutions": [{**aggregate, "digest": digests[aggregate["institution"]]} for aggregate in aggregates],
+        "digest": scaleout.combined_digest(digests),
+        "timings": timings,
+    }
+
+
+def clearing_run_reduce(*, run_id: int, results: list) -> ClearingRun:
+    """Put the chunks of a run together: check every chunk came back, clear the pool from their
+    per-institution aggregates (the same `_clear` as one process), store the institution lines and
+    make the run a draft — after checking, under the run's row lock, that the stored case results
+    are exactly the chunks' cases. Idempotent; a failure marks the run failed."""
+    run = ClearingRun.objects.select_related("region").get(pk=run_id)
+    if run.status != RunStatus.RUNNING:
+        logger.info("run %s is %s; nothing to reduce", run_id, run.status)
+        return run
+    planned = dict(run.timings or {})
+    try:
+        started = time.perf_counter()
+        _progress(run, "clearing")
+        chunks = scaleout.collect_chunks(planned.get("chunks") or [], results)
+        aggregates = [entry for chunk in chunks for entry in chunk["institutions"]]
+        digests = {entry["institution"]: entry["digest"] for entry in aggregates}
+        if len(digests) != len(aggregates):
+            raise scaleout.ScaleoutError("an institution was valued in two chunks")
+        inputs = _pool_inputs(run)
+        cleared = _clear(run, inputs, aggregates)
+        fingerprint = _fingerprint(digests, inputs.catalog, cleared.parameters)
+        clear_seconds = round(time.perf_counter() - started, 3)
+
+        started = time.perf_counter()
+        case_count = sum(chunk["cases"] for chunk in chunks)
+        with transaction.atomic():
+            locked = ClearingRun.objects.select_for_update().get(pk=run_id)
+            if locked.status != RunStatus.RUNNING:
+                logger.info("run %s became %s while reducing; results discarded", run_id, locked.status)
+                return locked
+            stored = CaseResult.objects.filter(run_id=run_id).count()
+            if stored != case_count:
+                raise scaleout.ScaleoutError(f"{stored} case results are stored but the chunks valued {case_count} cases")
+            InstitutionLine.objects.filter(run=locked).delete()
+            InstitutionLine.objects.bulk_create([InstitutionLine(run=locked, **line) for line in cleared.lines])
+            finished = timezone.now()
+            wall = round((finished - locked.started_at).total_seconds(), 3) if locked.started_at else None
+            locked.timings = {
+                "plan": planned.get("plan"),
+                **{phase: round(sum(chunk["timings"].get(phase, 0) for chunk in chunks), 3) for phase in ("load", "value", "store")},
+                "clear": clear_seconds,
+                "reduce_store": round(time.perf_counter() - started, 3),
+                "wall": wall,
+                "total": wall,
+                "chunks": [
+                    {"chunk": chunk["chunk"], "worker": chunk.get("worker", ""), "institutions": len(chunk["institutions"]),
+                     "cases": chunk["cases"], **chunk["timings"]}
+                    for chunk in chunks
+                ],
+            }
+            locked.status = RunStatus.DRAFT
+            locked.finished_at = finished
+            locked.progress = "done"
+            locked.case_count = case_count
+            locked.fingerprint = fingerprint
+            locked.parameters = cleared.parameters
+            locked.totals = cleared.totals
+            locked.save()
+        return locked
+    except Exception as exc:
+        logger.exception("run %s: reduce failed", run_id)
+        clearing_run_fail(run_id=run_id, error=f"reduce: {type(exc).__name__}: {exc}")
+        raise
 
 
 # --- finalize --------------------------------------------------------------------------------------

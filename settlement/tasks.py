@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 
 from celery import shared_task
 from django.utils import timezone
@@ -10,9 +11,30 @@ from settlement import services
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=30)
-def clearing_run_task(self, *, run_id: int) -> str:
-    run = services.clearing_run_execute(run_id=run_id)
+def clearing_run_task(self, *, run_id: int, chunks: int | None = None) -> str:
+    run = services.clearing_run_execute(run_id=run_id, chunks=chunks)
     return run.status
+
+
+# --- scale-out: a chord of chunk tasks and one reduce (docs/scaleout.md) ---------------------------
+
+@shared_task(bind=True, acks_late=True)
+def clearing_run_value_chunk(self, *, run_id: int, chunk_no: int, institution_ids: list[int]) -> dict:
+    """Value one chunk of institutions of a running run; returns its per-institution aggregates."""
+    worker = self.request.hostname or socket.gethostname()
+    return services.clearing_run_value_chunk(run_id=run_id, chunk_no=chunk_no, institution_ids=institution_ids, worker=worker)
+
+
+@shared_task(bind=True, acks_late=True)
+def clearing_run_reduce(self, results: list, *, run_id: int) -> str:
+    """The chord's body: `results` are the chunks' return values (Celery passes them first)."""
+    return services.clearing_run_reduce(run_id=run_id, results=results).status
+
+
+@shared_task
+def clearing_run_chunks_failed(request, exc, traceback, *, run_id: int) -> None:
+    """The chord's error callback (a chunk or the reduce failed): the run is marked failed."""
+    services.clearing_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
 
 
 @shared_task

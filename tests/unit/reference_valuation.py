@@ -14,7 +14,7 @@ def r4(x: Decimal) -> Decimal:
 
 def value_case_reference(case: dict, groups: dict, coefficients: dict, defaults: dict, tcm: dict, scheme: dict) -> dict:
     with localcontext() as ctx:
-        ctx.prec = 50
+        ctx.prec = 28  # the default context: what a straightforward Decimal implementation uses
         group_code = case["drg_code"]
         if case["tcm_treatment"] and group_code in tcm:
             group_code = tcm[group_code]

@@ -240,3 +240,14 @@ def test_vectorised_valuation_equals_plain_decimal_arithmetic(pool):
 @given(pools(), st.sampled_from([2, 3, 10, 100]))
 def test_scaling_every_cost_together_leaves_points_unchanged(pool, k):
     assert run_engine(*pool)["points_u"].tolist() == run_engine(*pool, scale=k)["points_u"].tolist()
+
+
+def test_an_exact_half_reached_through_a_non_terminating_ratio_is_rounded_as_28_digit_decimal_does():
+    # r = 2.96 / 0.24 = 12.333…; exactly 37.9155 × 0.5 + 37.9155 × (r − 3) = 372.83575, but the
+    # spec's reference arithmetic (Decimal, 28 digits, r first) gives 372.83574999… → 372.8357.
+    groups = [{"code": "G1", "base": "37.9155", "avg": "0.24"}]
+    result = value_cases(cases_frame([{"drg": "G1", "total": "2.96"}]),
+                         catalog(groups, coefficients=[("H1", "G1", u("0.5"))]), SCHEME)
+
+    assert result["category"].tolist() == ["high"]
+    assert result["points_u"].tolist() == [u("372.8357")]
