@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.html import format_html, format_html_join
 
 from common.reviews import error_text
@@ -278,9 +279,17 @@ class ClearingRunAdmin(BureauAdmin):
     def timings_table(self, obj):
         if not obj.timings:
             return "—"
+        def cell(value):
+            if isinstance(value, list):  # per-chunk timings of a scaled-out run: one line a chunk
+                return format_html_join(
+                    mark_safe("<br>"), "{}",
+                    ((", ".join(f"{k} {v}" for k, v in item.items()) if isinstance(item, dict) else str(item),) for item in value),
+                )
+            return f"{value}"
+
         return format_html(
             "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((k, f"{v}") for k, v in obj.timings.items())),
+            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((k, cell(v)) for k, v in obj.timings.items())),
         )
 
     @admin.display(description="参数 parameters")

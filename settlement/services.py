@@ -30,6 +30,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from budget.services import budget_current
@@ -105,9 +106,13 @@ def clearing_run_start(
 
 def _fail_abandoned_runs(*, region: Region, fund: str, year: int) -> None:
     limit = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    abandoned = ClearingRun.objects.filter(region=region, fund=fund, year=year, status=RunStatus.RUNNING, started_at__lt=limit)
+    # running past the task time limit, or queued that long without a worker ever claiming it (its
+    # message was lost, e.g. a broker restarted without persistence): either would block the pool
+    stale = Q(status=RunStatus.RUNNING, started_at__lt=limit) | Q(status=RunStatus.QUEUED, created_at__lt=limit)
+    abandoned = ClearingRun.objects.filter(stale, region=region, fund=fund, year=year)
     for run_id in abandoned.values_list("pk", flat=True):  # clearing_run_fail also removes what its chunks stored
-        clearing_run_fail(run_id=run_id, error="abandoned: the worker stopped before the run finished")
+        clearing_run_fail(run_id=run_id, error="abandoned: no worker finished the run within the task time limit",
+                          statuses=ACTIVE_RUN_STATUSES)
 
 
 def _wait_for_run(*, run_id: int, seconds: float) -> ClearingRun:
@@ -200,11 +205,11 @@ def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingR
         raise
 
 
-def clearing_run_fail(*, run_id: int, error: str, timings: dict | None = None) -> None:
-    """Mark a running run failed and remove whatever its chunks stored, in one transaction (waits
-    for chunks that are storing right now: they hold the run's row in share mode)."""
+def clearing_run_fail(*, run_id: int, error: str, timings: dict | None = None, statuses=(RunStatus.RUNNING,)) -> None:
+    """Mark a running run (or one in `statuses`) failed and remove whatever its chunks stored, in one
+    transaction (waits for chunks that are storing right now: they hold the run's row in share mode)."""
     with transaction.atomic():
-        locked = ClearingRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.RUNNING).first()
+        locked = ClearingRun.objects.select_for_update().filter(pk=run_id, status__in=statuses).first()
         if locked is None:
             return
         CaseResult.objects.filter(run_id=run_id).delete()

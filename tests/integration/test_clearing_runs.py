@@ -81,6 +81,26 @@ def test_only_one_queued_or_running_run_per_pool_is_allowed_by_the_database(regi
     assert services.clearing_run_start(region=region, fund="resident", year=2025, user=users[0]).status == RunStatus.DRAFT
 
 
+def test_a_queued_run_whose_message_was_lost_does_not_block_its_pool_for_ever(region, users, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    lost = ClearingRun.objects.create(region=region, fund="employee", year=2025, kind="annual", status=RunStatus.QUEUED)
+    with pytest.raises(services.ClearingRunConflict):  # recently queued: it may still be waiting for a worker
+        services.clearing_run_start(region=region, fund="employee", year=2025, user=users[0])
+    ClearingRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 120))
+
+    again = services.clearing_run_start(region=region, fund="employee", year=2025, user=users[0])
+
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.FAILED and lost.error.startswith("abandoned")
+    assert again.status == RunStatus.DRAFT
+    services.clearing_run_execute(run_id=lost.pk)  # the lost message turning up after all changes nothing
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.FAILED
+
+
 def test_executing_a_run_twice_writes_its_results_once(region, users, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         run = services.clearing_run_start(region=region, fund="employee", year=2025, user=users[0], run_async=True)
