@@ -1,11 +1,176 @@
+"""load_bundle through the command, against the database: exact records, idempotent re-loads,
+all-or-nothing refusal naming every bad row, recorded corrections, finalized periods. Runs on
+SQLite locally and on PostgreSQL (the COPY path) under .ci/run."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from decimal import Decimal as D
+from io import StringIO
+from pathlib import Path
+
 import pytest
-from drg.bundle import bundle_load
+from django.core.management import CommandError, call_command
+
+from budget.models import Budget
+from drg.models import Case, CaseCorrection, Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
+from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
+from settlement.models import Evaluation, ItemizedClaim, PointAdjustment
 
 pytestmark = pytest.mark.django_db
 
-def test_smoke(worked_bundle):
-    r = bundle_load(path=worked_bundle)
-    for k, v in r.files.items(): print(k, v)
-    print(r.seconds, r.timings)
-    r = bundle_load(path=worked_bundle)
-    for k, v in r.files.items(): print(k, v)
+MODELS = (Region, Institution, DrgGroup, Coefficient, TcmEquivalent, PaymentScheme, Budget, Case, SpecialReview,
+          ItemizedClaim, PointAdjustment, Evaluation, ChronicEnrollment, TcmWorkload, HospiceService, Screening,
+          CaseCorrection)
+
+
+def load(path: Path) -> str:
+    out = StringIO()
+    call_command("load_bundle", str(path), stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def load_refused(path: Path) -> list[str]:
+    err = StringIO()
+    with pytest.raises(CommandError, match="nothing was loaded"):
+        call_command("load_bundle", str(path), stdout=StringIO(), stderr=err)
+    return err.getvalue().splitlines()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in MODELS}
+
+
+def rows(bundle: Path, name: str) -> list[dict]:
+    with open(bundle / name, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def rewrite(path: Path, name: str, change) -> None:
+    """Apply `change(rows) -> rows` to a CSV of the bundle copy, keeping its header."""
+    with open(path / name, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, records = reader.fieldnames, list(reader)
+    records = change(records)
+    with open(path / name, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+
+
+@pytest.fixture
+def copy(worked_bundle, tmp_path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(worked_bundle, target)
+    return target
+
+
+def test_the_worked_example_is_stored_exactly(worked_bundle):
+    out = load(worked_bundle)
+
+    expected_cases = rows(worked_bundle, "cases.csv")
+    assert "cases.csv" in out and "loaded" in out
+    assert Region.objects.get().code == "331083"
+    assert Institution.objects.count() == len(rows(worked_bundle, "institutions.csv"))
+    assert DrgGroup.objects.filter(year=2025).count() == len(rows(worked_bundle, "drg_groups.csv"))
+    assert Case.objects.count() == len(expected_cases)
+    for row in expected_cases:
+        case = Case.objects.select_related("institution").get(institution__code=row["institution_code"], case_no=row["case_no"])
+        assert (case.fund, case.patient_id, case.drg_code, case.discharge_status) == (
+            row["fund"], row["patient_id"], row["drg_code"], row["discharge_status"])
+        assert (case.admission_date.isoformat(), case.discharge_date.isoformat()) == (row["admission_date"], row["discharge_date"])
+        assert (case.total_cost, case.self_pay, case.tcm_cost) == (D(row["total_cost"]), D(row["self_pay"]), D(row["tcm_cost"]))
+        assert (case.tcm_treatment, case.surgery_grade, case.malignant_tumor_surgery) == (
+            row["tcm_treatment"] == "1", int(row["surgery_grade"]), row["malignant_tumor_surgery"] == "1")
+    h1 = Institution.objects.get(code="H1")
+    assert (h1.level, h1.category, h1.is_public, h1.group_code, h1.coefficient) == (3, "general", True, "YH-G1", D("1.10"))
+    employee = Budget.objects.get(fund="employee", year=2025)
+    assert (employee.total, employee.reserve, employee.inpatient) == (D("325049.00"), D("16252.45"), D("308796.55"))
+    assert employee.status == "approved"
+    assert SpecialReview.objects.get().status == "approved"
+    assert ItemizedClaim.objects.count() == len(rows(worked_bundle, "itemized_claims.csv"))
+    assert ChronicEnrollment.objects.count() == len(rows(worked_bundle, "chronic_enrollments.csv"))
+    assert CaseCorrection.objects.count() == 0
+
+
+def test_loading_twice_changes_nothing(worked_bundle):
+    load(worked_bundle)
+    before = counts()
+    stamps = dict(Case.objects.values_list("pk", "updated_at"))
+
+    out = load(worked_bundle)
+
+    assert counts() == before
+    assert dict(Case.objects.values_list("pk", "updated_at")) == stamps
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "0", str(len(rows(worked_bundle, "cases.csv")))]
+
+
+def test_a_changed_case_of_an_open_period_is_updated_and_recorded_as_a_correction(worked_bundle, copy):
+    load(worked_bundle)
+    rewrite(copy, "cases.csv", lambda rs: [{**r, "total_cost": "9000.00"} if r["case_no"] == "c01" else r for r in rs])
+
+    out = load(copy)
+
+    case = Case.objects.get(case_no="c01", institution__code="H1")
+    assert case.total_cost == D("9000.00")
+    correction = CaseCorrection.objects.get()
+    assert correction.case == case and correction.source == "bundle"
+    assert correction.before == {"total_cost": "8000.00"} and correction.after == {"total_cost": "9000.00"}
+    assert "1 case correction(s) recorded" in out
+
+
+def test_a_bundle_with_broken_rows_loads_nothing_and_names_every_broken_row(copy):
+    def break_cases(records):
+        by_no = {r["case_no"]: r for r in records}
+        by_no["c01"]["institution_code"] = "H9"                                   # unknown institution (line 2)
+        by_no["c02"]["discharge_date"] = "2025-01-01"                             # before admission 2025-01-05 (line 3)
+        by_no["c03"]["self_pay"] = "2400.01"                                      # above total_cost 2400.00 (line 4)
+        records[4]["total_cost"] = "12,5O0.00"                                    # malformed amount (line 6)
+        return records + [dict(records[6])]                                       # duplicate of line 8's case_no (last line)
+
+    rewrite(copy, "cases.csv", break_cases)
+    params = json.loads((copy / "params.json").read_text(encoding="utf-8"))
+    params["budgets"]["employee"]["growth_rate"] = "0.12"                         # above its cap 0.10
+    (copy / "params.json").write_text(json.dumps(params), encoding="utf-8")
+    duplicate_line = len(rows(copy, "cases.csv")) + 1
+
+    errors = load_refused(copy)
+
+    assert counts() == {name: 0 for name in counts()}
+    text = "\n".join(errors)
+    assert any(e.startswith("cases.csv:2 institution_code:") and "H9" in e for e in errors), text
+    assert any(e.startswith("cases.csv:3 discharge_date:") for e in errors), text
+    assert any(e.startswith("cases.csv:4 self_pay:") for e in errors), text
+    assert any(e.startswith("cases.csv:6 total_cost:") and "12,5O0.00" in e for e in errors), text
+    assert any(e.startswith(f"cases.csv:{duplicate_line} case_no:") for e in errors), text
+    assert any(e.startswith("params.json") and "growth_rate" in e for e in errors), text
+
+
+def test_a_bad_row_in_a_later_file_leaves_the_earlier_files_unloaded_too(copy):
+    rewrite(copy, "screenings.csv", lambda rs: [{**rs[0], "screening_date": "2025-02-30"}, *rs[1:]])
+
+    errors = load_refused(copy)
+
+    assert [e for e in errors if e.startswith("screenings.csv:2 screening_date:")]
+    assert counts() == {name: 0 for name in counts()}
+
+
+def test_a_changed_case_of_a_finalized_month_is_refused_and_an_identical_one_is_not(worked_bundle, copy):
+    load(worked_bundle)
+    call_command("clear", "--region", "331083", "--fund", "employee", "--year", "2025", "--month", "1", "--finalize",
+                 stdout=StringIO())
+    rewrite(copy, "cases.csv", lambda rs: [{**r, "total_cost": "8100.00"} if r["case_no"] == "c01" else r for r in rs])
+
+    errors = load_refused(copy)
+
+    assert len(errors) == 1 and errors[0].startswith("cases.csv:2 ") and "finalized" in errors[0]
+    assert Case.objects.get(case_no="c01").total_cost == D("8000.00")
+    load(worked_bundle)  # the unchanged bundle still loads (nothing to change)
+
+
+def test_a_missing_bundle_directory_is_a_clear_error(tmp_path):
+    errors = load_refused(tmp_path / "nowhere")
+
+    assert errors == [f"{tmp_path / 'nowhere'}:0: not a bundle directory"]
