@@ -143,7 +143,8 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     exempt = groups["readmission_exempt"].to_numpy(dtype=bool)[position]
 
     # 2. coefficient: own (institution, group) > institution default > 1; same_price groups: 1
-    coef_u = _coefficients(cases["institution"], valuation_group, catalog)
+    inst_codes, inst_keys = pd.factorize(cases["institution"].to_numpy())
+    coef_u = _coefficients(inst_codes, inst_keys, position, groups.index, catalog)
     coef_u = np.where(same_price, U, coef_u)
 
     # 3. bed days and ratio inputs
@@ -191,8 +192,8 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     points = _fill(points, is_normal, _div_round(_as_int(base_u, big) * _as_int(coef_u, big), U))
 
     # 5. readmission (分解住院): the earlier of two stays 0..N days apart is multiplied by the factor
-    eligible = np.isin(category, READMISSION_CATEGORIES) & ~exempt
-    halved = _readmission_flags(cases, valuation_group, admission, discharge, eligible, scheme.readmission_days)
+    eligible = (is_normal | is_high | is_low | is_unstable) & ~exempt  # READMISSION_CATEGORIES, from the masks
+    halved = _readmission_flags(cases, inst_codes, position, admission, discharge, eligible, scheme.readmission_days)
     factor_u = _units(scheme.readmission_factor)
     points_after = points.copy()
     if halved.any():
@@ -294,19 +295,21 @@ def _days(column: pd.Series) -> np.ndarray:
     return pd.to_datetime(column).to_numpy(dtype="datetime64[D]").astype(np.int64)
 
 
-def _coefficients(institution: pd.Series, valuation_group: np.ndarray, catalog: Catalog) -> np.ndarray:
-    n = len(valuation_group)
-    coef = np.full(n, U, dtype=np.int64)
-    defaults = pd.Series(institution.to_numpy()).map(dict(catalog.institution_coefficients))
-    has_default = defaults.notna().to_numpy()
-    coef[has_default] = defaults[has_default].to_numpy(dtype=np.int64)
+def _coefficients(inst_codes: np.ndarray, inst_keys, position: np.ndarray, group_index: pd.Index, catalog: Catalog) -> np.ndarray:
+    """Per case: own (institution, group) coefficient > institution default > 1, looked up on
+    integer keys (institution code × catalog position), not on strings."""
+    defaults = np.array([catalog.institution_coefficients.get(key, U) for key in inst_keys.tolist()], dtype=np.int64)
+    coef = defaults[inst_codes] if len(defaults) else np.full(len(position), U, dtype=np.int64)
     own = catalog.coefficients
     if own is not None and len(own):
-        keys = pd.MultiIndex.from_arrays([own["institution"].to_numpy(), own["drg_code"].astype(str).to_numpy()])
-        lookup = pd.MultiIndex.from_arrays([institution.to_numpy(), valuation_group])
-        where = keys.get_indexer(lookup)
+        own_inst = pd.Index(inst_keys).get_indexer(own["institution"].to_numpy())
+        own_group = group_index.get_indexer(own["drg_code"].astype(str).to_numpy())
+        usable = (own_inst >= 0) & (own_group >= 0)  # institutions without cases, groups not in the catalog
+        n_groups = max(len(group_index), 1)
+        keys = pd.Index(own_inst[usable].astype(np.int64) * n_groups + own_group[usable])
+        where = keys.get_indexer(inst_codes.astype(np.int64) * n_groups + position)
         found = where >= 0
-        coef[found] = own["coef_u"].to_numpy(dtype=np.int64)[where[found]]
+        coef[found] = own["coef_u"].to_numpy(dtype=np.int64)[usable][where[found]]
     return coef
 
 
@@ -321,7 +324,7 @@ def _high_multiple_u(base_u: np.ndarray, tiers: Sequence[Tier]) -> tuple[np.ndar
     return np.select(conditions, choices, default=0).astype(np.int64), has_tier
 
 
-def _readmission_flags(cases, valuation_group, admission, discharge, eligible, days: int) -> np.ndarray:
+def _readmission_flags(cases, institution_codes, group_position, admission, discharge, eligible, days: int) -> np.ndarray:
     """True for the earlier stay of each consecutive pair (same patient, institution and valuation
     group, sorted by admission, discharge, case_no) whose next stay starts 0..days after its discharge."""
     n = len(cases)
@@ -329,9 +332,9 @@ def _readmission_flags(cases, valuation_group, admission, discharge, eligible, d
     idx = np.flatnonzero(eligible)
     if len(idx) < 2:
         return halved
-    inst_codes = pd.factorize(cases["institution"].to_numpy()[idx])[0].astype(np.int64)
+    inst_codes = institution_codes[idx].astype(np.int64)
     patient_codes = pd.factorize(cases["patient_id"].to_numpy()[idx])[0].astype(np.int64)
-    group_codes = pd.factorize(valuation_group[idx])[0].astype(np.int64)
+    group_codes = group_position[idx].astype(np.int64)
     # one int64 key per (institution, patient, group): a single sort key instead of three
     n_patients, n_groups = int(patient_codes.max()) + 1, int(group_codes.max()) + 1
     if (int(inst_codes.max()) + 1) * n_patients * n_groups < 2**62:
