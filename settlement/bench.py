@@ -137,7 +137,7 @@ def _pool_inputs(region: str, fund: str, year: int):
     return region_obj, cases, catalog, scheme, read_seconds
 
 
-def measure_valuation(*, region: str, fund: str, year: int, repeat: int = 3) -> dict:
+def measure_valuation(*, region: str, fund: str, year: int, repeat: int = 5) -> dict:
     """drg.domain.valuation.value_cases alone on the pool's cases (best of `repeat`)."""
     from drg.domain.valuation import value_cases
 
