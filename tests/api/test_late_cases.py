@@ -18,7 +18,7 @@ from drg.models import Case, CaseCorrection, CorrectionRequest, Institution, Reg
 from settlement import services as settlement_services
 from settlement.models import CaseResult, InstitutionLine
 from tests.api.conftest import case_row, client_for, finalized_run, stored_case
-from tests.integration.test_admin_helpers import make_user
+from tests.integration.admin_helpers import make_user
 
 REQUESTS = "/api/v1/correction-requests/"
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from budget.models import Budget
-from tests.integration.test_admin_helpers import make_user, small_region
+from tests.integration.admin_helpers import make_user, small_region
 
 pytestmark = pytest.mark.django_db
 

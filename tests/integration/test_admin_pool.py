@@ -13,37 +13,9 @@ import pytest
 from django.urls import reverse
 
 from common.users import system_user
-from tests.conftest import require_service
-from tests.integration.test_admin_helpers import make_user
+from tests.integration.admin_helpers import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-def services_available() -> bool:
-    try:
-        from drg.bundle import bundle_load  # noqa: F401
-        from settlement.services import clearing_run_finalize, clearing_run_start  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.fixture
-def employee_year(worked_bundle):
-    """The worked example loaded; the employee pool's twelve monthly runs and its annual run, each
-    finalized before the next."""
-    require_service(services_available(), "the bundle loader and the clearing engine")
-    from drg.bundle import bundle_load
-    from drg.models import Region
-    from settlement.services import clearing_run_finalize, clearing_run_start
-
-    bundle_load(path=worked_bundle)
-    region = Region.objects.get(code="331083")
-    batch = system_user()
-    for month in range(1, 13):
-        clearing_run_finalize(run=clearing_run_start(region=region, fund="employee", year=2025, month=month, user=batch), user=batch, system=True)
-    annual = clearing_run_finalize(run=clearing_run_start(region=region, fund="employee", year=2025, user=batch), user=batch, system=True)
-    return region, annual
 
 
 def monthly_point_values(expected_dir) -> dict[int, str]:
@@ -62,7 +34,7 @@ def money(value: str) -> str:
 
 
 def test_the_pool_page_shows_the_worked_example_month_by_month(client, employee_year, worked_expected):
-    region, annual = employee_year
+    region, _, annual = employee_year
     pool = json.loads((worked_expected / "employee" / "annual" / "pool.json").read_text(encoding="utf-8"))
     client.force_login(make_user("alan", "approver"))
 
@@ -100,7 +72,7 @@ def test_the_comparison_explains_a_late_correction(client, employee_year, worked
     from drg.models import Case, CorrectionRequest
     from settlement.services import clearing_run_start
 
-    region, first = employee_year
+    region, _, first = employee_year
     pool = json.loads((worked_expected / "employee" / "annual" / "pool.json").read_text(encoding="utf-8"))
     approver = make_user("alan", "approver")
     case = Case.objects.filter(region=region, fund="employee", institution__code="H3").order_by("case_no").first()

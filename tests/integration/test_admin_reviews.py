@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from drg.models import CaseCorrection, CorrectionRequest, SpecialReview
 from settlement.models import Evaluation, ItemizedClaim, PointAdjustment
-from tests.integration.test_admin_helpers import make_case, make_institution, make_user, small_region
+from tests.integration.admin_helpers import make_case, make_institution, make_user, small_region
 
 pytestmark = pytest.mark.django_db
 

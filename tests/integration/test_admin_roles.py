@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from budget.models import Budget
 from drg.models import SpecialReview
-from tests.integration.test_admin_helpers import approved_budget, make_case, make_institution, make_user, small_region
+from tests.integration.admin_helpers import approved_budget, make_case, make_institution, make_user, small_region
 
 pytestmark = pytest.mark.django_db
 BUREAU_APPS = {"drg", "budget", "settlement", "incentives", "auth"}

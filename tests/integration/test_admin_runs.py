@@ -11,23 +11,13 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from settlement.models import ClearingRun
-from tests.conftest import require_service
-from tests.integration.test_admin_helpers import approved_budget, make_case, make_institution, make_user, small_region
+from tests.integration.admin_helpers import approved_budget, make_case, make_institution, make_user, small_region
 
 pytestmark = pytest.mark.django_db
 
 
-def engine_available() -> bool:
-    try:
-        from settlement import services
-    except ImportError:
-        return False
-    return hasattr(services, "clearing_run_start") and hasattr(services, "clearing_run_finalize")
-
-
 @pytest.fixture
 def pool():
-    require_service(engine_available(), "the clearing engine (settlement.services)")
     region = small_region()
     h1, h2 = make_institution(region, "H1"), make_institution(region, "H2", coefficient=Decimal("1.0"))
     make_case(h1, "c01")

@@ -10,43 +10,11 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 
-from common.users import system_user
-from tests.conftest import require_service
 
 pytestmark = pytest.mark.django_db
 
 ANNUAL_FIELDS = ["points", "point_value", "gross_amount", "self_pay", "fund_payment", "itemized_fund", "surplus", "prepaid",
                  "withheld", "quality_deduction", "balance"]
-
-
-def services_available() -> bool:
-    try:
-        from drg.bundle import bundle_load  # noqa: F401
-        from settlement.services import clearing_run_finalize, clearing_run_start  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.fixture
-def employee_year(worked_bundle):
-    """The worked example loaded, twelve monthly runs and the annual run of the employee pool, each
-    finalized before the next (as the expected files were made)."""
-    require_service(services_available(), "the bundle loader and the clearing engine")
-    from drg.bundle import bundle_load
-    from drg.models import Region
-    from settlement.services import clearing_run_finalize, clearing_run_start
-
-    bundle_load(path=worked_bundle)
-    region = Region.objects.get(code="331083")
-    batch = system_user()
-    monthly = {}
-    for month in range(1, 13):
-        run = clearing_run_start(region=region, fund="employee", year=2025, month=month, user=batch)
-        monthly[month] = clearing_run_finalize(run=run, user=batch, system=True)
-    annual = clearing_run_start(region=region, fund="employee", year=2025, user=batch)
-    annual = clearing_run_finalize(run=annual, user=batch, system=True)
-    return region, monthly, annual
 
 
 def expected_rows(path) -> dict[str, dict[str, str]]:
