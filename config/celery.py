@@ -15,6 +15,10 @@ app.conf.beat_schedule = {
         "task": "settlement.tasks.schedule_monthly_clearings",
         "schedule": crontab(minute=0, hour=2, day_of_month=5),
     },
+    "purge-idempotency-records": {
+        "task": "drg.tasks.purge_idempotency_records",
+        "schedule": crontab(minute=30, hour=4),
+    },
     "annual-clearing-offer": {
         "task": "settlement.tasks.offer_annual_clearings",
         "schedule": crontab(minute=0, hour=3, day_of_month=15, month_of_year="1-6"),

@@ -146,6 +146,9 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# How long a stored Idempotency-Key answer is replayed (purged daily by beat).
+API_IDEMPOTENCY_DAYS = env("API_IDEMPOTENCY_DAYS", 7, int)
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = env("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024, int)
 
 LOGGING = {

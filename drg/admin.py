@@ -32,6 +32,7 @@ from common.reviews import (
     review_spec,
     reviews_decide,
 )
+from drg.domain.bundle import scheme_tiers_validate
 from drg.models import (
     Case,
     CaseCorrection,
@@ -372,8 +373,37 @@ class TcmEquivalentAdmin(HistoryAdmin):
     list_select_related = ("region",)
 
 
+class PaymentSchemeForm(forms.ModelForm):
+    """Tiers entered by hand are checked by the rules params.json is checked by (bounds increasing,
+    only the last tier open, shares between 0 and 1, …): a bad tier is refused here, not found later
+    as a failed or wrong clearing run."""
+
+    class Meta:
+        model = PaymentScheme
+        fields = "__all__"
+
+    def _tiers(self, key: str):
+        tiers, errors = scheme_tiers_validate(key, self.cleaned_data.get(key))
+        if errors:
+            raise forms.ValidationError(errors)
+        return tiers
+
+    def clean_high_outlier_tiers(self):
+        return self._tiers("high_outlier_tiers")
+
+    def clean_surplus_tiers(self):
+        return self._tiers("surplus_tiers")
+
+    def clean_overrun_tiers(self):
+        return self._tiers("overrun_tiers")
+
+    def clean_tcm_rate_tiers(self):
+        return self._tiers("tcm_rate_tiers")
+
+
 @admin.register(PaymentScheme)
 class PaymentSchemeAdmin(HistoryAdmin):
+    form = PaymentSchemeForm
     list_display = ("region", "year", "all_case_avg_cost", "low_outlier_multiple", "readmission_days", "readmission_factor", "prepay_ratio")
     list_filter = ("region", "year")
     search_fields = ("region__code", "region__name")

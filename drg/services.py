@@ -25,7 +25,7 @@ from django.utils import timezone
 from common.models import ReviewStatus
 from drg.choices import ChangeSource
 from drg.domain.bundle import CASE_FIELD_OF, CASES, LINE, RowError, case_json_value, parse_cases
-from drg.models import Case, CorrectionRequest, DrgGroup, Institution, InstitutionCredential, SpecialReview
+from drg.models import Case, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, SpecialReview
 
 # --- credentials ------------------------------------------------------------------------------------
 
@@ -426,3 +426,10 @@ def reviewable_submit(*, model, lookup: dict[str, Any], values: dict[str, Any]) 
         record._change_reason = "resubmitted through the hospital API"
         record.save()
     return record, UPDATED
+
+
+def idempotency_records_purge(*, older_than: dt.timedelta) -> int:
+    """Forget stored Idempotency-Key answers older than `older_than` (a retry after that is processed
+    again, which case submission tolerates: identical cases are a no-op). Returns how many went."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - older_than).delete()
+    return deleted

@@ -992,6 +992,29 @@ def _parse_uplift_tiers(value: Any, path: str, check: _Params) -> list | None:
     return tiers if ok else None
 
 
+def scheme_tiers_validate(key: str, value: Any) -> tuple[list | None, list[str]]:
+    """One tier list of the payment scheme (high_outlier_tiers, surplus_tiers, overrun_tiers,
+    tcm_rate_tiers) checked by the same rules as params.json, for tiers entered by hand (the admin):
+    (the tiers in stored form, or None; the reasons, 'path: reason')."""
+    def exact(item: Any) -> Any:  # a JSON form gives floats; the rules read decimals exactly
+        if isinstance(item, float):
+            return Decimal(repr(item))
+        if isinstance(item, list):
+            return [exact(i) for i in item]
+        if isinstance(item, dict):
+            return {k: exact(v) for k, v in item.items()}
+        return item
+
+    check = _Params()
+    if key in SCHEME_TIERS:
+        tiers = _parse_bands(exact(value), key, *SCHEME_TIERS[key], check=check)
+    elif key == "tcm_rate_tiers":
+        tiers = _parse_uplift_tiers(exact(value), key, check)
+    else:
+        raise KeyError(key)
+    return tiers, [f"{error.column}: {error.reason}" for error in check.errors]
+
+
 # --- cases against what is stored -------------------------------------------------------------------
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"

@@ -326,3 +326,21 @@ def _row(case_no):
     from tests.api.conftest import case_row
 
     return case_row(case_no, total_cost="7000.00")
+
+
+def test_old_idempotency_answers_are_purged_by_the_daily_task(h1, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from drg.models import IdempotencyRecord
+    from drg.tasks import purge_idempotency_records
+
+    settings.API_IDEMPOTENCY_DAYS = 7
+    fields = {"institution": h1, "method": "POST", "path": "/api/v1/cases/", "request_hash": "0" * 64, "status_code": 200, "response_body": {}}
+    old = IdempotencyRecord.objects.create(key="old", **fields)
+    recent = IdempotencyRecord.objects.create(key="recent", **fields)
+    IdempotencyRecord.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=8))
+
+    assert purge_idempotency_records() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == [recent.key]
