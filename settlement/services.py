@@ -42,6 +42,7 @@ from settlement import scaleout, selectors
 from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.signals import run_finalized
 
 logger = logging.getLogger(__name__)
 
@@ -603,6 +604,7 @@ def clearing_run_finalize(*, run: ClearingRun, user=None, system: bool = False) 
         locked.finalized_by = user
         locked.finalized_at = timezone.now()
         locked.save(update_fields=["status", "finalized_by", "finalized_at"])
+        transaction.on_commit(lambda: run_finalized.send(sender=ClearingRun, run=locked))
     return locked
 
 
