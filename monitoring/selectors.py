@@ -1,0 +1,114 @@
+"""Reads for monitoring: the pool's binding run, its valued cases as the domain frame, the
+parameters in force, stored indicators and findings."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from django.db.models import QuerySet
+
+from common.bulk import read_frame
+from drg.choices import GroupKind
+from drg.models import DrgGroup, Institution, Region
+from monitoring.choices import FindingStatus, ParameterStatus
+from monitoring.domain.cases import empty_cases
+from monitoring.domain.parameters import ScreeningParameters
+from monitoring.models import Finding, IndicatorValue, ScreeningParameterSet
+from settlement.choices import RunKind, RunStatus
+from settlement.models import ClearingRun
+
+
+def binding_run(*, region_id: int, fund: str, year: int) -> ClearingRun | None:
+    """The pool's binding annual run of the year, or before there is one its latest binding monthly
+    run (the highest month; of a month's finalized runs the last finalized)."""
+    finalized = ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, status=RunStatus.FINALIZED)
+    annual = finalized.filter(kind=RunKind.ANNUAL).order_by("-finalized_at", "-id").first()
+    if annual is not None:
+        return annual
+    return finalized.filter(kind=RunKind.MONTHLY).order_by("-month", "-finalized_at", "-id").first()
+
+
+def run_through_month(run: ClearingRun) -> int:
+    return run.month or 12
+
+
+def _fen(column: str) -> str:
+    return f"CAST(ROUND({column} * 100) AS BIGINT)"
+
+
+RUN_CASE_COLUMNS = [
+    "institution_id", "case_no", "patient_id", "admission_date", "discharge_date", "total_fen", "self_fen",
+    "discharge_status", "group", "category", "points_u", "halved",
+]
+RUN_CASE_DTYPES = {
+    "institution_id": "int64", "case_no": str, "patient_id": str, "admission_date": str, "discharge_date": str,
+    "total_fen": "int64", "self_fen": "int64", "discharge_status": str, "group": str, "category": str,
+    "points_u": "int64", "halved": "int64",
+}
+
+
+def run_cases_frame(*, run: ClearingRun) -> pd.DataFrame:
+    """The run's valued cases (its CaseResults joined to their cases and valuation groups), as the
+    frame monitoring.domain.cases describes. One read (COPY on PostgreSQL)."""
+    sql = f"""
+        SELECT r.institution_id, c.case_no, c.patient_id, c.admission_date, c.discharge_date,
+               {_fen('c.total_cost')}, {_fen('c.self_pay')}, c.discharge_status, r.valuation_group, r.category,
+               CAST(ROUND(r.points * 10000) AS BIGINT), CASE WHEN r.readmission_halved THEN 1 ELSE 0 END
+        FROM settlement_caseresult r JOIN drg_case c ON c.id = r.case_id
+        WHERE r.run_id = %s
+    """
+    raw = read_frame(sql, [run.pk], RUN_CASE_COLUMNS, RUN_CASE_DTYPES)
+    if raw.empty:
+        return empty_cases()
+    codes = dict(Institution.objects.filter(region_id=run.region_id).values_list("id", "code"))
+    groups = pd.DataFrame.from_records(
+        DrgGroup.objects.filter(region_id=run.region_id, year=run.year).values_list("code", "kind", "base_points", "avg_cost", "readmission_exempt"),
+        columns=["code", "kind", "base_points", "avg_cost", "exempt"],
+    ).drop_duplicates("code").set_index("code")
+    group_codes, uniques = pd.factorize(raw["group"].to_numpy())
+    found = groups.reindex(uniques)
+    stable = (found["kind"] == GroupKind.STABLE).to_numpy(bool)
+    base_u = np.array([int(v * 10_000) if v is not None and v == v else 0 for v in found["base_points"]], dtype=np.int64)
+    avg_fen = np.array([int(v * 100) if v is not None and v == v else 0 for v in found["avg_cost"]], dtype=np.int64)
+    exempt = found["exempt"].fillna(False).to_numpy(bool)
+    institution_codes = pd.Series(codes)
+    return pd.DataFrame(
+        {
+            "institution": raw["institution_id"].map(institution_codes).to_numpy(object),
+            "case_no": raw["case_no"].to_numpy(object),
+            "patient_id": raw["patient_id"].to_numpy(object),
+            "admission_date": pd.to_datetime(raw["admission_date"], format="%Y-%m-%d"),
+            "discharge_date": pd.to_datetime(raw["discharge_date"], format="%Y-%m-%d"),
+            "total_fen": raw["total_fen"].to_numpy(np.int64),
+            "self_fen": raw["self_fen"].to_numpy(np.int64),
+            "discharge_status": raw["discharge_status"].to_numpy(object),
+            "group": raw["group"].to_numpy(object),
+            "stable": stable[group_codes],
+            "base_u": base_u[group_codes],
+            "avg_fen": avg_fen[group_codes],
+            "exempt": exempt[group_codes],
+            "category": raw["category"].to_numpy(object),
+            "points_u": raw["points_u"].to_numpy(np.int64),
+            "halved": raw["halved"].to_numpy(np.int64).astype(bool),
+        }
+    )
+
+
+def screening_parameters_in_force(*, region_id: int) -> tuple[ScreeningParameters, ScreeningParameterSet | None]:
+    """The region's latest approved parameter set (the spec's defaults where none)."""
+    record = (
+        ScreeningParameterSet.objects.filter(region_id=region_id, status=ParameterStatus.APPROVED)
+        .order_by("-decided_at", "-id").first()
+    )
+    return ScreeningParameters.from_mapping(record.values if record else None), record
+
+
+def indicators_of_institution(*, institution: Institution) -> QuerySet[IndicatorValue]:
+    return IndicatorValue.objects.filter(institution=institution).order_by("-year", "fund", "period")
+
+
+def confirmed_findings_of_institution(*, institution: Institution) -> QuerySet[Finding]:
+    return Finding.objects.filter(institution=institution, status=FindingStatus.CONFIRMED).order_by("-year", "fund", "rule")
+
+
+def region_by_code(code: str) -> Region:
+    return Region.objects.get(code=code)
