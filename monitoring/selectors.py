@@ -112,3 +112,29 @@ def confirmed_findings_of_institution(*, institution: Institution) -> QuerySet[F
 
 def region_by_code(code: str) -> Region:
     return Region.objects.get(code=code)
+
+
+# --- dashboard ---------------------------------------------------------------------------------------
+
+def stored_indicators(*, region_id: int, fund: str, year: int) -> list[IndicatorValue]:
+    return list(IndicatorValue.objects.filter(region_id=region_id, fund=fund, year=year).select_related("institution", "run"))
+
+
+def previous_year_indicators(*, region_id: int, fund: str, year: int, through_month: int) -> dict[tuple[str, str], object]:
+    """The previous year's indicators over the same months (1..through_month), keyed by
+    (institution code, period of the current year), from the previous year's binding run."""
+    from monitoring.domain.indicators import indicators_compute
+    from monitoring.domain.cases import months
+
+    run = binding_run(region_id=region_id, fund=fund, year=year - 1)
+    if run is None:
+        return {}
+    cases = run_cases_frame(run=run)
+    if cases.empty:
+        return {}
+    cases = cases[months(cases) <= through_month]
+    out = {}
+    for row in indicators_compute(cases, year=year - 1):
+        period = str(year) + row.period[4:]
+        out[(row.institution, period)] = row
+    return out
