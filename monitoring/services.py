@@ -53,17 +53,22 @@ class PoolScreen:
 def pool_screen(*, region: Region, fund: str, year: int) -> PoolScreen:
     """Indicators and findings of the pool's binding run (read only). Previous-year comparisons use
     the previous year's binding run where there is one."""
-    started = time.perf_counter()
     run = selectors.binding_run(region_id=region.pk, fund=fund, year=year)
     if run is None:
         raise NoBindingRun(f"{region.code} {fund} {year}：尚无已定稿的结算运行，无法监测")
     previous_run = selectors.binding_run(region_id=region.pk, fund=fund, year=year - 1)
+    params, _ = selectors.screening_parameters_in_force(region_id=region.pk)
+    return run_screen(run=run, previous_run=previous_run, params=params)
+
+
+def run_screen(*, run: ClearingRun, previous_run: ClearingRun | None, params: ScreeningParameters) -> PoolScreen:
+    """Indicators and findings of one run's valued cases (read only), timed per phase."""
+    started = time.perf_counter()
     cases = selectors.run_cases_frame(run=run)
     previous = selectors.run_cases_frame(run=previous_run) if previous_run else None
     read = time.perf_counter()
-    rows = indicators_compute(cases, year=year)
+    rows = indicators_compute(cases, year=run.year)
     indicated = time.perf_counter()
-    params, _ = selectors.screening_parameters_in_force(region_id=region.pk)
     findings = screen(cases, params=params, previous=previous, through_month=selectors.run_through_month(run))
     done = time.perf_counter()
     timings = {"read": round(read - started, 3), "indicators": round(indicated - read, 3), "screen": round(done - indicated, 3), "cases": len(cases)}
