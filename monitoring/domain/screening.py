@@ -82,6 +82,12 @@ class _Pool:
         else:
             self.previous = _sums(self.cases.iloc[0:0])
         self.group_codes, self.groups = pd.factorize(self.cases["group"].to_numpy())
+        self.inst_code, self.inst_names = pd.factorize(self.inst, sort=True)
+        self.inst_index = {code: i for i, code in enumerate(self.inst_names)}
+
+    def of(self, code: str) -> np.ndarray:
+        """Mask of the institution's cases."""
+        return self.inst_code == self.inst_index[code]
 
 
 # --- split_stay 分解住院 ---------------------------------------------------------------------------
@@ -89,7 +95,7 @@ class _Pool:
 def _split_stay(p: _Pool, params: ScreeningParameters) -> list[Finding]:
     c = p.cases
     patient, _ = pd.factorize(c["patient_id"].to_numpy())
-    inst_code, _ = pd.factorize(p.inst, sort=True)
+    inst_code = p.inst_code
     case_code, _ = pd.factorize(p.case_no, sort=True)
     admission = c["admission_date"].to_numpy("datetime64[D]").astype(np.int64)
     discharge = c["discharge_date"].to_numpy("datetime64[D]").astype(np.int64)
@@ -109,7 +115,7 @@ def _split_stay(p: _Pool, params: ScreeningParameters) -> list[Finding]:
     for code, pairs_h in sorted(pairs_by_inst.items()):
         pairs_h, cases_h = int(pairs_h), int(p.sums.at[code, "n"])
         if pairs_h >= params.split_stay_min_pairs and ge(pairs_h, cases_h, factor, pool_pairs, pool_cases):
-            mine = p.inst[first] == code
+            mine = inst_code[first] == p.inst_index[code]
             evidence = _evidence(
                 np.concatenate([p.inst[first[mine]], p.inst[second[mine]]]),
                 np.concatenate([p.case_no[first[mine]], p.case_no[second[mine]]]),
@@ -138,7 +144,7 @@ def _low_standard(p: _Pool, params: ScreeningParameters) -> list[Finding]:
     for code, low_h in sorted(low_by_inst.items()):
         low_h, stable_h = int(low_h), int(p.sums.at[code, "stable_n"])
         if low_h >= params.low_standard_min_cases and low_h > 0 and ge(low_h, stable_h, factor, pool_low, pool_stable):
-            mine = low & (p.inst == code)
+            mine = low & p.of(code)
             findings.append(Finding("low_standard_admission", code, _q(Fraction(low_h, stable_h)), _q(Fraction(pool_low, pool_stable)),
                                     _evidence(p.inst[mine], p.case_no[mine]), detail={"cases": low_h}))
     return findings
@@ -153,41 +159,49 @@ def _adrg_of_groups(groups: pd.Index) -> np.ndarray:
 
 def _upcoding(p: _Pool, params: ScreeningParameters) -> list[Finding]:
     adrg_of_group = _adrg_of_groups(p.groups)
-    severe_of_group = np.array([isinstance(g, str) and len(g) == 4 and g[3] == "1" for g in p.groups], dtype=bool)
-    adrg = adrg_of_group[p.group_codes] if len(p.groups) else np.array([], dtype=object)
-    severe = severe_of_group[p.group_codes] if len(p.groups) else np.array([], dtype=bool)
-    has = adrg != ""
-    frame = pd.DataFrame({"institution": p.inst[has], "adrg": adrg[has], "n": 1, "s1": severe[has].astype(np.int64)})
-    per = frame.groupby(["institution", "adrg"], sort=True)[["n", "s1"]].sum().reset_index()
-    pool = frame.groupby("adrg")[["n", "s1"]].sum().rename(columns={"n": "n_a", "s1": "s1_a"})
-    per = per.join(pool, on="adrg")
+    severe_of_group = np.array([isinstance(g, str) and len(g) == 4 and g[3].isdigit() and g[3] == "1" for g in p.groups], dtype=bool)
+    adrg_ids, adrg_names = pd.factorize(adrg_of_group)  # per group: its ADRG id ('' for none)
+    none_id = list(adrg_names).index("") if "" in list(adrg_names) else -1
+    adrg = adrg_ids[p.group_codes] if len(p.groups) else np.zeros(0, dtype=np.int64)
+    severe = severe_of_group[p.group_codes] if len(p.groups) else np.zeros(0, dtype=bool)
+    has = adrg != none_id
+    n_adrg, n_inst = len(adrg_names), len(p.inst_names)
+    key = p.inst_code[has].astype(np.int64) * n_adrg + adrg[has]
+    n = np.bincount(key, minlength=n_inst * n_adrg).reshape(n_inst, n_adrg)
+    s1 = np.bincount(key, weights=severe[has].astype(np.int64), minlength=n_inst * n_adrg).astype(np.int64).reshape(n_inst, n_adrg)
+    n_a, s1_a = n.sum(axis=0), s1.sum(axis=0)
     factor = _frac(params.upcoding_factor)
-    ok = (per["n"].to_numpy() >= params.upcoding_min_cases) & (per["s1_a"].to_numpy() > 0)
-    flagged_adrg: dict[str, list] = {}
-    for rec in per[ok].itertuples(index=False):
-        if ge(int(rec.s1), int(rec.n), factor, int(rec.s1_a), int(rec.n_a)):
-            flagged_adrg.setdefault(rec.institution, []).append(rec)
+    # s1/n ≥ f × s1_a/n_a, exactly: s1 × n_a × q ≥ p × s1_a × n (Python ints on the few candidates)
+    candidate = (n >= params.upcoding_min_cases) & (s1_a[None, :] > 0) & (s1 > 0)
+    flagged_adrg: dict[str, list[tuple[str, int, int, int, int, int]]] = {}
+    for h, a in zip(*np.nonzero(candidate)):
+        if ge(int(s1[h, a]), int(n[h, a]), factor, int(s1_a[a]), int(n_a[a])):
+            flagged_adrg.setdefault(p.inst_names[h], []).append((adrg_names[a], int(a), int(s1[h, a]), int(n[h, a]), int(s1_a[a]), int(n_a[a])))
     cmi_factor = _frac(params.upcoding_cmi_factor)
     findings = []
-    for code in sorted(set(flagged_adrg) | set(p.sums.index)):
+    for code in p.sums.index:
         rows = flagged_adrg.get(code, [])
         cmi_flag = False
-        if code in p.previous.index and int(p.previous.at[code, "stable_n"]) > 0 and int(p.sums.at[code, "stable_n"]) > 0:
-            now_b, now_n = int(p.sums.at[code, "stable_base_u"]), int(p.sums.at[code, "stable_n"])
+        now_b, now_n = int(p.sums.at[code, "stable_base_u"]), int(p.sums.at[code, "stable_n"])
+        prev_b = prev_n = 0
+        if code in p.previous.index:
             prev_b, prev_n = int(p.previous.at[code, "stable_base_u"]), int(p.previous.at[code, "stable_n"])
-            cmi_flag = prev_b > 0 and ge(now_b, now_n, cmi_factor, prev_b, prev_n)
+            cmi_flag = prev_n > 0 and now_n > 0 and prev_b > 0 and ge(now_b, now_n, cmi_factor, prev_b, prev_n)
         if not rows and not cmi_flag:
             continue
         if rows:
-            best = max(rows, key=lambda r: (Fraction(int(r.s1) * int(r.n_a), int(r.n) * int(r.s1_a)), [-ord(ch) for ch in r.adrg]))
-            value, reference = Fraction(int(best.s1), int(best.n)), Fraction(int(best.s1_a), int(best.n_a))
-            basis, detail = POOL_BASIS, {"adrg": best.adrg, "adrgs": [r.adrg for r in rows], "cmi_flag": cmi_flag}
+            best = max(rows, key=lambda r: (Fraction(r[2] * r[5], r[3] * r[4]), [-ord(ch) for ch in r[0]]))
+            value, reference = Fraction(best[2], best[3]), Fraction(best[4], best[5])
+            basis, detail = POOL_BASIS, {"adrg": best[0], "adrgs": sorted(r[0] for r in rows), "cmi_flag": cmi_flag}
         else:
-            value = Fraction(now_b, now_n * 1_000_000)
-            reference = Fraction(prev_b, prev_n * 1_000_000)
+            value, reference = Fraction(now_b, now_n * 1_000_000), Fraction(prev_b, prev_n * 1_000_000)
             basis, detail = PREVIOUS_BASIS, {"adrgs": []}
-        adrgs = [r.adrg for r in rows]
-        mine = (p.inst == code) & severe & np.isin(adrg, adrgs) if adrgs else np.zeros(len(p.inst), dtype=bool)
+        if rows:
+            wanted = np.zeros(n_adrg, dtype=bool)
+            wanted[[r[1] for r in rows]] = True
+            mine = p.of(code) & severe & wanted[adrg]
+        else:
+            mine = np.zeros(len(p.inst), dtype=bool)
         findings.append(Finding("upcoding", code, _q(value), _q(reference), _evidence(p.inst[mine], p.case_no[mine]), basis, detail))
     return findings
 
@@ -212,7 +226,7 @@ def _cost_shifting(p: _Pool, params: ScreeningParameters) -> list[Finding]:
         by_previous = previous_share is not None and share >= previous_share + previous_margin
         if not (by_pool or by_previous):
             continue
-        mine = np.flatnonzero((p.inst == code) & (total > 0))
+        mine = np.flatnonzero(p.of(code) & (total > 0))
         hit = ge_array(self_pay[mine], total[mine], pool_share + margin) if pool_share is not None else np.zeros(len(mine), bool)
         idx = mine[hit]
         reference = pool_share if by_pool else previous_share
@@ -243,7 +257,7 @@ def _patient_selection(p: _Pool, params: ScreeningParameters) -> list[Finding]:
             value, reference, basis = Fraction(transfer_h, n), Fraction(pool_transfer, pool_n), POOL_BASIS
         else:
             value, reference, basis = Fraction(high_h, n), Fraction(prev_high, prev_n), PREVIOUS_BASIS
-        mine = transfer & (p.inst == code)
+        mine = transfer & p.of(code)
         findings.append(Finding("patient_selection", code, _q(value), _q(reference), _evidence(p.inst[mine], p.case_no[mine]), basis))
     return findings
 
