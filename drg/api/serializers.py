@@ -74,7 +74,7 @@ MONEY_HELP = "decimal string (or JSON number) ≥ 0 with at most 2 decimals"
 
 class CaseInSerializer(serializers.Serializer):
     """One case of a bulk submission (EXCHANGE.md cases.csv less institution_code). Documentation of
-    the JSON shape: the rows are validated by the fast row validator of drg.api.case_rows."""
+    the JSON shape: the rows are validated by the fast row validator of drg.domain.case_rows."""
 
     case_no = serializers.CharField(max_length=40)
     fund = serializers.ChoiceField(choices=Fund.choices)

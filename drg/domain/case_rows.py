@@ -127,7 +127,7 @@ def json_rows_to_frame(
     return frame, errors[:max_errors]
 
 
-# The loader's reasons (drg.domain.bundle) -> stable API codes; first match wins.
+# The row rules' reasons (drg.domain.rows, drg.domain.cases) -> stable API codes; first match wins.
 _REASON_CODES: tuple[tuple[re.Pattern, str], ...] = tuple(
     (re.compile(pattern), code)
     for pattern, code in (
