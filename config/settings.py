@@ -37,7 +37,9 @@ INSTALLED_APPS = [
     "budget",
     "settlement",
     "incentives",
-    "monitoring",
+    "monitoring",  # indicators, screening findings, evaluation scores (MONITORING.md)
+    "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle
+    "demo",  # make demo and make bench
 ]
 
 MIDDLEWARE = [

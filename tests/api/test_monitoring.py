@@ -5,7 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from common.users import system_user
-from drg.bundle import bundle_load
+from exchange.bundle import bundle_load
 from drg.models import Institution, Region
 from monitoring import services
 from monitoring.models import Finding

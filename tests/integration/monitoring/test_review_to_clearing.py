@@ -110,7 +110,7 @@ def test_a_dismissed_finding_stays_dismissed_and_an_unflagged_open_one_is_withdr
 
 
 def test_finalizing_a_run_stores_the_pools_indicators(worked_bundle, django_capture_on_commit_callbacks):
-    from drg.bundle import bundle_load
+    from exchange.bundle import bundle_load
     from drg.models import Region
 
     bundle_load(path=worked_bundle)
