@@ -8,4 +8,6 @@ class MonitoringConfig(AppConfig):
     verbose_name = _("运行监测与智能监管")
 
     def ready(self) -> None:
-        from monitoring import receivers  # noqa: F401  (connects settlement.signals.run_finalized)
+        from monitoring import receivers
+
+        receivers.connect()

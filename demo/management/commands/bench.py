@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PHASES = ("generate", "load", "rest", "clear", "valuation", "copy")
+PHASES = ("generate", "load", "rest", "clear", "valuation", "copy", "monitoring")
 
 
 class Command(BaseCommand):
@@ -63,6 +63,8 @@ class Command(BaseCommand):
             figures = bench.measure_clearing(region=region, fund="employee", year=year)
         elif phase == "valuation":
             figures = bench.measure_valuation(region=region, fund="employee", year=year)
+        elif phase == "monitoring":
+            figures = bench.measure_monitoring(region=region, fund="employee", year=year)
         else:
             figures = bench.measure_copy_ratio(region=region, fund="employee", year=year, clearing_load_seconds=options["clearing_load"])
         Path(options["result"]).write_text(json.dumps(figures, default=str), encoding="utf-8")
@@ -95,7 +97,7 @@ class Command(BaseCommand):
             if options["no_analyze"]:
                 common.append("--no-analyze")
             for phase in PHASES:
-                if phase in options["skip"] or (phase == "copy" and "clear" in options["skip"]):
+                if phase in options["skip"] or (phase in ("copy", "monitoring") and "clear" in options["skip"]):
                     continue
                 extra = []
                 if phase == "copy" and "clearing" in results:

@@ -130,6 +130,7 @@ class _Demo:
         from exchange.bundle import BundleInvalid, bundle_load
         from drg.models import Region
         from exchange.synthetic import generate_bundle
+        from monitoring.receivers import refresh_on_finalize_paused
         from settlement.services import clearing_run_finalize, clearing_run_start
 
         started = time.perf_counter()
@@ -140,8 +141,9 @@ class _Demo:
 
         bundle_dir = self.out / "bundle"
         with self.step(f"generate a region: {self.cases:,} cases, seed {self.seed}, year {self.year}"):
-            summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=self.seed, year=self.year, region=self.region_code)
+            summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=self.seed, year=self.year, region=self.region_code, plant="demo")
             self.say(f"   {bundle_dir}: " + ", ".join(f"{name.removesuffix('.csv')} {n:,}" for name, n in summary.rows.items()))
+            self.say(f"   planted monitoring patterns (ground truth): {summary.planted}")
 
         with self.step("load the bundle (bundle_load)"):
             bar = tqdm(total=None, desc="   loading", unit=" step", leave=False, file=sys.stdout)
@@ -161,12 +163,16 @@ class _Demo:
         runs: dict[str, dict] = {}
         with self.step("monthly clearings (12 per fund, each finalized) and the annual clearing"):
             pools = [(fund, month) for fund in ("employee", "resident") for month in [*range(1, 13), None]]
-            for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
-                run = clearing_run_start(region=region, fund=fund, year=self.year, month=month, user=user)
-                run = clearing_run_finalize(run=run, user=user, system=True)
-                runs.setdefault(fund, {})[month or "annual"] = run
+            with refresh_on_finalize_paused():  # the monitoring step refreshes each pool's indicators once
+                for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
+                    run = clearing_run_start(region=region, fund=fund, year=self.year, month=month, user=user)
+                    run = clearing_run_finalize(run=run, user=user, system=True)
+                    runs.setdefault(fund, {})[month or "annual"] = run
 
         self.summary(region, runs)
+
+        with self.step("monitoring: indicators and screening of each pool (MONITORING.md)"):
+            self.monitoring(region, summary.planted)
 
         with self.step(f"write statements and incentives under {self.out}"):
             written = self.write_outputs(region, runs)
@@ -215,6 +221,31 @@ class _Demo:
             for line in overruns:
                 self.say(f"     {line.institution.code} {_pad(line.institution.name, 26)} {_money(line.surplus):>15}  "
                          f"({_pct(line.surplus / line.itemized_fund) if line.itemized_fund else '-'} of its claims)")
+
+    def monitoring(self, region, planted) -> None:
+        """Screen each pool's binding annual run, record the findings for the admin's queue and
+        print them beside the planted ground truth."""
+        import csv
+
+        from monitoring.services import indicators_refresh, screening_run_record
+        from monitoring.models import Finding
+
+        truth = {}
+        if planted:
+            with open(planted, newline="", encoding="utf-8") as handle:
+                truth = {(row["rule"], row["institution_code"]) for row in csv.DictReader(handle)}
+        for fund in ("employee", "resident"):
+            indicators_refresh(region_id=region.pk, fund=fund, year=self.year)
+            screening = screening_run_record(region=region, fund=fund, year=self.year)
+            findings = Finding.objects.filter(screening=screening).select_related("institution").order_by("rule", "institution__code")
+            self.say(f"   {fund}: {screening.finding_count} findings in the review queue")
+            for finding in findings:
+                mark = "planted" if (finding.rule, finding.institution.code) in truth else "not planted"
+                self.say(f"     {finding.rule:<24} {finding.institution.code} {_pad(finding.institution.name, 22)} "
+                         f"value {finding.value} vs {finding.reference}  {finding.case_count:>5,} cases  ({mark})")
+            found = {(f.rule, f.institution.code) for f in findings}
+            missed = sorted(truth - found)
+            self.say(f"     planted and flagged {len(truth & found)}/{len(truth)}" + (f"; missed {missed}" if missed else ""))
 
     # --- outputs ----------------------------------------------------------------------------------
 
