@@ -34,6 +34,16 @@ from settlement.models import ClearingRun
 logger = logging.getLogger(__name__)
 
 
+def _text(value: str, *, field: str, message: str, limit: int) -> str:
+    """A reason as stored: stripped, non-empty, no NUL or other control characters but line breaks."""
+    text = (value or "").strip()
+    if not text:
+        raise ValidationError({field: message})
+    if any(ch < " " and ch not in "\n\r\t" for ch in text):
+        raise ValidationError({field: "含有无效的控制字符"})
+    return text[:limit]
+
+
 class NoBindingRun(ValidationError):
     """The pool has no finalized run to monitor yet."""
 
@@ -153,9 +163,7 @@ def indicators_refresh(*, region_id: int, fund: str, year: int) -> int:
 def screening_parameters_draft(*, region: Region, values: dict, reason: str, user) -> ScreeningParameterSet:
     """A draft parameter set of the region: the values are checked now (unknown names, bad numbers
     refused), the set is in force once another person approves it."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "请填写修改理由"})
+    reason = _text(reason, field="reason", message="请填写修改理由", limit=500)
     try:
         params = ScreeningParameters.from_mapping(values)
     except ValueError as exc:
@@ -242,9 +250,7 @@ def _check_reviewer(user, finding: Finding) -> None:
 @transaction.atomic
 def finding_review(*, finding: Finding, user, confirm: bool, reason: str) -> Finding:
     """Confirm or dismiss an open finding, with a reason."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"review_reason": "确认或排除疑点须填写理由"})
+    reason = _text(reason, field="review_reason", message="确认或排除疑点须填写理由", limit=2000)
     finding = Finding.objects.select_for_update().get(pk=finding.pk)
     _check_reviewer(user, finding)
     if finding.status != FindingStatus.OPEN:
@@ -324,7 +330,7 @@ def evaluation_score_draft(
     *, institution: Institution, fund: str, year: int, user, override: Decimal | None = None, override_reason: str = ""
 ) -> EvaluationScore:
     """(Re)compute the score as a draft; an override needs a reason. Approved by another person."""
-    override_reason = (override_reason or "").strip()
+    override_reason = _text(override_reason, field="override_reason", message="调整评价得分须填写理由", limit=500) if override is not None else ""
     if override is not None:
         if not Decimal("0") <= Decimal(override) <= Decimal("100"):
             raise ValidationError({"override": "评价得分须在 0 到 100 之间"})

@@ -24,6 +24,8 @@ def point_adjustment_draft(
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "违规扣点须填写理由"})
+    if "\x00" in reason or "\x00" in (drg_code or "") or len(drg_code or "") > 16:
+        raise ValidationError({"reason": "理由或病组含有无效字符"})
     if multiple is None or Decimal(multiple) <= 0 or Decimal(multiple) > 100:
         raise ValidationError({"multiple": "扣点倍数须大于 0 且不超过 100"})
     if not DrgGroup.objects.filter(region_id=institution.region_id, year=year, code=drg_code).exists():

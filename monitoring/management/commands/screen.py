@@ -21,7 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, type=Path)
 
     def handle(self, *args, **options):
-        region = Region.objects.filter(code=options["region"]).first()
+        code = options["region"]
+        if not code.isprintable() or len(code) > 12:
+            raise CommandError(f"unknown region {code!r}")
+        region = Region.objects.filter(code=code).first()
         if region is None:
             raise CommandError(f"unknown region {options['region']!r}")
         try:

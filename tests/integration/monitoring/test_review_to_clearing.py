@@ -122,3 +122,25 @@ def test_finalizing_a_run_stores_the_pools_indicators(worked_bundle, django_capt
     rows = IndicatorValue.objects.filter(region=region, fund="resident", year=2025)
     assert rows.filter(institution_code="*", period="2025").get().cases == run.case_count
     assert rows.filter(institution_code="*", period="2025").get().run_id == run.pk
+
+
+def test_reasons_with_control_characters_are_refused_before_the_database(employee_year, people):
+    operator, approver, _ = people
+    region, _, _ = employee_year
+    with pytest.raises(ValidationError):
+        services.screening_parameters_draft(region=region, values={}, reason="a\x00b", user=operator)
+    with pytest.raises(ValidationError):
+        services.screening_parameters_draft(region=region, values={"split_stay_days\x00": 3}, reason="ok", user=operator)
+    draft = services.screening_parameters_draft(region=region, values={"cost_shifting_margin": "0"}, reason="试点", user=operator)
+    services.screening_parameters_decide(record=draft, user=approver, approve=True)
+    services.screening_run_record(region=region, fund="employee", year=2025, user=operator)
+    finding = Finding.objects.get(rule="cost_shifting")
+    with pytest.raises(ValidationError):
+        services.finding_review(finding=finding, user=operator, confirm=True, reason="\x00")
+    services.finding_review(finding=finding, user=operator, confirm=True, reason="属实\n附件见卷宗")
+    with pytest.raises(ValidationError):
+        services.finding_propose_adjustment(finding=finding, user=operator, drg_code="GB25\x00", multiple=D("1"), reason="x")
+    with pytest.raises(ValidationError):
+        services.finding_propose_adjustment(finding=finding, user=operator, drg_code="ZZ99", multiple=D("1"), reason="x")
+    with pytest.raises(ValidationError):
+        services.finding_propose_adjustment(finding=finding, user=operator, drg_code="GB25", multiple=D("0"), reason="x")
