@@ -69,7 +69,7 @@ def run_cases_frame(*, run: ClearingRun) -> pd.DataFrame:
     stable = (found["kind"] == GroupKind.STABLE).to_numpy(bool)
     base_u = np.array([int(v * 10_000) if v is not None and v == v else 0 for v in found["base_points"]], dtype=np.int64)
     avg_fen = np.array([int(v * 100) if v is not None and v == v else 0 for v in found["avg_cost"]], dtype=np.int64)
-    exempt = found["exempt"].fillna(False).to_numpy(bool)
+    exempt = np.array([v is not None and v == v and bool(v) for v in found["exempt"]], dtype=bool)  # NaN: not in the catalog
     institution_codes = pd.Series(codes)
     return pd.DataFrame(
         {
