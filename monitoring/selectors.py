@@ -2,6 +2,9 @@
 parameters in force, stored indicators and findings."""
 from __future__ import annotations
 
+import calendar
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 from django.db.models import QuerySet
@@ -35,49 +38,72 @@ def _fen(column: str) -> str:
     return f"CAST(ROUND({column} * 100) AS BIGINT)"
 
 
-RUN_CASE_COLUMNS = [
-    "institution_id", "case_no", "patient_id", "admission_date", "discharge_date", "total_fen", "self_fen",
-    "discharge_status", "group", "category", "points_u", "halved",
-]
-RUN_CASE_DTYPES = {
-    "institution_id": "int64", "case_no": str, "patient_id": str, "admission_date": str, "discharge_date": str,
-    "total_fen": "int64", "self_fen": "int64", "discharge_status": str, "group": str, "category": str,
-    "points_u": "int64", "halved": "int64",
-}
+RESULT_COLUMNS = ["case_id", "institution_id", "group", "category", "points_u", "halved"]
+RESULT_DTYPES = {"case_id": "int64", "institution_id": "int64", "group": object, "category": object, "points_u": "int64", "halved": "int64"}
+CASE_COLUMNS = ["case_id", "case_no", "patient_id", "admission_date", "discharge_date", "total_fen", "self_fen", "discharge_status"]
+CASE_DTYPES = {"case_id": "int64", "case_no": object, "patient_id": object, "admission_date": object, "discharge_date": object,
+               "total_fen": "int64", "self_fen": "int64", "discharge_status": object}
+CASE_SELECT = f"""
+    SELECT c.id, c.case_no, c.patient_id, c.admission_date, c.discharge_date, {_fen('c.total_cost')}, {_fen('c.self_pay')},
+           c.discharge_status
+    FROM drg_case c
+"""
+
+
+def _run_period(run: ClearingRun) -> tuple[dt.date, dt.date]:
+    last = run.month or 12
+    return dt.date(run.year, 1, 1), dt.date(run.year, last, calendar.monthrange(run.year, last)[1])
 
 
 def run_cases_frame(*, run: ClearingRun) -> pd.DataFrame:
-    """The run's valued cases (its CaseResults joined to their cases and valuation groups), as the
-    frame monitoring.domain.cases describes. One read (COPY on PostgreSQL)."""
-    sql = f"""
-        SELECT r.institution_id, c.case_no, c.patient_id, c.admission_date, c.discharge_date,
-               {_fen('c.total_cost')}, {_fen('c.self_pay')}, c.discharge_status, r.valuation_group, r.category,
-               CAST(ROUND(r.points * 10000) AS BIGINT), CASE WHEN r.readmission_halved THEN 1 ELSE 0 END
-        FROM settlement_caseresult r JOIN drg_case c ON c.id = r.case_id
-        WHERE r.run_id = %s
-    """
-    raw = read_frame(sql, [run.pk], RUN_CASE_COLUMNS, RUN_CASE_DTYPES)
-    if raw.empty:
+    """The run's valued cases (its CaseResults with their cases and valuation groups), as the frame
+    monitoring.domain.cases describes.
+
+    Two COPY reads merged in pandas, no join for the planner to get wrong on freshly stored results:
+    the run's results (by the (run, institution) index) and the pool's cases of the run's period (by
+    the pool/period index the clearing reads with); a valued case changed out of that period or pool
+    since the run is read by id."""
+    results = read_frame(
+        """SELECT r.case_id, r.institution_id, r.valuation_group, r.category, CAST(ROUND(r.points * 10000) AS BIGINT),
+                  CASE WHEN r.readmission_halved THEN 1 ELSE 0 END
+           FROM settlement_caseresult r WHERE r.run_id = %s""",
+        [run.pk], RESULT_COLUMNS, RESULT_DTYPES,
+    )
+    if results.empty:
         return empty_cases()
+    start, end = _run_period(run)
+    cases = read_frame(
+        CASE_SELECT + " WHERE c.region_id = %s AND c.fund = %s AND c.discharge_date >= %s AND c.discharge_date <= %s",
+        [run.region_id, run.fund, start, end], CASE_COLUMNS, CASE_DTYPES,
+    )
+    missing = results["case_id"].to_numpy(np.int64)[~results["case_id"].isin(cases["case_id"]).to_numpy()]
+    if len(missing):
+        extra = [
+            read_frame(CASE_SELECT + " WHERE c.id IN (" + ", ".join(["%s"] * len(chunk)) + ")", [int(x) for x in chunk], CASE_COLUMNS, CASE_DTYPES)
+            for chunk in np.array_split(missing, max(1, len(missing) // 5000 + 1))
+        ]
+        cases = pd.concat([cases, *extra], ignore_index=True)
+    raw = results.merge(cases, on="case_id", how="inner", sort=False)
     codes = dict(Institution.objects.filter(region_id=run.region_id).values_list("id", "code"))
     groups = pd.DataFrame.from_records(
         DrgGroup.objects.filter(region_id=run.region_id, year=run.year).values_list("code", "kind", "base_points", "avg_cost", "readmission_exempt"),
         columns=["code", "kind", "base_points", "avg_cost", "exempt"],
     ).drop_duplicates("code").set_index("code")
-    group_codes, uniques = pd.factorize(raw["group"].to_numpy())
+    group_codes, uniques = pd.factorize(raw["group"].to_numpy(object))
     found = groups.reindex(uniques)
     stable = (found["kind"] == GroupKind.STABLE).to_numpy(bool)
     base_u = np.array([int(v * 10_000) if v is not None and v == v else 0 for v in found["base_points"]], dtype=np.int64)
     avg_fen = np.array([int(v * 100) if v is not None and v == v else 0 for v in found["avg_cost"]], dtype=np.int64)
     exempt = np.array([v is not None and v == v and bool(v) for v in found["exempt"]], dtype=bool)  # NaN: not in the catalog
-    institution_codes = pd.Series(codes)
+    institution_ids, institution_keys = pd.factorize(raw["institution_id"].to_numpy(np.int64))
+    institution_codes = np.array([codes.get(int(k), str(k)) for k in institution_keys], dtype=object)
     return pd.DataFrame(
         {
-            "institution": raw["institution_id"].map(institution_codes).to_numpy(object),
+            "institution": institution_codes[institution_ids],
             "case_no": raw["case_no"].to_numpy(object),
             "patient_id": raw["patient_id"].to_numpy(object),
-            "admission_date": pd.to_datetime(raw["admission_date"], format="%Y-%m-%d"),
-            "discharge_date": pd.to_datetime(raw["discharge_date"], format="%Y-%m-%d"),
+            "admission_date": _dates(raw["admission_date"]),
+            "discharge_date": _dates(raw["discharge_date"]),
             "total_fen": raw["total_fen"].to_numpy(np.int64),
             "self_fen": raw["self_fen"].to_numpy(np.int64),
             "discharge_status": raw["discharge_status"].to_numpy(object),
@@ -91,6 +117,14 @@ def run_cases_frame(*, run: ClearingRun) -> pd.DataFrame:
             "halved": raw["halved"].to_numpy(np.int64).astype(bool),
         }
     )
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """ISO dates (text from COPY, date objects from other databases) as datetime64."""
+    first = values.iloc[0] if len(values) else None
+    if isinstance(first, str):
+        return pd.to_datetime(values, format="%Y-%m-%d")
+    return pd.to_datetime(values)
 
 
 def screening_parameters_in_force(*, region_id: int) -> tuple[ScreeningParameters, ScreeningParameterSet | None]:

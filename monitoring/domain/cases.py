@@ -104,3 +104,27 @@ def round4_array(values: np.ndarray, exact) -> list[Decimal | None]:
         else:
             out.append(Decimal(int(np.floor(scaled + 0.5))).scaleb(-4))
     return out
+
+
+def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of `values` in the order of their sorted distinct values (like a sorted
+    factorize), hashing the values once and sorting only the distinct ones."""
+    codes, uniques = pd.factorize(values)
+    order = np.argsort(np.asarray(uniques, dtype=object), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], np.asarray(uniques, dtype=object)[order]
+
+
+def int_sums(key: np.ndarray, size: int, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Exact int64 sums of each value column per key in 0..size-1 (sort once, reduce per run)."""
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    out = {name: np.zeros(size, dtype=np.int64) for name in values}
+    if len(k) == 0:
+        return out
+    starts = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
+    present = k[starts]
+    for name, v in values.items():
+        out[name][present] = np.add.reduceat(np.asarray(v, dtype=np.int64)[order], starts)
+    return out

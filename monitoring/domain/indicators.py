@@ -15,14 +15,10 @@ import numpy as np
 import pandas as pd
 
 from common.precision import r4
-from monitoring.domain.cases import POOL, bed_days, months, r4_or_none, ratio, round4_array
+from monitoring.domain.cases import POOL, bed_days, int_sums, months, r4_or_none, ratio, round4_array, sorted_codes
 
 HIGH, LOW, SPECIAL_REVIEW, TRANSFER = "high", "low", "special_review", "transfer"
 
-COUNT_COLUMNS = (
-    "cases", "points_u", "stable_n", "stable_base_u", "total_fen", "self_fen", "high_n", "low_n", "halved_n",
-    "special_n", "transfer_n",
-)
 
 
 @dataclass(frozen=True)
@@ -55,88 +51,64 @@ def period_key(period: str) -> tuple[int, int]:
     return (int(period[:4]), int(period[5:7]) if len(period) > 4 else 0)
 
 
-def _counts(cases: pd.DataFrame) -> pd.DataFrame:
-    """Integer sums per (institution, month)."""
-    frame = pd.DataFrame(
-        {
-            "institution": cases["institution"].to_numpy(),
-            "month": months(cases),
-            "cases": 1,
-            "points_u": cases["points_u"].to_numpy(np.int64),
-            "stable_n": cases["stable"].to_numpy(bool).astype(np.int64),
-            "stable_base_u": np.where(cases["stable"].to_numpy(bool), cases["base_u"].to_numpy(np.int64), 0),
-            "total_fen": cases["total_fen"].to_numpy(np.int64),
-            "self_fen": cases["self_fen"].to_numpy(np.int64),
-            "high_n": (cases["category"].to_numpy() == HIGH).astype(np.int64),
-            "low_n": (cases["category"].to_numpy() == LOW).astype(np.int64),
-            "halved_n": cases["halved"].to_numpy(bool).astype(np.int64),
-            "special_n": (cases["category"].to_numpy() == SPECIAL_REVIEW).astype(np.int64),
-            "transfer_n": (cases["discharge_status"].to_numpy() == TRANSFER).astype(np.int64),
-        }
-    )
-    return frame.groupby(["institution", "month"], sort=False).sum().reset_index()
-
-
-def _with_year_and_pool(per_month: pd.DataFrame, keys: list[str], value_columns: list[str], year: int) -> pd.DataFrame:
-    """Rows per (institution, period, *keys) for the months, the year, and the pool (*)."""
-    year_rows = per_month.groupby(["institution", *keys], sort=False)[value_columns].sum().reset_index()
-    year_rows["month"] = 0
-    both = pd.concat([per_month, year_rows], ignore_index=True)
-    pool = both.groupby(["month", *keys], sort=False)[value_columns].sum().reset_index()
-    pool["institution"] = POOL
-    out = pd.concat([both, pool], ignore_index=True)
-    out["period"] = np.where(out["month"].to_numpy() == 0, str(year), [f"{year}-{m:02d}" for m in out["month"].to_numpy()])
+def _cube(sums: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per (institution, month 1..12[, group]) sums → with month 0 = the year and a last
+    institution row = the pool."""
+    out = {}
+    for name, flat in sums.items():
+        cube = flat.reshape(shape)
+        cube[:, 0] = cube[:, 1:].sum(axis=1)
+        out[name] = np.concatenate([cube, cube.sum(axis=0, keepdims=True)], axis=0)
     return out
 
 
-def _consumption_indices(cases: pd.DataFrame, year: int) -> dict[tuple[str, str], tuple[Decimal | None, Decimal | None]]:
-    """time_index and cost_index per (institution, period): Σ_g n_hg × (mean_hg ÷ mean_g) ÷ Σ_g n_hg
-    over stable groups; each term is S_hg × n_g ÷ S_g (S a sum of bed days or of cost)."""
-    stable = cases[cases["stable"].to_numpy(bool)]
-    if stable.empty:
-        return {}
-    per = pd.DataFrame(
-        {
-            "institution": stable["institution"].to_numpy(),
-            "month": months(stable),
-            "group": stable["group"].to_numpy(),
-            "n": 1,
-            "days": bed_days(stable),
-            "cost": stable["total_fen"].to_numpy(np.int64),
-        }
-    ).groupby(["institution", "month", "group"], sort=False).sum().reset_index()
-    rows = _with_year_and_pool(per, ["group"], ["n", "days", "cost"], year)
-    pool = rows[rows["institution"] == POOL][["period", "group", "n", "days", "cost"]].rename(
-        columns={"n": "n_g", "days": "days_g", "cost": "cost_g"}
+def _period(year: int, month: int) -> str:
+    return str(year) if month == 0 else f"{year}-{month:02d}"
+
+
+def _consumption_indices(cases: pd.DataFrame, inst_code: np.ndarray, month: np.ndarray, n_inst: int) -> dict[str, np.ndarray]:
+    """time_index and cost_index per (institution row, month 0..12) as r4 Decimals (object arrays,
+    None where undefined): Σ_g n_hg × (mean_hg ÷ mean_g) ÷ Σ_g n_hg over stable groups; each term is
+    S_hg × n_g ÷ S_g (S a sum of bed days or of cost); pool row and month 0 included."""
+    mask = cases["stable"].to_numpy(bool)
+    empty = np.full((n_inst + 1, 13), None, dtype=object)
+    if not mask.any():
+        return {"time": empty, "cost": empty.copy()}
+    group_code, group_names = pd.factorize(cases["group"].to_numpy()[mask])
+    n_groups = len(group_names)
+    key = (inst_code[mask] * 13 + month[mask]) * n_groups + group_code
+    sums = _cube(
+        int_sums(key, n_inst * 13 * n_groups, {"n": np.ones(int(mask.sum()), dtype=np.int64), "days": bed_days(cases[mask]),
+                                                 "cost": cases["total_fen"].to_numpy(np.int64)[mask]}),
+        (n_inst, 13, n_groups),
     )
-    rows = rows.merge(pool, on=["period", "group"], how="left")
-    n_hg = rows["n"].to_numpy(np.int64)
-    n_g = rows["n_g"].to_numpy(np.int64)
-    out: dict[tuple[str, str], list] = {}
-    results = {}
-    for name, s_col, g_col in (("time", "days", "days_g"), ("cost", "cost", "cost_g")):
-        s_hg = rows[s_col].to_numpy(np.int64)
-        s_g = rows[g_col].to_numpy(np.int64)
-        # a group whose pool mean is 0 (only zero-cost stays): the institution's mean equals it, ratio 1
+    n = sums["n"]
+    n_g = n[-1][None, :, :]
+    denominator = n.sum(axis=2)
+    out = {}
+    for name, column in (("time", "days"), ("cost", "cost")):
+        s_hg = sums[column]
+        s_g = s_hg[-1][None, :, :]
         with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(s_g > 0, s_hg.astype(float) * n_g / np.where(s_g > 0, s_g, 1), n_hg.astype(float))
-        frame = pd.DataFrame({"institution": rows["institution"].to_numpy(), "period": rows["period"].to_numpy(), "term": term, "n": n_hg})
-        sums = frame.groupby(["institution", "period"], sort=False)[["term", "n"]].sum()
-        keys = list(sums.index)
-        approx = (sums["term"] / sums["n"]).to_numpy(float)
-        member = rows.groupby(["institution", "period"], sort=False).indices
+            # a group whose pool mean is 0 (only zero-cost stays): the institution's mean equals it, ratio 1
+            term = np.where(s_g > 0, s_hg.astype(float) * n_g / np.where(s_g > 0, s_g, 1), n.astype(float))
+            approx = term.sum(axis=2) / np.where(denominator > 0, denominator, 1)
+        approx = np.where(denominator > 0, approx, np.nan)
+        cells = list(zip(*np.nonzero(denominator > 0)))
 
-        def exact(i: int, s_hg=s_hg, s_g=s_g, keys=keys) -> Fraction:
-            idx = member[keys[i]]
-            total = sum(
-                (Fraction(int(s_hg[j]) * int(n_g[j]), int(s_g[j])) if s_g[j] > 0 else Fraction(int(n_hg[j])) for j in idx),
-                Fraction(0),
-            )
-            return total / int(n_hg[idx].sum())
+        def exact(i: int, s_hg=s_hg, s_g=s_g) -> Fraction:
+            h, m = cells[i]
+            total = Fraction(0)
+            for g in np.flatnonzero(n[h, m] > 0):
+                sg = int(s_g[0, m, g])
+                total += Fraction(int(s_hg[h, m, g]) * int(n_g[0, m, g]), sg) if sg > 0 else Fraction(int(n[h, m, g]))
+            return total / int(denominator[h, m])
 
-        results[name] = dict(zip(keys, round4_array(approx, exact)))
-    for key in results["time"]:
-        out[key] = (results["time"][key], results["cost"][key])
+        rounded = round4_array(np.array([approx[h, m] for h, m in cells], dtype=float), exact)
+        result = np.full((n_inst + 1, 13), None, dtype=object)
+        for (h, m), value in zip(cells, rounded):
+            result[h, m] = value
+        out[name] = result
     return out
 
 
@@ -145,31 +117,51 @@ def indicators_compute(cases: pd.DataFrame, *, year: int) -> list[IndicatorRow]:
     period (the year first, then months). Periods and institutions without valued cases are left out."""
     if cases.empty:
         return []
-    counts = _with_year_and_pool(_counts(cases), [], list(COUNT_COLUMNS), year)
-    indices = _consumption_indices(cases, year)
+    inst_code, inst_names = sorted_codes(cases["institution"].to_numpy())
+    n_inst = len(inst_names)
+    month = months(cases)
+    category = cases["category"].to_numpy()
+    stable = cases["stable"].to_numpy(bool)
+    sums = _cube(
+        int_sums(inst_code * 13 + month, n_inst * 13, {
+            "cases": np.ones(len(cases), dtype=np.int64),
+            "points_u": cases["points_u"].to_numpy(np.int64),
+            "stable_n": stable.astype(np.int64),
+            "stable_base_u": np.where(stable, cases["base_u"].to_numpy(np.int64), 0),
+            "total_fen": cases["total_fen"].to_numpy(np.int64),
+            "self_fen": cases["self_fen"].to_numpy(np.int64),
+            "high_n": (category == HIGH).astype(np.int64),
+            "low_n": (category == LOW).astype(np.int64),
+            "halved_n": cases["halved"].to_numpy(bool).astype(np.int64),
+            "special_n": (category == SPECIAL_REVIEW).astype(np.int64),
+            "transfer_n": (cases["discharge_status"].to_numpy() == TRANSFER).astype(np.int64),
+        }),
+        (n_inst, 13),
+    )
+    indices = _consumption_indices(cases, inst_code, month, n_inst)
     rows: list[IndicatorRow] = []
-    for rec in counts.itertuples(index=False):
-        n = int(rec.cases)
-        if n == 0:
-            continue
-        time_index, cost_index = indices.get((rec.institution, rec.period), (None, None))
-        rows.append(
-            IndicatorRow(
-                institution=rec.institution,
-                period=rec.period,
-                cases=n,
-                points=r4(Fraction(int(rec.points_u), 10_000)),
-                cmi=r4_or_none(ratio(int(rec.stable_base_u), int(rec.stable_n) * 100 * 10_000)),
-                cost_per_point=r4_or_none(ratio(int(rec.total_fen) * 100, int(rec.points_u))),
-                time_index=time_index,
-                cost_index=cost_index,
-                high_share=r4_or_none(ratio(rec.high_n, n)),
-                low_share=r4_or_none(ratio(rec.low_n, n)),
-                readmission_share=r4_or_none(ratio(rec.halved_n, n)),
-                self_pay_share=r4_or_none(ratio(rec.self_fen, rec.total_fen)),
-                special_review_share=r4_or_none(ratio(rec.special_n, n)),
-                transfer_share=r4_or_none(ratio(rec.transfer_n, n)),
+    for h in [n_inst, *range(n_inst)]:  # the pool first, then institutions in code order
+        for m in range(13):
+            n = int(sums["cases"][h, m])
+            if n == 0:
+                continue
+            get = lambda name: int(sums[name][h, m])  # noqa: E731
+            rows.append(
+                IndicatorRow(
+                    institution=POOL if h == n_inst else inst_names[h],
+                    period=_period(year, m),
+                    cases=n,
+                    points=r4(Fraction(get("points_u"), 10_000)),
+                    cmi=r4_or_none(ratio(get("stable_base_u"), get("stable_n") * 100 * 10_000)),
+                    cost_per_point=r4_or_none(ratio(get("total_fen") * 100, get("points_u"))),
+                    time_index=indices["time"][h, m],
+                    cost_index=indices["cost"][h, m],
+                    high_share=r4_or_none(ratio(get("high_n"), n)),
+                    low_share=r4_or_none(ratio(get("low_n"), n)),
+                    readmission_share=r4_or_none(ratio(get("halved_n"), n)),
+                    self_pay_share=r4_or_none(ratio(get("self_fen"), get("total_fen"))),
+                    special_review_share=r4_or_none(ratio(get("special_n"), n)),
+                    transfer_share=r4_or_none(ratio(get("transfer_n"), n)),
+                )
             )
-        )
-    rows.sort(key=lambda r: ("" if r.institution == POOL else "1" + r.institution, period_key(r.period)))
     return rows

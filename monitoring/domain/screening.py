@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from common.precision import r4
-from monitoring.domain.cases import bed_days, ge, ge_array, months
+from monitoring.domain.cases import bed_days, ge, ge_array, int_sums, months, sorted_codes
 from monitoring.domain.parameters import RULES, ScreeningParameters
 
 NORMAL, TRANSFER, HIGH = "normal", "transfer", "high"
@@ -47,24 +47,25 @@ def _evidence(institutions: np.ndarray, case_nos: np.ndarray) -> tuple[tuple[str
     return tuple(sorted(set(zip(institutions.tolist(), case_nos.tolist()))))
 
 
+SUM_COLUMNS = ["n", "stable_n", "stable_base_u", "total_fen", "self_fen", "high_n", "transfer_n"]
+
+
 def _sums(cases: pd.DataFrame) -> pd.DataFrame:
-    """Per-institution integer sums of the year to date."""
+    """Per-institution integer sums of the year to date (index: institution code, sorted)."""
     if cases.empty:
-        return pd.DataFrame(columns=["n", "stable_n", "stable_base_u", "total_fen", "self_fen", "high_n", "transfer_n"]).astype(np.int64)
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in SUM_COLUMNS})
+    code, names = sorted_codes(cases["institution"].to_numpy())
     stable = cases["stable"].to_numpy(bool)
-    frame = pd.DataFrame(
-        {
-            "institution": cases["institution"].to_numpy(),
-            "n": 1,
-            "stable_n": stable.astype(np.int64),
-            "stable_base_u": np.where(stable, cases["base_u"].to_numpy(np.int64), 0),
-            "total_fen": cases["total_fen"].to_numpy(np.int64),
-            "self_fen": cases["self_fen"].to_numpy(np.int64),
-            "high_n": (cases["category"].to_numpy() == HIGH).astype(np.int64),
-            "transfer_n": (cases["discharge_status"].to_numpy() == TRANSFER).astype(np.int64),
-        }
-    )
-    return frame.groupby("institution", sort=True).sum()
+    sums = int_sums(code, len(names), {
+        "n": np.ones(len(cases), dtype=np.int64),
+        "stable_n": stable.astype(np.int64),
+        "stable_base_u": np.where(stable, cases["base_u"].to_numpy(np.int64), 0),
+        "total_fen": cases["total_fen"].to_numpy(np.int64),
+        "self_fen": cases["self_fen"].to_numpy(np.int64),
+        "high_n": (cases["category"].to_numpy() == HIGH).astype(np.int64),
+        "transfer_n": (cases["discharge_status"].to_numpy() == TRANSFER).astype(np.int64),
+    })
+    return pd.DataFrame(sums, index=pd.Index(names, dtype=object))
 
 
 class _Pool:
@@ -82,7 +83,7 @@ class _Pool:
         else:
             self.previous = _sums(self.cases.iloc[0:0])
         self.group_codes, self.groups = pd.factorize(self.cases["group"].to_numpy())
-        self.inst_code, self.inst_names = pd.factorize(self.inst, sort=True)
+        self.inst_code, self.inst_names = sorted_codes(self.inst)
         self.inst_index = {code: i for i, code in enumerate(self.inst_names)}
 
     def of(self, code: str) -> np.ndarray:
@@ -96,10 +97,10 @@ def _split_stay(p: _Pool, params: ScreeningParameters) -> list[Finding]:
     c = p.cases
     patient, _ = pd.factorize(c["patient_id"].to_numpy())
     inst_code = p.inst_code
-    case_code, _ = pd.factorize(p.case_no, sort=True)
     admission = c["admission_date"].to_numpy("datetime64[D]").astype(np.int64)
     discharge = c["discharge_date"].to_numpy("datetime64[D]").astype(np.int64)
-    order = np.lexsort((case_code, inst_code, discharge, admission, patient))
+    order = np.lexsort((inst_code, discharge, admission, patient))
+    order = _break_ties_by_case_no(order, (patient, admission, discharge, inst_code), p.case_no)
     a, b = order[:-1], order[1:]  # neighbours first
     gap = admission[b] - discharge[a]
     pair = (patient[a] == patient[b]) & (gap >= 0) & (gap <= params.split_stay_days)
@@ -123,6 +124,28 @@ def _split_stay(p: _Pool, params: ScreeningParameters) -> list[Finding]:
             findings.append(Finding("split_stay", code, _q(Fraction(pairs_h, cases_h)), _q(Fraction(pool_pairs, pool_cases)), evidence,
                                     detail={"pairs": pairs_h, "pool_pairs": pool_pairs}))
     return findings
+
+
+def _break_ties_by_case_no(order: np.ndarray, keys: tuple, case_no: np.ndarray) -> np.ndarray:
+    """Within runs of equal sort keys (the same patient's stays with equal dates at one
+    institution, rare), order by case_no."""
+    if len(order) < 2:
+        return order
+    same = np.ones(len(order) - 1, dtype=bool)
+    for key in keys:
+        k = key[order]
+        same &= k[1:] == k[:-1]
+    if not same.any():
+        return order
+    order = order.copy()
+    starts = np.flatnonzero(same & ~np.concatenate([[False], same[:-1]]))
+    for start in starts:
+        end = start + 1
+        while end < len(same) and same[end]:
+            end += 1
+        segment = order[start:end + 1]
+        order[start:end + 1] = segment[np.argsort(case_no[segment].astype(str), kind="stable")]
+    return order
 
 
 # --- low_standard_admission 低标入院 -----------------------------------------------------------------
