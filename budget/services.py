@@ -109,6 +109,18 @@ def year_open(*, region: Region, year: int, user=None) -> YearOpened:
     from drg.revisions import parameter_revision_draft, parameter_values_in_force
 
     Region.objects.select_for_update().get(pk=region.pk)
+    opened = []
+    if PaymentScheme.objects.filter(region=region, year=year).exists():
+        opened.append(_("支付方案"))
+    if DrgGroup.objects.filter(region=region, year=year).exists():
+        opened.append(_("病组目录"))
+    if ParameterRevision.objects.filter(region=region, year=year).exclude(status="rejected").exists():
+        opened.append(_("参数修订"))
+    if Budget.objects.filter(region=region, year=year).exists():
+        opened.append(_("预算"))
+    if opened:
+        raise ValidationError(_("统筹区 %(region)s 的 %(year)s 年已经开启（已有%(what)s）") % {
+            "region": region.code, "year": year, "what": "、".join(opened)})
     previous = year - 1
     missing = []
     if not PaymentScheme.objects.filter(region=region, year=previous).exists():
@@ -125,18 +137,6 @@ def year_open(*, region: Region, year: int, user=None) -> YearOpened:
     if missing:
         raise ValidationError(_("统筹区 %(region)s 没有 %(prev)s 年的%(what)s，无法开启 %(year)s 年") % {
             "region": region.code, "prev": previous, "what": "、".join(missing), "year": year})
-    opened = []
-    if PaymentScheme.objects.filter(region=region, year=year).exists():
-        opened.append(_("支付方案"))
-    if DrgGroup.objects.filter(region=region, year=year).exists():
-        opened.append(_("病组目录"))
-    if ParameterRevision.objects.filter(region=region, year=year).exclude(status="rejected").exists():
-        opened.append(_("参数修订"))
-    if Budget.objects.filter(region=region, year=year).exists():
-        opened.append(_("预算"))
-    if opened:
-        raise ValidationError(_("统筹区 %(region)s 的 %(year)s 年已经开启（已有%(what)s）") % {
-            "region": region.code, "year": year, "what": "、".join(opened)})
     result = YearOpened(region=region, year=year)
     reason = _("开启 %(year)s 年：沿用 %(prev)s 年的现行参数") % {"year": year, "prev": previous}
     for kind in (ParameterKind.SCHEME, ParameterKind.CATALOG):

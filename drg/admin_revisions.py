@@ -385,8 +385,8 @@ class ParameterRevisionAdmin(admin.ModelAdmin):
                 data = post.copy()
                 data[f"{key}-TOTAL_FORMS"] = str(int(post.get(f"{key}-TOTAL_FORMS", 0)) + 1)
                 formsets[key] = tier_formset(key, data=data)
-            else:
-                formsets[key] = tier_formset(key, data=post, initial=tier_initial[key])
+            else:  # posted rows stand on their own (compared with no initial, an unchanged row is still a row)
+                formsets[key] = tier_formset(key, data=post, initial=None if post is not None else tier_initial[key])
         if post is not None and adding is None:
             valid = form.is_valid()
             valid = all([fs.is_valid() for fs in formsets.values()]) and valid

@@ -470,3 +470,16 @@ def parameter_revisions_for_run(*, region: Region, year: int, system_user) -> li
             reason = _("基线：修订记录开始前已生效的参数") if first else _("现行参数与最新修订不一致（未经修订流程写入），按现值记录")
             parameter_revision_record(region=region, kind=kind, year=year, user=None, system_user=system_user, reason=reason)
     return parameter_revisions_of_year(region=region, year=year)
+
+
+def parameter_revisions_record_load(*, region: Region, year: int, reason: str, user, system_user) -> list[ParameterRevision]:
+    """After a bundle wrote the scheme, catalog and institutions of a region-year: a revision approved
+    by the system user for each kind whose values in force now differ from its current revision
+    (the bundle is the bureau's batch door and carries approved data). Loading the same bundle again
+    records nothing."""
+    recorded = []
+    for kind in (ParameterKind.SCHEME, ParameterKind.CATALOG, ParameterKind.INSTITUTIONS):
+        revision = parameter_revision_record(region=region, kind=kind, year=year, reason=reason, user=user, system_user=system_user)
+        if revision is not None:
+            recorded.append(revision)
+    return recorded
