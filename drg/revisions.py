@@ -169,6 +169,11 @@ def _normalise_row(model, fields, raw, at: str, errors: list[str]) -> dict | Non
         errors.extend(f"{at}.{name}: {'; '.join(messages)}" if name and name != "__all__" else f"{at}: {'; '.join(messages)}"
                       for name, messages in details.items())
         return None
+    for name in fields:
+        value = raw.get(name)
+        if isinstance(value, str) and any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            errors.append(f"{at}.{name}: " + _("含有控制字符"))
+            return None
     row = {}
     for name in fields:
         if name == "institution":
@@ -216,6 +221,11 @@ def _normalise_scheme(values: dict, errors: list[str]) -> dict:
         if not name.endswith("_tiers"):
             out[name] = _json_value(PaymentScheme, name, getattr(instance, name))
     return out
+
+
+def _check_text(reason: str) -> None:
+    if "\x00" in reason or any(0xD800 <= ord(ch) <= 0xDFFF for ch in reason):
+        raise RevisionRefused({"reason": _("理由含有不允许的字符")})
 
 
 # --- reads ----------------------------------------------------------------------------------------
@@ -295,6 +305,7 @@ def parameter_revision_draft(
         raise RevisionRefused({"year": _("请填写年度")})
     if not (reason or "").strip():
         raise RevisionRefused({"reason": _("修订须写明理由")})
+    _check_text(reason)
     _lock_region(region)
     pending = parameter_revision_pending(region=region, kind=kind, year=year)
     if pending is not None:
@@ -321,6 +332,7 @@ def parameter_revision_update(*, revision: ParameterRevision, values: dict, user
     if reason is not None:
         if not reason.strip():
             raise RevisionRefused({"reason": _("修订须写明理由")})
+        _check_text(reason)
         locked.reason = reason.strip()
     locked.save(update_fields=["values", "reason", "updated_at"])
     return locked

@@ -733,6 +733,8 @@ def clearing_runs_schedule_monthly(*, today: dt.date) -> list[ClearingRun]:
                                               month=previous.month, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; monthly run for %s skipped", region_id, fund, previous)
+        except ValidationError as exc:  # e.g. no scheme or catalog for the year: nothing recorded, say why
+            logger.warning("pool %s/%s: monthly run for %s not started: %s", region_id, fund, previous, "; ".join(exc.messages))
     return started
 
 
@@ -747,4 +749,6 @@ def clearing_runs_offer_annual(*, today: dt.date) -> list[ClearingRun]:
             started.append(clearing_run_start(region=Region.objects.get(pk=region_id), fund=fund, year=year, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; annual run for %s skipped", region_id, fund, year)
+        except ValidationError as exc:
+            logger.warning("pool %s/%s: annual run for %s not started: %s", region_id, fund, year, "; ".join(exc.messages))
     return started

@@ -234,3 +234,17 @@ def test_failed_runs_are_acknowledged_with_a_note(region, users, monkeypatch):
     assert acknowledged.acknowledged_by == users[0] and acknowledged.acknowledgement_note == "磁盘已扩容，已重新发起"
     with pytest.raises(ValidationError, match="已于"):
         services.clearing_run_acknowledge(run=run, user=users[1], note="again")
+
+
+def test_control_characters_and_surrogates_in_revision_text_are_refused(region, users):
+    values = revisions.parameter_values_in_force(region=region, kind=ParameterKind.CATALOG, year=2025)
+    values["groups"][0] = {**values["groups"][0], "name": "病组\x00"}
+    with pytest.raises(ValidationError, match="控制字符"):
+        revisions.parameter_revision_draft(region=region, kind=ParameterKind.CATALOG, year=2025, values=values, reason="x", user=users[0])
+    with pytest.raises(ValidationError, match="不允许的字符"):
+        revisions.parameter_revision_draft(region=region, kind=ParameterKind.SCHEME, year=2025, values=scheme_with(region),
+                                           reason="x\ud800", user=users[0])
+    with pytest.raises(ValidationError):
+        revisions.parameter_revision_draft(region=region, kind=ParameterKind.SCHEME, year=2025, user=users[0], reason="x",
+                                           values=scheme_with(region, prepay_ratio="=1+1", unknown_key=1))
+    assert not ParameterRevision.objects.filter(status=RevisionStatus.DRAFT).exists()
