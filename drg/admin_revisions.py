@@ -26,11 +26,17 @@ from drg.models import ParameterRevision, PaymentScheme, Region
 HUNDRED = Decimal(100)
 
 
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros and never in exponent form (50, not 5E+1; 0.4, not 0.400000)."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
+
+
 def _pct(value) -> Decimal | None:
     """A stored fraction (0.95) as the percentage the form shows (95)."""
     if value is None or value == "":
         return None
-    return (Decimal(str(value)) * HUNDRED).normalize()
+    return _plain(Decimal(str(value)) * HUNDRED)
 
 
 def _fraction(value: Decimal | None):
@@ -118,8 +124,8 @@ def tiers_initial(key: str, tiers: list | None) -> list[dict]:
     for tier in tiers or []:
         bound, share = tier.get(bound_key), tier.get(share_key)
         rows.append({
-            "bound": _pct(bound) if form.bound_pct else (None if bound is None else Decimal(str(bound)).normalize()),
-            "share": _pct(share) if form.share_pct else Decimal(str(share)).normalize(),
+            "bound": _pct(bound) if form.bound_pct else (None if bound is None else _plain(Decimal(str(bound)))),
+            "share": _pct(share) if form.share_pct else _plain(Decimal(str(share))),
         })
     return rows
 
@@ -147,7 +153,7 @@ def scheme_initial(values: dict | None) -> tuple[dict, dict]:
                         if name != "all_case_avg_cost"}
     initial = {
         "all_case_avg_cost": values.get("all_case_avg_cost"),
-        "low_outlier_multiple": values.get("low_outlier_multiple"),
+        "low_outlier_multiple": None if values.get("low_outlier_multiple") is None else _plain(Decimal(str(values["low_outlier_multiple"]))),
         "readmission_days": values.get("readmission_days"),
         "readmission_factor": _pct(values.get("readmission_factor")),
         "prepay_ratio": _pct(values.get("prepay_ratio")),

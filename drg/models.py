@@ -186,6 +186,8 @@ class ParameterRevision(models.Model):
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = "参数修订 parameter revision"
+        verbose_name_plural = "参数修订 parameter revisions"
         permissions = [("approve_parameterrevision", "Can approve or reject parameter revisions (maker-checker)")]
         ordering = ["region__code", "kind", "-year", "-revision"]
         constraints = [
