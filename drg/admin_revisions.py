@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from common.reviews import error_text
 from drg import revisions
 from drg.choices import ParameterKind, RevisionStatus
+from drg.domain.scheme import scheme_tiers_validate
 from drg.models import ParameterRevision, PaymentScheme, Region
 
 HUNDRED = Decimal(100)
@@ -410,8 +411,6 @@ class ParameterRevisionAdmin(admin.ModelAdmin):
                             quiet=adding is not None, pending=pending)
 
     def _save_scheme(self, request, form, formsets, pending):
-        from drg.domain.bundle import scheme_tiers_validate
-
         values = form.scheme_values()
         ok = True
         for key, formset in formsets.items():

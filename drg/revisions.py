@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from drg.choices import ParameterKind, RevisionStatus
+from drg.domain.scheme import scheme_tiers_validate
 from drg.models import Coefficient, DrgGroup, Institution, ParameterRevision, PaymentScheme, Region, TcmEquivalent
 
 GROUP_FIELDS = ("code", "name", "kind", "base_points", "avg_cost", "daily_points", "same_price", "readmission_exempt")
@@ -188,8 +189,6 @@ def _normalise_row(model, fields, raw, at: str, errors: list[str]) -> dict | Non
 
 
 def _normalise_scheme(values: dict, errors: list[str]) -> dict:
-    from drg.domain.bundle import scheme_tiers_validate
-
     unknown = set(values) - set(SCHEME_FIELDS)
     if unknown:
         errors.append(_("未知的方案参数：%(names)s") % {"names": ", ".join(sorted(unknown))})
