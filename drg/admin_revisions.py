@@ -240,6 +240,11 @@ def snapshot_tables(revision: ParameterRevision) -> str:
     return format_html_join("", "{}", ((p,) for p in parts))
 
 
+def _link(obj) -> str:
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, str(obj))
+
+
 class ParameterRevisionAdmin(admin.ModelAdmin):
     """Drafts, approves and rejects revisions; shows what a revision changes and the full snapshot it
     put in force (what the runs that recorded it used)."""
@@ -270,15 +275,13 @@ class ParameterRevisionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
-        from drg.admin import status_badge
-
-        return status_badge(obj)
+        colour = {"draft": "#b26a00", "approved": "#2e7d32", "rejected": "#b3261e"}.get(obj.status, "#444")
+        return format_html('<span style="color:#fff;background:{};border-radius:3px;padding:1px 6px;white-space:nowrap">{}</span>',
+                           colour, obj.get_status_display())
 
     @admin.display(description=_("基于修订"))
     def based_on_link(self, obj):
-        from drg.admin import admin_link
-
-        return admin_link(obj.based_on) if obj.based_on_id else "—"
+        return _link(obj.based_on) if obj.based_on_id else "—"
 
     @admin.display(description=_("本修订的变化"))
     def changes(self, obj):
@@ -286,10 +289,8 @@ class ParameterRevisionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("使用本修订的清算"))
     def runs(self, obj):
-        from drg.admin import admin_link
-
         runs = list(obj.clearing_runs.select_related("region").order_by("-id")[:50])
-        return format_html_join(mark_safe("<br>"), "{}", ((admin_link(run),) for run in runs)) if runs else "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((_link(run),) for run in runs)) if runs else "—"
 
     @admin.display(description=_("生效参数全量快照"))
     def snapshot(self, obj):
