@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="username of the drafter (default: the batch system user)")
 
     def handle(self, *args, region, year, user=None, **options):
+        if any(ord(ch) < 32 for ch in region) or any(ord(ch) < 32 for ch in (user or "")):
+            raise CommandError(f"unknown region {region!r}" if any(ord(ch) < 32 for ch in region) else f"unknown user {user!r}")
         try:
             region_obj = Region.objects.get(code=region)
         except Region.DoesNotExist as exc:
