@@ -32,6 +32,8 @@ def revoke(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("monitoring", "0001_initial"), ("budget", "0002_roles")]
+    # after the latest roles sync (budget.migrations.0002_roles.sync_roles sets each group's permissions to
+    # exactly its list, which does not name monitoring): a later re-sync must depend on this or re-grant.
+    dependencies = [("monitoring", "0001_initial"), ("budget", "0003_roles_parameter_revisions")]
 
     operations = [migrations.RunPython(grant, revoke)]
