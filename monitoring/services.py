@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
