@@ -32,6 +32,7 @@ from common.users import system_user
 from drg import selectors
 from drg.choices import ChangeSource
 from drg.domain import bundle as domain
+from drg.signals import cases_stored
 from drg.domain.bundle import (
     CASE_FIELD_OF, CASE_TYPED_COLUMNS, CASE_VALUE_COLUMNS, CHANGED, LINE, NEW, PARAMS_FILE, UNCHANGED, BundleParams,
     FileSpec, RowError,
@@ -264,7 +265,20 @@ def _cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=
                 case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
             ))
         report.corrections = copy_create(CaseCorrection, corrections)
+    _announce_cases(region_id=region.pk, new=new, changed=changed, source=source)
     return report
+
+
+def _announce_cases(*, region_id: int, new: pd.DataFrame, changed: pd.DataFrame, source: str) -> None:
+    """After commit, tell the apps above which (patient, fund, year) the stored cases touch."""
+    keys: set[tuple[str, str, int]] = set()
+    for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
+        columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
+        if len(frame) and all(c in frame.columns for c in columns):
+            years = pd.to_datetime(frame[columns[2]]).dt.year
+            keys.update(zip(frame[columns[0]].astype(str), frame[columns[1]].astype(str), years.astype(int)))
+    if keys:
+        transaction.on_commit(lambda: cases_stored.send(sender=Case, region_id=region_id, keys=keys, source=source))
 
 
 # --- records other than cases ------------------------------------------------------------------------
