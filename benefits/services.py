@@ -303,3 +303,11 @@ def _fen_or_none(value) -> int | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return to_fen(value)
+
+
+def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> tuple[SettleReport, "Path"]:
+    """The command: settle what is not settled, then write special_outpatient.csv."""
+    from benefits.exports import special_outpatient_write
+
+    report = special_outpatient_settle(region=region, year=year, cause="批量结算", source=ClaimSource.BUNDLE)
+    return report, special_outpatient_write(region=region, year=year, out_dir=out_dir)
