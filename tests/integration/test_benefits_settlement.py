@@ -144,3 +144,49 @@ def test_the_pools_special_outpatient_total_is_the_bundles_itemized_claims_plus_
     clearing_export(run=run, out_dir=tmp_path)
     pool = json.loads((tmp_path / "pool.json").read_text())
     assert pool["special_outpatient"] == "6440.00"  # 1500 + 2300 (bundle, employee) + 880 + 1760
+
+
+def test_the_command_settles_what_is_not_settled_and_writes_special_outpatient_csv(region, h2, tmp_path):
+    from django.core.management import call_command
+
+    h3 = Institution.objects.create(region=region, code="H3", name="三级医院", level=3, category="general")
+    Patient.objects.create(region=region, patient_id="P2", fund="employee", category="destitute")
+    for no, inst, fund, patient, disease, day, total, eligible in (
+        ("10", h2, "resident", "P1", "D2", dt.date(2025, 1, 5), "4500.00", "4000.00"),
+        ("9", h2, "resident", "P1", "D2", dt.date(2025, 1, 5), "4000.00", "4000.00"),
+        ("X1", h3, "employee", "P2", "D1", dt.date(2025, 6, 1), "12000.00", "10000.00"),
+        ("OLD", h3, "employee", "P2", "D1", dt.date(2024, 12, 31), "100.00", "100.00"),
+    ):
+        SpecialOutpatientClaim.objects.create(region=region, institution=inst, claim_no=no, fund=fund, patient_id=patient, disease_code=disease,
+                                              service_date=day, total_cost=Decimal(total), eligible_cost=Decimal(eligible), source="bundle")
+    call_command("settle_special_outpatient", region="R1", year=2025, out=tmp_path)
+    assert (tmp_path / "special_outpatient.csv").read_text() == (
+        "claim_no,institution_code,fund,patient_id,basic,critical,assistance,patient\n"
+        "10,H2,resident,P1,3200.00,0.00,0.00,1300.00\n"  # "10" < "9" as strings: settled first
+        "9,H2,resident,P1,1800.00,0.00,0.00,2200.00\n"
+        "X1,H3,employee,P2,8800.00,0.00,1200.00,2000.00\n"  # destitute: the whole remainder of eligible
+    )
+    assert SpecialOutpatientClaim.objects.get(claim_no="OLD").settled_at is None  # another year
+
+
+def test_payer_statements_per_month_in_csv_and_excel_with_formula_like_text_escaped(region, tmp_path):
+    from openpyxl import load_workbook
+    import io
+    from benefits.exports import statement_csv_text, statement_xlsx_bytes
+
+    evil = Institution.objects.create(region=region, code="=H9", name="=HYPERLINK(\"x\")", level=1, category="primary")
+    Patient.objects.create(region=region, patient_id="P3", fund="resident", category="subsistence")
+    for no, day in (("a", dt.date(2025, 2, 1)), ("b", dt.date(2025, 2, 20)), ("c", dt.date(2025, 3, 1))):
+        submit(evil, no, day, "10000", patient="P3", disease="D1")
+    # level 1: basic 9000 each; burden 1000, 2000, 3000 (< 7500): assistance r2(1000 × 0.75) = 750 each
+    text = statement_csv_text(region=region, year=2025, payer="assistance")
+    assert text.splitlines() == [
+        "month,institution_code,institution_name,fund,claims,amount",
+        "2025-02,'=H9,\"'=HYPERLINK(\"\"x\"\")\",resident,2,1500.00",
+        "2025-03,'=H9,\"'=HYPERLINK(\"\"x\"\")\",resident,1,750.00",
+        "合计,,,,3,2250.00",
+    ]
+    assert statement_csv_text(region=region, year=2025, payer="assistance", month=3).splitlines()[1].endswith(",1,750.00")
+    sheet = load_workbook(io.BytesIO(statement_xlsx_bytes(region=region, year=2025, payer="basic"))).active
+    assert [c.value for c in sheet[3]] == ["2025-02", "'=H9", "'=HYPERLINK(\"x\")", "resident", 2, 18000]
+    assert sheet.cell(row=5, column=6).value == 27000
