@@ -66,13 +66,11 @@ def stays_of_patient(*, region_id: int, patient_id: str, fund: str, year: int) -
     return [(day, total - self_pay) for day, total, self_pay in rows]
 
 
-def claims_of_patient_year(*, region_id: int, patient_id: str, fund: str, year: int) -> list[SpecialOutpatientClaim]:
-    return list(
-        SpecialOutpatientClaim.objects.filter(
-            region_id=region_id, patient_id=patient_id, fund=fund,
-            service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
-        ).select_related("institution")
-    )
+def claims_of_patient_year(*, region_id: int, patient_id: str, fund: str, year: int):
+    return SpecialOutpatientClaim.objects.filter(
+        region_id=region_id, patient_id=patient_id, fund=fund,
+        service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
+    ).select_related("institution")
 
 
 def claims_frame(*, region_id: int, year: int) -> pd.DataFrame:
@@ -104,11 +102,12 @@ def categories(*, region_id: int) -> dict[str, tuple[str, str]]:
 # --- reading settled claims ------------------------------------------------------------------------
 
 
-def settled_claims(*, region_id: int, year: int):
-    return SpecialOutpatientClaim.objects.filter(
-        region_id=region_id, settled_at__isnull=False,
-        service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
+def settled_claims(*, region_id: int, year: int, settled: bool | None = True):
+    """The region-year's claims: settled ones (default), unsettled ones (False) or all (None)."""
+    claims = SpecialOutpatientClaim.objects.filter(
+        region_id=region_id, service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
     )
+    return claims if settled is None else claims.filter(settled_at__isnull=not settled)
 
 
 def payer_statement(*, region_id: int, year: int, payer: str, month: int | None = None) -> list[dict]:

@@ -54,6 +54,7 @@ class SettleReport:
     corrected: int = 0
     corrections: list[SettlementCorrection] = field(default_factory=list)
     seconds: float = 0.0
+    rows: dict = field(default_factory=dict)  # pk -> the claim's row as stored now (patient_year_settle)
 
 
 @dataclass
@@ -86,38 +87,62 @@ def _lock_patient_year(*, region_id: int, patient_id: str, fund: str, year: int)
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _apply(
-    *, region: Region, pairs: Iterable[tuple[SpecialOutpatientClaim, dict]], cause: str, source: str, user=None,
-) -> SettleReport:
+ROW_FIELDS = ("pk", "institution_id", "claim_no", "fund", "patient_id", "service_date", "basic", "critical", "assistance",
+              "patient_pay", "explanation", "settled_at")
+
+
+def _snapshot(row: dict) -> dict:
+    return {"basic": _text(row["basic"]), "critical": _text(row["critical"]), "assistance": _text(row["assistance"]),
+            "patient": _text(row["patient_pay"]), "explanation": row["explanation"]}
+
+
+def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, source: str, user=None) -> SettleReport:
     """Store new splits; record a correction for every settled claim whose split changed; keep the
-    pool's itemized payments (basic parts) in sync. ``pairs``: (claim, {basic, critical, assistance,
-    patient_pay: Decimal, explanation: dict})."""
+    pool's itemized payments (basic parts) in sync. ``pairs``: (stored row of ROW_FIELDS, {basic,
+    critical, assistance, patient_pay: Decimal, explanation: dict}). Claims whose parts changed are
+    written with their parts; claims whose explanation alone moved (cap left, burden) only that."""
     report = SettleReport()
     now = timezone.now()
-    changed: list[SpecialOutpatientClaim] = []
+    parts_changed: list[dict] = []
+    explained: list[tuple[dict, dict]] = []
     corrections: list[SettlementCorrection] = []
-    for claim, values in pairs:
+    for row, values in pairs:
         report.claims += 1
-        same = claim.settled_at is not None and all(getattr(claim, p) == values[p] for p in PARTS) and claim.explanation == values["explanation"]
-        if same:
+        settled = row["settled_at"] is not None
+        same_parts = settled and all(row[p] == values[p] for p in PARTS)
+        if same_parts:
+            if row["explanation"] != values["explanation"]:
+                explained.append((row, values))
             continue
-        before = claim_snapshot(claim) if claim.settled_at is not None else None
-        for name, value in values.items():
-            setattr(claim, name, value)
-        if before is None:
+        if settled:
+            after = {**row, **values}
+            claim = SpecialOutpatientClaim(pk=row["pk"], institution_id=row["institution_id"], claim_no=row["claim_no"])
+            corrections.append(SettlementCorrection(claim=claim, before=_snapshot(row), after=_snapshot(after), cause=cause[:300],
+                                                    source=source, changed_by=user))
+        else:
             report.newly_settled += 1
-        elif any(before[k] != _text(values[p]) for k, p in zip(("basic", "critical", "assistance", "patient"), PARTS)):
-            corrections.append(SettlementCorrection(claim=claim, before=before, after=claim_snapshot(claim), cause=cause[:300], source=source, changed_by=user))
-        claim.settled_at = now
-        changed.append(claim)
-    if changed:
-        SpecialOutpatientClaim.objects.bulk_update(changed, [*PARTS, "explanation", "settled_at"], batch_size=2000)
+        row.update(values)
+        parts_changed.append(row)
+    table = connection.ops.quote_name(SpecialOutpatientClaim._meta.db_table)
+    ops = connection.ops
+    money = ops.adapt_decimalfield_value
+    moment = ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:  # executemany: one prepared statement, no per-row ORM work
+        if parts_changed:
+            cursor.executemany(
+                f"UPDATE {table} SET basic = %s, critical = %s, assistance = %s, patient_pay = %s, explanation = %s, settled_at = %s WHERE id = %s",
+                [(money(r["basic"], 16, 2), money(r["critical"], 16, 2), money(r["assistance"], 16, 2), money(r["patient_pay"], 16, 2),
+                  _json(r["explanation"]), moment, r["pk"]) for r in parts_changed],
+            )
+        if explained:
+            cursor.executemany(f"UPDATE {table} SET explanation = %s WHERE id = %s", [(_json(v["explanation"]), r["pk"]) for r, v in explained])
+    if parts_changed:
         itemized_payments_sync(
             region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user,
             payments=[
-                ItemizedPayment(institution_id=c.institution_id, claim_no=c.claim_no, fund=c.fund, month=c.service_date.replace(day=1),
-                                patient_id=c.patient_id, amount=c.basic)
-                for c in changed
+                ItemizedPayment(institution_id=r["institution_id"], claim_no=r["claim_no"], fund=r["fund"], month=r["service_date"].replace(day=1),
+                                patient_id=r["patient_id"], amount=r["basic"])
+                for r in parts_changed
             ],
         )
     if corrections:
@@ -127,31 +152,49 @@ def _apply(
     return report
 
 
-def patient_year_settle(*, region: Region, patient_id: str, fund: str, year: int, cause: str, source: str, user=None) -> SettleReport:
-    """Settle one patient-fund-year as a whole (the reference engine) and store what changed."""
+def _json(value: dict):
+    return connection.ops.adapt_json_value(value, None)
+
+
+def _rows(queryset) -> list[dict]:
+    return [dict(zip(ROW_FIELDS, values)) for values in queryset.values_list(*ROW_FIELDS)]
+
+
+INPUT_FIELDS = ("institution__code", "institution__level", "disease_code", "total_cost", "eligible_cost")
+
+
+def patient_year_settle(
+    *, region: Region, patient_id: str, fund: str, year: int, cause: str, source: str, user=None,
+    catalog: dict | None = None, category: str | None = None,
+) -> SettleReport:
+    """Settle one patient-fund-year as a whole (the reference engine) and store what changed.
+    ``catalog`` and ``category`` may be passed by a caller that has just read them."""
     started = time.perf_counter()
     with transaction.atomic():
         _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
         claims = selectors.claims_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
-        if not claims:
+        rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]
+        if not rows:
             return SettleReport()
         terms = selectors.benefit_terms(region_id=region.pk, year=year)[fund]
-        catalog = selectors.disease_catalog(region_id=region.pk, year=year)
+        catalog = catalog if catalog is not None else selectors.disease_catalog(region_id=region.pk, year=year)
         caps = selectors.disease_caps_fen(catalog=catalog, terms=terms)
-        claims = [c for c in claims if c.disease_code in caps]
         stays = [StayIn(day, to_fen(share)) for day, share in selectors.stays_of_patient(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)]
-        category = selectors.category_of(region_id=region.pk, patient_id=patient_id)
+        if category is None:
+            category = selectors.category_of(region_id=region.pk, patient_id=patient_id)
         splits = settle_patient_year(
-            claims=[ClaimIn(c.claim_no, c.institution.code, c.service_date, c.disease_code, c.institution.level,
-                            to_fen(c.total_cost), to_fen(c.eligible_cost), key=c) for c in claims],
+            claims=[ClaimIn(r["claim_no"], r["institution__code"], r["service_date"], r["disease_code"], r["institution__level"],
+                            to_fen(r["total_cost"]), to_fen(r["eligible_cost"]), key=i)
+                    for i, r in enumerate(rows) if r["disease_code"] in caps],
             stays=stays, category=category, terms=terms, disease_caps=caps,
         )
         pairs = [
-            (s.key, {"basic": from_fen(s.basic), "critical": from_fen(s.critical), "assistance": from_fen(s.assistance),
-                     "patient_pay": from_fen(s.patient), "explanation": s.explanation()})
+            (rows[s.key], {"basic": from_fen(s.basic), "critical": from_fen(s.critical), "assistance": from_fen(s.assistance),
+                           "patient_pay": from_fen(s.patient), "explanation": s.explanation()})
             for s in splits
         ]
         report = _apply(region=region, pairs=pairs, cause=cause, source=source, user=user)
+        report.rows = {r["pk"]: r for r in rows}
     report.seconds = time.perf_counter() - started
     return report
 
@@ -197,7 +240,8 @@ def special_outpatient_claim_submit(
     year = service_date.year
     if eligible_cost > total_cost:
         raise ClaimRefused("eligible_cost", "above_total_cost", "政策范围内费用不得超过医疗总费用")
-    if disease_code not in selectors.disease_catalog(region_id=region.pk, year=year):
+    catalog = selectors.disease_catalog(region_id=region.pk, year=year)
+    if disease_code not in catalog:
         raise ClaimRefused("disease_code", "unknown_disease", f"{year} 年门诊特殊病种目录中无此病种")
     listed = selectors.patient_of(region_id=region.pk, patient_id=patient_id)
     if listed is not None and listed.fund != fund:
@@ -215,8 +259,12 @@ def special_outpatient_claim_submit(
         report = patient_year_settle(
             region=region, patient_id=patient_id, fund=fund, year=year, source=source, user=user,
             cause=f"{service_date:%Y-%m-%d} 的结算单 {claim_no} 晚到，重新结算",
+            catalog=catalog, category=listed.category if listed is not None else "ordinary",
         )
-        claim.refresh_from_db()
+        stored = report.rows[claim.pk]
+        for name in PARTS:
+            setattr(claim, name, stored[name])
+        claim.explanation, claim.settled_at = stored["explanation"], timezone.now()
     return ClaimOutcome(claim=claim, created=True, corrections=report.corrections)
 
 
@@ -276,7 +324,8 @@ def special_outpatient_settle(
         else:  # every claim of a patient-year where something changed: its explanation may have moved
             touched = set(zip(frame["patient_id"][differs], frame["fund"][differs]))
             examine = frame[[key in touched for key in zip(frame["patient_id"], frame["fund"])]]
-        claims = SpecialOutpatientClaim.objects.in_bulk(examine["pk"].tolist()) if len(examine) else {}
+        wanted = set(examine["pk"].tolist())
+        claims = {r["pk"]: r for r in _rows(selectors.settled_claims(region_id=region.pk, year=year, settled=None)) if r["pk"] in wanted}
         pairs = []
         for row in examine.itertuples(index=False):
             explanation = explanation_of(

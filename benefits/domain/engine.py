@@ -144,15 +144,16 @@ def settle_patient_year(
     burden = 0
     critical_paid = 0
     stay_index = 0
+    ratio_of = {level: (terms.ratio(level), ratio_units(terms.ratio(level))) for level in {c.level for c in ordered}}
     out: list[ClaimSplit] = []
     for claim in ordered:
         while stay_index < len(stay_list) and stay_list[stay_index].discharge_date <= claim.service_date:
             used_shared += stay_list[stay_index].share
             stay_index += 1
-        ratio = terms.ratio(claim.level)
+        ratio, ratio_u = ratio_of[claim.level]
         deductible = min(claim.eligible, deductible_total - used_deductible)
         used_deductible += deductible
-        base = _r2_units((claim.eligible - deductible) * ratio_units(ratio), SCALE)
+        base = _r2_units((claim.eligible - deductible) * ratio_u, SCALE)
         cap_left = cap - used_shared
         disease_left = disease_caps[claim.disease_code] - disease_used.get(claim.disease_code, 0)
         basic = max(0, min(base, cap_left, disease_left))
