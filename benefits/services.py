@@ -22,7 +22,7 @@ from benefits import selectors
 from benefits.choices import ClaimSource
 from benefits.domain.engine import ClaimIn, StayIn, explanation_of, settle_frame, settle_patient_year
 from benefits.domain.parameters import FUNDS
-from benefits.models import Patient, SettlementCorrection, SpecialOutpatientClaim
+from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
 from common.precision import from_fen, to_fen
 from drg.models import Institution, Region
 from settlement.choices import ItemizedSource
@@ -360,3 +360,133 @@ def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> t
 
     report = special_outpatient_settle(region=region, year=year, cause="批量结算", source=ClaimSource.BUNDLE)
     return report, special_outpatient_write(region=region, year=year, out_dir=out_dir)
+
+
+# --- the bundle's benefits files (the loader validates; this stores and settles) --------------------
+
+@dataclass
+class BundleBenefitsReport:
+    files: dict = field(default_factory=dict)  # file -> {"created": n, "updated": n, "unchanged": n}
+    settled: list[SettleReport] = field(default_factory=list)
+
+
+def _counts(created: int = 0, updated: int = 0, unchanged: int = 0) -> dict:
+    return {"created": created, "updated": updated, "unchanged": unchanged}
+
+
+def benefits_bundle_store(
+    *, region: Region, year: int, terms: dict | None, patients: pd.DataFrame | None, diseases: pd.DataFrame | None,
+    claims: pd.DataFrame | None, user=None,
+) -> BundleBenefitsReport:
+    """Store a validated bundle's benefits data and settle on load (BENEFITS.md), idempotently:
+    identical records are left alone; changed patients, catalog entries, parameters or claims are
+    updated (history kept) and the touched years re-settled, every changed split recorded as a
+    correction.
+
+    ``terms``: fund -> BenefitTerms of params.json (None: not given). Frames hold typed rows:
+    patients (patient_id, fund, category); diseases (code, name, class, annual_cap Decimal|None);
+    claims (claim_no, institution_code, fund, patient_id, disease_code, service_date date,
+    total_cost Decimal, eligible_cost Decimal)."""
+    from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+    report = BundleBenefitsReport()
+    years: set[int] = set()
+    full_years: set[int] = set()
+    resettle: set[tuple[str, str, int]] = set()
+    with transaction.atomic():
+        if terms is not None:
+            created = updated = unchanged = 0
+            for fund, t in terms.items():
+                values = {
+                    "ratio_level_1": t.ratio(1), "ratio_level_2": t.ratio(2), "ratio_level_3": t.ratio(3), "deductible": t.deductible,
+                    "shared_annual_cap": t.shared_annual_cap, "critical_deductible": t.critical_deductible, "critical_ratio": t.critical_ratio,
+                    "class_cap_i": t.class_caps["I"], "class_cap_ii": t.class_caps["II"], "easy_deductible_factor": t.easy_deductible_factor,
+                    "easy_critical_ratio": t.easy_critical_ratio, "assistance_ratio": t.assistance_ratio, "subsistence_uplift": t.subsistence_uplift,
+                }
+                row = BenefitParameters.objects.filter(region=region, fund=fund, year=year).first()
+                if row is None:
+                    BenefitParameters.objects.create(region=region, fund=fund, year=year, **values)
+                    created += 1
+                elif any(getattr(row, k) != v for k, v in values.items()):
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                    row.save()
+                    updated += 1
+                else:
+                    unchanged += 1
+            if created or updated:
+                full_years.add(year)
+            report.files["params.json benefits"] = _counts(created, updated, unchanged)
+        if diseases is not None:
+            stored = {d.code: d for d in SpecialDisease.objects.filter(region=region, year=year)}
+            new, changed = [], []
+            for code, name, cls, cap in diseases[["code", "name", "class", "annual_cap"]].itertuples(index=False, name=None):
+                cap = None if cap is None or (isinstance(cap, float) and np.isnan(cap)) else cap
+                row = stored.get(code)
+                if row is None:
+                    new.append(SpecialDisease(region=region, year=year, code=code, name=name, disease_class=cls, annual_cap=cap))
+                elif (row.name, row.disease_class, row.annual_cap) != (name, cls, cap):
+                    row.name, row.disease_class, row.annual_cap = name, cls, cap
+                    changed.append(row)
+            if new:
+                bulk_create_with_history(new, SpecialDisease, batch_size=2000, default_user=user)
+            if changed:
+                bulk_update_with_history(changed, SpecialDisease, ["name", "disease_class", "annual_cap"], batch_size=2000, default_user=user)
+                full_years.add(year)
+            report.files["special_diseases.csv"] = _counts(len(new), len(changed), len(diseases) - len(new) - len(changed))
+        if patients is not None:
+            stored = {p.patient_id: p for p in Patient.objects.filter(region=region)}
+            new, changed = [], []
+            for pid, fund, category in patients[["patient_id", "fund", "category"]].itertuples(index=False, name=None):
+                row = stored.get(pid)
+                if row is None:
+                    new.append(Patient(region=region, patient_id=pid, fund=fund, category=category))
+                    resettle.add((pid, fund, -1))
+                elif (row.fund, row.category) != (fund, category):
+                    row.fund, row.category = fund, category
+                    changed.append(row)
+                    resettle.add((pid, fund, -1))
+            if new:
+                bulk_create_with_history(new, Patient, batch_size=2000, default_user=user)
+            if changed:
+                bulk_update_with_history(changed, Patient, ["fund", "category"], batch_size=2000, default_user=user)
+            report.files["patients.csv"] = _counts(len(new), len(changed), len(patients) - len(new) - len(changed))
+        if claims is not None:
+            institutions = dict(Institution.objects.filter(region=region).values_list("code", "pk"))
+            stored = {(r[0], r[1]): r for r in SpecialOutpatientClaim.objects.filter(region=region).values_list(
+                "institution_id", "claim_no", "pk", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost")}
+            new, changed = [], []
+            for no, inst, fund, pid, disease, day, total, eligible in claims[[
+                "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
+            ]].itertuples(index=False, name=None):
+                inst_id = institutions[inst]
+                row = stored.get((inst_id, no))
+                years.add(day.year)
+                if row is None:
+                    new.append(SpecialOutpatientClaim(region=region, institution_id=inst_id, claim_no=no, fund=fund, patient_id=pid,
+                                                      disease_code=disease, service_date=day, total_cost=total, eligible_cost=eligible,
+                                                      source=ClaimSource.BUNDLE))
+                elif row[3:] != (fund, pid, disease, day, total, eligible):
+                    changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
+                                                          total_cost=total, eligible_cost=eligible))
+                    years.add(row[6].year)
+                    resettle.add((row[4], row[3], row[6].year))  # the year it leaves
+            if new:
+                SpecialOutpatientClaim.objects.bulk_create(new, batch_size=5000)
+            if changed:
+                SpecialOutpatientClaim.objects.bulk_update(
+                    changed, ["fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"], batch_size=2000)
+            report.files["special_outpatient_claims.csv"] = _counts(len(new), len(changed), len(claims) - len(new) - len(changed))
+        for settle_year in sorted(years | full_years | ({year} if resettle else set())):
+            report.settled.append(special_outpatient_settle(
+                region=region, year=settle_year, cause="批量文件载入，重新结算", source=ClaimSource.BUNDLE, user=user,
+                full=settle_year in full_years,
+            ))
+        other_years = {
+            key for key in SpecialOutpatientClaim.objects.filter(region=region, patient_id__in={p for p, _f, _y in resettle})
+            .values_list("patient_id", "fund", "service_date__year")
+            if key[2] not in years | full_years | {year}
+        } if resettle else set()
+        if other_years:
+            report.settled.append(patient_years_resettle(region=region, keys=other_years, cause="人员类别变更，重新结算", source=ClaimSource.BUNDLE, user=user))
+    return report
