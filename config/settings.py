@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "settlement",
     "incentives",
     "benefits",
+    "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle
+    "demo",  # make demo and make bench
 ]
 
 MIDDLEWARE = [

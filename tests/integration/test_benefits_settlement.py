@@ -18,11 +18,12 @@ from benefits.services import (
     special_outpatient_settle,
 )
 from common.users import system_user
-from drg.bundle import bundle_load
+from exchange.bundle import bundle_load
 from drg.models import Case, Institution, Region
 from settlement.choices import ItemizedSource
 from settlement.models import ItemizedClaim
-from settlement.services import clearing_export, clearing_run_finalize, clearing_run_start
+from exchange.exports import clearing_export
+from settlement.services import clearing_run_finalize, clearing_run_start
 
 pytestmark = pytest.mark.django_db
 
