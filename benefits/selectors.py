@@ -44,6 +44,13 @@ def disease_catalog(*, region_id: int, year: int) -> dict[str, tuple[str, Decima
     }
 
 
+def disease_codes_by_year(*, region_id: int) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for year, code in SpecialDisease.objects.filter(region_id=region_id).values_list("year", "code"):
+        out.setdefault(year, set()).add(code)
+    return out
+
+
 def disease_caps_fen(*, catalog: dict[str, tuple[str, Decimal | None]], terms: BenefitTerms) -> dict[str, int]:
     return {code: int(terms.disease_cap(cls, cap) * 100) for code, (cls, cap) in catalog.items()}
 

@@ -212,19 +212,34 @@ def patient_years_resettle(*, region: Region, keys: Iterable[tuple[str, str, int
     return total
 
 
+MANY_PATIENT_YEARS = 200  # above this, a region-year is settled in bulk (it writes only what changed)
+
+
 def cases_changed_resettle(*, region_id: int, keys: Iterable[tuple[str, str, int]], source: str) -> SettleReport:
-    """A stay was stored or changed: re-settle the patient-years it touches that hold claims."""
+    """A stay was stored or changed: re-settle the patient-years it touches that hold claims (one
+    by one for a few, the whole region-year in bulk for many, e.g. after a bundle load)."""
     keys = set(keys)
     if not keys:
         return SettleReport()
     region = Region.objects.get(pk=region_id)
-    with_claims = set(
-        SpecialOutpatientClaim.objects.filter(region_id=region_id, patient_id__in={k[0] for k in keys})
-        .values_list("patient_id", "fund", "service_date__year")
-    )
-    return patient_years_resettle(
-        region=region, keys=keys & with_claims, cause="住院病例到达，重新结算", source=source,
-    )
+    cause = "住院病例到达，重新结算"
+    years = {year for _p, _f, year in keys}
+    with_claims = {
+        key for key in SpecialOutpatientClaim.objects.filter(
+            region_id=region_id, service_date__gte=dt.date(min(years), 1, 1), service_date__lte=dt.date(max(years), 12, 31),
+        ).values_list("patient_id", "fund", "service_date__year").distinct()
+        if key in keys
+    }
+    if len(with_claims) <= MANY_PATIENT_YEARS:
+        return patient_years_resettle(region=region, keys=with_claims, cause=cause, source=source)
+    total = SettleReport()
+    for year in sorted({year for _p, _f, year in with_claims}):
+        report = special_outpatient_settle(region=region, year=year, cause=cause, source=source)
+        total.claims += report.claims
+        total.newly_settled += report.newly_settled
+        total.corrected += report.corrected
+        total.corrections.extend(report.corrections)
+    return total
 
 
 # --- the counter ----------------------------------------------------------------------------------
