@@ -310,7 +310,8 @@ def special_outpatient_settle(
         if frame.empty:
             return SettleReport(seconds=time.perf_counter() - started)
         listed = selectors.categories(region_id=region.pk)
-        frame["category"] = frame["patient_id"].map({pid: cat for pid, (_, cat) in listed.items()}).fillna("ordinary")
+        categories = {pid: cat for pid, (_, cat) in listed.items()}
+        frame["category"] = [categories.get(pid, "ordinary") for pid in frame["patient_id"]]
         frame["total"] = _fen(frame["total_cost"])
         frame["eligible"] = _fen(frame["eligible_cost"])
         frame["level"] = frame["level"].astype("int64")
