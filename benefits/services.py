@@ -170,7 +170,7 @@ def patient_year_settle(
     """Settle one patient-fund-year as a whole (the reference engine) and store what changed.
     ``catalog`` and ``category`` may be passed by a caller that has just read them."""
     started = time.perf_counter()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
         claims = selectors.claims_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
         rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]

@@ -677,7 +677,7 @@ def itemized_payments_sync(
         )
         for p in payments
     ]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         removals = list(remove)
         if removals:
             query = Q()

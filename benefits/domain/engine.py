@@ -19,6 +19,7 @@ exact (fen × 10**6 units). r2 (half-up to the fen) only where the spec says.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -93,14 +94,25 @@ class ClaimSplit:
             "cap_left_before": _yuan(self.cap_left),
             "disease_cap_left_before": _yuan(self.disease_cap_left),
             "burden_to_date": _yuan(self.burden),
-            "critical_threshold": _fraction_text(self.threshold),
-            "critical_ratio": str(self.critical_ratio),
-            "assistance_ratio": "full" if self.assistance_ratio is None else str(self.assistance_ratio),
+            **_constant_terms(self.threshold, self.critical_ratio, self.assistance_ratio),
         }
 
 
+@lru_cache(maxsize=256)
+def _constant_terms(threshold: Fraction, critical_ratio: Decimal, assistance_ratio: Decimal | None) -> dict:
+    """The explanation's parts that are the same for every claim of a patient-year (computed once)."""
+    return {
+        "critical_threshold": _fraction_text(threshold),
+        "critical_ratio": str(critical_ratio),
+        "assistance_ratio": "full" if assistance_ratio is None else str(assistance_ratio),
+    }
+
+
 def _yuan(fen: int) -> str:
-    return str(Decimal(int(fen)).scaleb(-2))
+    """Integer fen as a 2-decimal yuan string ('-1.05' for -105)."""
+    fen = int(fen)
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
 
 
 def _fraction_text(value: Fraction) -> str:
