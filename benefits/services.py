@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from benefits import selectors
@@ -165,13 +165,14 @@ INPUT_FIELDS = ("institution__code", "institution__level", "disease_code", "tota
 
 def patient_year_settle(
     *, region: Region, patient_id: str, fund: str, year: int, cause: str, source: str, user=None,
-    catalog: dict | None = None, category: str | None = None,
+    catalog: dict | None = None, category: str | None = None, locked: bool = False,
 ) -> SettleReport:
     """Settle one patient-fund-year as a whole (the reference engine) and store what changed.
     ``catalog`` and ``category`` may be passed by a caller that has just read them."""
     started = time.perf_counter()
     with transaction.atomic(savepoint=False):
-        _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
+        if not locked:
+            _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
         claims = selectors.claims_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
         rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]
         if not rows:
@@ -270,11 +271,15 @@ def special_outpatient_claim_submit(
             if all(getattr(existing, k) == v for k, v in values.items()):
                 return ClaimOutcome(claim=existing, created=False, corrections=[])
             raise ClaimConflict(existing)
-        claim = SpecialOutpatientClaim.objects.create(region=region, institution=institution, claim_no=claim_no, source=source, **values)
+        try:
+            with transaction.atomic():  # a parallel duplicate of another patient-year: refused, never a 500
+                claim = SpecialOutpatientClaim.objects.create(region=region, institution=institution, claim_no=claim_no, source=source, **values)
+        except IntegrityError:
+            raise ClaimConflict(SpecialOutpatientClaim.objects.get(institution=institution, claim_no=claim_no)) from None
         report = patient_year_settle(
             region=region, patient_id=patient_id, fund=fund, year=year, source=source, user=user,
             cause=f"{service_date:%Y-%m-%d} 的结算单 {claim_no} 晚到，重新结算",
-            catalog=catalog, category=listed.category if listed is not None else "ordinary",
+            catalog=catalog, category=listed.category if listed is not None else "ordinary", locked=True,
         )
         stored = report.rows[claim.pk]
         for name in PARTS:
