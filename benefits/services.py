@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from benefits import selectors
 from benefits.choices import ClaimSource
@@ -255,13 +256,13 @@ def special_outpatient_claim_submit(
     region = institution.region
     year = service_date.year
     if eligible_cost > total_cost:
-        raise ClaimRefused("eligible_cost", "above_total_cost", "政策范围内费用不得超过医疗总费用")
+        raise ClaimRefused("eligible_cost", "above_total_cost", _("政策范围内费用不得超过医疗总费用"))
     catalog = selectors.disease_catalog(region_id=region.pk, year=year)
     if disease_code not in catalog:
-        raise ClaimRefused("disease_code", "unknown_disease", f"{year} 年门诊特殊病种目录中无此病种")
+        raise ClaimRefused("disease_code", "unknown_disease", _("%(year)s 年门诊特殊病种目录中无此病种") % {"year": year})
     listed = selectors.patient_of(region_id=region.pk, patient_id=patient_id)
     if listed is not None and listed.fund != fund:
-        raise ClaimRefused("fund", "fund_mismatch", "险种与参保人登记险种不符")
+        raise ClaimRefused("fund", "fund_mismatch", _("险种与参保人登记险种不符"))
     values = dict(fund=fund, patient_id=patient_id, disease_code=disease_code, service_date=service_date,
                   total_cost=total_cost, eligible_cost=eligible_cost)
     with transaction.atomic():

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers as drf_serializers
+from django.utils.translation import gettext as _
 from rest_framework.response import Response
 
 from benefits import selectors
@@ -84,7 +85,7 @@ class ClaimCollectionView(InstitutionAPIView):
             raise ApiError([ApiErrorItem(code=exc.code, message=exc.message, field=exc.field)])
         except ClaimConflict as exc:
             raise ApiError(
-                [ApiErrorItem(code="claim_exists", message="此结算单号已以不同内容结算；请使用新的结算单号。", field="claim_no")], status_code=409,
+                [ApiErrorItem(code="claim_exists", message=_("此结算单号已以不同内容结算；请使用新的结算单号。"), field="claim_no")], status_code=409,
             )
         mine = [c for c in outcome.corrections if c.claim.institution_id == self.institution.pk]
         answer = {"claim": outcome.claim, "created": outcome.created, "corrections": mine,
