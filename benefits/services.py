@@ -234,8 +234,16 @@ def cases_changed_resettle(*, region_id: int, keys: Iterable[tuple[str, str, int
     }
     if len(with_claims) <= MANY_PATIENT_YEARS:
         return patient_years_resettle(region=region, keys=with_claims, cause=cause, source=source)
+    return region_years_resettle(region_id=region_id, years=sorted({year for _p, _f, year in with_claims}), source=source)
+
+
+def region_years_resettle(*, region_id: int, years: Iterable[int], source: str) -> SettleReport:
+    """Many stays changed at once (a bundle load): settle the region-years in bulk; only what moved
+    is written and recorded."""
+    region = Region.objects.get(pk=region_id)
+    cause = "住院病例到达，重新结算"
     total = SettleReport()
-    for year in sorted({year for _p, _f, year in with_claims}):
+    for year in sorted(set(years)):
         report = special_outpatient_settle(region=region, year=year, cause=cause, source=source)
         total.claims += report.claims
         total.newly_settled += report.newly_settled

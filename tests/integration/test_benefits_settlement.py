@@ -191,3 +191,18 @@ def test_payer_statements_per_month_in_csv_and_excel_with_formula_like_text_esca
     sheet = load_workbook(io.BytesIO(statement_xlsx_bytes(region=region, year=2025, payer="basic"))).active
     assert [c.value for c in sheet[3]] == ["2025-02", "'=H9", "'=HYPERLINK(\"x\")", "resident", 2, 18000]
     assert sheet.cell(row=5, column=6).value == 27000
+
+
+def test_many_stays_at_once_resettle_the_region_year_in_bulk(region, h2):
+    from drg.models import DrgGroup
+    from drg.signals import cases_stored
+
+    DrgGroup.objects.create(region=region, year=2025, code="G1", name="G1", kind="stable", base_points=Decimal("100"), avg_cost=Decimal("10000"))
+    submit(h2, "A", dt.date(2025, 3, 1), "5000", disease="D1")
+    Case.objects.create(region=region, institution=h2, case_no="c1", fund="resident", patient_id="P1", admission_date=dt.date(2025, 2, 1),
+                        discharge_date=dt.date(2025, 2, 20), drg_code="G1", total_cost=Decimal("199500.00"), self_pay=Decimal("0.00"))
+    keys = {("P1", "resident", 2025), *{(f"X{i}", "resident", 2025) for i in range(300)}}
+    cases_stored.send(sender=Case, region_id=region.pk, keys=keys, source="bundle")  # Celery runs eagerly in tests
+    claim = SpecialOutpatientClaim.objects.get(claim_no="A")
+    assert claim.basic == Decimal("500.00")
+    assert SettlementCorrection.objects.get(claim=claim).source == "bundle"
