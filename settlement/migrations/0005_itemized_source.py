@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('drg', '0003_correction_request_late_case'),
-        ('settlement', '0003_case_result_run_without_db_constraint'),
+        ('settlement', '0004_parameter_revisions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
