@@ -1,7 +1,8 @@
 """Bureau admin of the special-outpatient benefits: the claims queue (filters by patient, disease,
 institution, month and layer amounts), a patient's year at a glance, the layers by month as SVG
 charts with the payers' statements, the catalog (read-only: loaded by bundle), patients (category
-changes kept in history and re-settled) and the benefit parameters per region, fund and year."""
+changes kept in history and re-settled) and the benefit parameters per region, fund and year
+(read-only, loaded by bundle)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,7 @@ from benefits import selectors
 from benefits.choices import Payer
 from benefits.exports import statement_csv_text, statement_xlsx_bytes
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
-from benefits.services import patient_category_set, special_outpatient_settle
+from benefits.services import patient_category_set
 from drg.admin import HistoryAdmin, ReadOnlyAdmin, ReadOnlyInline, money, num_cell, pretty_json
 from drg.models import Region
 from settlement.admin_views import Series, svg_chart
@@ -306,13 +307,18 @@ class PatientAdmin(HistoryAdmin):
 
 @admin.register(BenefitParameters)
 class BenefitParametersAdmin(HistoryAdmin):
-    """⚙ per region, fund and year; saving re-settles the region-year (changes recorded)."""
+    """⚙ per region, fund and year, loaded with a bundle's params.json `benefits` (which re-settles
+    the region-year). Read-only here until they are revisioned under maker-checker like the scheme."""
 
     list_display = ("region", "fund", "year", "ratio_level_1", "ratio_level_2", "ratio_level_3", "deductible", "shared_annual_cap",
                     "critical_deductible", "critical_ratio")
     list_filter = ("region", "fund", "year")
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        report = special_outpatient_settle(region=obj.region, year=obj.year, cause="待遇参数调整，重新结算", source="admin", user=request.user, full=True)
-        self.message_user(request, _("已重新结算 %(n)d 笔，记录更正 %(c)d 笔。") % {"n": report.claims, "c": report.corrected}, messages.INFO)
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,9 +1,9 @@
 """The bureau's roles on the benefits records (see budget/migrations/0002_roles.py): every role views
-every benefits record and its history; the operator lists patients, changes their category and the
-benefit parameters. Claims, corrections and the catalog are written by services and bundles only."""
+every benefits record and its history; the operator lists patients and changes their category.
+Claims, corrections, the catalog and the benefit parameters are written by services and bundles only."""
 from django.db import migrations
 
-OPERATOR = ("add_patient", "change_patient", "add_benefitparameters", "change_benefitparameters")
+OPERATOR = ("add_patient", "change_patient")
 ROLES = ("operator", "approver", "auditor")
 
 
@@ -30,5 +30,7 @@ def revoke(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("benefits", "0001_initial"), ("budget", "0002_roles")]
+    # after the latest sync of the roles (budget/migrations/0002_roles.sync_roles sets each group's
+    # permissions to exactly its list, which names the apps below benefits only)
+    dependencies = [("benefits", "0001_initial"), ("budget", "0003_roles_parameter_revisions")]
     operations = [migrations.RunPython(grant, revoke)]
