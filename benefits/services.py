@@ -506,16 +506,29 @@ def benefits_bundle_store(
             if changed:
                 SpecialOutpatientClaim.objects.bulk_update(
                     changed, ["fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"], batch_size=2000)
+                # the pool row follows the claim's month, patient and fund even when its split stays the same
+                for start in range(0, len(changed), 5000):
+                    chunk = [c.pk for c in changed[start:start + 5000]]
+                    itemized_payments_sync(
+                        region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user,
+                        payments=[
+                            ItemizedPayment(institution_id=i, claim_no=no, fund=f, month=d.replace(day=1), patient_id=p, amount=b)
+                            for i, no, f, d, p, b in SpecialOutpatientClaim.objects.filter(pk__in=chunk, basic__isnull=False)
+                            .values_list("institution_id", "claim_no", "fund", "service_date", "patient_id", "basic")
+                        ],
+                    )
             report.files["special_outpatient_claims.csv"] = _counts(len(new), len(changed), len(claims) - len(new) - len(changed))
         for settle_year in sorted(years | full_years | ({year} if resettle else set())):
             report.settled.append(special_outpatient_settle(
                 region=region, year=settle_year, cause="批量文件载入，重新结算", source=ClaimSource.BUNDLE, user=user,
                 full=settle_year in full_years,
             ))
+        settled_years = years | full_years | {year}
+        moved = {p for p, _f, _y in resettle}
         other_years = {
-            key for key in SpecialOutpatientClaim.objects.filter(region=region, patient_id__in={p for p, _f, _y in resettle})
-            .values_list("patient_id", "fund", "service_date__year")
-            if key[2] not in years | full_years | {year}
+            key for key in SpecialOutpatientClaim.objects.filter(region=region).exclude(service_date__year__in=settled_years)
+            .values_list("patient_id", "fund", "service_date__year").distinct()
+            if key[0] in moved
         } if resettle else set()
         if other_years:
             report.settled.append(patient_years_resettle(region=region, keys=other_years, cause="人员类别变更，重新结算", source=ClaimSource.BUNDLE, user=user))

@@ -96,3 +96,12 @@ def test_every_bad_benefits_row_is_named_and_nothing_is_loaded(bundle):
         ("special_outpatient_claims.csv", 9, "claim_no"),
     } <= found
     assert not SpecialOutpatientClaim.objects.exists() and not Patient.objects.exists()
+
+
+def test_a_reloaded_claim_moved_to_another_month_moves_its_pool_payment(bundle):
+    bundle_load(path=bundle)
+    (bundle / "special_outpatient_claims.csv").write_text(CLAIMS.replace("S3,H1,resident,P203,D1,2025-05-01", "S3,H1,resident,P203,D1,2025-06-02"),
+                                                          encoding="utf-8")
+    bundle_load(path=bundle)
+    payment = ItemizedClaim.objects.get(source="special_outpatient", claim_no="S3")
+    assert (str(payment.month), payment.approved_amount) == ("2025-06-01", Decimal("5400.00"))
