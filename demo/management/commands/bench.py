@@ -160,7 +160,7 @@ def _brief(figures: dict) -> str:
     if "skipped" in figures:
         return "skipped: " + figures["skipped"]
     parts = []
-    for key in ("cases", "claims", "p50_ms", "p95_ms", "append_p95_ms", "late_p95_ms", "rows", "seconds", "cases_per_s", "new_cases_per_s", "unchanged_cases_per_s", "changed_cases_per_s", "peak_rss_mb", "analyze_seconds", "read_frame_seconds", "copy_seconds", "pool_cases_frame_seconds",
+    for key in ("cases", "claims", "p50_ms", "p95_ms", "append_p95_ms", "late_p95_ms", "baseline_me_p95_ms", "load_average_1m", "rows", "seconds", "cases_per_s", "new_cases_per_s", "unchanged_cases_per_s", "changed_cases_per_s", "peak_rss_mb", "analyze_seconds", "read_frame_seconds", "copy_seconds", "pool_cases_frame_seconds",
                 "ratio_frame_to_copy", "ratio_clearing_load_to_copy"):
         if figures.get(key) is not None:
             value = figures[key]
