@@ -65,14 +65,6 @@ class ClaimOutcome:
     corrections: list[SettlementCorrection]
 
 
-def claim_snapshot(claim: SpecialOutpatientClaim) -> dict:
-    """The settled split of a claim as stored (before/after of a correction)."""
-    return {
-        "basic": _text(claim.basic), "critical": _text(claim.critical), "assistance": _text(claim.assistance),
-        "patient": _text(claim.patient_pay), "explanation": claim.explanation,
-    }
-
-
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 

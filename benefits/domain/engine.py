@@ -28,7 +28,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from benefits.domain.parameters import EASY_CATEGORIES, BenefitTerms
+from benefits.domain.parameters import BenefitTerms
 
 SCALE = 10**6  # ratio units
 HALF = SCALE // 2
@@ -421,9 +421,6 @@ def explanation_of(row: Mapping, *, terms: BenefitTerms, level: int, category: s
         critical_ratio=terms.critical_ratio_for(category), assistance_ratio=aratio,
     ).explanation()
 
-
-def easy_terms(category: str) -> bool:
-    return category in EASY_CATEGORIES
 
 
 REFUSE_UNKNOWN_DISEASE = "unknown special disease"
