@@ -243,6 +243,18 @@ def binding_run(*, region_id: int, fund: str, year: int, month: int | None = Non
     )
 
 
+def standing_run(*, region_id: int, fund: str, year: int, month: int | None = None) -> ClearingRun | None:
+    """The run that stands for a period: its binding run, or while none is finalized its latest draft."""
+    binding = binding_run(region_id=region_id, fund=fund, year=year, month=month)
+    if binding is not None:
+        return binding
+    kind = RunKind.MONTHLY if month else RunKind.ANNUAL
+    return (
+        ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, kind=kind, month=month, status=RunStatus.DRAFT)
+        .select_related("region").order_by("-created_at", "-id").first()
+    )
+
+
 def paid_run_ids(*, region_id: int, fund: str, year: int) -> list[int]:
     """Ids of every finalized run of the pool-year, superseded ones included: the payment orders a
     new run is net of. A run records them, and its finalization is refused once they have changed."""
