@@ -5,6 +5,7 @@ every earlier finalized annual balance; monthly runs follow each other; a draft 
 another run of its pool-year was finalized cannot be finalized."""
 from __future__ import annotations
 
+import io
 from decimal import Decimal as D
 
 import pytest
@@ -233,3 +234,28 @@ def test_a_superseded_run_cannot_be_finalized_again(employee_year, people):
     first.refresh_from_db()
     with pytest.raises(Exception, match="only a draft run can be finalized"):
         services.clearing_run_finalize(run=first, user=system_user(), system=True)
+
+
+def test_export_clearing_writes_the_binding_run_not_a_newer_draft(employee_year, people, worked_expected, tmp_path):
+    region, _, annual = employee_year
+    correct_case(region, "H1", "c02", people[1], total_cost="36000.00")
+    draft = services.clearing_run_start(region=region, fund="employee", year=YEAR, user=people[0])
+    assert draft.status == RunStatus.DRAFT and draft.totals != annual.totals
+    out = io.StringIO()
+
+    call_command("export_clearing", region="331083", fund="employee", year=YEAR, out=tmp_path / "annual", stdout=out)
+
+    assert f"run {annual.pk} (binding)" in out.getvalue()
+    expected = worked_expected / "employee" / "annual"
+    for name in ("clearing.csv", "case_points.csv", "pool.json"):
+        assert (tmp_path / "annual" / name).read_bytes() == (expected / name).read_bytes()
+
+
+def test_export_clearing_writes_the_latest_draft_while_no_run_of_the_period_is_finalized(region, people, tmp_path):
+    first = services.clearing_run_start(region=region, fund="resident", year=YEAR, user=people[0])
+    second = services.clearing_run_start(region=region, fund="resident", year=YEAR, user=people[0])
+    out = io.StringIO()
+
+    call_command("export_clearing", region="331083", fund="resident", year=YEAR, out=tmp_path, stdout=out)
+
+    assert f"run {second.pk} (draft, not final" in out.getvalue() and first.pk != second.pk
