@@ -22,7 +22,6 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from common.reviews import (
     APPROVED,
-    CORRECTABLE_CASE_FIELDS,
     REJECTED,
     error_text,
     is_pending,
@@ -32,7 +31,7 @@ from common.reviews import (
     review_spec,
     reviews_decide,
 )
-from drg.domain.bundle import scheme_tiers_validate
+from drg.admin_revisions import ParameterRevisionAdmin, RevisedByRevisionAdmin
 from drg.models import (
     Case,
     CaseCorrection,
@@ -40,12 +39,13 @@ from drg.models import (
     CorrectionRequest,
     DrgGroup,
     Institution,
+    ParameterRevision,
     PaymentScheme,
     Region,
     SpecialReview,
     TcmEquivalent,
 )
-from settlement.models import CaseResult
+from drg.services import CORRECTABLE_CASE_FIELDS
 
 # The hospital API's credentials screen is owned by the API (drg/api/admin.py); importing it registers it.
 try:
@@ -333,7 +333,10 @@ class RegionAdmin(HistoryAdmin):
 
 
 @admin.register(Institution)
-class InstitutionAdmin(HistoryAdmin):
+class InstitutionAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    """Institution attributes in force: read-only; changed by a revision (drg/admin_revisions.py)."""
+
+    revision_table = "institutions"
     list_display = ("code", "name", "region", "level", "category", "is_public", "group_code", "coefficient")
     list_filter = ("region", "level", "category", "is_public")
     search_fields = ("code", "name", "group_code")
@@ -349,7 +352,8 @@ class InstitutionAdmin(HistoryAdmin):
 
 
 @admin.register(DrgGroup)
-class DrgGroupAdmin(HistoryAdmin):
+class DrgGroupAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    revision_table = "groups"
     list_display = ("code", "name", "year", "region", "kind", "base_points", "avg_cost", "daily_points", "same_price", "readmission_exempt")
     list_filter = ("region", "year", "kind", "same_price", "readmission_exempt")
     search_fields = ("code", "name")
@@ -357,57 +361,35 @@ class DrgGroupAdmin(HistoryAdmin):
 
 
 @admin.register(Coefficient)
-class CoefficientAdmin(HistoryAdmin):
+class CoefficientAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    revision_table = "coefficients"
     list_display = ("institution", "year", "drg_code", "coefficient")
     list_filter = ("institution__region", "year", "institution")
     search_fields = ("institution__code", "institution__name", "drg_code")
-    autocomplete_fields = ("institution",)
     list_select_related = ("institution",)
 
 
 @admin.register(TcmEquivalent)
-class TcmEquivalentAdmin(HistoryAdmin):
+class TcmEquivalentAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    revision_table = "tcm_equivalents"
     list_display = ("drg_code", "equivalent_code", "year", "region")
     list_filter = ("region", "year")
     search_fields = ("drg_code", "equivalent_code")
     list_select_related = ("region",)
 
 
-class PaymentSchemeForm(forms.ModelForm):
-    """Tiers entered by hand are checked by the rules params.json is checked by (bounds increasing,
-    only the last tier open, shares between 0 and 1, …): a bad tier is refused here, not found later
-    as a failed or wrong clearing run."""
-
-    class Meta:
-        model = PaymentScheme
-        fields = "__all__"
-
-    def _tiers(self, key: str):
-        tiers, errors = scheme_tiers_validate(key, self.cleaned_data.get(key))
-        if errors:
-            raise forms.ValidationError(errors)
-        return tiers
-
-    def clean_high_outlier_tiers(self):
-        return self._tiers("high_outlier_tiers")
-
-    def clean_surplus_tiers(self):
-        return self._tiers("surplus_tiers")
-
-    def clean_overrun_tiers(self):
-        return self._tiers("overrun_tiers")
-
-    def clean_tcm_rate_tiers(self):
-        return self._tiers("tcm_rate_tiers")
-
-
 @admin.register(PaymentScheme)
-class PaymentSchemeAdmin(HistoryAdmin):
-    form = PaymentSchemeForm
+class PaymentSchemeAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    """The scheme in force: read-only; a change is a scheme revision (tiers as rows, rates in %)."""
+
+    revision_table = "scheme"
     list_display = ("region", "year", "all_case_avg_cost", "low_outlier_multiple", "readmission_days", "readmission_factor", "prepay_ratio")
     list_filter = ("region", "year")
     search_fields = ("region__code", "region__name")
     list_select_related = ("region",)
+
+
+admin.site.register(ParameterRevision, ParameterRevisionAdmin)
 
 
 # --- cases ---------------------------------------------------------------------------------------
@@ -465,23 +447,6 @@ class CaseCorrectionInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("changed_by")
 
 
-class CaseResultInline(ReadOnlyInline):
-    """Why the case got its points, run by run (SETTLEMENT.md §2.6)."""
-
-    model = CaseResult
-    fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
-    readonly_fields = fields
-    verbose_name_plural = "估值结果 valuation in clearing runs (why these points)"
-    fk_name = "case"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run__region").order_by("-run_id")
-
-    @admin.display(description="run")
-    def run_link(self, obj):
-        return admin_link(obj.run)
-
-
 @admin.register(Case)
 class CaseAdmin(ReadOnlyAdmin):
     """Cases are read-only here: they come from the bundle and the hospital API; a change to a case of a
@@ -493,7 +458,7 @@ class CaseAdmin(ReadOnlyAdmin):
     search_fields = ("case_no", "patient_id")
     search_help_text = "病案号 case_no or 患者 patient_id (exact), or an institution code"
     show_full_result_count = False
-    inlines = (CaseCorrectionInline, CaseResultInline)
+    inlines = (CaseCorrectionInline,)  # settlement.admin adds the valuation results of clearing runs
     change_form_template = "admin/drg/case/change_form.html"
     readonly_fields = ("special_review_link",)
 

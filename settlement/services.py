@@ -23,7 +23,6 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
@@ -32,14 +31,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from budget.services import budget_current
 from common.bulk import write_frame
-from common.precision import from_fen, from_ten_thousandths, r2, r4, round_half_up
+from common.precision import from_fen, from_ten_thousandths, r2, round_half_up
+from common.users import system_user
 from drg.domain.valuation import Catalog, value_cases
-from drg.models import Region
-from settlement import scaleout, selectors
-from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
+from drg.models import DrgGroup, PaymentScheme, Region
+from drg.revisions import parameter_revisions_for_run
+from settlement import dispatch, scaleout, selectors
+from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
 from settlement.signals import run_finalized
@@ -78,26 +80,32 @@ def clearing_run_check_period(*, region: Region, fund: str, year: int, month: in
     annual = selectors.binding_run(region_id=region.pk, fund=fund, year=year)
     if annual is not None:
         raise ClearingPeriodRefused(
-            f"{pool} 的年度清算已定稿（run #{annual.pk}），不能再发起月度预付；病例更正请重新进行年度清算补差。"
-            f" The annual clearing of {pool} is finalized (run #{annual.pk}): no monthly run after it; "
-            "re-run the annual clearing to settle corrections.",
+            _("%(pool)s 的年度清算已定稿（run #%(run)s），不能再发起月度预付；病例更正请重新进行年度清算补差。"
+              " The annual clearing of %(pool)s is finalized (run #%(run)s): no monthly run after it; "
+              "re-run the annual clearing to settle corrections.") % {"pool": pool, "run": annual.pk},
             code="annual_finalized",
         )
     latest = selectors.latest_finalized_month(region_id=region.pk, fund=fund, year=year)
     allowed = [1] if latest == 0 else [m for m in (latest, latest + 1) if m <= 12]
     if month not in allowed:
-        months = "、".join(f"{m}月" for m in allowed)
-        latest_text = f"最新已定稿月份为{latest}月" if latest else "本年度尚无已定稿的月度预付"
-        latest_en = f"the latest finalized month is {latest}" if latest else "no month of the year is finalized yet"
-        earlier = month < (latest or 1)
-        raise ClearingPeriodRefused(
-            f"{pool} 不能发起{month}月的月度预付：{latest_text}，只能发起{months}"
-            + ("（更早月份的变化由下一次累计清算补差）" if earlier else "") + "。"
-            f" No monthly run of {pool} for month {month}: {latest_en}; only "
-            + " or ".join(str(m) for m in allowed) + " may run"
-            + (" (the next cumulative run picks up what changed in earlier months)." if earlier else "."),
-            code="month_out_of_order",
-        )
+        values = {
+            "pool": pool, "month": month, "latest": latest,
+            "months_zh": "、".join(f"{m}月" for m in allowed), "months": " or ".join(str(m) for m in allowed),
+        }
+        if latest == 0:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：本年度尚无已定稿的月度预付，只能发起%(months_zh)s。"
+                        " No monthly run of %(pool)s for month %(month)s: no month of the year is finalized yet; "
+                        "only %(months)s may run.")
+        elif month < latest:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s"
+                        "（更早月份的变化由下一次累计清算补差）。 No monthly run of %(pool)s for month %(month)s: "
+                        "the latest finalized month is %(latest)s; only %(months)s may run "
+                        "(the next cumulative run picks up what changed in earlier months).")
+        else:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s。"
+                        " No monthly run of %(pool)s for month %(month)s: the latest finalized month is %(latest)s; "
+                        "only %(months)s may run.")
+        raise ClearingPeriodRefused(message % values, code="month_out_of_order")
 
 
 # --- start -----------------------------------------------------------------------------------------
@@ -119,6 +127,7 @@ def clearing_run_start(
     if chunks is not None and chunks < 1:
         raise ValidationError({"chunks": f"chunks must be ≥ 1, got {chunks}"})
     clearing_run_check_period(region=region, fund=fund, year=year, month=month)
+    clearing_run_check_inputs(region=region, fund=fund, year=year)
     _fail_abandoned_runs(region=region, fund=fund, year=year)
     try:
         with transaction.atomic():
@@ -139,9 +148,7 @@ def clearing_run_start(
             "wait for it to finish"
         ) from exc
     if run_async:
-        from settlement.tasks import clearing_run_task
-
-        transaction.on_commit(lambda: clearing_run_task.apply_async(kwargs={"run_id": run.pk, "chunks": chunks}))
+        dispatch.clearing_run_enqueue(run_id=run.pk, chunks=chunks)
     else:
         clearing_run_execute(run_id=run.pk, chunks=chunks)
         run.refresh_from_db()
@@ -150,6 +157,21 @@ def clearing_run_start(
             # commit hands them out)
             run = _wait_for_run(run_id=run.pk, seconds=settings.CELERY_TASK_TIME_LIMIT)
     return run
+
+
+def clearing_run_check_inputs(*, region: Region, fund: str, year: int) -> None:
+    """What a run of the pool-year needs before it is recorded: an approved budget, a payment scheme
+    and a DRG catalog for the year. ValidationError naming every missing one (no run is left behind)."""
+    missing = []
+    if budget_current(region=region, fund=fund, year=year) is None:
+        missing.append(_("没有已批准的预算（请起草并审核 %(year)s 年预算）") % {"year": year})
+    if not PaymentScheme.objects.filter(region=region, year=year).exists():
+        missing.append(_("没有 %(year)s 年的支付方案（请开启新年度或起草方案修订并审核）") % {"year": year})
+    if not DrgGroup.objects.filter(region=region, year=year).exists():
+        missing.append(_("没有 %(year)s 年的病组目录（请开启新年度或起草目录修订并审核）") % {"year": year})
+    if missing:
+        raise ValidationError([_("统筹区 %(region)s/%(fund)s/%(year)s 无法清算：") % {"region": region.code, "fund": fund, "year": year} + text
+                               for text in missing])
 
 
 def _fail_abandoned_runs(*, region: Region, fund: str, year: int) -> None:
@@ -187,6 +209,7 @@ class _PoolInputs:
     scheme: selectors.SchemeParameters
     institutions: dict
     itemized: Decimal
+    revisions: list
 
 
 @dataclass
@@ -204,6 +227,7 @@ class _Computed:
     totals: dict
     parameters: dict
     fingerprint: str
+    revisions: list
 
 
 def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingRun:
@@ -235,6 +259,7 @@ def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingR
                 logger.info("run %s became %s while computing; results discarded", run_id, locked.status)
                 return locked
             _store(locked, computed)
+            locked.parameter_revisions.set(computed.revisions)
             timings["store"] = round(time.perf_counter() - started, 3)
             timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
             locked.status = RunStatus.DRAFT
@@ -290,8 +315,10 @@ def _require_budget(run: ClearingRun):
 def _pool_inputs(run: ClearingRun) -> _PoolInputs:
     budget = _require_budget(run)
     start, end = _period(run.year, run.month)
+    # recorded first: the values read below are the ones these revisions put in force
+    revisions = parameter_revisions_for_run(region=run.region, year=run.year, system_user=system_user())
     return _PoolInputs(
-        budget=budget, start=start, end=end,
+        budget=budget, start=start, end=end, revisions=revisions,
         catalog=selectors.pool_catalog(region_id=run.region_id, year=run.year),
         scheme=selectors.pool_scheme(region_id=run.region_id, year=run.year),
         institutions=selectors.institutions_of_region(region_id=run.region_id),
@@ -317,7 +344,7 @@ def _compute(run: ClearingRun, timings: dict, *, started: float | None = None) -
     timings["clear"] = round(time.perf_counter() - started, 3)
     fingerprint = _fingerprint(scaleout.institution_digests(cases), inputs.catalog, cleared.parameters)
     return _Computed(cases=cases, values=values, lines=cleared.lines, totals=cleared.totals,
-                     parameters=cleared.parameters, fingerprint=fingerprint)
+                     parameters=cleared.parameters, fingerprint=fingerprint, revisions=inputs.revisions)
 
 
 def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) -> _Cleared:
@@ -333,6 +360,7 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
         "budget": {"revision": budget.revision, "total": str(budget.total), "reserve": str(budget.reserve),
                    "outpatient": str(budget.outpatient), "inpatient": str(budget.inpatient)},
         "itemized": str(itemized),
+        "revisions": {rev.kind: {"id": rev.pk, "revision": rev.revision} for rev in inputs.revisions},
         "period": {"start": inputs.start.isoformat(), "end": inputs.end.isoformat()},
     }
     # What the pool-year's finalized runs already paid (superseded ones included), read once; the ids
@@ -422,8 +450,8 @@ def _fraction_text(value: Fraction) -> str:
 def _fingerprint(digests: dict[int, str], catalog: Catalog, parameters: dict) -> str:
     """sha256 over every input of the run: the case rows (as per-institution digests in institution
     order, scaleout.combined_digest — the same whether the pool was valued in one process or in
-    chunks), the catalog and the parameters (the amounts settled before included, not the ids of the
-    runs that settled them)."""
+    chunks), the catalog and the parameters — which name the parameter revisions the run used and the
+    amounts settled before (not the ids of the runs that settled them)."""
     parameters = {key: value for key, value in parameters.items() if key != SETTLED_RUNS}
     digest = hashlib.sha256()
     digest.update(scaleout.combined_digest(digests).encode())
@@ -482,10 +510,6 @@ def _plan(run: ClearingRun, chunks: int | None) -> list[dict]:
 def _dispatch_chunks(run: ClearingRun, layout: list[dict], *, plan_seconds: float) -> ClearingRun:
     """Hand the chunks to Celery as a chord (value each chunk, then reduce), once: the chord's id is
     recorded on the run by a guarded UPDATE, so a redelivered run task never dispatches it again."""
-    from celery import chord
-
-    from settlement.tasks import clearing_run_chunks_failed, clearing_run_reduce, clearing_run_value_chunk
-
     _require_budget(run)  # fail before any chunk works for nothing
     cases = sum(entry["cases"] for entry in layout)
     reduce_id = str(uuid.uuid4())
@@ -496,16 +520,7 @@ def _dispatch_chunks(run: ClearingRun, layout: list[dict], *, plan_seconds: floa
     if not handed_out:
         logger.info("run %s: chunks already handed out; nothing to do", run.pk)
         return ClearingRun.objects.get(pk=run.pk)
-    header = [
-        clearing_run_value_chunk.s(run_id=run.pk, chunk_no=entry["chunk"], institution_ids=entry["institutions"])
-        for entry in layout
-    ]
-    body = clearing_run_reduce.s(run_id=run.pk).set(task_id=reduce_id)
-    body.link_error(clearing_run_chunks_failed.s(run_id=run.pk))
-    if clearing_run_reduce.app.conf.task_always_eager:
-        chord(header)(body)  # in this process and transaction, chunk after chunk, then the reduce
-    else:
-        transaction.on_commit(lambda: chord(header)(body))  # the workers must see the run running
+    dispatch.clearing_run_chunks_dispatch(run_id=run.pk, layout=layout, reduce_id=reduce_id)
     return ClearingRun.objects.select_related("region").get(pk=run.pk)
 
 
@@ -616,6 +631,7 @@ def clearing_run_reduce(*, run_id: int, results: list) -> ClearingRun:
                 raise scaleout.ScaleoutError(f"{stored} case results are stored but the chunks valued {case_count} cases")
             InstitutionLine.objects.filter(run=locked).delete()
             InstitutionLine.objects.bulk_create([InstitutionLine(run=locked, **line) for line in cleared.lines])
+            locked.parameter_revisions.set(inputs.revisions)
             finished = timezone.now()
             wall = round((finished - locked.started_at).total_seconds(), 3) if locked.started_at else None
             locked.timings = {
@@ -695,61 +711,31 @@ def _check_not_stale(run: ClearingRun, paid: list[ClearingRun]) -> None:
     if newer:
         names = ", ".join(f"#{r.pk}" for r in sorted(newer, key=lambda r: r.pk))
         raise ClearingRunStale(
-            f"清算 run #{run.pk} 计算之后，同一基金池年度的 run {names} 已定稿，其已结算金额（预付、此前结算）已过期，"
-            f"请重新发起清算后再定稿。 Run #{run.pk} was computed before run {names} of the same pool-year was finalized: "
-            "the earlier settlements it is net of have changed. Re-run the period and finalize the new run.",
+            _("清算 run #%(run)s 计算之后，同一基金池年度的 run %(names)s 已定稿，其已结算金额（预付、此前结算）已过期，"
+              "请重新发起清算后再定稿。 Run #%(run)s was computed before run %(names)s of the same pool-year was finalized: "
+              "the earlier settlements it is net of have changed. Re-run the period and finalize the new run.")
+            % {"run": run.pk, "names": names},
             code="stale",
         )
 
 
-# --- export ----------------------------------------------------------------------------------------
-
-ANNUAL_COLUMNS = ["institution_code", "points", "point_value", "gross_amount", "self_pay", "fund_payment",
-                  "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "balance"]
-MONTHLY_COLUMNS = ["institution_code", "points", "point_value", "due", "prepay", "withheld"]
-POOL_KEYS = ["total", "reserve", "outpatient", "inpatient", "drg_budget", "special_outpatient", "fund_claims",
-             "distributed", "point_value"]
-POINT_FIELDS = {"points", "point_value"}
-
-
-def _text(name: str, value) -> str:
-    if value is None:
-        value = ZERO
-    return str(r4(value)) if name in POINT_FIELDS else str(r2(value))
-
-
-def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
-    """Write the run's outputs as EXCHANGE.md says; returns the files written."""
-    import csv
-
-    if run.status not in RESULT_RUN_STATUSES:
-        raise ValidationError(f"run #{run.pk} is {run.status}; it has no results to export")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = list(run.lines.select_related("institution").order_by("institution__code"))
-    written = []
-    columns = MONTHLY_COLUMNS if run.kind == RunKind.MONTHLY else ANNUAL_COLUMNS
-    name = "monthly.csv" if run.kind == RunKind.MONTHLY else "clearing.csv"
-    with open(out_dir / name, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for line in lines:
-            writer.writerow([line.institution.code] + [_text(c, getattr(line, c)) for c in columns[1:]])
-    written.append(out_dir / name)
-    if run.kind == RunKind.ANNUAL:
-        results = pd.DataFrame.from_records(
-            CaseResult.objects.filter(run=run).values_list("case__case_no", "institution__code", "valuation_group", "category", "points"),
-            columns=["case_no", "institution_code", "valuation_group", "category", "points"],
-        )
-        results = results.sort_values(["institution_code", "case_no"], kind="stable")
-        results.insert(2, "fund", run.fund)
-        results["points"] = [str(r4(p)) for p in results["points"]]
-        results.to_csv(out_dir / "case_points.csv", index=False, lineterminator="\r\n")
-        written.append(out_dir / "case_points.csv")
-        pool = {key: run.totals[key] for key in POOL_KEYS}
-        (out_dir / "pool.json").write_text(json.dumps(pool, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(out_dir / "pool.json")
-    return written
+def clearing_run_acknowledge(*, run: ClearingRun, user, note: str) -> ClearingRun:
+    """Bureau staff acknowledge a failed run with a note (what was done about it): it stays recorded,
+    readable and failed, and leaves the cockpit's count of failed runs."""
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": _("请写明处理说明")})
+    with transaction.atomic():
+        locked = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.FAILED:
+            raise ValidationError(_("清算 #%(pk)s 的状态是 %(status)s；只有失败的清算可以确认") % {"pk": locked.pk, "status": locked.status})
+        if locked.acknowledged_at is not None:
+            raise ValidationError(_("清算 #%(pk)s 已于 %(at)s 确认") % {"pk": locked.pk, "at": locked.acknowledged_at})
+        locked.acknowledged_by = user
+        locked.acknowledged_at = timezone.now()
+        locked.acknowledgement_note = note[:2000]
+        locked.save(update_fields=["acknowledged_by", "acknowledged_at", "acknowledgement_note"])
+    return locked
 
 
 # --- scheduled runs (beat) -------------------------------------------------------------------------
@@ -782,7 +768,7 @@ def clearing_runs_schedule_monthly(*, today: dt.date) -> list[ClearingRun]:
                                               month=previous.month, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; monthly run for %s skipped", region_id, fund, previous)
-        except ClearingPeriodRefused as exc:
+        except ValidationError as exc:  # e.g. no scheme or catalog for the year: nothing recorded, say why
             logger.warning("pool %s/%s: monthly run for %s not started: %s", region_id, fund, previous, "; ".join(exc.messages))
     return started
 
@@ -798,4 +784,6 @@ def clearing_runs_offer_annual(*, today: dt.date) -> list[ClearingRun]:
             started.append(clearing_run_start(region=Region.objects.get(pk=region_id), fund=fund, year=year, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; annual run for %s skipped", region_id, fund, year)
+        except ValidationError as exc:
+            logger.warning("pool %s/%s: annual run for %s not started: %s", region_id, fund, year, "; ".join(exc.messages))
     return started

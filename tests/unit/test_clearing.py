@@ -201,9 +201,11 @@ def test_a_monthly_rerun_recovers_the_prepayments_of_an_institution_without_case
 
 
 def _monthly_reference(rows, inpatient_fen: int, month: int, itemized_fen: int, ratio: Fraction, before: dict):
-    """§5 from the text in Fraction arithmetic, rounded half-up to the cent where the spec says r2."""
+    """§5 from the text in Fraction arithmetic, rounded to the cent where the spec says r2 (ROUND_HALF_UP:
+    ties away from zero, also for a negative due)."""
     def r2(x: Fraction) -> Fraction:
-        return Fraction((x * 100 + Fraction(1, 2)).__floor__(), 100)
+        magnitude = Fraction((abs(x) * 100 + Fraction(1, 2)).__floor__(), 100)
+        return magnitude if x >= 0 else -magnitude
 
     b_m = r2(Fraction(inpatient_fen, 100) * month / 12) - Fraction(itemized_fen, 100)
     f = sum(Fraction(fund, 100) for _, _, fund in rows)

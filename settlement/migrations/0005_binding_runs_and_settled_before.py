@@ -31,8 +31,7 @@ def supersede_earlier_finalized_runs(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('drg', '0003_correction_request_late_case'),
-        ('settlement', '0003_case_result_run_without_db_constraint'),
+        ('settlement', '0004_parameter_revisions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

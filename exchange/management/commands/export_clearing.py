@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from drg.models import Region
 from settlement.choices import RunStatus
+from exchange.exports import clearing_export
 from settlement.selectors import standing_run
-from settlement.services import clearing_export
 
 
 class Command(BaseCommand):
