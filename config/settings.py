@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "budget",
     "settlement",
     "incentives",
+    "planning",
 ]
 
 MIDDLEWARE = [
