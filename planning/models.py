@@ -110,6 +110,8 @@ class Forecast(models.Model):
     distributed = models.DecimalField(_("预测可分配总额"), **MONEY)
     points = models.DecimalField(**POINTS)
     fund_claims = models.DecimalField(**MONEY)
+    band = models.DecimalField(_("历史误差带"), max_digits=9, decimal_places=6, null=True, blank=True,
+                               help_text="largest |V̂ − V| / V of the same month's forecast in past years (none without history)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

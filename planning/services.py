@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from budget.domain.lines import BudgetInputs, budget_lines
 from budget.services import budget_current, budget_draft, budget_inputs_of
-from common.precision import from_ten_thousandths, r2, r4
+from common.precision import from_ten_thousandths, r2, r4, to_decimal
 from drg.domain.bundle import parse_params
 from drg.domain.valuation import Catalog, ValuationInputError, value_cases
 from drg.models import DrgGroup, Institution, PaymentScheme, Region
@@ -519,6 +519,7 @@ def forecast_after_run(*, run_id: int) -> Forecast | None:
     if existing is not None:
         return existing
     result = forecast_compute(run=run)
+    band = forecast_band(region=run.region, fund=run.fund, year=run.year).get(run.month)
     points = dict(run.lines.values_list("institution_id", "points"))
     with transaction.atomic():
         forecast, created = Forecast.objects.get_or_create(run=run, defaults=dict(
@@ -528,6 +529,7 @@ def forecast_after_run(*, run_id: int) -> Forecast | None:
             point_value=result.point_value, distributed=result.distributed,
             points=r4(result.points),
             fund_claims=r2(result.fund_claims),
+            band=None if band is None else to_decimal(band).quantize(Decimal("0.000001")),
         ))
         if created:
             ForecastLine.objects.bulk_create([
