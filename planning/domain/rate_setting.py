@@ -89,25 +89,26 @@ def trim_mask(keys: np.ndarray, costs: np.ndarray) -> np.ndarray:
     kept = np.ones(n_all, dtype=bool)
     if n_all == 0:
         return kept
-    order = np.lexsort((costs, keys))
+    if len(keys) and keys.min() >= 0 and costs.min() >= 0 and int(keys.max()) < 2**22 and int(costs.max()) < 2**40:
+        order = np.argsort((keys << 40) | costs)  # one int64 sort key instead of two (ties are equal values)
+    else:
+        order = np.lexsort((costs, keys))
     k, c = keys[order], costs[order]
-    first = np.r_[True, k[1:] != k[:-1]]
-    starts_only = np.flatnonzero(first)
-    sizes_only = np.diff(np.r_[starts_only, n_all])
-    segment = np.cumsum(first) - 1
-    start, n = starts_only[segment], sizes_only[segment]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    n = np.diff(np.r_[starts, n_all])
 
-    def quartile_x4(quarter: int) -> np.ndarray:
+    def quartile_x4(quarter: int) -> np.ndarray:  # per segment (group × year), not per case
         i, f = np.divmod(quarter * (n - 1), 4)
-        lower = c[start + i]
-        upper = c[start + np.minimum(i + 1, n - 1)]
+        lower = c[starts + i]
+        upper = c[starts + np.minimum(i + 1, n - 1)]
         return 4 * lower + f * (upper - lower)
 
     q1, q3 = quartile_x4(1), quartile_x4(3)
     iqr = q3 - q1
-    low8, high8 = 2 * q1 - 3 * iqr, 2 * q3 + 3 * iqr
-    inside = (8 * c >= low8) & (8 * c <= high8)
-    kept[order] = (n < 4) | inside
+    low8 = np.where(n < 4, np.iinfo(np.int64).min, 2 * q1 - 3 * iqr)
+    high8 = np.where(n < 4, np.iinfo(np.int64).max, 2 * q3 + 3 * iqr)
+    scaled = 8 * c
+    kept[order] = (scaled >= np.repeat(low8, n)) & (scaled <= np.repeat(high8, n))
     return kept
 
 
@@ -150,25 +151,28 @@ def rate_setting(
     groups = catalog.drop_duplicates("code").set_index("code", drop=False)
     kinds = groups["kind"]
     counted = kinds[kinds.isin([STABLE, PER_DIEM])]
+    codes = groups.index
+    n_years = max(years) - min(years) + 1
 
     # which cases count: reference years, own group in the catalog and not unstable, no special review
-    frame = cases.loc[:, ["year", "drg_code", "total_fen", "bed_days", "special_review"]]
-    use = frame["year"].isin(years).to_numpy() & ~frame["special_review"].to_numpy(dtype=bool)
-    use &= frame["drg_code"].isin(counted.index).to_numpy()
-    frame = frame[use]
-    kind_of_case = frame["drg_code"].map(kinds).to_numpy()
+    # (integer codes from here on: one hash lookup per case, no string columns carried along)
+    position = codes.get_indexer(cases["drg_code"].to_numpy())
+    kind_code = np.select([kinds.to_numpy() == STABLE, kinds.to_numpy() == PER_DIEM], [1, 2], 0)
+    case_kind = np.where(position >= 0, kind_code[np.maximum(position, 0)], 0)
+    year = cases["year"].to_numpy(dtype=np.int64)
+    use = np.isin(year, years) & ~cases["special_review"].to_numpy(dtype=bool) & (case_kind > 0)
+    position, case_kind, year = position[use], case_kind[use], year[use]
+    cost = cases["total_fen"].to_numpy(dtype=np.int64)[use]
 
     # stable groups: trim per group and year, then sums of the kept cases
-    stable = frame[kind_of_case == STABLE]
-    group_codes, group_keys = pd.factorize(stable["drg_code"])
-    year_codes = stable["year"].to_numpy(dtype=np.int64) - min(years)
-    key = group_codes.astype(np.int64) * (max(years) - min(years) + 1) + year_codes
-    kept = trim_mask(key, stable["total_fen"].to_numpy(dtype=np.int64))
-    stable = stable.assign(kept=kept)
-    kept_cases = stable[kept]
-    sums = kept_cases.groupby(["drg_code", "year"], sort=True)["total_fen"].agg(["sum", "count"])
-    trimmed = (~stable["kept"]).groupby(stable["drg_code"]).sum()
-    year_sums = kept_cases.groupby("year")["total_fen"].agg(["sum", "count"])
+    is_stable = case_kind == 1
+    s_pos, s_year, s_cost = position[is_stable], year[is_stable], cost[is_stable]
+    key = s_pos.astype(np.int64) * n_years + (s_year - min(years))
+    kept = trim_mask(key, s_cost)
+    frame = pd.DataFrame({"key": key[kept], "cost": s_cost[kept]})
+    sums = frame.groupby("key", sort=True)["cost"].agg(["sum", "count"])
+    trimmed_by_pos = np.bincount(s_pos[~kept], minlength=len(codes))
+    year_sums = pd.DataFrame({"year": s_year[kept], "cost": s_cost[kept]}).groupby("year")["cost"].agg(["sum", "count"])
 
     year_means = {int(y): Fraction(int(row["sum"]), int(row["count"]) * 100) for y, row in year_sums.iterrows() if row["count"] > 0}
     if not year_means:
@@ -178,19 +182,23 @@ def rate_setting(
         raise RateSettingError("the all-case average cost A is not positive")
     a = Fraction(all_case_avg)
 
-    per_diem = frame[kind_of_case == PER_DIEM]
-    daily = per_diem.groupby(["drg_code", "year"], sort=True)[["total_fen", "bed_days"]].sum()
-    per_diem_counts = per_diem.groupby("drg_code").size()
+    is_per_diem = case_kind == 2
+    bed_days = cases["bed_days"].to_numpy(dtype=np.int64)[use][is_per_diem]
+    p_key = position[is_per_diem].astype(np.int64) * n_years + (year[is_per_diem] - min(years))
+    daily = pd.DataFrame({"key": p_key, "cost": cost[is_per_diem], "days": bed_days}).groupby("key", sort=True)[["cost", "days"]].sum()
+    per_diem_counts = np.bincount(position[is_per_diem], minlength=len(codes))
+    trimmed = {codes[i]: int(n) for i, n in enumerate(trimmed_by_pos) if n}
 
     group_means: dict[str, dict[int, Fraction]] = {}
     group_counts: dict[str, int] = {}
-    for (code, year), row in sums.iterrows():
-        group_means.setdefault(code, {})[int(year)] = Fraction(int(row["sum"]), int(row["count"]) * 100)
-        group_counts[code] = group_counts.get(code, 0) + int(row["count"])
+    for k, total, count in zip(sums.index.tolist(), sums["sum"].tolist(), sums["count"].tolist()):
+        code, ref_year = codes[k // n_years], min(years) + k % n_years
+        group_means.setdefault(code, {})[ref_year] = Fraction(int(total), int(count) * 100)
+        group_counts[code] = group_counts.get(code, 0) + int(count)
     daily_costs: dict[str, dict[int, Fraction]] = {}
-    for (code, year), row in daily.iterrows():
-        if int(row["bed_days"]) > 0:
-            daily_costs.setdefault(code, {})[int(year)] = Fraction(int(row["total_fen"]), int(row["bed_days"]) * 100)
+    for k, total, days in zip(daily.index.tolist(), daily["cost"].tolist(), daily["days"].tolist()):
+        if int(days) > 0:
+            daily_costs.setdefault(codes[k // n_years], {})[min(years) + k % n_years] = Fraction(int(total), int(days) * 100)
 
     rows = []
     new_catalog = groups.reset_index(drop=True).copy()
@@ -209,7 +217,7 @@ def rate_setting(
         else:
             previous = _units_to_decimal(group["daily_u"], 4)
             current_cost = _units_to_decimal(group["avg_fen"], 2)
-            n_kept = int(per_diem_counts.get(code, 0))
+            n_kept = int(per_diem_counts[codes.get_loc(code)])
             n_trimmed = 0
         row = {"code": code, "kind": kind, "cases": n_kept, "trimmed": n_trimmed, "avg_cost": current_cost,
                "points": previous, "previous_points": previous, "change": None}
