@@ -5,12 +5,13 @@ import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 from django.core.cache import cache
 from django.db.models import Sum
 from django.db.models.functions import ExtractMonth
 
-from common.bulk import read_frame
+from common.bulk import is_postgres, read_frame
 from common.models import ReviewStatus
 from drg.models import DrgGroup, Institution, Region, SpecialReview
 from planning.choices import ScenarioStatus
@@ -23,23 +24,26 @@ def reference_cases_frame(*, region_id: int, years: tuple[int, ...]) -> pd.DataF
     """The region's cases (all funds) discharged in the reference years, for rate-setting: year,
     drg_code, total_fen, bed_days (SETTLEMENT.md §2: max(1, days)), special_review (approved)."""
     start, end = dt.date(min(years), 1, 1), dt.date(max(years), 12, 31)
-    sql = """
-        SELECT c.id, c.admission_date, c.discharge_date, c.drg_code, CAST(ROUND(c.total_cost * 100) AS BIGINT)
+    if is_postgres():  # year and bed days computed by the database: no date parsing in Python
+        year_sql, days_sql = "CAST(EXTRACT(YEAR FROM c.discharge_date) AS INTEGER)", "(c.discharge_date - c.admission_date)"
+    else:
+        year_sql = "CAST(strftime('%%Y', c.discharge_date) AS INTEGER)"
+        days_sql = "CAST(julianday(c.discharge_date) - julianday(c.admission_date) AS INTEGER)"
+    sql = f"""
+        SELECT c.id, {year_sql}, {days_sql}, c.drg_code, CAST(ROUND(c.total_cost * 100) AS BIGINT)
         FROM drg_case c WHERE c.region_id = %s AND c.discharge_date >= %s AND c.discharge_date <= %s
     """
-    columns = ["case_id", "admission_date", "discharge_date", "drg_code", "total_fen"]
+    columns = ["case_id", "year", "days", "drg_code", "total_fen"]
     frame = read_frame(sql, [region_id, start, end], columns,
-                       {"case_id": "int64", "admission_date": str, "discharge_date": str, "drg_code": str, "total_fen": "int64"})
-    reviewed = SpecialReview.objects.filter(
+                       {"case_id": "int64", "year": "int64", "days": "int64", "drg_code": str, "total_fen": "int64"})
+    reviewed = np.fromiter(SpecialReview.objects.filter(
         status=ReviewStatus.APPROVED, case__region_id=region_id, case__discharge_date__gte=start, case__discharge_date__lte=end,
-    ).values_list("case_id", flat=True)
-    discharge = pd.to_datetime(frame["discharge_date"], format="ISO8601")
-    admission = pd.to_datetime(frame["admission_date"], format="ISO8601")
-    days = (discharge - admission).dt.days.to_numpy()
+    ).values_list("case_id", flat=True), dtype=np.int64)
     return pd.DataFrame({
-        "year": discharge.dt.year.to_numpy(), "drg_code": frame["drg_code"].astype(str).to_numpy(),
-        "total_fen": frame["total_fen"].to_numpy(), "bed_days": pd.Series(days).clip(lower=1).to_numpy(),
-        "special_review": frame["case_id"].isin(set(reviewed)).to_numpy(),
+        "year": frame["year"].to_numpy(dtype=np.int64), "drg_code": frame["drg_code"].to_numpy(),
+        "total_fen": frame["total_fen"].to_numpy(dtype=np.int64),
+        "bed_days": np.maximum(frame["days"].to_numpy(dtype=np.int64), 1),
+        "special_review": np.isin(frame["case_id"].to_numpy(dtype=np.int64), reviewed),
     })
 
 
