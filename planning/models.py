@@ -79,14 +79,14 @@ class ScenarioLine(models.Model):
 
     scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="lines")
     institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+")
-    case_count = models.PositiveIntegerField(default=0)
-    points = models.DecimalField(**POINTS)
-    point_value = models.DecimalField(**POINTS)
-    self_pay = models.DecimalField(**MONEY)
-    itemized_fund = models.DecimalField(**MONEY)
-    fund_payment = models.DecimalField(**MONEY)
-    surplus = models.DecimalField(**MONEY)
-    balance = models.DecimalField(**MONEY)
+    case_count = models.PositiveIntegerField(_("病例数"), default=0)
+    points = models.DecimalField(_("点数"), **POINTS)
+    point_value = models.DecimalField(_("点值"), **POINTS)
+    self_pay = models.DecimalField(_("个人负担"), **MONEY)
+    itemized_fund = models.DecimalField(_("基金按项目"), **MONEY)
+    fund_payment = models.DecimalField(_("基金支付"), **MONEY)
+    surplus = models.DecimalField(_("结余/超支"), **MONEY)
+    balance = models.DecimalField(_("应付差额"), **MONEY)
 
     class Meta:
         ordering = ["scenario", "institution__code"]
@@ -97,24 +97,26 @@ class Forecast(models.Model):
     """The year-end estimate made after the finalized monthly run of month m (PLANNING.md §3).
     An estimate: never used for payment."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    month = models.PositiveSmallIntegerField()
-    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", verbose_name=_("统筹区"))
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    month = models.PositiveSmallIntegerField(_("月份"))
+    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="+", verbose_name=_("月度运行"))
     season_points = models.CharField(max_length=200, help_text="season_P as an exact fraction")
     season_claims = models.CharField(max_length=200, help_text="season_F as an exact fraction")
-    season_source = models.CharField(max_length=16, help_text="previous_year or uniform (m/12)")
-    run_point_value = models.DecimalField(**POINTS)
+    season_source = models.CharField(_("季节系数来源"), max_length=16, help_text="previous_year or uniform (m/12)")
+    run_point_value = models.DecimalField(_("月度点值 V_m"), **POINTS)
     point_value = models.DecimalField(_("预测点值"), **POINTS)
     distributed = models.DecimalField(_("预测可分配总额"), **MONEY)
-    points = models.DecimalField(**POINTS)
-    fund_claims = models.DecimalField(**MONEY)
+    points = models.DecimalField(_("预测年度点数"), **POINTS)
+    fund_claims = models.DecimalField(_("预测基金按项目"), **MONEY)
     band = models.DecimalField(_("历史误差带"), max_digits=9, decimal_places=6, null=True, blank=True,
                                help_text="largest |V̂ − V| / V of the same month's forecast in past years (none without history)")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("预测时间"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("点值预测（估算）")
+        verbose_name_plural = _("点值预测（估算）")
         ordering = ["region", "fund", "year", "month"]
         constraints = [models.UniqueConstraint(fields=["run"], name="forecast_one_per_run")]
 
