@@ -37,7 +37,9 @@ INSTALLED_APPS = [
     "budget",
     "settlement",
     "incentives",
-    "planning",
+    "planning",  # rate-setting, scenarios, forecast (PLANNING.md)
+    "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle
+    "demo",  # make demo and make bench
 ]
 
 MIDDLEWARE = [

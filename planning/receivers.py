@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 def forecast_on_finalized(sender, run, **kwargs) -> None:
     if not getattr(settings, "PLANNING_FORECAST_ON_FINALIZE", True):
         return
-    from planning.tasks import forecast_task
+    from planning import dispatch
 
     try:
-        forecast_task.delay(run_id=run.pk)
+        dispatch.forecast_enqueue(run_id=run.pk)
     except Exception:  # a forecast is an estimate: its failure must never disturb a finalization
         logger.exception("forecast after run %s could not be queued", run.pk)

@@ -24,13 +24,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from budget.domain.lines import BudgetInputs, budget_lines
+from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
 from budget.services import budget_current, budget_draft, budget_inputs_of
 from common.precision import from_ten_thousandths, r2, r4, to_decimal
-from drg.domain.bundle import parse_params
+from drg.domain.rows import MONEY_INT_DIGITS, RATE_INT_DIGITS, RATE_PLACES
+from drg.domain.scheme import _parse_scheme as parse_scheme  # the one reader of a scheme object (params.json rules)
+from drg.domain.scheme import _Params as SchemeCheck
 from drg.domain.valuation import Catalog, ValuationInputError, value_cases
 from drg.models import DrgGroup, Institution, PaymentScheme, Region
-from planning import selectors
+from planning import dispatch, selectors
 from planning.choices import ProposalStatus, ScenarioStatus
 from planning.domain import forecast as forecast_domain
 from planning.domain.rate_setting import RateSettingError, RateSettingResult, catalog_rows, rate_setting, report_rows
@@ -184,20 +186,32 @@ def scenario_changes_validate(*, region: Region, fund: str, year: int, changes: 
         unknown = sorted(set(budget_changes) - set(BUDGET_KEYS))
         if unknown:
             raise ValidationError(_("未知的预算项：%(keys)s") % {"keys": ", ".join(map(str, unknown))[:200]})
-        base_budget = {k: str(v) for k, v in asdict(budget_inputs_of(current)).items()} if current else {}
-        merged_budget = {**base_budget, **{k: v for k, v in budget_changes.items()}}
-        scheme = settlement_selectors.pool_scheme(region_id=region.pk, year=year)
-        merged_scheme = {**scheme.as_dict, **scheme_changes}
-        params = {"region": {"code": region.code, "name": region.name or region.code}, "year": year,
-                  "budgets": {fund: merged_budget} if merged_budget else {}, "scheme": merged_scheme}
-        parsed, errors = parse_params(json.dumps(params, default=str))
-        if errors:
-            raise ValidationError([f"{e.column}: {e.reason}" for e in errors[:20]])
+        check = SchemeCheck()
         if budget_changes:
-            clean["budget"] = {k: str(parsed.budgets[fund].__dict__[k]) for k in budget_changes}
+            values = asdict(budget_inputs_of(current))
+            for key, value in budget_changes.items():
+                money = key in ("base_amount", "policy_adjustment")
+                number = check.decimal(value, f"budget.{key}", places=2 if money else RATE_PLACES,
+                                       int_digits=MONEY_INT_DIGITS if money else RATE_INT_DIGITS,
+                                       signed=key in ("policy_adjustment", "growth_rate"))
+                if number is not None:
+                    values[key] = number
+            if not check.errors:
+                try:
+                    budget_lines(BudgetInputs(**values))  # the growth cap and the other budget rules
+                except BudgetRuleError as exc:
+                    check.error(f"budget.{exc.field}", exc.message)
+            if not check.errors:
+                clean["budget"] = {k: str(values[k]) for k in budget_changes}
         if scheme_changes:
-            clean["scheme"] = {k: (str(parsed.scheme[k]) if isinstance(parsed.scheme[k], Decimal) else _json_ready(parsed.scheme[k]))
-                               for k in scheme_changes}
+            scheme = settlement_selectors.pool_scheme(region_id=region.pk, year=year)
+            # the scheme rules of params.json and the admin (drg.domain.scheme), on the merged scheme
+            parsed = parse_scheme({**json.loads(json.dumps(scheme.as_dict, default=str), parse_float=Decimal),
+                                   **json.loads(json.dumps(scheme_changes, default=str), parse_float=Decimal)}, check)
+            if not check.errors:
+                clean["scheme"] = {k: (str(parsed[k]) if isinstance(parsed[k], Decimal) else _json_ready(parsed[k])) for k in scheme_changes}
+        if check.errors:
+            raise ValidationError([f"{e.column}: {e.reason}" for e in check.errors[:20]])
     catalog = changes.get("catalog")
     if catalog:
         if not isinstance(catalog, dict):
@@ -286,9 +300,7 @@ def scenario_create(*, region: Region, fund: str, year: int, month: int | None, 
     scenario = Scenario.objects.create(region=region, fund=fund, year=year, month=month, base_run=base,
                                        name=_clean_text(name, MAX_NAME).strip() or _("未命名模拟"), changes=clean, created_by=user)
     if run_async:
-        from planning.tasks import scenario_run_task
-
-        transaction.on_commit(lambda: scenario_run_task.delay(scenario_id=scenario.pk))
+        dispatch.scenario_enqueue(scenario_id=scenario.pk)
         return scenario
     return scenario_execute(scenario_id=scenario.pk)
 

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 
 from common.models import ReviewStatus
 from drg.models import Case, DrgGroup, Region, SpecialReview
-from drg.synthetic import generate_bundle
+from exchange.synthetic import generate_bundle
 from planning import services
 from planning.models import Forecast
 from settlement.models import ClearingRun
