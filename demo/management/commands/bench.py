@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PHASES = ("generate", "load", "rest", "clear", "valuation", "copy")
+PHASES = ("generate", "load", "rest", "clear", "valuation", "copy", "planning")
 
 
 class Command(BaseCommand):
@@ -63,6 +63,9 @@ class Command(BaseCommand):
             figures = bench.measure_clearing(region=region, fund="employee", year=year)
         elif phase == "valuation":
             figures = bench.measure_valuation(region=region, fund="employee", year=year)
+        elif phase == "planning":
+            figures = bench.measure_planning(region=region, year=year, cases=options["cases"], seed=options["seed"],
+                                             scratch=Path(options["bundle"]).parent)
         else:
             figures = bench.measure_copy_ratio(region=region, fund="employee", year=year, clearing_load_seconds=options["clearing_load"])
         Path(options["result"]).write_text(json.dumps(figures, default=str), encoding="utf-8")
