@@ -138,7 +138,7 @@ def annual_points_and_claims_by_month(*, run: ClearingRun) -> tuple[dict[int, Fr
 
 
 def forecasts_of_pool(*, region_id: int, fund: str, year: int) -> list[Forecast]:
-    return list(Forecast.objects.filter(region_id=region_id, fund=fund, year=year).order_by("month", "-created_at"))
+    return list(Forecast.objects.filter(region_id=region_id, fund=fund, year=year).order_by("month", "created_at", "id"))  # the newest of a month last
 
 
 def latest_forecast_lines(*, institution: Institution) -> list[ForecastLine]:

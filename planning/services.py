@@ -384,10 +384,18 @@ def scenario_execute(*, scenario_id: int) -> Scenario:
             scenario.finished_at = timezone.now()
             scenario.save()
     except (ValidationError, ValuationInputError, ClearingError, PaymentScheme.DoesNotExist, ValueError) as exc:
-        Scenario.objects.filter(pk=scenario_id).update(status=ScenarioStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000],
-                                                       finished_at=timezone.now(), timings=timings)
+        _scenario_failed(scenario_id, exc, timings)
         scenario.refresh_from_db()
+    except Exception as exc:  # recorded on the scenario (never left running), then re-raised for the log
+        logger.exception("scenario %s failed", scenario_id)
+        _scenario_failed(scenario_id, exc, timings)
+        raise
     return scenario
+
+
+def _scenario_failed(scenario_id: int, exc: Exception, timings: dict) -> None:
+    Scenario.objects.filter(pk=scenario_id).update(status=ScenarioStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000],
+                                                   finished_at=timezone.now(), timings=timings)
 
 
 def scenario_compute(*, scenario: Scenario, timings: dict | None = None, with_cases: bool = False) -> dict:

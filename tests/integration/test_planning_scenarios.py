@@ -133,3 +133,28 @@ def test_the_scenario_command_writes_json_and_csv(worked_year, tmp_path):
         call_command("scenario", region=REGION, fund="employee", year=YEAR, changes="{", stdout=DEVNULL)
     with pytest.raises(CommandError, match="binding|已定稿"):
         call_command("scenario", region=REGION, fund="resident", year=YEAR, changes="{}", stdout=DEVNULL)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rate_setting_used_as_the_catalog_brings_its_groups_and_a(worked_year):
+    result = services.rate_setting_compute(region=worked_year, year=2026, reference_years=(2025,), weights=(1,))
+    proposal = services.rate_setting_adopt(region=worked_year, year=2026, result=result, user=None, reason="测算")
+    scenario = services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=None, name="新目录",
+                                        changes={"catalog": {"rate_setting": proposal.pk}}, run_async=False)
+    assert scenario.status == ScenarioStatus.DONE, scenario.error
+    assert scenario.totals and scenario.base_run.parameters["scheme"]["all_case_avg_cost"] == "10000.00"
+    # A of the worked example's cases differs from the catalog's 10000.00, so unstable and special-review
+    # points (cost / A × 100) and the total points change
+    assert result.all_case_avg_cost != Decimal("10000.00")
+    assert scenario.totals["points"] != scenario.base_run.totals["points"]
+    with pytest.raises(ValidationError, match="测算结果"):
+        services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=None, name="x",
+                                 changes={"catalog": {"rate_setting": proposal.pk + 999}}, run_async=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scenario_the_rules_cannot_clear_is_recorded_as_failed(worked_year):
+    scenario = services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=None, name="零预算",
+                                        changes={"budget": {"base_amount": "0.00"}}, run_async=False)
+    assert scenario.status == ScenarioStatus.FAILED and "no DRG budget" in scenario.error  # itemized 3800 > inpatient 0
+    assert not scenario.lines.exists()
