@@ -21,7 +21,7 @@ def forecast_year(worked_bundle):
         call_command("clear", region="331083", fund="employee", year=2025, month=month, finalize=True, stdout=DEVNULL)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_a_hospital_reads_only_its_own_estimate(forecast_year):
     h1 = Institution.objects.get(code="H1")
     forecast = Forecast.objects.get(fund="employee", year=2025, month=3)
@@ -44,7 +44,7 @@ def test_a_hospital_reads_only_its_own_estimate(forecast_year):
     assert client_for(h3).get("/api/v1/forecast/").json() == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_bad_requests_are_refused_without_a_server_error(forecast_year):
     h1 = Institution.objects.get(code="H1")
     client = client_for(h1)

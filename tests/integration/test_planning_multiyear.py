@@ -111,7 +111,7 @@ def _reference(region, years, weights, min_cases=30):
     return a, rows
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_rate_setting_files_match_an_independent_computation(three_years, tmp_path):
     out = tmp_path / "rs"
     call_command("rate_setting", region=REGION, year=2025, reference="2022,2023,2024", weights="2,3,5", out=str(out), stdout=DEVNULL)
@@ -142,7 +142,7 @@ def test_rate_setting_files_match_an_independent_computation(three_years, tmp_pa
     assert (again / "rate_setting.csv").read_text() == (out / "rate_setting.csv").read_text()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 @pytest.mark.parametrize("options, message", [
     ({"reference": "2022,2023", "weights": "2,3,5"}, "weights"),
     ({"reference": "2024,2023"}, "ascending"),
@@ -158,7 +158,7 @@ def test_rate_setting_refuses_bad_arguments_clearly(three_years, tmp_path, optio
         call_command("rate_setting", stdout=DEVNULL, **arguments)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_forecast_uses_the_previous_years_season_and_has_a_track_record(three_years, capsys):
     for year in (2023, 2024):
         for month in range(1, 13):

@@ -37,7 +37,7 @@ def _run_lines(run):
     return {line.institution.code: line for line in InstitutionLine.objects.filter(run=run).select_related("institution")}
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 @pytest.mark.parametrize("month", [None, 6])
 def test_an_unchanged_scenario_equals_the_binding_run_to_the_cent(worked_year, month):
     scenario = services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=month, name="不变",
@@ -63,7 +63,7 @@ def test_an_unchanged_scenario_equals_the_binding_run_to_the_cent(worked_year, m
         assert sum(line.fund_payment for line in lines.values()) == Decimal(scenario.totals["distributed"])
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_a_changed_budget_changes_the_point_value_and_is_never_binding(worked_year):
     runs_before = ClearingRun.objects.count()
     scenario = services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=None, name="增长 8%",
@@ -81,7 +81,7 @@ def test_a_changed_budget_changes_the_point_value_and_is_never_binding(worked_ye
     assert budget.status == BudgetStatus.DRAFT and budget.growth_rate == Decimal("0.08") and budget.revision == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_scheme_catalog_and_coefficient_changes_are_applied(worked_year):
     base = services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=None, name="基准", changes={}, run_async=False)
     changed = services.scenario_create(
@@ -97,7 +97,7 @@ def test_scheme_catalog_and_coefficient_changes_are_applied(worked_year):
     assert len(detail) > 0 and set(detail.columns) == {"case_no", "valuation_group", "category", "points"}
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 @pytest.mark.parametrize("changes, message", [
     ({"budget": {"growth_rate": "0.50"}}, "growth"),
     ({"budget": {"base_amount": "abc"}}, "base_amount"),
@@ -115,7 +115,7 @@ def test_bad_changes_are_refused_with_a_reason(worked_year, changes, message):
     assert not Scenario.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_the_scenario_command_writes_json_and_csv(worked_year, tmp_path):
     out = tmp_path / "s.json"
     call_command("scenario", region=REGION, fund="employee", year=YEAR, name="批量", changes='{"budget": {"reserve_rate": "0.04"}}',
@@ -135,7 +135,7 @@ def test_the_scenario_command_writes_json_and_csv(worked_year, tmp_path):
         call_command("scenario", region=REGION, fund="resident", year=YEAR, changes="{}", stdout=DEVNULL)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_a_rate_setting_used_as_the_catalog_brings_its_groups_and_a(worked_year):
     result = services.rate_setting_compute(region=worked_year, year=2026, reference_years=(2025,), weights=(1,))
     proposal = services.rate_setting_adopt(region=worked_year, year=2026, result=result, user=None, reason="测算")
@@ -152,7 +152,7 @@ def test_a_rate_setting_used_as_the_catalog_brings_its_groups_and_a(worked_year)
                                  changes={"catalog": {"rate_setting": proposal.pk + 999}}, run_async=False)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_a_scenario_the_rules_cannot_clear_is_recorded_as_failed(worked_year):
     scenario = services.scenario_create(region=worked_year, fund="employee", year=YEAR, month=None, name="零预算",
                                         changes={"budget": {"base_amount": "0.00"}}, run_async=False)
