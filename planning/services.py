@@ -60,7 +60,7 @@ def rate_setting_compute(*, region: Region, year: int, reference_years=None, wei
     if catalog.empty:
         raise RateSettingError(f"region {region.code} has no catalog for the newest reference year {newest}")
     cases = selectors.reference_cases_frame(region_id=region.pk, years=years)
-    return rate_setting(cases, catalog, reference_years=sorted(years) if list(years) == sorted(years) else years, weights=weights)
+    return rate_setting(cases, catalog, reference_years=years, weights=weights)
 
 
 def rate_setting_write(*, result: RateSettingResult, out_dir: Path) -> list[Path]:
