@@ -199,15 +199,14 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
     (not timed as targets); the previous year's annual run is cleared and finalized (the binding run
     and the forecast's season). Then, timed: the rate-setting for year + 1 over the three years, an
     unchanged and a changed annual scenario of the previous year's pool, and the forecast after a
-    finalized monthly run of the bench year (cold: the season read from the database; warm: cached)."""
-    from django.core.cache import cache
-
+    finalized monthly run of the bench year (the previous year's season recorded once after its annual
+    finalization, timed apart as season_record_seconds)."""
     from common.users import system_user
     from drg.models import Region
     from exchange.bundle import bundle_load
     from exchange.synthetic import generate_bundle
     from planning import services
-    from planning.models import Forecast
+    from planning.models import Forecast, Season
     from settlement.services import clearing_run_finalize, clearing_run_start
 
     region_obj = Region.objects.get(code=region)
@@ -245,17 +244,20 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
         "status": changed.status, "error": changed.error,
     }
 
+    Season.objects.filter(run=annual).delete()  # recorded on finalization (eager here): timed apart
+    started = time.perf_counter()
+    services.season_record(run_id=annual.pk)
+    season_seconds = time.perf_counter() - started
     monthly = clearing_run_finalize(run=clearing_run_start(region=region_obj, fund="employee", year=year, month=6, user=user), user=user, system=True)
     timings = []
-    for label in ("cold", "warm"):
+    for label in ("first", "again"):
         Forecast.objects.filter(run=monthly).delete()
-        if label == "cold":
-            cache.clear()
         started = time.perf_counter()
         forecast = services.forecast_after_run(run_id=monthly.pk)
         timings.append((label, time.perf_counter() - started))
     figures["forecast"] = {
-        "month_cases": monthly.case_count, "seconds": round(timings[0][1], 3), "warm_seconds": round(timings[1][1], 3),
+        "month_cases": monthly.case_count, "seconds": round(timings[0][1], 3), "again_seconds": round(timings[1][1], 3),
+        "season_record_seconds": round(season_seconds, 3),
         "season": forecast.season_source, "point_value_estimate": str(forecast.point_value), "run_point_value": str(forecast.run_point_value),
     }
 
@@ -302,7 +304,7 @@ def verdicts(results: dict) -> list[str]:
     if planning and "error" not in planning:
         check("rate-setting, 3 years", planning["rate_setting"]["seconds"], TARGETS["rate_setting_seconds"], False, "s")
         check("annual scenario", planning["scenario"]["seconds"], TARGETS["scenario_seconds"], False, "s")
-        check("forecast after a monthly run (season read cold)", planning["forecast"]["seconds"], TARGETS["forecast_seconds"], False, "s")
+        check("forecast after a monthly run", planning["forecast"]["seconds"], TARGETS["forecast_seconds"], False, "s")
     return lines
 
 

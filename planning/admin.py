@@ -13,14 +13,14 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from drg.choices import Fund
 from drg.models import Region
 from planning import selectors, services
-from planning.choices import ProposalStatus, ScenarioStatus
+from planning.choices import ScenarioStatus
 from planning.domain.rate_setting import RateSettingError, parse_weights, parse_years
 from planning.models import Forecast, RateSetting, Scenario
 from settlement.admin_views import Series, register_pool_panel, svg_chart
@@ -70,13 +70,23 @@ class RateSettingForm(forms.Form):
 
 @admin.register(RateSetting)
 class RateSettingAdmin(admin.ModelAdmin):
-    list_display = ("id", "region", "year", "reference_years", "weights", "all_case_avg_cost", "status", "created_by", "created_at", "decided_by")
-    list_filter = ("status", "year", "region")
+    list_display = ("id", "region", "year", "reference_years", "weights", "all_case_avg_cost", "created_by", "created_at", "revisions")
+    list_filter = ("year", "region")
     change_form_template = "admin/planning/ratesetting/change_form.html"
     change_list_template = "admin/planning/ratesetting/change_list.html"
-    readonly_fields = ("region", "year", "reference_years", "weights", "all_case_avg_cost", "summary", "reason", "status",
-                       "created_by", "created_at", "decided_by", "decided_at", "applied")
+    readonly_fields = ("region", "year", "reference_years", "weights", "all_case_avg_cost", "summary", "reason",
+                       "created_by", "created_at", "revisions")
     fields = readonly_fields
+
+    @admin.display(description=_lazy("起草的参数修订（待另一人审核）"))
+    def revisions(self, obj):
+        from drg.models import ParameterRevision
+
+        ids = [pk for pk in (obj.applied or {}).values() if isinstance(pk, int)]
+        return format_html_join(" · ", '<a href="{}">{} r{} · {}</a>', (
+            (reverse("admin:drg_parameterrevision_change", args=[rev.pk]), rev.get_kind_display(), rev.revision, rev.get_status_display())
+            for rev in ParameterRevision.objects.filter(pk__in=ids).order_by("kind")
+        )) or "—"
 
     def has_add_permission(self, request):
         return False  # drafted from the computed report ("采纳为草稿")
@@ -85,14 +95,11 @@ class RateSettingAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return obj is not None and obj.status == ProposalStatus.DRAFT and request.user.has_perm("planning.add_ratesetting")
+        return False  # the record of what was adopted; its revisions are decided in drg's revision screens
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
-        return [
-            path("compute/", wrap(self.compute_view), name="planning_ratesetting_compute"),
-            path("<int:object_id>/decide/", wrap(self.decide_view), name="planning_ratesetting_decide"),
-        ] + super().get_urls()
+        return [path("compute/", wrap(self.compute_view), name="planning_ratesetting_compute")] + super().get_urls()
 
     def compute_view(self, request):
         """Choose references and weights, see the report (largest changes first) and a chart; adopt as a draft."""
@@ -113,9 +120,13 @@ class RateSettingAdmin(admin.ModelAdmin):
             if request.method == "POST" and "adopt" in request.POST:
                 if not context["can_adopt"]:
                     raise PermissionDenied
-                proposal = services.rate_setting_adopt(region=cd["region"], year=cd["year"], result=result, user=request.user,
-                                                       reason=request.POST.get("reason", ""))
-                self.message_user(request, _("已起草 %(year)s 年目录测算 #%(pk)s，待另一位审核人批准") % {"year": cd["year"], "pk": proposal.pk})
+                try:
+                    proposal = services.rate_setting_adopt(region=cd["region"], year=cd["year"], result=result, user=request.user,
+                                                           reason=request.POST.get("reason", ""))
+                except ValidationError as exc:
+                    self.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
+                    return HttpResponseRedirect(request.path + "?" + request.POST.urlencode())
+                self.message_user(request, _("已起草 %(year)s 年病组目录与支付方案的参数修订（测算 #%(pk)s），待另一位审核人批准") % {"year": cd["year"], "pk": proposal.pk})
                 return HttpResponseRedirect(reverse("admin:planning_ratesetting_change", args=[proposal.pk]))
             from planning.domain.rate_setting import report_rows
 
@@ -130,25 +141,8 @@ class RateSettingAdmin(admin.ModelAdmin):
         if obj is not None:
             rows = obj.report[1:]
             sort = request.GET.get("sort", "change")
-            extra.update(rows=sorted_report(rows, sort), headers=REPORT_HEADERS, chart=points_chart(rows), sorts=[(k, v[0]) for k, v in SORTS.items()],
-                         can_decide=obj.status == ProposalStatus.DRAFT and request.user.has_perm("planning.approve_ratesetting")
-                         and obj.created_by_id != request.user.pk)
+            extra.update(rows=sorted_report(rows, sort), headers=REPORT_HEADERS, chart=points_chart(rows), sorts=[(k, v[0]) for k, v in SORTS.items()])
         return super().change_view(request, object_id, form_url, extra_context=extra)
-
-    def decide_view(self, request, object_id):
-        proposal = get_object_or_404(RateSetting, pk=object_id)
-        if request.method != "POST" or not request.user.has_perm("planning.approve_ratesetting"):
-            raise PermissionDenied
-        try:
-            if request.POST.get("decision") == "approve":
-                services.rate_setting_approve(proposal=proposal, user=request.user)
-                self.message_user(request, _("已批准：%(year)s 年目录与全部病例次均费用已写入") % {"year": proposal.year})
-            else:
-                services.rate_setting_reject(proposal=proposal, user=request.user)
-                self.message_user(request, _("已驳回"))
-        except (ValidationError, PermissionDenied) as exc:
-            self.message_user(request, "; ".join(getattr(exc, "messages", [str(exc)])), level=messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:planning_ratesetting_change", args=[proposal.pk]))
 
 
 class ScenarioForm(forms.ModelForm):
@@ -251,7 +245,7 @@ class ScenarioAdmin(admin.ModelAdmin):
         try:
             drafted = services.scenario_adopt(scenario=scenario, user=request.user, reason=request.POST.get("reason", ""))
             self.message_user(request, _("已起草：%(what)s；请由另一位审核人批准") % {"what": ", ".join(f"{k} #{v}" for k, v in drafted.items())})
-        except ValidationError as exc:
+        except (ValidationError, PermissionDenied) as exc:
             self.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
         return HttpResponseRedirect(reverse("admin:planning_scenario_change", args=[scenario.pk]))
 

@@ -2,12 +2,6 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
-class ProposalStatus(models.TextChoices):
-    DRAFT = "draft", _("草稿")
-    APPROVED = "approved", _("已批准")
-    REJECTED = "rejected", _("已驳回")
-
-
 class ScenarioStatus(models.TextChoices):
     QUEUED = "queued", _("排队")
     RUNNING = "running", _("运行中")

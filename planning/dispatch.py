@@ -21,3 +21,8 @@ def scenario_enqueue(*, scenario_id: int) -> None:
 def forecast_enqueue(*, run_id: int) -> None:
     """Queue the forecast of a finalized monthly run (called after the finalization committed)."""
     _tasks().forecast_task.delay(run_id=run_id)
+
+
+def season_enqueue(*, run_id: int) -> None:
+    """Queue the season record of a finalized annual run (the next year's forecasts read it)."""
+    _tasks().season_task.delay(run_id=run_id)

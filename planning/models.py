@@ -8,13 +8,13 @@ from django.utils.translation import gettext_lazy as _
 
 from drg.choices import Fund
 from drg.models import MONEY, POINTS, Institution, Region
-from planning.choices import ProposalStatus, ScenarioStatus
+from planning.choices import ScenarioStatus
 from settlement.models import ClearingRun
 
 
 class RateSetting(models.Model):
-    """A rate-setting result the bureau adopted as a proposal for year Y's catalog: drafted by one
-    person, approved by another, and only then written as year Y's catalog and A."""
+    """A rate-setting result the bureau adopted for year Y: the report as computed, and the parameter
+    revisions it drafted (year Y's catalog and payment scheme), which another person approves."""
 
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", verbose_name=_("统筹区"))
     year = models.PositiveSmallIntegerField(_("目标年度"))
@@ -25,21 +25,18 @@ class RateSetting(models.Model):
     report = models.JSONField(default=list, help_text="rate_setting.csv rows as text")
     catalog = models.JSONField(default=list, help_text="drg_groups.csv rows as text")
     reason = models.TextField(_("理由"), blank=True)
-    status = models.CharField(_("状态"), max_length=16, choices=ProposalStatus.choices, default=ProposalStatus.DRAFT, db_index=True)
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_at = models.DateTimeField(_("采纳时间"), auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("起草人"))
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("审批人"))
-    decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
-    applied = models.JSONField(default=dict, blank=True, help_text="what approval wrote (catalog revision)")
+    applied = models.JSONField(_("起草的参数修订"), default=dict, blank=True,
+                               help_text="the parameter revisions drafted for year Y: catalog_revision, scheme_revision (ids)")
 
     class Meta:
         verbose_name = _("基准点数测算")
         verbose_name_plural = _("基准点数测算")
         ordering = ["-created_at", "-id"]
-        permissions = [("approve_ratesetting", "Can approve a rate-setting as the catalog (maker-checker)")]
 
     def __str__(self) -> str:
-        return f"{self.region.code} {self.year} #{self.pk} ({self.get_status_display()})"
+        return f"{self.region.code} {self.year} #{self.pk}"
 
 
 class Scenario(models.Model):
@@ -91,6 +88,17 @@ class ScenarioLine(models.Model):
     class Meta:
         ordering = ["scenario", "institution__code"]
         constraints = [models.UniqueConstraint(fields=["scenario", "institution"], name="scenario_line_unique")]
+
+
+class Season(models.Model):
+    """The share basis of PLANNING.md §3 from one binding annual run: Σ case points and Σ fund claims
+    by discharge month (exact decimal strings), recorded once when the run is finalized so that a
+    forecast never scans a year of case results."""
+
+    run = models.OneToOneField(ClearingRun, on_delete=models.CASCADE, related_name="+")
+    points_by_month = models.JSONField(default=dict)
+    claims_by_month = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class Forecast(models.Model):

@@ -1,5 +1,5 @@
 """Derived data hung on settlement's signals: the forecast after each finalized monthly run, the
-season of a finalized annual run warmed in the cache. Never changes money records."""
+season basis of each finalized annual run. Never changes money records."""
 from __future__ import annotations
 
 import logging
@@ -20,6 +20,9 @@ def forecast_on_finalized(sender, run, **kwargs) -> None:
     from planning import dispatch
 
     try:
-        dispatch.forecast_enqueue(run_id=run.pk)
+        if run.month:
+            dispatch.forecast_enqueue(run_id=run.pk)
+        else:
+            dispatch.season_enqueue(run_id=run.pk)
     except Exception:  # a forecast is an estimate: its failure must never disturb a finalization
-        logger.exception("forecast after run %s could not be queued", run.pk)
+        logger.exception("forecast or season after run %s could not be queued", run.pk)

@@ -7,7 +7,6 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-from django.core.cache import cache
 from django.db.models import Sum
 from django.db.models.functions import ExtractMonth
 
@@ -124,16 +123,11 @@ def scenarios_of_pool(*, region: Region, fund: str, year: int, month: int | None
 
 def annual_points_and_claims_by_month(*, run: ClearingRun) -> tuple[dict[int, Fraction], dict[int, Fraction]]:
     """Σ case points and Σ fund claims (total − self pay) of an annual run's cases by discharge
-    month: one aggregate query, kept in the cache per run (a finalized run never changes)."""
-    key = f"planning:season:{run.pk}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
+    month: one aggregate query (planning.services.season_record keeps the result)."""
     rows = (CaseResult.objects.filter(run=run).annotate(m=ExtractMonth("case__discharge_date")).values("m")
             .annotate(p=Sum("points"), t=Sum("case__total_cost"), s=Sum("case__self_pay")).order_by("m"))
     points = {int(r["m"]): Fraction(str(r["p"])) for r in rows}
     claims = {int(r["m"]): Fraction(str(r["t"])) - Fraction(str(r["s"])) for r in rows}
-    cache.set(key, (points, claims), timeout=None)
     return points, claims
 
 

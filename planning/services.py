@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,12 +31,14 @@ from drg.domain.rows import MONEY_INT_DIGITS, RATE_INT_DIGITS, RATE_PLACES
 from drg.domain.scheme import _parse_scheme as parse_scheme  # the one reader of a scheme object (params.json rules)
 from drg.domain.scheme import _Params as SchemeCheck
 from drg.domain.valuation import Catalog, ValuationInputError, value_cases
-from drg.models import DrgGroup, Institution, PaymentScheme, Region
+from drg.choices import ParameterKind
+from drg.models import Institution, PaymentScheme, Region
+from drg.revisions import parameter_revision_draft, parameter_values_in_force, scheme_values
 from planning import dispatch, selectors
-from planning.choices import ProposalStatus, ScenarioStatus
+from planning.choices import ScenarioStatus
 from planning.domain import forecast as forecast_domain
 from planning.domain.rate_setting import RateSettingError, RateSettingResult, catalog_rows, rate_setting, report_rows
-from planning.models import Forecast, ForecastLine, RateSetting, Scenario, ScenarioLine
+from planning.models import Forecast, ForecastLine, RateSetting, Scenario, ScenarioLine, Season
 from settlement import scaleout
 from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
@@ -77,65 +79,56 @@ def rate_setting_write(*, result: RateSettingResult, out_dir: Path) -> list[Path
     return written
 
 
+def _catalog_revision_values(*, region: Region, year: int, source_year: int) -> dict:
+    """The full catalog snapshot a revision of year `year` starts from: year's catalog in force, or
+    (a year without a catalog yet) the catalog of `source_year`."""
+    values = parameter_values_in_force(region=region, kind=ParameterKind.CATALOG, year=year)
+    if not (values or {}).get("groups"):
+        values = parameter_values_in_force(region=region, kind=ParameterKind.CATALOG, year=source_year) or {}
+    return {"groups": list(values.get("groups") or []), "coefficients": list(values.get("coefficients") or []),
+            "tcm_equivalents": list(values.get("tcm_equivalents") or [])}
+
+
+def _scheme_revision_values(*, region: Region, year: int, source_year: int) -> dict:
+    scheme = PaymentScheme.objects.filter(region=region, year=year).first() or PaymentScheme.objects.filter(region=region, year=source_year).first()
+    if scheme is None:
+        raise ValidationError(_("该统筹区没有可作为基础的支付方案"))
+    return scheme_values(scheme)
+
+
 def rate_setting_adopt(*, region: Region, year: int, result: RateSettingResult, user, reason: str = "") -> RateSetting:
-    """Draft the rate-setting as year Y's catalog (approved later by another person)."""
-    return RateSetting.objects.create(
-        region=region, year=year, reference_years=list(result.reference_years), weights=list(result.weights),
-        all_case_avg_cost=result.all_case_avg_cost, summary=result.summary(), report=report_rows(result.report),
-        catalog=catalog_rows(result.catalog), reason=_clean_text(reason, 2000), created_by=user,
-    )
-
-
-@transaction.atomic
-def rate_setting_approve(*, proposal: RateSetting, user) -> RateSetting:
-    """Maker-checker: another person approves; year Y's catalog groups and A are written as the
-    proposal says (groups of year Y created or updated; the scheme of year Y gets the new A, created
-    from the newest reference year's scheme when year Y has none)."""
-    locked = RateSetting.objects.select_for_update().get(pk=proposal.pk)
-    if locked.status != ProposalStatus.DRAFT:
-        raise ValidationError(_("只有草稿状态的测算结果可以审批"))
-    if user is None or locked.created_by_id == user.pk:
-        raise PermissionDenied(_("审批人不能是起草人（双人复核）"))
-    header, *rows = locked.catalog
-    changed = 0
+    """Adopt the rate-setting as year Y's catalog: the report is recorded and two parameter revisions
+    are drafted (drg.revisions) — year Y's catalog with the new base points, average costs and daily
+    points, and year Y's payment scheme with the new A — for another person to approve."""
+    reason = _clean_text(reason, 2000).strip() or _("基准点数测算（参考年度 %(years)s，权重 %(weights)s）") % {
+        "years": ",".join(map(str, result.reference_years)), "weights": ":".join(map(str, result.weights))}
+    source_year = max(result.reference_years)
+    header, *rows = catalog_rows(result.catalog)
+    new_groups = {}
     for row in rows:
         values = dict(zip(header, row))
-        fields = {
-            "name": values["name"], "kind": values["kind"],
-            "base_points": Decimal(values["base_points"]) if values["base_points"] else None,
-            "avg_cost": Decimal(values["avg_cost"]) if values["avg_cost"] else None,
-            "daily_points": Decimal(values["daily_points"]) if values["daily_points"] else None,
+        new_groups[values["code"]] = {
+            "code": values["code"], "name": values["name"], "kind": values["kind"],
+            "base_points": values["base_points"] or None, "avg_cost": values["avg_cost"] or None,
+            "daily_points": values["daily_points"] or None,
             "same_price": values["same_price"] == "1", "readmission_exempt": values["readmission_exempt"] == "1",
         }
-        DrgGroup.objects.update_or_create(region=locked.region, year=locked.year, code=values["code"], defaults=fields)
-        changed += 1
-    scheme = PaymentScheme.objects.filter(region=locked.region, year=locked.year).first()
-    if scheme is None:
-        source = PaymentScheme.objects.filter(region=locked.region, year=max(locked.reference_years)).first()
-        scheme = PaymentScheme(region=locked.region, year=locked.year)
-        if source is not None:
-            for field in ("high_outlier_tiers", "low_outlier_multiple", "readmission_days", "readmission_factor",
-                          "prepay_ratio", "surplus_tiers", "overrun_tiers", "tcm_rate_tiers"):
-                setattr(scheme, field, getattr(source, field))
-    previous_a = None if scheme.pk is None else str(scheme.all_case_avg_cost)
-    scheme.all_case_avg_cost = locked.all_case_avg_cost
-    scheme.save()
-    locked.status = ProposalStatus.APPROVED
-    locked.decided_by = user
-    locked.decided_at = timezone.now()
-    locked.applied = {"groups": changed, "all_case_avg_cost": str(locked.all_case_avg_cost), "previous_all_case_avg_cost": previous_a}
-    locked.save()
-    return locked
-
-
-@transaction.atomic
-def rate_setting_reject(*, proposal: RateSetting, user) -> RateSetting:
-    locked = RateSetting.objects.select_for_update().get(pk=proposal.pk)
-    if locked.status != ProposalStatus.DRAFT:
-        raise ValidationError(_("只有草稿状态的测算结果可以驳回"))
-    locked.status, locked.decided_by, locked.decided_at = ProposalStatus.REJECTED, user, timezone.now()
-    locked.save()
-    return locked
+    with transaction.atomic():
+        catalog = _catalog_revision_values(region=region, year=year, source_year=source_year)
+        kept = [g for g in catalog["groups"] if g["code"] not in new_groups]
+        catalog["groups"] = sorted(kept + list(new_groups.values()), key=lambda g: g["code"])
+        catalog_revision = parameter_revision_draft(region=region, kind=ParameterKind.CATALOG, year=year, values=catalog,
+                                                    reason=reason, user=user)
+        scheme = _scheme_revision_values(region=region, year=year, source_year=source_year)
+        scheme["all_case_avg_cost"] = str(result.all_case_avg_cost)
+        scheme_revision = parameter_revision_draft(region=region, kind=ParameterKind.SCHEME, year=year, values=scheme,
+                                                   reason=reason, user=user)
+        return RateSetting.objects.create(
+            region=region, year=year, reference_years=list(result.reference_years), weights=list(result.weights),
+            all_case_avg_cost=result.all_case_avg_cost, summary=result.summary(), report=report_rows(result.report),
+            catalog=catalog_rows(result.catalog), reason=reason, created_by=user,
+            applied={"catalog_revision": catalog_revision.pk, "scheme_revision": scheme_revision.pk},
+        )
 
 
 # --- scenarios (§2) ------------------------------------------------------------------------------
@@ -449,9 +442,11 @@ def scenario_case_detail(*, scenario: Scenario, institution: Institution) -> pd.
 
 
 def scenario_adopt(*, scenario: Scenario, user, reason: str) -> dict:
-    """Draft the revisions the scenario describes: a budget revision (budget.services, approved
-    there by another person) and, for a catalog or A from a rate-setting, that proposal stays the
-    draft to approve. Returns what was drafted."""
+    """Draft the revisions the scenario describes — a budget revision (budget.services), parameter
+    revisions of the scheme, catalog and institution coefficients (drg.revisions) — each approved by
+    another person through the ordinary approval. A rate-setting used as the catalog was drafted as
+    revisions when it was adopted. Approved special reviews left out are not revisions: nothing to
+    draft for them. Returns what was drafted."""
     reason = _clean_text(reason, 2000).strip()
     if not reason:
         raise ValidationError(_("采纳模拟需要填写理由"))
@@ -459,15 +454,15 @@ def scenario_adopt(*, scenario: Scenario, user, reason: str) -> dict:
         raise ValidationError(_("只有已完成的模拟可以采纳"))
     drafted: dict = {}
     changes = scenario.changes or {}
+    full_reason = _("采纳模拟测算「%(name)s」：%(reason)s") % {"name": scenario.name, "reason": reason}
     with transaction.atomic():
         if changes.get("budget"):
             current = budget_current(region=scenario.region, fund=scenario.fund, year=scenario.year)
             merged = BudgetInputs(**{**asdict(budget_inputs_of(current)), **{k: Decimal(v) for k, v in changes["budget"].items()}})
             budget = budget_draft(region=scenario.region, fund=scenario.fund, year=scenario.year, inputs=merged, user=user,
-                                  reason=_("采纳模拟测算「%(name)s」：%(reason)s") % {"name": scenario.name, "reason": reason})
+                                  reason=full_reason)
             drafted["budget"] = budget.pk
-        if changes.get("scheme") or changes.get("coefficients") or (changes.get("catalog") or {}).get("groups"):
-            drafted["parameters"] = _draft_parameter_revision(scenario=scenario, user=user, reason=reason)
+        drafted.update(_draft_parameter_revisions(scenario=scenario, user=user, reason=full_reason))
         if (changes.get("catalog") or {}).get("rate_setting"):
             drafted["rate_setting"] = changes["catalog"]["rate_setting"]
     if not drafted:
@@ -475,10 +470,38 @@ def scenario_adopt(*, scenario: Scenario, user, reason: str) -> dict:
     return drafted
 
 
-def _draft_parameter_revision(*, scenario: Scenario, user, reason: str):
-    """Scheme, catalog and coefficient changes become a parameter revision draft (versioned
-    parameters under maker-checker)."""
-    raise ValidationError(_("参数版本（方案、目录、系数）的修订尚不能从模拟起草；请在参数管理中起草"))
+def _draft_parameter_revisions(*, scenario: Scenario, user, reason: str) -> dict:
+    """Scheme, catalog and coefficient changes of a scenario as parameter revision drafts
+    (drg.revisions: approved by another person, then in force for the next run)."""
+    changes, region, year = scenario.changes or {}, scenario.region, scenario.year
+    drafted: dict = {}
+    if changes.get("scheme"):
+        values = scheme_values(PaymentScheme.objects.get(region=region, year=year))
+        values.update(changes["scheme"])
+        drafted["scheme_revision"] = parameter_revision_draft(region=region, kind=ParameterKind.SCHEME, year=year, values=values,
+                                                              reason=reason, user=user).pk
+    groups = (changes.get("catalog") or {}).get("groups") or []
+    group_coefficients = (changes.get("coefficients") or {}).get("groups") or []
+    if groups or group_coefficients:
+        values = parameter_values_in_force(region=region, kind=ParameterKind.CATALOG, year=year)
+        by_code = {g["code"]: g for g in values["groups"]}
+        for entry in groups:
+            by_code[entry["code"]].update({k: (v or None) for k, v in entry.items() if k != "code"})
+        coefficients = {(c["institution"], c["drg_code"]): c for c in values["coefficients"]}
+        for entry in group_coefficients:
+            coefficients[(entry["institution"], entry["drg_code"])] = dict(entry)
+        values["coefficients"] = [coefficients[key] for key in sorted(coefficients)]
+        drafted["catalog_revision"] = parameter_revision_draft(region=region, kind=ParameterKind.CATALOG, year=year, values=values,
+                                                               reason=reason, user=user).pk
+    defaults = (changes.get("coefficients") or {}).get("institutions") or {}
+    if defaults:
+        values = parameter_values_in_force(region=region, kind=ParameterKind.INSTITUTIONS, year=None)
+        for row in values["institutions"]:
+            if row["code"] in defaults:
+                row["coefficient"] = defaults[row["code"]]
+        drafted["institutions_revision"] = parameter_revision_draft(region=region, kind=ParameterKind.INSTITUTIONS, year=None,
+                                                                    values=values, reason=reason, user=user).pk
+    return drafted
 
 
 def scenario_export(*, scenario: Scenario) -> dict:
@@ -504,12 +527,33 @@ def scenario_export(*, scenario: Scenario) -> dict:
 
 # --- forecast (§3) -------------------------------------------------------------------------------
 
+def season_record(*, run_id: int) -> Season | None:
+    """Record the season basis of a binding annual run (idempotent): Σ case points and Σ fund claims
+    by discharge month, one aggregate query over the run's case results. Runs once after the annual
+    finalization (a Celery task), so that the forecasts of the next year read a few numbers."""
+    run = ClearingRun.objects.get(pk=run_id)
+    if run.kind != RunKind.ANNUAL or run.status != RunStatus.FINALIZED:
+        return None
+    existing = Season.objects.filter(run=run).first()
+    if existing is not None:
+        return existing
+    points, claims = selectors.annual_points_and_claims_by_month(run=run)
+    season, _created = Season.objects.get_or_create(run=run, defaults={
+        "points_by_month": {str(m): _fraction_text(v) for m, v in sorted(points.items())},
+        "claims_by_month": {str(m): _fraction_text(v) for m, v in sorted(claims.items())},
+    })
+    return season
+
+
 def _season(*, region_id: int, fund: str, year: int, month: int) -> forecast_domain.Season:
     previous = selectors.binding_run(region=Region.objects.get(pk=region_id), fund=fund, year=year - 1)
     if previous is None:
         return forecast_domain.uniform_season(month)
-    points, claims = selectors.annual_points_and_claims_by_month(run=previous)
-    return forecast_domain.season_from_months(month=month, points_by_month=points, claims_by_month=claims)
+    recorded = Season.objects.filter(run=previous).first() or season_record(run_id=previous.pk)
+    return forecast_domain.season_from_months(
+        month=month, points_by_month={int(m): Fraction(v) for m, v in recorded.points_by_month.items()},
+        claims_by_month={int(m): Fraction(v) for m, v in recorded.claims_by_month.items()},
+    )
 
 
 def forecast_compute(*, run: ClearingRun) -> forecast_domain.ForecastResult:

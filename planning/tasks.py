@@ -23,3 +23,9 @@ def forecast_task(*, run_id: int) -> int | None:
         logger.exception("forecast after run %s failed", run_id)
         return None
     return forecast.pk if forecast else None
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def season_task(*, run_id: int) -> int | None:
+    season = services.season_record(run_id=run_id)
+    return season.pk if season else None

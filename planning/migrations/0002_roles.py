@@ -1,11 +1,11 @@
 """Planning permissions for the bureau's roles (docs/admin.md, docs/planning.md): every role views
-the planning records; operators compute rate-settings, draft them and run scenarios; approvers
-approve a rate-setting as the year's catalog (never their own)."""
+the planning records; operators compute rate-settings, adopt them (as parameter revision drafts, which
+approvers decide in drg's revision screens) and run scenarios."""
 from django.db import migrations
 
 OPERATOR = ("add_ratesetting", "add_scenario", "change_scenario")
-APPROVER = ("approve_ratesetting",)
-VIEW = ("view_ratesetting", "view_scenario", "view_scenarioline", "view_forecast", "view_forecastline")
+APPROVER = ()
+VIEW = ("view_ratesetting", "view_scenario", "view_scenarioline", "view_forecast", "view_forecastline", "view_season")
 
 
 def add_permissions(apps, schema_editor) -> None:
@@ -35,5 +35,5 @@ def remove_permissions(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("planning", "0001_initial"), ("budget", "0002_roles")]
+    dependencies = [("planning", "0001_initial"), ("budget", "0003_roles_parameter_revisions")]
     operations = [migrations.RunPython(add_permissions, remove_permissions)]

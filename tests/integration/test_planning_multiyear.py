@@ -16,7 +16,7 @@ from common.models import ReviewStatus
 from drg.models import Case, DrgGroup, Region, SpecialReview
 from exchange.synthetic import generate_bundle
 from planning import services
-from planning.models import Forecast
+from planning.models import Forecast, Season
 from settlement.models import ClearingRun
 
 REGION = "339901"
@@ -171,6 +171,7 @@ def test_forecast_uses_the_previous_years_season_and_has_a_track_record(three_ye
     assert Forecast.objects.get(fund="employee", year=2023, month=6).season_source == "uniform"  # no 2022 annual run
     # season_P = share of 2023's annual case points discharged in January–June
     annual_2023 = ClearingRun.objects.get(region=three_years, fund="employee", year=2023, kind="annual", status="finalized")
+    assert Season.objects.filter(run=annual_2023).exists()  # recorded when the annual run was finalized
     points = list(annual_2023.case_results.values_list("case__discharge_date", "points"))
     share = Fraction(sum(p for d, p in points if d.month <= 6)) / Fraction(sum(p for d, p in points))
     assert Fraction(forecast.season_points) == share
