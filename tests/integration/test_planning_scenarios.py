@@ -158,3 +158,27 @@ def test_a_scenario_the_rules_cannot_clear_is_recorded_as_failed(worked_year):
                                         changes={"budget": {"base_amount": "0.00"}}, run_async=False)
     assert scenario.status == ScenarioStatus.FAILED and "no DRG budget" in scenario.error  # itemized 3800 > inpatient 0
     assert not scenario.lines.exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
+def test_adopting_catalog_and_coefficient_changes_drafts_parameter_revisions(worked_year):
+    from drg.models import ParameterRevision
+
+    scenario = services.scenario_create(
+        region=worked_year, fund="employee", year=YEAR, month=None, name="GB25 90 点",
+        changes={"catalog": {"groups": [{"code": "GB25", "base_points": "90.0000"}]},
+                 "coefficients": {"institutions": {"H1": "1.0500"},
+                                  "groups": [{"institution": "H2", "drg_code": "GB25", "coefficient": "0.9500"}]}},
+        run_async=False)
+    user = get_user_model().objects.create_user("planner")
+    drafted = services.scenario_adopt(scenario=scenario, user=user, reason="试行")
+    assert set(drafted) == {"catalog_revision", "institutions_revision"}
+    catalog = ParameterRevision.objects.get(pk=drafted["catalog_revision"])
+    assert catalog.status == "draft" and catalog.year == YEAR and catalog.drafted_by == user
+    gb25 = next(g for g in catalog.values["groups"] if g["code"] == "GB25")
+    assert gb25["base_points"] == "90.0000" and gb25["avg_cost"] == "8000.00"
+    assert {"institution": "H2", "drg_code": "GB25", "coefficient": "0.9500"} in catalog.values["coefficients"]
+    institutions = ParameterRevision.objects.get(pk=drafted["institutions_revision"])
+    assert next(i for i in institutions.values["institutions"] if i["code"] == "H1")["coefficient"] == "1.0500"
+    with pytest.raises(ValidationError, match="理由"):
+        services.scenario_adopt(scenario=scenario, user=user, reason="  ")
