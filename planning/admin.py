@@ -279,8 +279,9 @@ def forecast_panel(request, region, fund: str, year: int):
                 Series(_("历史误差带下限"), low, "#e67e22", kind="dashed"), Series(_("历史误差带上限"), high, "#e67e22", kind="dashed")],
     ) if forecasts else ""
     scenarios = Scenario.objects.filter(region=region, fund=fund, year=year).order_by("-created_at")[:10]
+    rows = [(f, None if f.band is None else f"±{f.band * 100:.2f}%") for f in (forecasts[m] for m in sorted(forecasts))]
     return render_to_string("admin/planning/pool_panel.html", {
-        "chart": chart, "forecasts": [forecasts[m] for m in sorted(forecasts)], "scenarios": scenarios,
+        "chart": chart, "rows": rows, "scenarios": scenarios,
         "new_scenario_url": reverse("admin:planning_scenario_add") + f"?region={region.pk}&fund={fund}&year={year}",
         "can_add": request.user.has_perm("planning.add_scenario"),
     }, request=request)
