@@ -127,7 +127,13 @@ class _Demo:
         self.say(f"   done in {seconds:.1f}s")
 
     def run(self) -> None:
+        import logging
+
         from tqdm import tqdm
+
+        # Celery runs eagerly here: the forecast and season tasks after each finalization would log a
+        # line each between the progress bars
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
 
         from common.users import system_user
         from exchange.bundle import BundleInvalid, bundle_load
