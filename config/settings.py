@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "settlement",
     "incentives",
     "planning",  # rate-setting, scenarios, forecast (PLANNING.md)
+    "monitoring",  # indicators, screening findings, evaluation scores (MONITORING.md)
     "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle
     "demo",  # make demo and make bench
 ]

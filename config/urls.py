@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from drg.api import urls as drg_api
 from incentives.api import urls as incentives_api
+from monitoring.api import urls as monitoring_api
 from planning.api import urls as planning_api
 from settlement.api import urls as settlement_api
 
@@ -12,7 +13,7 @@ admin.site.site_title = "drg-settlement"
 admin.site.index_title = "医保局工作台 Bureau workspace"
 
 # The hospital API, version 1: every route of the three apps under one namespace (see docs/api.md).
-api_v1 = ([*drg_api.urlpatterns, *settlement_api.urlpatterns, *incentives_api.urlpatterns, *planning_api.urlpatterns], "api-v1")
+api_v1 = ([*drg_api.urlpatterns, *settlement_api.urlpatterns, *incentives_api.urlpatterns, *monitoring_api.urlpatterns, *planning_api.urlpatterns], "api-v1")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -23,6 +23,7 @@ TARGETS = {
     "rate_setting_seconds": 20.0,
     "scenario_seconds": 15.0,
     "forecast_seconds": 1.0,
+    "monitoring_seconds": 20.0,
 }
 
 
@@ -268,6 +269,11 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
     summary = result.summary()
     figures["rate_setting"] = {"seconds": round(seconds, 3), "cases_kept": summary["cases"], "trimmed": summary["trimmed"],
                                "groups": summary["groups"], "all_case_avg_cost": summary["all_case_avg_cost"]}
+def measure_monitoring(*, region: str, fund: str, year: int) -> dict:
+    """Indicators and all five screening rules over the pool's annual run (monitoring/bench.py)."""
+    from monitoring.bench import measure_monitoring as measure
+
+    figures = measure(region=region, fund=fund, year=year)
     figures["peak_rss_mb"] = peak_rss_mb()
     return figures
 
@@ -305,6 +311,9 @@ def verdicts(results: dict) -> list[str]:
         check("rate-setting, 3 years", planning["rate_setting"]["seconds"], TARGETS["rate_setting_seconds"], False, "s")
         check("annual scenario", planning["scenario"]["seconds"], TARGETS["scenario_seconds"], False, "s")
         check("forecast after a monthly run", planning["forecast"]["seconds"], TARGETS["forecast_seconds"], False, "s")
+    monitoring = results.get("monitoring", {})
+    check("monitoring (indicators + 5 screens, read included)", monitoring.get("seconds"), TARGETS["monitoring_seconds"], False, "s",
+          _slowest(monitoring.get("phases", {}), "monitoring phase"))
     return lines
 
 

@@ -114,6 +114,7 @@ class BundleSummary:
     fund_claims: dict[str, str]
     seconds: float
     stats: dict[str, float] = field(default_factory=dict)
+    planted: Path | None = None  # the ground truth of planted patterns, beside the bundle
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -738,14 +739,35 @@ def _write_plain_csv(path: Path, frame: pd.DataFrame) -> None:
             handle.write("\n".join(chunk) + "\n")
 
 
+def planted_path(out: Path) -> Path:
+    """Where the ground truth of planted patterns goes: beside the bundle, not in it."""
+    out = Path(out).resolve()
+    return out.with_name(out.name + ".planted.csv")
+
+
 def generate_bundle(
     *, out: Path, cases: int, seed: int = 2025, year: int = 2025, region: str | None = None,
     fixtures: Fixtures | None = None, progress: Progress | None = None, employee_share: float = EMPLOYEE_SHARE,
+    plant: dict[str, str] | str | None = None,
 ) -> BundleSummary:
-    """Generate a complete bundle into `out` (created if missing; existing bundle files are overwritten)."""
+    """Generate a complete bundle into `out` (created if missing; existing bundle files are overwritten).
+
+    `plant`: {institution code: pattern} (exchange/planting.py), or "demo" for one pattern each at
+    the five largest institutions; the ground truth is written to `planted_path(out)`."""
+    from exchange.planting import default_plan, plant_patterns
+
     started = time.perf_counter()
     params, frames, stats = generate_frames(cases=cases, seed=seed, year=year, region=region, fixtures=fixtures,
                                             progress=progress, employee_share=employee_share)
+    truth_path = None
+    if plant:
+        if progress:
+            progress("planting patterns")
+        plan = default_plan(frames) if plant == "demo" else dict(plant)
+        frames, truth = plant_patterns(frames=frames, plan=plan, seed=seed, year=year)
+        truth_path = planted_path(out)
+        truth_path.parent.mkdir(parents=True, exist_ok=True)
+        truth.to_csv(truth_path, index=False, lineterminator="\n", encoding="utf-8")
     if progress:
         progress("writing files")
     rows = write_bundle(params=params, frames=frames, out=Path(out))
@@ -753,5 +775,5 @@ def generate_bundle(
         path=Path(out), region=params["region"]["code"], year=year, seed=seed, rows=rows,
         budgets=params["budgets"],
         fund_claims={k: f"{stats[f'fund_claims_{k}']:.2f}" for k in ("employee", "resident")},
-        seconds=time.perf_counter() - started, stats=stats,
+        seconds=time.perf_counter() - started, stats=stats, planted=truth_path,
     )

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PHASES = ("generate", "load", "rest", "clear", "valuation", "copy", "planning")
+PHASES = ("generate", "load", "rest", "clear", "valuation", "copy", "monitoring", "planning")
 
 
 class Command(BaseCommand):
@@ -66,6 +66,8 @@ class Command(BaseCommand):
         elif phase == "planning":
             figures = bench.measure_planning(region=region, year=year, cases=options["cases"], seed=options["seed"],
                                              scratch=Path(options["bundle"]).parent)
+        elif phase == "monitoring":
+            figures = bench.measure_monitoring(region=region, fund="employee", year=year)
         else:
             figures = bench.measure_copy_ratio(region=region, fund="employee", year=year, clearing_load_seconds=options["clearing_load"])
         Path(options["result"]).write_text(json.dumps(figures, default=str), encoding="utf-8")
@@ -98,7 +100,7 @@ class Command(BaseCommand):
             if options["no_analyze"]:
                 common.append("--no-analyze")
             for phase in PHASES:
-                if phase in options["skip"] or (phase == "copy" and "clear" in options["skip"]):
+                if phase in options["skip"] or (phase in ("copy", "monitoring") and "clear" in options["skip"]):
                     continue
                 extra = []
                 if phase == "copy" and "clearing" in results:

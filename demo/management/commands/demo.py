@@ -139,6 +139,7 @@ class _Demo:
         from exchange.bundle import BundleInvalid, bundle_load
         from drg.models import Region
         from exchange.synthetic import generate_bundle
+        from monitoring.receivers import refresh_on_finalize_paused
         from settlement.services import clearing_run_finalize, clearing_run_start
 
         started = time.perf_counter()
@@ -154,8 +155,12 @@ class _Demo:
             bundle_dir = self.out / "bundle" if year == self.year else self.out / "history" / f"bundle-{year}"
             seed = self.seed if year == self.year else self.seed - (self.year - year)
             with self.step(f"generate a region: {self.cases:,} cases, seed {seed}, year {year}"):
-                summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=seed, year=year, region=self.region_code)
+                # the monitoring patterns are planted in the demo year only (its screening is checked against them)
+                summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=seed, year=year, region=self.region_code,
+                                          plant="demo" if year == self.year else None)
                 self.say(f"   {bundle_dir}: " + ", ".join(f"{name.removesuffix('.csv')} {n:,}" for name, n in summary.rows.items()))
+                if year == self.year:
+                    self.say(f"   planted monitoring patterns (ground truth): {summary.planted}")
 
             with self.step(f"load the {year} bundle (bundle_load)"):
                 bar = tqdm(total=None, desc="   loading", unit=" step", leave=False, file=sys.stdout)
@@ -176,10 +181,11 @@ class _Demo:
             with self.step(f"{year}: monthly clearings (12 per fund, each finalized; each followed by the year-end forecast) "
                            "and the annual clearing"):
                 pools = [(fund, month) for fund in ("employee", "resident") for month in [*range(1, 13), None]]
-                for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
-                    run = clearing_run_start(region=region, fund=fund, year=year, month=month, user=user)
-                    run = clearing_run_finalize(run=run, user=user, system=True)
-                    runs.setdefault(fund, {})[month or "annual"] = run
+                with refresh_on_finalize_paused():  # the monitoring step refreshes each pool's indicators once
+                    for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
+                        run = clearing_run_start(region=region, fund=fund, year=year, month=month, user=user)
+                        run = clearing_run_finalize(run=run, user=user, system=True)
+                        runs.setdefault(fund, {})[month or "annual"] = run
             all_runs[year] = runs
         runs = all_runs[self.year]
 
@@ -189,6 +195,9 @@ class _Demo:
                 self.rate_setting(region, years)
             with self.step("year-end forecast error by month (PLANNING.md §3, estimates)"):
                 self.forecast_errors(region, years[1:])
+
+        with self.step("monitoring: indicators and screening of each pool (MONITORING.md)"):
+            self.monitoring(region, summary.planted)
 
         with self.step(f"write statements and incentives under {self.out}"):
             written = self.write_outputs(region, runs)
@@ -270,6 +279,31 @@ class _Demo:
                 self.say("     month " + " ".join(f"{row['month']:>6}" for row in rows))
                 self.say("     V̂     " + " ".join(f"{float(row['forecast']):>6.2f}" for row in rows))
                 self.say("     error " + " ".join(f"{float(row['error']) * 100:>5.2f}%" for row in rows))
+
+    def monitoring(self, region, planted) -> None:
+        """Screen each pool's binding annual run, record the findings for the admin's queue and
+        print them beside the planted ground truth."""
+        import csv
+
+        from monitoring.services import indicators_refresh, screening_run_record
+        from monitoring.models import Finding
+
+        truth = {}
+        if planted:
+            with open(planted, newline="", encoding="utf-8") as handle:
+                truth = {(row["rule"], row["institution_code"]) for row in csv.DictReader(handle)}
+        for fund in ("employee", "resident"):
+            indicators_refresh(region_id=region.pk, fund=fund, year=self.year)
+            screening = screening_run_record(region=region, fund=fund, year=self.year)
+            findings = Finding.objects.filter(screening=screening).select_related("institution").order_by("rule", "institution__code")
+            self.say(f"   {fund}: {screening.finding_count} findings in the review queue")
+            for finding in findings:
+                mark = "planted" if (finding.rule, finding.institution.code) in truth else "not planted"
+                self.say(f"     {finding.rule:<24} {finding.institution.code} {_pad(finding.institution.name, 22)} "
+                         f"value {finding.value} vs {finding.reference}  {finding.case_count:>5,} cases  ({mark})")
+            found = {(f.rule, f.institution.code) for f in findings}
+            missed = sorted(truth - found)
+            self.say(f"     planted and flagged {len(truth & found)}/{len(truth)}" + (f"; missed {missed}" if missed else ""))
 
     # --- outputs ----------------------------------------------------------------------------------
 
