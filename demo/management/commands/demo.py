@@ -190,6 +190,7 @@ class _Demo:
         runs = all_runs[self.year]
 
         self.summary(region, runs)
+        self.benefits_summary(region)
         if self.history:
             with self.step(f"rate-setting for {self.year + 1} from {years[0]}–{self.year} (PLANNING.md §1)"):
                 self.rate_setting(region, years)
@@ -322,6 +323,7 @@ class _Demo:
             count += len(clearing_export(run=run, out_dir=folder))
         count += self._statements(region, runs)
         count += self._incentives(region)
+        count += self._benefits(region)
         return count
 
     def _statements(self, region, runs: dict[str, dict]) -> int:
@@ -366,6 +368,29 @@ class _Demo:
             count += 1
         return count
 
+    def benefits_summary(self, region) -> None:
+        lines = _benefits_lines(region, self.year)
+        if lines:
+            self.say("")
+        for line in lines:
+            self.say(line)
+
+    def _benefits(self, region) -> int:
+        """special_outpatient.csv (BENEFITS.md) and the payers' statements for the year."""
+        from benefits.exports import statement_csv_text, statement_xlsx_bytes
+        from benefits.services import special_outpatient_settle_export
+
+        folder = self.out / "benefits"
+        special_outpatient_settle_export(region=region, year=self.year, out_dir=folder)
+        count = 1
+        for payer in ("basic", "critical", "assistance"):
+            (folder / f"statement_{payer}_{region.code}_{self.year}.csv").write_text(
+                statement_csv_text(region=region, year=self.year, payer=payer), encoding="utf-8")
+            (folder / f"statement_{payer}_{region.code}_{self.year}.xlsx").write_bytes(
+                statement_xlsx_bytes(region=region, year=self.year, payer=payer))
+            count += 2
+        return count
+
     def _incentives(self, region) -> int:
         from exchange.exports import payouts_compute_export
 
@@ -373,6 +398,29 @@ class _Demo:
         lines = payout.lines.count()
         self.say(f"   incentives: {lines} payout lines, total {_money(payout.total)} (draft; finance approves it)")
         return len(list((self.out / "incentives").iterdir()))
+
+
+def _benefits_lines(region, year: int) -> list[str]:
+    """The special-outpatient year (BENEFITS.md) in a few lines: the layers, and who reached what."""
+    from django.db.models import Count, Q, Sum
+
+    from benefits.models import Patient, SpecialOutpatientClaim
+
+    claims = SpecialOutpatientClaim.objects.filter(region=region, service_date__year=year, settled_at__isnull=False)
+    t = claims.aggregate(n=Count("pk"), total=Sum("total_cost"), basic=Sum("basic"), critical=Sum("critical"),
+                         assistance=Sum("assistance"), patient=Sum("patient_pay"))
+    if not t["n"]:
+        return []
+    reached = claims.values("patient_id").annotate(c=Sum("critical")).filter(c__gt=0).count()
+    capped = claims.filter(Q(explanation__cap_left_before="0.00") | Q(explanation__disease_cap_left_before="0.00")).values("patient_id").distinct().count()
+    categories = dict(Patient.objects.filter(region=region).values_list("category").annotate(n=Count("pk")))
+    return [
+        f"-- special outpatient (门诊特殊病种): {t['n']:,} claims, total {_money(t['total'])}",
+        f"   basic (pool, as itemized payments) {_money(t['basic'])}; critical illness {_money(t['critical'])}; "
+        f"assistance {_money(t['assistance'])}; patients {_money(t['patient'])}",
+        f"   {reached:,} patients reached the critical-illness layer; {capped:,} found a cap used up; "
+        f"listed patients by category: " + ", ".join(f"{k} {v:,}" for k, v in sorted(categories.items())),
+    ]
 
 
 def _money(value) -> str:
