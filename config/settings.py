@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "budget",
     "settlement",
     "incentives",
+    "planning",  # rate-setting, scenarios, forecast (PLANNING.md)
     "monitoring",  # indicators, screening findings, evaluation scores (MONITORING.md)
     "benefits",  # special-outpatient claims in three layers (BENEFITS.md)
     "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle

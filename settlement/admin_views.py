@@ -40,6 +40,24 @@ MONTHS = range(1, 13)
 RESULT_STATUSES = RESULT_RUN_STATUSES
 
 
+# --- extension point: panels of the apps above settlement on the pool page ------------------------
+
+#: Callables `(request, region, fund, year) -> SafeString | None`, registered by the apps above
+#: settlement (planning's forecast panel) so that settlement never imports them.
+POOL_PAGE_PANELS: list = []
+
+
+def register_pool_panel(panel):
+    """Add a panel to the pool page (used as a decorator by the apps above settlement)."""
+    if panel not in POOL_PAGE_PANELS:
+        POOL_PAGE_PANELS.append(panel)
+    return panel
+
+
+def _pool_panels(request, region, fund: str, year: int) -> list:
+    return [html for html in (panel(request, region, fund, year) for panel in POOL_PAGE_PANELS) if html]
+
+
 # --- SVG charts ----------------------------------------------------------------------------------
 
 @dataclass
@@ -553,6 +571,7 @@ def pool_view(model_admin, request, region_id: int, fund: str, year: int):
         "opts": ClearingRun._meta,
         "overview": overview,
         "charts": pool_charts(overview),
+        "panels": _pool_panels(request, region, fund, year),
         "fund_label": Fund(fund).label,
         "budget_lines": [] if budget is None else [
             (label, money_text(value)) for label, value in (

@@ -163,6 +163,12 @@ def pool_scheme(*, region_id: int, year: int) -> SchemeParameters:
     scheme = PaymentScheme.objects.filter(region_id=region_id, year=year).first()
     if scheme is None:
         raise PaymentScheme.DoesNotExist(f"no payment scheme for region {region_id} and year {year}")
+    return scheme_parameters(scheme)
+
+
+def scheme_parameters(scheme: PaymentScheme) -> SchemeParameters:
+    """The valuation and clearing parameters of a payment scheme (stored, or an unsaved copy with
+    changed values, e.g. a planning scenario's)."""
     valuation = ValuationScheme(
         all_case_avg_cost=scheme.all_case_avg_cost,
         high_outlier_tiers=tuple(Tier(None if t.get("upto") is None else _dec(t["upto"]), _dec(t["multiple"])) for t in scheme.high_outlier_tiers),
