@@ -25,10 +25,12 @@ from drg.api.case_rows import error_code, json_rows_to_frame
 from drg.api.errors import ApiError, ApiErrorItem, too_large
 from drg.api.parsers import CSVParser
 from common.models import ReviewStatus
+from common.text import printable
 from drg.choices import CaseCategory, Fund
-from drg.domain.bundle import CASES, read_csv_text
+from drg.domain.bundle import CASES, LINE, read_csv_text
 from drg.models import Case, CaseCorrection, CorrectionRequest, SpecialReview
 from drg.services import (
+    CREATED,
     AlreadyDecided,
     CaseNotFound,
     CasesFinalized,
@@ -218,11 +220,18 @@ class CaseCsvUploadView(InstitutionAPIView):
             frame, errors = read_csv_text(text, CASES)
         except csv.Error as exc:  # e.g. a bare carriage return inside an unquoted field
             raise ApiError([ApiErrorItem(code="malformed_csv", message=f"The CSV cannot be read: {exc}")])
+        errors = [e for e in errors if not (e.line == 1 and e.column == "institution_code" and e.reason.startswith("missing required column"))]
+        header_errors = [e for e in errors if e.line == 1]
+        if header_errors:  # no usable header (missing columns, a PDF sent as CSV, …): nothing to check row by row
+            missing = [e.column for e in header_errors if e.reason.startswith("missing required column")]
+            extra = {"missing_columns": missing} if missing else None
+            raise ApiError(
+                [ApiErrorItem(code=error_code(e.reason), message=printable(e.reason, 300), row=1, field=printable(e.column) or None) for e in header_errors],
+                extra=extra,
+            )
         pre_errors = [
-            ApiErrorItem(code=error_code(e.reason), message=e.reason, row=e.line, field=e.column or None)
-            for e in errors
-            if not (e.line == 1 and e.column == "institution_code" and e.reason.startswith("missing required column"))
-        ]
+            ApiErrorItem(code=error_code(e.reason), message=e.reason, row=e.line, field=e.column or None) for e in errors
+        ] + _unstorable_cells(frame)
         if len(frame) > s.MAX_BATCH:
             raise too_large(f"{len(frame)} cases in one file; at most {s.MAX_BATCH} are accepted.", code="too_many_cases")
         if frame.empty and not pre_errors:
@@ -230,6 +239,18 @@ class CaseCsvUploadView(InstitutionAPIView):
         if "institution_code" not in frame.columns:
             frame["institution_code"] = ""
         return submit_frame(self, frame, pre_errors=pre_errors)
+
+
+def _unstorable_cells(frame) -> list[ApiErrorItem]:
+    """A CSV cell holding NUL (the one character UTF-8 text may carry that no database text takes)."""
+    items = []
+    for column in frame.columns:
+        if column == LINE or frame[column].dtype == "int64":
+            continue
+        bad = frame[column].astype(str).str.contains("\x00", regex=False)
+        for line in frame.loc[bad, LINE].tolist():
+            items.append(ApiErrorItem(code="invalid_characters", message=f"{column} contains a NUL character", row=int(line), field=column))
+    return items
 
 
 CASE_NO_PARAMETER = OpenApiParameter("case_no", OpenApiTypes.STR, OpenApiParameter.PATH, description="your case number")
@@ -316,9 +337,8 @@ class SpecialReviewCollectionView(InstitutionAPIView):
         serializer = s.SpecialReviewInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        existed = SpecialReview.objects.filter(institution=self.institution, case__case_no=data["case_no"]).exists()
         try:
-            review, _changed = special_review_submit(
+            review, outcome = special_review_submit(
                 institution=self.institution, case_no=data["case_no"], reason=data["reason"],
                 requested_cost=data["requested_cost"], documents=data["documents"],
             )
@@ -326,7 +346,7 @@ class SpecialReviewCollectionView(InstitutionAPIView):
             raise case_not_found(data["case_no"], field="case_no")
         except AlreadyDecided as exc:
             raise ApiError([ApiErrorItem(code="already_decided", message=str(exc))], status_code=409)
-        return Response(s.SpecialReviewSerializer(review).data, status=200 if existed else 201)
+        return Response(s.SpecialReviewSerializer(review).data, status=201 if outcome == CREATED else 200)
 
 
 class SpecialReviewDetailView(InstitutionAPIView):
