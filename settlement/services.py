@@ -36,6 +36,7 @@ from django.utils import timezone
 from budget.services import budget_current
 from common.bulk import write_frame
 from common.precision import from_fen, from_ten_thousandths, r2, r4, to_decimal
+from common.spreadsheet import formula_safe, formula_safe_series
 from drg.domain.valuation import Catalog, value_cases
 from drg.models import Region
 from settlement import scaleout, selectors
@@ -640,7 +641,7 @@ def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for line in lines:
-            writer.writerow([line.institution.code] + [_text(c, getattr(line, c)) for c in columns[1:]])
+            writer.writerow([formula_safe(line.institution.code)] + [_text(c, getattr(line, c)) for c in columns[1:]])
     written.append(out_dir / name)
     if run.kind == RunKind.ANNUAL:
         results = pd.DataFrame.from_records(
@@ -649,6 +650,8 @@ def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
         )
         results = results.sort_values(["institution_code", "case_no"], kind="stable")
         results.insert(2, "fund", run.fund)
+        for column in ("case_no", "institution_code", "valuation_group"):
+            results[column] = formula_safe_series(results[column])
         results["points"] = [str(r4(p)) for p in results["points"]]
         results.to_csv(out_dir / "case_points.csv", index=False, lineterminator="\r\n")
         written.append(out_dir / "case_points.csv")

@@ -1,7 +1,8 @@
 """Statements (结算单) of a clearing run, per institution and per pool, as Excel and CSV; and the
 year-end pack for finance (one workbook, every pool of the region and year, totals that add up).
 
-Everything is read from the run's stored InstitutionLine rows, totals and parameters: a statement
+Every text cell goes through common.spreadsheet.formula_safe (a hospital's code or case_no that a
+spreadsheet would read as a formula is written as text). Everything is read from the run's stored InstitutionLine rows, totals and parameters: a statement
 shows what the run computed, never a recomputation. Amounts are written as numbers with the
 formats 0.00 (money) and 0.0000 (points, point values); CSV writes the same values as text with
 exactly 2 or 4 decimals (UTF-8 with a BOM so that Excel opens the Chinese names correctly).
@@ -22,6 +23,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from common.precision import r2, r4
+from common.spreadsheet import formula_safe
 from drg.models import Institution, Region
 from settlement.choices import RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
@@ -239,7 +241,7 @@ def _text(value, kind: str) -> str:
         return str(Decimal(value))
     if isinstance(value, bool):
         return "1" if value else "0"
-    return str(value)
+    return formula_safe(str(value))
 
 
 def statement_csv(*, run: ClearingRun, institution: Institution | None = None) -> bytes:
@@ -277,13 +279,13 @@ def _cell_value(value, kind: str):
         return Decimal(str(value))
     if kind == TEXT and isinstance(value, bool):
         return "是 yes" if value else ""
-    return value
+    return formula_safe(value)
 
 
 def _write_table(ws, *, title: str, subtitle: str, columns: Sequence[Column], rows: Iterable[Sequence], totals: dict | None = None) -> None:
     """Title, subtitle, a styled header row (frozen), the rows, an optional total row; widths fitted."""
-    ws.cell(row=1, column=1, value=title).font = TITLE_FONT
-    ws.cell(row=2, column=1, value=subtitle)
+    ws.cell(row=1, column=1, value=formula_safe(title)).font = TITLE_FONT
+    ws.cell(row=2, column=1, value=formula_safe(subtitle))
     header_row = 3
     widths = [_display_width(c.header) + 2 for c in columns]
     for index, column in enumerate(columns, start=1):
@@ -326,7 +328,7 @@ def _write_inputs(ws, run: ClearingRun, *, title: str | None = None, start_row: 
     for label, value, kind in pool_inputs(run):
         row += 1
         ws.cell(row=row, column=1, value=label)
-        cell = ws.cell(row=row, column=2, value=_cell_value(value, kind) if value is not None else "—")
+        cell = ws.cell(row=row, column=2, value=_cell_value(value, kind) if value is not None else "—")  # text: formula_safe
         if kind in NUMBER_FORMATS and value is not None:
             cell.number_format = NUMBER_FORMATS[kind]
     ws.column_dimensions["A"].width = 56
