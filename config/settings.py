@@ -130,7 +130,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"CorrectionRequestKindEnum": "drg.models.CorrectionRequest.Kind"},
+    # One component name per choice set (else drf-spectacular warns, and `check --deploy` with it).
+    "ENUM_NAME_OVERRIDES": {
+        "CorrectionRequestKindEnum": "drg.models.CorrectionRequest.Kind",
+        "CaseCategoryEnum": "drg.choices.CaseCategory",
+        "HospiceKindEnum": "incentives.models.HospiceKind",
+        "ReviewStatusEnum": "common.models.ReviewStatus",
+    },
 }
 # The API's per-institution throttle counts in the cache: with several web processes it must be a
 # shared one (Redis), else each process counts on its own. Unset: local memory (one process, tests).
@@ -141,9 +147,15 @@ CACHES = {
 }
 
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto and name the public origins for CSRF.
+# Then browsers are told to use HTTPS only (Strict-Transport-Security, a year by default) and a plain
+# HTTP request that reaches Django is redirected; `manage.py check --deploy` passes with it.
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS", 31_536_000, int)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # How long a stored Idempotency-Key answer is replayed (purged daily by beat).
