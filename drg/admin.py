@@ -22,7 +22,6 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from common.reviews import (
     APPROVED,
-    CORRECTABLE_CASE_FIELDS,
     REJECTED,
     error_text,
     is_pending,
@@ -32,7 +31,7 @@ from common.reviews import (
     review_spec,
     reviews_decide,
 )
-from drg.domain.bundle import scheme_tiers_validate
+from drg.domain.scheme import scheme_tiers_validate
 from drg.models import (
     Case,
     CaseCorrection,
@@ -45,7 +44,7 @@ from drg.models import (
     SpecialReview,
     TcmEquivalent,
 )
-from settlement.models import CaseResult
+from drg.services import CORRECTABLE_CASE_FIELDS
 
 # The hospital API's credentials screen is owned by the API (drg/api/admin.py); importing it registers it.
 try:
@@ -465,23 +464,6 @@ class CaseCorrectionInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("changed_by")
 
 
-class CaseResultInline(ReadOnlyInline):
-    """Why the case got its points, run by run (SETTLEMENT.md §2.6)."""
-
-    model = CaseResult
-    fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
-    readonly_fields = fields
-    verbose_name_plural = "估值结果 valuation in clearing runs (why these points)"
-    fk_name = "case"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run__region").order_by("-run_id")
-
-    @admin.display(description="run")
-    def run_link(self, obj):
-        return admin_link(obj.run)
-
-
 @admin.register(Case)
 class CaseAdmin(ReadOnlyAdmin):
     """Cases are read-only here: they come from the bundle and the hospital API; a change to a case of a
@@ -493,7 +475,7 @@ class CaseAdmin(ReadOnlyAdmin):
     search_fields = ("case_no", "patient_id")
     search_help_text = "病案号 case_no or 患者 patient_id (exact), or an institution code"
     show_full_result_count = False
-    inlines = (CaseCorrectionInline, CaseResultInline)
+    inlines = (CaseCorrectionInline,)  # settlement.admin adds the valuation results of clearing runs
     change_form_template = "admin/drg/case/change_form.html"
     readonly_fields = ("special_review_link",)
 

@@ -14,7 +14,8 @@ from openpyxl import load_workbook
 from common.spreadsheet import formula_safe, formula_safe_series
 from common.users import system_user
 from drg.models import Case, Institution, Region
-from settlement.services import clearing_export, clearing_run_finalize, clearing_run_start
+from exchange.exports import clearing_export
+from settlement.services import clearing_run_finalize, clearing_run_start
 
 pytestmark = pytest.mark.django_db
 
