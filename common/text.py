@@ -18,7 +18,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Letters (any script, as HIS systems of Chinese hospitals may issue), digits and - _ . /
 IDENTIFIER_PUNCTUATION = "-_./"
-_IDENTIFIER = re.compile(r"^[^\W_]+(?:[\w\-./]*)$")
+IDENTIFIER_PATTERN = r"[^\W_][\w\-./]*"  # whole value; \w is Unicode-aware (re), so letters of any script
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 FORMULA_LEADS = "=+-@"
 
 
@@ -67,7 +68,7 @@ def identifier_problem(text: str) -> str | None:
         return "contains control characters (such as NUL, tab or line breaks)"
     if text[0] in FORMULA_LEADS:
         return f"starts with {text[0]!r} (identifiers start with a letter or digit; a spreadsheet would read it as a formula)"
-    if not _IDENTIFIER.match(text):
+    if not _IDENTIFIER.fullmatch(text):
         return "may hold only letters, digits and - _ . / (starting with a letter or digit)"
     return None
 
