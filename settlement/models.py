@@ -108,6 +108,13 @@ class ClearingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="last sign of life of the worker executing the run (DRG_RUN_HEARTBEAT_SECONDS)"
+    )
+    failed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the approver who failed a stuck run by hand (the reason is in error)",
+    )
 
     class Meta:
         permissions = [("start_clearingrun", "Can start a clearing run"), ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)")]
