@@ -112,17 +112,21 @@ CELERY_TIMEZONE = TIME_ZONE
 # An unreachable broker is an error within seconds, not a hang: who queues a task (the admin's Start
 # form, `clear --async`, beat) connects with this timeout and retries a publish at most this often;
 # the run is then failed in the same request (settlement.dispatch) and blocks no pool.
-CELERY_BROKER_CONNECTION_TIMEOUT = env("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, float)
+CELERY_BROKER_CONNECTION_TIMEOUT = env("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, float)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": env("CELERY_PUBLISH_MAX_RETRIES", 1, int), "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    # a broker that accepts the connection but never answers (hung, paused): reads give up too
+    "socket_timeout": env("CELERY_BROKER_SOCKET_TIMEOUT", 3.0, float),
     # An unacknowledged task (its worker was killed) is handed to another worker after this long;
     # it must exceed the longest task, since a task still running would be delivered twice.
     "visibility_timeout": env("CELERY_VISIBILITY_TIMEOUT", 3600, int),
 }
-CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = CELERY_BROKER_CONNECTION_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = CELERY_BROKER_CONNECTION_TIMEOUT  # the Redis result backend, the same way
+CELERY_REDIS_SOCKET_TIMEOUT = CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"]
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {**CELERY_TASK_PUBLISH_RETRY_POLICY, "max_retries": 0}}
 # A running clearing run shows it is alive: its worker refreshes heartbeat_at every
 # DRG_RUN_HEARTBEAT_SECONDS; one silent for DRG_RUN_STALL_SECONDS (its worker was killed or lost) is
 # failed by the beat task fail_stalled_runs (every minute) and before a new run of its pool starts.

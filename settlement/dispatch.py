@@ -31,6 +31,24 @@ except ImportError:  # pragma: no cover - redis is installed with celery[redis]
     pass
 
 
+class BrokerUnreachable(Exception):
+    """A task could not be queued: the broker (or the result backend, which a publish subscribes to)
+    cannot be reached. ``cause`` is the connection error."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def broker_error_of(exc: BaseException) -> BaseException | None:
+    """The connection error behind ``exc`` (Celery's result backend wraps it in a RuntimeError), if any."""
+    while exc is not None:
+        if isinstance(exc, BROKER_ERRORS):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
 def clearing_run_enqueue(*, run_id: int, chunks: int | None, on_broker_error: Callable[[BaseException], None]) -> None:
     """Queue the run's task once the current transaction commits (the worker must see the run).
     When the broker cannot be reached, ``on_broker_error(exc)`` is called at once (it fails the run,
@@ -43,9 +61,12 @@ def clearing_run_enqueue(*, run_id: int, chunks: int | None, on_broker_error: Ca
             return
         try:
             tasks.clearing_run_task.apply_async(kwargs={"run_id": run_id, "chunks": chunks})
-        except BROKER_ERRORS as exc:
-            on_broker_error(exc)
-            raise
+        except Exception as exc:
+            cause = broker_error_of(exc)
+            if cause is None:
+                raise
+            on_broker_error(cause)
+            raise BrokerUnreachable(cause) from exc
 
     transaction.on_commit(publish)
 

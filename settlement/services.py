@@ -99,8 +99,8 @@ def clearing_run_start(
     if run_async:
         try:
             dispatch.clearing_run_enqueue(run_id=run.pk, chunks=chunks, on_broker_error=lambda exc: _not_queued(run.pk, exc))
-        except dispatch.BROKER_ERRORS as exc:
-            raise ClearingRunNotQueued(_not_queued_message(run.pk, exc)) from exc
+        except dispatch.BrokerUnreachable as exc:
+            raise ClearingRunNotQueued(_not_queued_message(run.pk, exc.cause)) from exc
     else:
         clearing_run_execute(run_id=run.pk, chunks=chunks)
         run.refresh_from_db()
@@ -112,7 +112,7 @@ def clearing_run_start(
 
 
 def _not_queued_message(run_id: int, exc: BaseException) -> str:
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
     return (
         f"消息代理不可达，清算未能排队 The message broker (CELERY_BROKER_URL) cannot be reached: {type(exc).__name__}: {reason}. "
         f"Run #{run_id} was marked failed and does not block the pool; start it again once the broker is back."
