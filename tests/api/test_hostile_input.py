@@ -150,3 +150,22 @@ def test_identifiers_that_his_systems_do_not_issue_are_refused_in_every_submissi
 def test_an_api_key_with_a_nul_byte_is_refused_as_malformed(client, h1):
     response = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Api-Key ab\x00cd.secret")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("field", ["case_no", "patient_id"])
+@pytest.mark.parametrize("bad", ["=cmd|' /C calc'!A0", "+1", "-1", "@x", "  ", "c\t1"])
+def test_formula_like_or_blank_identifiers_in_submitted_cases_are_refused_with_row_and_field(api, field, bad):
+    as_json = api.post("/api/v1/cases/", [case_row("c01"), {**case_row("c02"), field: bad}], format="json")
+    values = {"case_no": "c02", "patient_id": "P002", field: bad}
+    line = CSV_ROW.format(**values) if "," not in bad else None
+    as_csv = api.generic(
+        "POST", "/api/v1/cases/csv/", "\n".join([CSV_HEADER, CSV_ROW.format(case_no="c01", patient_id="P1"), line]).encode(),
+        content_type="text/csv",
+    ) if line else None
+
+    assert as_json.status_code == 400
+    assert [(e["row"], e["field"], e["code"]) for e in errors_of(as_json)] == [(1, field, "invalid_identifier")]
+    if as_csv is not None:
+        assert as_csv.status_code == 400
+        assert [(e["row"], e["field"], e["code"]) for e in errors_of(as_csv)] == [(3, field, "invalid_identifier")]
+    assert Case.objects.count() == 0
