@@ -16,6 +16,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from budget.choices import BudgetStatus
 from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
@@ -23,6 +25,7 @@ from budget.models import Budget
 from budget.services import INPUT_FIELDS, budget_approve, budget_compute_lines, budget_draft, budget_inputs_of, budget_update_draft
 from common.reviews import error_text
 from drg.admin import HistoryAdmin, money, num_cell, status_badge
+from drg.models import Region
 
 LINE_FIELDS = ("total", "reserve", "outpatient", "inpatient", "primary_care_earmark")
 LINE_LABELS = {
@@ -91,7 +94,7 @@ class BudgetAdmin(HistoryAdmin):
     list_filter = ("region", "fund", "year", "status")
     search_fields = ("region__code", "region__name", "reason")
     list_select_related = ("region", "drafted_by", "approved_by")
-    actions = ["approve_selected", "new_revision"]
+    actions = ["approve_selected", "new_revision", "open_next_year"]
     fieldsets = (
         ("基金池 Pool", {"fields": ("region", "fund", "year", "revision", "reason")}),
         ("输入 Inputs (SETTLEMENT.md §1)", {"fields": INPUT_FIELDS}),
@@ -199,6 +202,26 @@ class BudgetAdmin(HistoryAdmin):
         budget = get_object_or_404(Budget, pk=object_id)
         self._approve(request, budget)
         return HttpResponseRedirect(reverse("admin:budget_budget_change", args=[budget.pk]))
+
+    # --- open the next year
+    def has_open_year_permission(self, request):
+        return request.user.has_perm("budget.add_budget") and request.user.has_perm("drg.add_parameterrevision")
+
+    @admin.action(description=gettext_lazy("开启下一年度（起草方案、目录与预算，待审核）"), permissions=["open_year"])
+    def open_next_year(self, request, queryset):
+        """For each region-year of the selected budgets, open the year after (budget.services.year_open)."""
+        from budget.services import year_open
+
+        for region_id, year in sorted(set(queryset.values_list("region_id", "year"))):
+            region = Region.objects.get(pk=region_id)
+            try:
+                opened = year_open(region=region, year=year + 1, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(request, _("已开启 %(region)s %(year)s 年：%(revs)s 项参数修订草稿、%(budgets)s 份预算草稿，待另一位审核人批准") % {
+                    "region": region.code, "year": year + 1, "revs": len(opened.revisions), "budgets": len(opened.budgets)},
+                    messages.SUCCESS)
 
     # --- revise
     @admin.action(description="新修订 New revision of the selected approved budget (重大政策调整)", permissions=["revise"])

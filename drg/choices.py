@@ -39,3 +39,17 @@ class ChangeSource(models.TextChoices):
     BUNDLE = "bundle", "bundle file"
     API = "api", "hospital API"
     ADMIN = "admin", "bureau admin"
+
+
+class ParameterKind(models.TextChoices):
+    """What a parameter revision puts in force (SETTLEMENT.md §6)."""
+
+    SCHEME = "scheme", "支付方案 payment scheme"
+    CATALOG = "catalog", "病组目录 catalog (groups, coefficients, TCM equivalents)"
+    INSTITUTIONS = "institutions", "机构属性 institution attributes"
+
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", "草稿 draft"
+    APPROVED = "approved", "已批准 approved"
+    REJECTED = "rejected", "已驳回 rejected"

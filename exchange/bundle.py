@@ -32,6 +32,7 @@ from common.users import system_user
 from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
 from drg.choices import ChangeSource
+from drg.revisions import parameter_revisions_record_load
 from drg.services import FileCounts, cases_apply, cases_plan
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
@@ -60,6 +61,7 @@ class LoadReport:
     corrections: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    revisions: list = field(default_factory=list)  # parameter revisions the load recorded (drg.revisions)
 
 
 # --- records other than cases ------------------------------------------------------------------------
@@ -363,6 +365,9 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         rows = (((r["drg_code"],), {"equivalent_code": r["equivalent_code"]}) for r in _records(typed[domain.TCM_EQUIVALENTS.name]))
         report.files[domain.TCM_EQUIVALENTS.name] = w.sync(
             TcmEquivalent, existing=existing, rows=rows, make=lambda key: TcmEquivalent(region=region, year=year, drg_code=key[0]))
+    # the parameters in force are revisioned (SETTLEMENT.md §6): what the bundle changed is recorded
+    # as a revision approved by the system user; an unchanged re-load records nothing
+    report.revisions = parameter_revisions_record_load(region=region, year=year, reason=w.reason, user=w.user, system_user=system)
 
     # cases
     if "cases" in plan:

@@ -14,9 +14,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 from django.utils.safestring import mark_safe
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from common.reviews import error_text
 from drg.admin import (
@@ -183,6 +184,39 @@ class StartRunForm(forms.Form):
         choices=[("", "年度清算 annual clearing"), *((m, f"{m:02d}月 monthly provisional (1–{m})") for m in range(1, 13))],
     )
 
+    def clean(self):
+        """A pool-year without an approved budget, a payment scheme or a catalog is refused here, with
+        what is missing, before any run is recorded."""
+        from settlement.services import clearing_run_check_inputs
+
+        data = super().clean()
+        if data.get("region") is not None and data.get("fund") and data.get("year"):
+            try:
+                clearing_run_check_inputs(region=data["region"], fund=data["fund"], year=data["year"])
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from exc
+        return data
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(label=gettext_lazy("处理说明"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+                           help_text=gettext_lazy("失败原因与处理情况；确认后该失败清算不再计入首页待办"))
+
+
+class AcknowledgedFilter(admin.SimpleListFilter):
+    title = gettext_lazy("失败已确认")
+    parameter_name = "acknowledged"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("未确认")), ("yes", _("已确认"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(acknowledged_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(acknowledged_at__isnull=False)
+        return queryset
+
 
 class InstitutionLineInline(ReadOnlyInline):
     model = InstitutionLine
@@ -212,8 +246,8 @@ class InstitutionLineInline(ReadOnlyInline):
 
 class FailStuckRunForm(forms.Form):
     reason = forms.CharField(
-        label=_("原因 reason"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=_("例如：worker 已被终止，运行停滞"),
+        label=gettext_lazy("原因 reason"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy("例如：worker 已被终止，运行停滞"),
     )
 
 
@@ -224,17 +258,18 @@ class ClearingRunAdmin(BureauAdmin):
 
     change_form_template = "admin/settlement/clearingrun/change_form.html"
     list_display = ("id", "pool", "period", "status_col", "case_count", "point_value_col", "distributed_col", "progress_col", "started_by", "created_at", "finalized_by", "links")
-    list_filter = ("region", "fund", YearFilter, "kind", "status", "month")
+    list_filter = ("region", "fund", YearFilter, "kind", "status", "month", AcknowledgedFilter)
     list_select_related = ("region", "started_by", "finalized_by")
     search_fields = ("region__code", "fingerprint")
     search_help_text = "run number, region code or inputs fingerprint"
     inlines = (InstitutionLineInline,)
     actions = ["finalize_selected", "fail_stuck_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
-        ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "progress", "error")}),
+        ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "progress", "error", "acknowledgement")}),
         ("结果 Totals", {"fields": ("totals_table",)}),
         ("耗时 Timings", {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
         ("经办/审核 Maker-checker", {"fields": ("started_by", "finalized_by", "finalized_at", "failed_by", "heartbeat_at")}),
+        (gettext_lazy("参数修订（本次清算使用的现行参数）"), {"fields": ("revisions_used",)}),
         ("可复现 Reproducibility", {"fields": ("fingerprint", "parameters_json"), "classes": ("collapse",)}),
     )
 
@@ -328,6 +363,23 @@ class ClearingRunAdmin(BureauAdmin):
             format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((k, cell(v)) for k, v in obj.timings.items())),
         )
 
+    @admin.display(description=gettext_lazy("参数修订"))
+    def revisions_used(self, obj):
+        """The revisions the run recorded: each opens the full snapshot of the values it used."""
+        revisions = list(obj.parameter_revisions.select_related("region").order_by("kind"))
+        if not revisions:
+            return _("（本次清算未记录参数修订：修订记录开始之前的清算，其参数见下方“参数”）")
+        return format_html_join(
+            mark_safe("<br>"), "{} · {}",
+            ((rev.get_kind_display(), admin_link(rev, f"r{rev.revision} {rev.get_status_display()} · {rev.reason[:80]}")) for rev in revisions),
+        )
+
+    @admin.display(description=gettext_lazy("失败确认"))
+    def acknowledgement(self, obj):
+        if obj.acknowledged_at is None:
+            return "—"
+        return format_html("{} · {} · {}", obj.acknowledged_at.strftime("%Y-%m-%d %H:%M"), obj.acknowledged_by or "—", obj.acknowledgement_note)
+
     @admin.display(description="参数 parameters")
     def parameters_json(self, obj):
         return pretty_json(obj.parameters)
@@ -364,7 +416,7 @@ class ClearingRunAdmin(BureauAdmin):
         return TemplateResponse(request, "admin/settlement/clearingrun/start.html", context)
 
     # --- fail a stuck run by hand (approver, with a reason)
-    @admin.action(description=_("标记所选排队/运行中的清算为失败（需填写原因）Fail selected stuck runs"), permissions=["finalize"])
+    @admin.action(description=gettext_lazy("标记所选排队/运行中的清算为失败（需填写原因）Fail selected stuck runs"), permissions=["finalize"])
     def fail_stuck_selected(self, request, queryset):
         from settlement.services import clearing_run_fail_stuck
 
@@ -412,6 +464,36 @@ class ClearingRunAdmin(BureauAdmin):
         run = get_object_or_404(ClearingRun, pk=object_id)
         self._finalize(request, run)
         return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
+
+    # --- acknowledge a failed run (bureau staff, with a note)
+    def has_acknowledge_permission(self, request):
+        return request.user.has_perm("settlement.acknowledge_clearingrun")
+
+    def acknowledge_view(self, request, object_id):
+        from settlement.services import clearing_run_acknowledge
+
+        if not self.has_acknowledge_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(ClearingRun.objects.select_related("region"), pk=object_id)
+        change_url = reverse("admin:settlement_clearingrun_change", args=[run.pk])
+        form = AcknowledgeForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                clearing_run_acknowledge(run=run, user=request.user, note=form.cleaned_data["note"])
+            except ValidationError as exc:
+                self.message_user(request, error_text(exc), messages.ERROR)
+            else:
+                self.message_user(request, _("失败清算 #%(pk)s 已确认") % {"pk": run.pk}, messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("确认失败清算 #%(pk)s") % {"pk": run.pk},
+            "opts": self.model._meta,
+            "form": form,
+            "run": run,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/settlement/clearingrun/acknowledge.html", context)
 
     # --- downloads
     @admin.action(description="下载结算单 Download pool statement (Excel)", permissions=["view"])
@@ -478,6 +560,7 @@ class ClearingRunAdmin(BureauAdmin):
             path("year-end/<int:region_id>/<int:year>/pack.xlsx", wrap(self.year_end_pack_view), name="settlement_clearingrun_year_end_pack"),
             path("<int:object_id>/compare/", wrap(lambda request, object_id: admin_views.compare_view(self, request, object_id)), name="settlement_clearingrun_compare"),
             path("<int:object_id>/finalize/", wrap(self.finalize_view), name="settlement_clearingrun_finalize"),
+            path("<int:object_id>/acknowledge/", wrap(self.acknowledge_view), name="settlement_clearingrun_acknowledge"),
             path("<int:object_id>/statement.<str:ext>", wrap(self.statement_view), name="settlement_clearingrun_statement"),
             path(
                 "<int:object_id>/institution/<int:institution_id>/statement.<str:ext>", wrap(self.institution_statement_view),
@@ -505,6 +588,8 @@ class ClearingRunAdmin(BureauAdmin):
                 can_finalize=run.status == RunStatus.DRAFT and self.has_finalize_permission(request),
                 started_by_me=run.started_by_id == request.user.pk,
                 finalize_url=reverse("admin:settlement_clearingrun_finalize", args=[run.pk]),
+                acknowledge_url=reverse("admin:settlement_clearingrun_acknowledge", args=[run.pk])
+                if run.status == RunStatus.FAILED and run.acknowledged_at is None and self.has_acknowledge_permission(request) else None,
             )
         return super().change_view(request, object_id, form_url, extra_context)
 

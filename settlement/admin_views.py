@@ -28,7 +28,8 @@ from budget.models import Budget
 from common.models import ReviewStatus
 from common.precision import r2, r4
 from drg.choices import Fund
-from drg.models import Case, CaseCorrection, CorrectionRequest, Region, SpecialReview
+from drg.choices import RevisionStatus
+from drg.models import Case, CaseCorrection, CorrectionRequest, ParameterRevision, Region, SpecialReview
 from settlement.choices import RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
@@ -615,6 +616,7 @@ def cockpit_context(request) -> dict:
     queues = []
     for perm, model, status, label in (
         ("budget.view_budget", Budget, BudgetStatus.DRAFT, "待批预算 budgets to approve"),
+        ("drg.view_parameterrevision", ParameterRevision, RevisionStatus.DRAFT, "待批参数修订 parameter revisions to approve"),
         ("drg.view_specialreview", SpecialReview, ReviewStatus.SUBMITTED, "特病单议 special reviews"),
         ("settlement.view_itemizedclaim", ItemizedClaim, ReviewStatus.SUBMITTED, "门诊特殊病 itemized claims"),
         ("drg.view_correctionrequest", CorrectionRequest, ReviewStatus.SUBMITTED, "病例更正 correction requests"),
@@ -625,8 +627,12 @@ def cockpit_context(request) -> dict:
     ):
         if user.has_perm(perm):
             opts = model._meta
-            count = model.objects.filter(status=status).count()
+            pending = model.objects.filter(status=status)
             url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist") + f"?status__exact={status}"
+            if model is ClearingRun and status == RunStatus.FAILED:  # acknowledged failures wait for no one
+                pending = pending.filter(acknowledged_at__isnull=True)
+                url += "&acknowledged=no"
+            count = pending.count()
             queues.append({"label": label, "count": count, "url": url})
     pools = []
     if user.has_perm("budget.view_budget") or user.has_perm("settlement.view_clearingrun"):

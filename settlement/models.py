@@ -9,7 +9,7 @@ from simple_history.models import HistoricalRecords
 
 from common.models import Reviewable
 from drg.choices import CaseCategory, Fund
-from drg.models import MONEY, POINTS, RATE, Case, Institution, Region
+from drg.models import MONEY, POINTS, RATE, Case, Institution, ParameterRevision, Region
 from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, RunKind, RunStatus
 
 
@@ -115,9 +115,19 @@ class ClearingRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="the approver who failed a stuck run by hand (the reason is in error)",
     )
+    # the parameter revisions (scheme, catalog, institution attributes) the run used (SETTLEMENT.md §6)
+    parameter_revisions = models.ManyToManyField(ParameterRevision, blank=True, related_name="clearing_runs")
+    # a failed run acknowledged by bureau staff, with a note, leaves the cockpit's count
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement_note = models.TextField(blank=True)
 
     class Meta:
-        permissions = [("start_clearingrun", "Can start a clearing run"), ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)")]
+        permissions = [
+            ("start_clearingrun", "Can start a clearing run"),
+            ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)"),
+            ("acknowledge_clearingrun", "Can acknowledge a failed clearing run with a note"),
+        ]
         ordering = ["-created_at", "-id"]
         constraints = [
             # One queued or running run per pool, enforced by the database.

@@ -33,12 +33,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from budget.services import budget_current
 from common.bulk import write_frame
 from common.precision import from_fen, from_ten_thousandths, r2, to_decimal
+from common.users import system_user
 from drg.domain.valuation import Catalog, value_cases
-from drg.models import Region
+from drg.models import DrgGroup, PaymentScheme, Region
+from drg.revisions import parameter_revisions_for_run
 from settlement import dispatch, scaleout, selectors
 from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
@@ -77,6 +80,7 @@ def clearing_run_start(
         raise ValidationError({"month": f"month must be 1..12, got {month}"})
     if chunks is not None and chunks < 1:
         raise ValidationError({"chunks": f"chunks must be ≥ 1, got {chunks}"})
+    clearing_run_check_inputs(region=region, fund=fund, year=year)
     _fail_abandoned_runs(region=region, fund=fund, year=year)
     try:
         with transaction.atomic():
@@ -121,6 +125,21 @@ def _not_queued_message(run_id: int, exc: BaseException) -> str:
 
 def _not_queued(run_id: int, exc: BaseException) -> None:
     clearing_run_fail(run_id=run_id, error=_not_queued_message(run_id, exc), statuses=(RunStatus.QUEUED,))
+
+
+def clearing_run_check_inputs(*, region: Region, fund: str, year: int) -> None:
+    """What a run of the pool-year needs before it is recorded: an approved budget, a payment scheme
+    and a DRG catalog for the year. ValidationError naming every missing one (no run is left behind)."""
+    missing = []
+    if budget_current(region=region, fund=fund, year=year) is None:
+        missing.append(_("没有已批准的预算（请起草并审核 %(year)s 年预算）") % {"year": year})
+    if not PaymentScheme.objects.filter(region=region, year=year).exists():
+        missing.append(_("没有 %(year)s 年的支付方案（请开启新年度或起草方案修订并审核）") % {"year": year})
+    if not DrgGroup.objects.filter(region=region, year=year).exists():
+        missing.append(_("没有 %(year)s 年的病组目录（请开启新年度或起草目录修订并审核）") % {"year": year})
+    if missing:
+        raise ValidationError([_("统筹区 %(region)s/%(fund)s/%(year)s 无法清算：") % {"region": region.code, "fund": fund, "year": year} + text
+                               for text in missing])
 
 
 def _fail_abandoned_runs(*, region: Region, fund: str, year: int) -> None:
@@ -245,6 +264,7 @@ class _PoolInputs:
     scheme: selectors.SchemeParameters
     institutions: dict
     itemized: Decimal
+    revisions: list
 
 
 @dataclass
@@ -262,6 +282,7 @@ class _Computed:
     totals: dict
     parameters: dict
     fingerprint: str
+    revisions: list
 
 
 def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingRun:
@@ -299,6 +320,7 @@ def _execute_claimed(run: ClearingRun, *, run_id: int, chunks: int | None) -> Cl
                 logger.info("run %s became %s while computing; results discarded", run_id, locked.status)
                 return locked
             _store(locked, computed)
+            locked.parameter_revisions.set(computed.revisions)
             timings["store"] = round(time.perf_counter() - started, 3)
             timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
             locked.status = RunStatus.DRAFT
@@ -354,8 +376,10 @@ def _require_budget(run: ClearingRun):
 def _pool_inputs(run: ClearingRun) -> _PoolInputs:
     budget = _require_budget(run)
     start, end = _period(run.year, run.month)
+    # recorded first: the values read below are the ones these revisions put in force
+    revisions = parameter_revisions_for_run(region=run.region, year=run.year, system_user=system_user())
     return _PoolInputs(
-        budget=budget, start=start, end=end,
+        budget=budget, start=start, end=end, revisions=revisions,
         catalog=selectors.pool_catalog(region_id=run.region_id, year=run.year),
         scheme=selectors.pool_scheme(region_id=run.region_id, year=run.year),
         institutions=selectors.institutions_of_region(region_id=run.region_id),
@@ -381,7 +405,7 @@ def _compute(run: ClearingRun, timings: dict, *, started: float | None = None) -
     timings["clear"] = round(time.perf_counter() - started, 3)
     fingerprint = _fingerprint(scaleout.institution_digests(cases), inputs.catalog, cleared.parameters)
     return _Computed(cases=cases, values=values, lines=cleared.lines, totals=cleared.totals,
-                     parameters=cleared.parameters, fingerprint=fingerprint)
+                     parameters=cleared.parameters, fingerprint=fingerprint, revisions=inputs.revisions)
 
 
 def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) -> _Cleared:
@@ -397,6 +421,7 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
         "budget": {"revision": budget.revision, "total": str(budget.total), "reserve": str(budget.reserve),
                    "outpatient": str(budget.outpatient), "inpatient": str(budget.inpatient)},
         "itemized": str(itemized),
+        "revisions": {rev.kind: {"id": rev.pk, "revision": rev.revision} for rev in inputs.revisions},
         "period": {"start": inputs.start.isoformat(), "end": inputs.end.isoformat()},
     }
     if month:
@@ -479,7 +504,7 @@ def _fraction_text(value: Fraction) -> str:
 def _fingerprint(digests: dict[int, str], catalog: Catalog, parameters: dict) -> str:
     """sha256 over every input of the run: the case rows (as per-institution digests in institution
     order, scaleout.combined_digest — the same whether the pool was valued in one process or in
-    chunks), the catalog and the parameters."""
+    chunks), the catalog and the parameters — which name the parameter revisions the run used."""
     digest = hashlib.sha256()
     digest.update(scaleout.combined_digest(digests).encode())
     for frame in (catalog.groups, catalog.coefficients):
@@ -668,6 +693,7 @@ def _reduce(run: ClearingRun, *, run_id: int, results: list) -> ClearingRun:
                 raise scaleout.ScaleoutError(f"{stored} case results are stored but the chunks valued {case_count} cases")
             InstitutionLine.objects.filter(run=locked).delete()
             InstitutionLine.objects.bulk_create([InstitutionLine(run=locked, **line) for line in cleared.lines])
+            locked.parameter_revisions.set(inputs.revisions)
             finished = timezone.now()
             wall = round((finished - locked.started_at).total_seconds(), 3) if locked.started_at else None
             locked.timings = {
@@ -716,6 +742,25 @@ def clearing_run_finalize(*, run: ClearingRun, user=None, system: bool = False) 
     return locked
 
 
+def clearing_run_acknowledge(*, run: ClearingRun, user, note: str) -> ClearingRun:
+    """Bureau staff acknowledge a failed run with a note (what was done about it): it stays recorded,
+    readable and failed, and leaves the cockpit's count of failed runs."""
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": _("请写明处理说明")})
+    with transaction.atomic():
+        locked = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.FAILED:
+            raise ValidationError(_("清算 #%(pk)s 的状态是 %(status)s；只有失败的清算可以确认") % {"pk": locked.pk, "status": locked.status})
+        if locked.acknowledged_at is not None:
+            raise ValidationError(_("清算 #%(pk)s 已于 %(at)s 确认") % {"pk": locked.pk, "at": locked.acknowledged_at})
+        locked.acknowledged_by = user
+        locked.acknowledged_at = timezone.now()
+        locked.acknowledgement_note = note[:2000]
+        locked.save(update_fields=["acknowledged_by", "acknowledged_at", "acknowledgement_note"])
+    return locked
+
+
 # --- scheduled runs (beat) -------------------------------------------------------------------------
 
 def _pools_with_budget(year: int):
@@ -746,6 +791,8 @@ def clearing_runs_schedule_monthly(*, today: dt.date) -> list[ClearingRun]:
                                               month=previous.month, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; monthly run for %s skipped", region_id, fund, previous)
+        except ValidationError as exc:  # e.g. no scheme or catalog for the year: nothing recorded, say why
+            logger.warning("pool %s/%s: monthly run for %s not started: %s", region_id, fund, previous, "; ".join(exc.messages))
     return started
 
 
@@ -760,4 +807,6 @@ def clearing_runs_offer_annual(*, today: dt.date) -> list[ClearingRun]:
             started.append(clearing_run_start(region=Region.objects.get(pk=region_id), fund=fund, year=year, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; annual run for %s skipped", region_id, fund, year)
+        except ValidationError as exc:
+            logger.warning("pool %s/%s: annual run for %s not started: %s", region_id, fund, year, "; ".join(exc.messages))
     return started

@@ -177,6 +177,7 @@ def main() -> int:
             ("compare.png", reverse("admin:settlement_clearingrun_compare", args=[state["second"].pk]), "1600,880"),
             ("run.png", reverse("admin:settlement_clearingrun_change", args=[state["second"].pk]), "1400,1500"),
             ("budget-draft.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]) + "?as=olga", "1400,1500"),
+            ("scheme-revision.png", reverse("admin:drg_parameterrevision_draft_scheme") + f"?region={region.pk}&year=2025&as=olga", "1400,1700"),
         ]
         args.out.mkdir(parents=True, exist_ok=True)
         profile = tmp / "chromium-profile"

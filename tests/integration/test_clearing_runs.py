@@ -136,10 +136,13 @@ def test_a_failure_while_storing_leaves_nothing_half_written(region, users, monk
     assert CaseResult.objects.count() == 0 and InstitutionLine.objects.count() == 0
 
 
-def test_a_pool_without_an_approved_budget_fails_with_a_clear_error(region, users):
-    with pytest.raises(ValidationError, match="no approved budget"):
+def test_a_pool_year_without_budget_scheme_or_catalog_is_refused_before_any_run_is_recorded(region, users):
+    with pytest.raises(ValidationError) as refused:
         services.clearing_run_start(region=region, fund="employee", year=2024, user=users[0])
-    assert ClearingRun.objects.get().status == RunStatus.FAILED
+    messages = refused.value.messages
+    assert len(messages) == 3
+    assert "没有已批准的预算" in messages[0] and "没有 2024 年的支付方案" in messages[1] and "没有 2024 年的病组目录" in messages[2]
+    assert not ClearingRun.objects.exists()
 
 
 def test_beat_queues_last_months_run_for_every_pool_once(region, django_capture_on_commit_callbacks):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('settlement', '0003_case_result_run_without_db_constraint'),
+        ('settlement', '0004_parameter_revisions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
