@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('settlement', '0004_parameter_revisions'),
+        ('settlement', '0005_itemized_source'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
