@@ -245,6 +245,13 @@ class InstitutionLineInline(ReadOnlyInline):
         )
 
 
+class FailStuckRunForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("原因 reason"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy("例如：worker 已被终止，运行停滞"),
+    )
+
+
 @admin.register(ClearingRun)
 class ClearingRunAdmin(BureauAdmin):
     """Runs are written by settlement.services only: the admin starts, shows, compares, finalizes and
@@ -257,12 +264,12 @@ class ClearingRunAdmin(BureauAdmin):
     search_fields = ("region__code", "fingerprint")
     search_help_text = "run number, region code or inputs fingerprint"
     inlines = (InstitutionLineInline,)
-    actions = ["finalize_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
+    actions = ["finalize_selected", "fail_stuck_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
         ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress", "error", "acknowledgement")}),
         ("结果 Totals", {"fields": ("totals_table",)}),
         ("耗时 Timings", {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
-        ("经办/审核 Maker-checker", {"fields": ("started_by", "finalized_by", "finalized_at")}),
+        ("经办/审核 Maker-checker", {"fields": ("started_by", "finalized_by", "finalized_at", "failed_by", "heartbeat_at")}),
         (gettext_lazy("参数修订（本次清算使用的现行参数）"), {"fields": ("revisions_used",)}),
         ("可复现 Reproducibility", {"fields": ("fingerprint", "parameters_json"), "classes": ("collapse",)}),
     )
@@ -422,6 +429,31 @@ class ClearingRunAdmin(BureauAdmin):
             "active": ClearingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("region"),
         }
         return TemplateResponse(request, "admin/settlement/clearingrun/start.html", context)
+
+    # --- fail a stuck run by hand (approver, with a reason)
+    @admin.action(description=gettext_lazy("标记所选排队/运行中的清算为失败（需填写原因）Fail selected stuck runs"), permissions=["finalize"])
+    def fail_stuck_selected(self, request, queryset):
+        from settlement.services import clearing_run_fail_stuck
+
+        runs = list(queryset.select_related("region"))
+        form = FailStuckRunForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            for run in runs:
+                try:
+                    clearing_run_fail_stuck(run=run, user=request.user, reason=form.cleaned_data["reason"])
+                except ValidationError as exc:
+                    self.message_user(request, f"run #{run.pk}: {error_text(exc)}", messages.ERROR)
+                else:
+                    self.message_user(request, _("清算 #%(pk)s 已标记失败，基金池已释放。") % {"pk": run.pk}, messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("标记清算失败 Fail stuck runs"),
+            "opts": self.model._meta,
+            "form": form,
+            "runs": runs,
+        }
+        return TemplateResponse(request, "admin/settlement/clearingrun/fail.html", context)
 
     # --- finalize (approver; the starter is refused by the service)
     @admin.action(description="定稿所选清算 Finalize selected draft runs", permissions=["finalize"])

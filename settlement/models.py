@@ -112,6 +112,13 @@ class ClearingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="last sign of life of the worker executing the run (DRG_RUN_HEARTBEAT_SECONDS)"
+    )
+    failed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the approver who failed a stuck run by hand (the reason is in error)",
+    )
     # One binding run per pool and period (SETTLEMENT.md §6): finalizing a run marks the finalized run
     # of the same pool, kind and month superseded and links the two (run.supersedes / run.superseded_by).
     supersedes = models.OneToOneField(

@@ -6,7 +6,8 @@ shows what the run computed, never a recomputation. Every statement says whether
 binding one of its period, a superseded one (and by which run) or a draft, and shows the earlier
 settlements the run is net of (SETTLEMENT.md §6): the `settled_before` column, and, line by line,
 `earlier_settlements()` — the Excel sheet and the admin run page render those rows, and any other
-format (a PDF) renders the same rows. Amounts are written as numbers with the
+format (a PDF) renders the same rows. Every text cell goes through common.spreadsheet.formula_safe (a hospital's code or case_no that a
+spreadsheet would read as a formula is written as text). Amounts are written as numbers with the
 formats 0.00 (money) and 0.0000 (points, point values); CSV writes the same values as text with
 exactly 2 or 4 decimals (UTF-8 with a BOM so that Excel opens the Chinese names correctly).
 """
@@ -26,6 +27,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from common.precision import r2, r4
+from common.spreadsheet import formula_safe
 from drg.models import Institution, Region
 from settlement.choices import PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
@@ -317,7 +319,7 @@ def _text(value, kind: str) -> str:
         return str(Decimal(value))
     if isinstance(value, bool):
         return "1" if value else "0"
-    return str(value)
+    return formula_safe(str(value))
 
 
 def statement_csv(*, run: ClearingRun, institution: Institution | None = None) -> bytes:
@@ -355,13 +357,13 @@ def _cell_value(value, kind: str):
         return Decimal(str(value))
     if kind == TEXT and isinstance(value, bool):
         return "是 yes" if value else ""
-    return value
+    return formula_safe(value)
 
 
 def _write_table(ws, *, title: str, subtitle: str, columns: Sequence[Column], rows: Iterable[Sequence], totals: dict | None = None) -> None:
     """Title, subtitle, a styled header row (frozen), the rows, an optional total row; widths fitted."""
-    ws.cell(row=1, column=1, value=title).font = TITLE_FONT
-    ws.cell(row=2, column=1, value=subtitle)
+    ws.cell(row=1, column=1, value=formula_safe(title)).font = TITLE_FONT
+    ws.cell(row=2, column=1, value=formula_safe(subtitle))
     header_row = 3
     widths = [_display_width(c.header) + 2 for c in columns]
     for index, column in enumerate(columns, start=1):
@@ -404,7 +406,7 @@ def _write_inputs(ws, run: ClearingRun, *, title: str | None = None, start_row: 
     for label, value, kind in pool_inputs(run):
         row += 1
         ws.cell(row=row, column=1, value=label)
-        cell = ws.cell(row=row, column=2, value=_cell_value(value, kind) if value is not None else "—")
+        cell = ws.cell(row=row, column=2, value=_cell_value(value, kind) if value is not None else "—")  # text: formula_safe
         if kind in NUMBER_FORMATS and value is not None:
             cell.number_format = NUMBER_FORMATS[kind]
     ws.column_dimensions["A"].width = 56
