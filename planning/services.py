@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
 from budget.services import budget_current, budget_draft, budget_inputs_of
-from common.precision import from_ten_thousandths, r2, r4, to_decimal
+from common.precision import from_ten_thousandths, r2, r4, round_half_up
 from drg.domain.rows import MONEY_INT_DIGITS, RATE_INT_DIGITS, RATE_PLACES
 from drg.domain.scheme import _parse_scheme as parse_scheme  # the one reader of a scheme object (params.json rules)
 from drg.domain.scheme import _Params as SchemeCheck
@@ -410,7 +410,10 @@ def scenario_compute(*, scenario: Scenario, timings: dict | None = None, with_ca
     values = value_cases(cases, inputs.catalog, inputs.scheme.valuation)
     timings["value"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    cleared = settlement_services._clear(run_like, inputs, scaleout.institution_aggregates(cases, values))
+    # net of the same earlier payments as the binding run it replays (not of the binding run itself)
+    settled = (scenario.base_run.parameters or {}).get(settlement_services.SETTLED_RUNS)
+    cleared = settlement_services._clear(run_like, inputs, scaleout.institution_aggregates(cases, values),
+                                         settled_run_ids=settled)
     fingerprint = settlement_services._fingerprint(scaleout.institution_digests(cases), inputs.catalog, cleared.parameters)
     timings["clear"] = round(time.perf_counter() - started, 3)
     lines = []
@@ -593,7 +596,7 @@ def forecast_after_run(*, run_id: int) -> Forecast | None:
             point_value=result.point_value, distributed=result.distributed,
             points=r4(result.points),
             fund_claims=r2(result.fund_claims),
-            band=None if band is None else to_decimal(band).quantize(Decimal("0.000001")),
+            band=None if band is None else round_half_up(band, 6),
         ))
         if created:
             ForecastLine.objects.bulk_create([

@@ -279,11 +279,12 @@ class EarlierSettlements:
     settled_before: dict[int, Decimal]  # Σ balance over every finalized annual run of the year
 
 
-def earlier_settlements(*, region_id: int, fund: str, year: int) -> EarlierSettlements:
+def earlier_settlements(*, region_id: int, fund: str, year: int, run_ids: _Sequence[int] | None = None) -> EarlierSettlements:
     """One read of the pool-year's payment orders so far (SETTLEMENT.md §6): Σ prepayments of every
     finalized monthly run and Σ balances of every finalized annual run, per institution id, with the
-    ids of the runs summed."""
-    run_ids = tuple(paid_run_ids(region_id=region_id, fund=fund, year=year))
+    ids of the runs summed. `run_ids` names the runs to sum instead (a scenario replays the binding
+    run, which is net of the runs it recorded, not of itself)."""
+    run_ids = tuple(paid_run_ids(region_id=region_id, fund=fund, year=year) if run_ids is None else sorted(run_ids))
     prepaid: dict[int, Decimal] = {}
     settled: dict[int, Decimal] = {}
     rows = InstitutionLine.objects.filter(run_id__in=run_ids).values_list("institution_id", "run__kind", "prepay", "balance")

@@ -461,9 +461,12 @@ def _compute(run: ClearingRun, timings: dict, *, started: float | None = None) -
                      parameters=cleared.parameters, fingerprint=fingerprint, revisions=inputs.revisions)
 
 
-def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) -> _Cleared:
+def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict], *,
+           settled_run_ids: Iterable[int] | None = None) -> _Cleared:
     """From per-institution aggregates (scaleout.institution_aggregates) to the run's lines, totals
-    and parameters: the clearing of SETTLEMENT.md §3–§5, shared by the single and the chunked path."""
+    and parameters: the clearing of SETTLEMENT.md §3–§5, shared by the single and the chunked path.
+    `settled_run_ids`: the finalized runs the result is net of (default: every one of the pool-year
+    so far; a scenario passes those its binding run recorded)."""
     region_id, fund, year, month = run.region_id, run.fund, run.year, run.month
     budget, scheme, institutions, itemized = inputs.budget, inputs.scheme, inputs.institutions, inputs.itemized
     totals_by_inst = _institution_totals(aggregates, institutions)
@@ -479,7 +482,7 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
     }
     # What the pool-year's finalized runs already paid (superseded ones included), read once; the ids
     # are recorded so that finalizing this run is refused if another run is finalized in between.
-    earlier = selectors.earlier_settlements(region_id=region_id, fund=fund, year=year)
+    earlier = selectors.earlier_settlements(region_id=region_id, fund=fund, year=year, run_ids=settled_run_ids)
     parameters[SETTLED_RUNS] = list(earlier.run_ids)
     if month:
         prepaid_before = {codes[k]: v for k, v in earlier.prepaid.items()}

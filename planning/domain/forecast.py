@@ -10,7 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Mapping, Sequence
 
-from common.precision import r2, r4, to_decimal
+from common.precision import r2, r4
 from settlement.domain.clearing import ClearingParameters, distributed_amount
 
 
@@ -80,7 +80,8 @@ def forecast_year_end(
     p_hat = p_m / season.points
     f_hat = Fraction(fund_claims_to_date) / season.claims
     s_hat = s_m / season.claims
-    distributed, _, _ = distributed_amount(drg_budget=drg_budget, fund_claims=to_decimal(f_hat), reserve=reserve, params=params)
+    # F̂ is exact and need not terminate (F_m / season): §4 runs on the exact value, rounded once in A
+    distributed, _, _ = distributed_amount(drg_budget=Fraction(drg_budget), fund_claims=f_hat, reserve=reserve, params=params)
     value = (Fraction(distributed) + s_hat) / p_hat
     payments, points_hat = {}, {}
     for key, points in points_to_date.items():
