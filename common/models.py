@@ -1,12 +1,13 @@
 """Abstract model pieces shared by the apps (no concrete tables here)."""
+from django.utils.translation import gettext_lazy as _
 from django.conf import settings
 from django.db import models
 
 
 class ReviewStatus(models.TextChoices):
-    SUBMITTED = "submitted", "已提交 submitted"
-    APPROVED = "approved", "已通过 approved"
-    REJECTED = "rejected", "已驳回 rejected"
+    SUBMITTED = "submitted", _("已提交")
+    APPROVED = "approved", _("已通过")
+    REJECTED = "rejected", _("已驳回")
 
 
 class Reviewable(models.Model):

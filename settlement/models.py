@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
@@ -17,17 +18,19 @@ class ItemizedClaim(Reviewable):
     """门诊特殊病 单议后按实支付: paid at actual in the month approved, outside points, charged to the
     pool's inpatient budget."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="itemized_claims")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="itemized_claims")
-    claim_no = models.CharField(max_length=40)
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    month = models.DateField(help_text="first day of the month the claim is approved for")
-    patient_id = models.CharField(max_length=64)
-    claimed_amount = models.DecimalField(**MONEY, null=True, blank=True)
-    approved_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="itemized_claims")
+    claim_no = models.CharField(_("单据号"), max_length=40)
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    month = models.DateField(_("月份"), help_text=_("核定所属月份的第一天"))
+    patient_id = models.CharField(_("患者编号"), max_length=64)
+    claimed_amount = models.DecimalField(_("申报金额"), **MONEY, null=True, blank=True)
+    approved_amount = models.DecimalField(_("核定金额"), **MONEY, null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("按项目付费申报")
+        verbose_name_plural = _("按项目付费申报")
         permissions = [("review_itemizedclaim", "Can approve or reject itemized claims")]
         ordering = ["institution__code", "claim_no"]
         constraints = [
@@ -37,24 +40,29 @@ class ItemizedClaim(Reviewable):
         ]
         indexes = [models.Index(fields=["region", "fund", "month"], name="itemized_pool_month_idx")]
 
+    def __str__(self) -> str:
+        return _("按项目付费申报 %(claim_no)s（%(institution)s）") % {"claim_no": self.claim_no, "institution": self.institution.name}
+
 
 class PointAdjustment(models.Model):
     """违规扣点: multiple × base points of the group, deducted from the institution's annual points."""
 
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="point_adjustments")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    drg_code = models.CharField(max_length=16)
-    multiple = models.DecimalField(max_digits=8, decimal_places=4)
-    reason = models.CharField(max_length=500)
-    status = models.CharField(max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="point_adjustments")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    drg_code = models.CharField(_("DRG 编码"), max_length=16)
+    multiple = models.DecimalField(_("扣点倍数"), max_digits=8, decimal_places=4)
+    reason = models.CharField(_("扣点理由"), max_length=500)
+    status = models.CharField(_("状态"), max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("扣点")
+        verbose_name_plural = _("扣点")
         permissions = [("approve_pointadjustment", "Can approve point adjustments")]
         ordering = ["institution__code", "year", "fund", "drg_code"]
         constraints = [
@@ -62,21 +70,26 @@ class PointAdjustment(models.Model):
             models.UniqueConstraint(fields=["institution", "fund", "year", "drg_code", "reason"], name="point_adjustment_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.drg_code} · {self.year}"
+
 
 class Evaluation(models.Model):
     """DRG付费评价 score (0–100) of an institution for a fund and year; drives the quality deduction."""
 
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="evaluations")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    score = models.DecimalField(max_digits=6, decimal_places=2)
-    status = models.CharField(max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="evaluations")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    score = models.DecimalField(_("考核得分"), max_digits=6, decimal_places=2)
+    status = models.CharField(_("状态"), max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("年度考核")
+        verbose_name_plural = _("年度考核")
         permissions = [("approve_evaluation", "Can approve evaluations")]
         ordering = ["institution__code", "year", "fund"]
         constraints = [
@@ -84,32 +97,37 @@ class Evaluation(models.Model):
             models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="evaluation_score_0_100"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.get_fund_display()} · {self.year}"
+
 
 class ClearingRun(models.Model):
     """A recorded, reproducible clearing job of one pool and period (SETTLEMENT.md §6)."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clearing_runs")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    month = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1–12 for a monthly run; empty for annual")
-    kind = models.CharField(max_length=16, choices=RunKind.choices)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
-    parameters = models.JSONField(default=dict, blank=True)
-    fingerprint = models.CharField(max_length=64, blank=True)
-    totals = models.JSONField(default=dict, blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    progress = models.CharField(max_length=200, blank=True)
-    error = models.TextField(blank=True)
-    case_count = models.PositiveIntegerField(default=0)
-    task_id = models.CharField(max_length=64, blank=True)
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    finalized_at = models.DateTimeField(null=True, blank=True)
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="clearing_runs")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    month = models.PositiveSmallIntegerField(_("月份"), null=True, blank=True, help_text=_("月度预付填 1–12；年度清算留空"))
+    kind = models.CharField(_("清算类型"), max_length=16, choices=RunKind.choices)
+    status = models.CharField(_("状态"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    parameters = models.JSONField(_("参数"), default=dict, blank=True)
+    fingerprint = models.CharField(_("输入指纹"), max_length=64, blank=True)
+    totals = models.JSONField(_("合计"), default=dict, blank=True)
+    timings = models.JSONField(_("耗时"), default=dict, blank=True)
+    progress = models.CharField(_("进度"), max_length=200, blank=True)
+    error = models.TextField(_("错误"), blank=True)
+    case_count = models.PositiveIntegerField(_("病例数"), default=0)
+    task_id = models.CharField(_("任务编号"), max_length=64, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("发起人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("定稿人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    finalized_at = models.DateTimeField(_("定稿时间"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("清算批次")
+        verbose_name_plural = _("清算批次")
         permissions = [("start_clearingrun", "Can start a clearing run"), ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)")]
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -127,8 +145,12 @@ class ClearingRun(models.Model):
         indexes = [models.Index(fields=["region", "fund", "year", "kind", "month", "status"], name="run_pool_period_idx")]
 
     def __str__(self) -> str:
-        period = f"{self.year}-{self.month:02d}" if self.month else f"{self.year}"
-        return f"run #{self.pk} {self.region.code} {self.fund} {period} {self.kind} ({self.status})"
+        """What an officer reads: #28 职工医保 2025 年度清算, #17 职工医保 2025 年 3 月预付."""
+        if self.kind == RunKind.MONTHLY and self.month:
+            period = _("%(year)s 年 %(month)s 月预付") % {"year": self.year, "month": self.month}
+        else:
+            period = _("%(year)s 年度清算") % {"year": self.year}
+        return f"#{self.pk} {self.get_fund_display()} {period}"
 
 
 class CaseResult(models.Model):
@@ -138,50 +160,60 @@ class CaseResult(models.Model):
     # these rows by COPY, and every redundant index costs write time.
     # No database FK on run either: its deferred per-row check at commit cost ≈ 1.7 s per 200,000
     # results; the rows are written only by the run's own service under the run's row lock.
-    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="case_results", db_index=False, db_constraint=False)
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="results", db_constraint=False, db_index=False)
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
-    valuation_group = models.CharField(max_length=16)
-    coefficient = models.DecimalField(max_digits=8, decimal_places=4)
-    ratio = models.DecimalField(max_digits=14, decimal_places=4, null=True)
-    category = models.CharField(max_length=16, choices=CaseCategory.choices)
-    base_points = models.DecimalField(**POINTS, null=True)
-    readmission_halved = models.BooleanField(default=False)
-    points_before_readmission = models.DecimalField(**POINTS)
-    points = models.DecimalField(**POINTS)
+    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="case_results", db_index=False, db_constraint=False)
+    case = models.ForeignKey(Case, verbose_name=_("病例"), on_delete=models.PROTECT, related_name="results", db_constraint=False, db_index=False)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
+    valuation_group = models.CharField(_("计点病组"), max_length=16)
+    coefficient = models.DecimalField(_("差异系数"), max_digits=8, decimal_places=4)
+    ratio = models.DecimalField(_("费用倍率"), max_digits=14, decimal_places=4, null=True)
+    category = models.CharField(_("病例类别"), max_length=16, choices=CaseCategory.choices)
+    base_points = models.DecimalField(_("基准点数"), **POINTS, null=True)
+    readmission_halved = models.BooleanField(_("再入院减半"), default=False)
+    points_before_readmission = models.DecimalField(_("再入院调整前点数"), **POINTS)
+    points = models.DecimalField(_("点数"), **POINTS)
 
     class Meta:
+        verbose_name = _("病例计点结果")
+        verbose_name_plural = _("病例计点结果")
         ordering = ["run", "institution", "case"]
         indexes = [models.Index(fields=["run", "institution"], name="case_result_run_inst_idx"), models.Index(fields=["case"], name="case_result_case_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.case.case_no} · {self.run}"
 
 
 class InstitutionLine(models.Model):
     """One institution's statement line in one run (monthly: due/prepay/withheld; annual: all)."""
 
-    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="lines")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="clearing_lines")
-    case_count = models.PositiveIntegerField(default=0)
-    raw_points = models.DecimalField(**POINTS)
-    penalty_points = models.DecimalField(**POINTS, default=0)
-    tcm_rate = models.DecimalField(**RATE, null=True, blank=True)
-    uplift = models.DecimalField(**RATE, default=0)
-    points = models.DecimalField(**POINTS)
-    point_value = models.DecimalField(**POINTS)
-    gross_amount = models.DecimalField(**MONEY, null=True, blank=True)
-    self_pay = models.DecimalField(**MONEY)
-    itemized_fund = models.DecimalField(**MONEY)
-    fund_payment = models.DecimalField(**MONEY, null=True, blank=True)
-    surplus = models.DecimalField(**MONEY, null=True, blank=True)
-    due = models.DecimalField(**MONEY, null=True, blank=True, help_text="monthly: exact due, shown rounded")
-    due_exact = models.CharField(max_length=80, blank=True, help_text="monthly: the exact due as a fraction")
-    prepaid_to_date = models.DecimalField(**MONEY, null=True, blank=True)
-    prepay = models.DecimalField(**MONEY, null=True, blank=True)
-    prepaid = models.DecimalField(**MONEY, null=True, blank=True)
-    withheld = models.DecimalField(**MONEY, default=0)
-    quality_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
-    quality_deduction = models.DecimalField(**MONEY, null=True, blank=True)
-    balance = models.DecimalField(**MONEY, null=True, blank=True)
+    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="lines")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="clearing_lines")
+    case_count = models.PositiveIntegerField(_("病例数"), default=0)
+    raw_points = models.DecimalField(_("原始点数"), **POINTS)
+    penalty_points = models.DecimalField(_("扣减点数"), **POINTS, default=0)
+    tcm_rate = models.DecimalField(_("中医占比"), **RATE, null=True, blank=True)
+    uplift = models.DecimalField(_("中医加成"), **RATE, default=0)
+    points = models.DecimalField(_("点数"), **POINTS)
+    point_value = models.DecimalField(_("点值"), **POINTS)
+    gross_amount = models.DecimalField(_("应付总额"), **MONEY, null=True, blank=True)
+    self_pay = models.DecimalField(_("个人自付"), **MONEY)
+    itemized_fund = models.DecimalField(_("按项目统筹支付"), **MONEY)
+    fund_payment = models.DecimalField(_("统筹支付"), **MONEY, null=True, blank=True)
+    surplus = models.DecimalField(_("结余留用/超支分担"), **MONEY, null=True, blank=True)
+    due = models.DecimalField(_("应预付"), **MONEY, null=True, blank=True, help_text=_("月度：精确应预付，显示时舍入"))
+    due_exact = models.CharField(_("应预付（精确值）"), max_length=80, blank=True, help_text=_("月度：以分数表示的精确应预付"))
+    prepaid_to_date = models.DecimalField(_("累计已预付"), **MONEY, null=True, blank=True)
+    prepay = models.DecimalField(_("本月预付"), **MONEY, null=True, blank=True)
+    prepaid = models.DecimalField(_("已预付"), **MONEY, null=True, blank=True)
+    withheld = models.DecimalField(_("暂扣"), **MONEY, default=0)
+    quality_score = models.DecimalField(_("考核得分"), max_digits=6, decimal_places=2, null=True, blank=True)
+    quality_deduction = models.DecimalField(_("考核扣款"), **MONEY, null=True, blank=True)
+    balance = models.DecimalField(_("清算差额"), **MONEY, null=True, blank=True)
 
     class Meta:
+        verbose_name = _("机构结算行")
+        verbose_name_plural = _("机构结算行")
         ordering = ["run", "institution__code"]
         constraints = [models.UniqueConstraint(fields=["run", "institution"], name="line_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.run}"
