@@ -5,6 +5,7 @@ view, so the browser shows exactly what the server will store.
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 
@@ -26,11 +27,11 @@ from drg.admin import HistoryAdmin, money, num_cell, status_badge
 
 LINE_FIELDS = ("total", "reserve", "outpatient", "inpatient", "primary_care_earmark")
 LINE_LABELS = {
-    "total": "总额 total",
-    "reserve": "调剂金 reserve",
-    "outpatient": "门诊 outpatient",
-    "inpatient": "住院 inpatient",
-    "primary_care_earmark": "基层倾斜 primary-care earmark",
+    "total": _("总额"),
+    "reserve": _("调剂金"),
+    "outpatient": _("门诊"),
+    "inpatient": _("住院"),
+    "primary_care_earmark": _("基层倾斜"),
 }
 
 
@@ -93,37 +94,37 @@ class BudgetAdmin(HistoryAdmin):
     list_select_related = ("region", "drafted_by", "approved_by")
     actions = ["approve_selected", "new_revision"]
     fieldsets = (
-        ("基金池 Pool", {"fields": ("region", "fund", "year", "revision", "reason")}),
-        ("输入 Inputs (SETTLEMENT.md §1)", {"fields": INPUT_FIELDS}),
-        ("审批 Maker-checker", {"fields": ("status", "drafted_by", "created_at", "approved_by", "approved_at")}),
+        (_("基金池"), {"fields": ("region", "fund", "year", "revision", "reason")}),
+        (_("输入"), {"fields": INPUT_FIELDS}),
+        (_("审批"), {"fields": ("status", "drafted_by", "created_at", "approved_by", "approved_at")}),
     )
 
     # --- columns
-    @admin.display(description="基金池 pool", ordering="region__code")
+    @admin.display(description=_("基金池"), ordering="region__code")
     def pool(self, obj):
         return f"{obj.region.code} · {obj.get_fund_display()} · {obj.year}"
 
-    @admin.display(description="状态 status", ordering="status")
+    @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
         return status_badge(obj)
 
-    @admin.display(description="总额 total", ordering="total")
+    @admin.display(description=_("总额"), ordering="total")
     def total_col(self, obj):
         return num_cell(money(obj.total))
 
-    @admin.display(description="调剂金 reserve")
+    @admin.display(description=_("调剂金"))
     def reserve_col(self, obj):
         return num_cell(money(obj.reserve))
 
-    @admin.display(description="门诊 outpatient")
+    @admin.display(description=_("门诊"))
     def outpatient_col(self, obj):
         return num_cell(money(obj.outpatient))
 
-    @admin.display(description="住院 inpatient")
+    @admin.display(description=_("住院"))
     def inpatient_col(self, obj):
         return num_cell(money(obj.inpatient))
 
-    @admin.display(description="基层 earmark")
+    @admin.display(description=_("基层"))
     def earmark_col(self, obj):
         return num_cell(money(obj.primary_care_earmark))
 
@@ -156,7 +157,7 @@ class BudgetAdmin(HistoryAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return tuple((name, opts) for name, opts in self.fieldsets if name != "审批 Maker-checker")
+            return tuple((name, opts) for name, opts in self.fieldsets if name != _("审批"))
         return self.fieldsets
 
     # --- writes go through the services
@@ -172,7 +173,7 @@ class BudgetAdmin(HistoryAdmin):
         obj.__dict__.update(saved.__dict__)
 
     # --- approve
-    @admin.action(description="批准所选预算 Approve selected drafts", permissions=["approve"])
+    @admin.action(description=_("批准所选预算"), permissions=["approve"])
     def approve_selected(self, request, queryset):
         for budget in queryset:
             self._approve(request, budget)

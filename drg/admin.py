@@ -6,6 +6,7 @@ settlement.services, common.reviews) and maps PermissionDenied / ValidationError
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 import datetime as dt
 import json
 from decimal import Decimal
@@ -168,26 +169,26 @@ class HistoryAdmin(BureauAdmin, SimpleHistoryAdmin):
 
 class DecisionForm(forms.Form):
     amount = forms.DecimalField(
-        label="核定金额 approved amount", required=False, max_digits=16, decimal_places=2, min_value=0,
+        label=_("核定金额"), required=False, max_digits=16, decimal_places=2, min_value=0,
         help_text="leave empty to approve what was requested",
     )
-    reason = forms.CharField(label="理由 reason", required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    reason = forms.CharField(label=_("理由"), required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
     def __init__(self, *args, decision: str, amount_label: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if decision == REJECTED:
             del self.fields["amount"]
             self.fields["reason"].required = True
-            self.fields["reason"].label = "驳回理由 reason for the rejection"
+            self.fields["reason"].label = _("驳回理由")
         else:
-            self.fields["reason"].label = "备注 note (kept in the change history)"
+            self.fields["reason"].label = _("备注")
             if amount_label is None:
                 del self.fields["amount"]
             else:
                 self.fields["amount"].label = amount_label
 
 
-DECISION_TITLES = {APPROVED: "通过 Approve", REJECTED: "驳回 Reject"}
+DECISION_TITLES = {APPROVED: _("通过"), REJECTED: _("驳回")}
 
 
 class ReviewAdmin(HistoryAdmin):
@@ -226,7 +227,7 @@ class ReviewAdmin(HistoryAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
-    @admin.display(description="状态 status", ordering="status")
+    @admin.display(description=_("状态"), ordering="status")
     def status_badge(self, obj):
         return status_badge(obj)
 
@@ -237,11 +238,11 @@ class ReviewAdmin(HistoryAdmin):
         return f"核定 {self.model._meta.get_field(spec.amount_field).verbose_name}"
 
     # bulk actions
-    @admin.action(description="通过所选 Approve selected", permissions=["review"])
+    @admin.action(description=_("通过所选"), permissions=["review"])
     def approve_selected(self, request, queryset):
         return self._decide_many(request, queryset, APPROVED, "approve_selected")
 
-    @admin.action(description="驳回所选 Reject selected (with a reason)", permissions=["review"])
+    @admin.action(description=_("驳回所选"), permissions=["review"])
     def reject_selected(self, request, queryset):
         return self._decide_many(request, queryset, REJECTED, "reject_selected")
 
@@ -343,7 +344,7 @@ class InstitutionAdmin(HistoryAdmin):
     def has_issue_key_permission(self, request) -> bool:
         return _credential_admin is not None and request.user.has_perm("drg.add_institutioncredential")
 
-    @admin.action(description="签发接口密钥 Issue an API key (shown once)", permissions=["issue_key"])
+    @admin.action(description=_("签发接口密钥"), permissions=["issue_key"])
     def issue_api_key(self, request, queryset):
         return _credential_admin.issue_api_key(self, request, queryset)
 
@@ -413,7 +414,7 @@ class PaymentSchemeAdmin(HistoryAdmin):
 # --- cases ---------------------------------------------------------------------------------------
 
 class DischargeYearFilter(admin.SimpleListFilter):
-    title = "出院年份 discharge year"
+    title = _("出院年份")
     parameter_name = "discharge_year"
 
     def lookups(self, request, model_admin):
@@ -430,7 +431,7 @@ class DischargeYearFilter(admin.SimpleListFilter):
 class DischargeMonthFilter(admin.SimpleListFilter):
     """出院月份: with a year chosen, a date range (uses the pool/period index); else the month of any year."""
 
-    title = "出院月份 discharge month"
+    title = _("出院月份")
     parameter_name = "discharge_month"
 
     def lookups(self, request, model_admin):
@@ -459,7 +460,7 @@ class CaseCorrectionInline(ReadOnlyInline):
     model = CaseCorrection
     fields = ("changed_at", "source", "changed_by", "before", "after", "reason")
     readonly_fields = fields
-    verbose_name_plural = "更正记录 corrections"
+    verbose_name_plural = _("更正记录")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("changed_by")
@@ -471,7 +472,7 @@ class CaseResultInline(ReadOnlyInline):
     model = CaseResult
     fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
     readonly_fields = fields
-    verbose_name_plural = "估值结果 valuation in clearing runs (why these points)"
+    verbose_name_plural = _("估值结果")
     fk_name = "case"
 
     def get_queryset(self, request):
@@ -518,7 +519,7 @@ class CaseAdmin(ReadOnlyAdmin):
     def self_pay_col(self, obj):
         return num_cell(money(obj.self_pay))
 
-    @admin.display(description="特病单议 special review")
+    @admin.display(description=_("特病单议"))
     def special_review_link(self, obj):
         review = SpecialReview.objects.filter(case=obj).first()
         if review is None:

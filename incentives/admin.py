@@ -7,6 +7,7 @@ into a message. Built on the bureau building blocks of drg.admin.
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 import io
 import zipfile
 from datetime import date
@@ -56,8 +57,8 @@ class IncentiveRuleAdmin(HistoryAdmin):
     search_fields = ("code", "name")
     fieldsets = (
         (None, {"fields": ("code", "name", "basis", "payee", "public_only", "description")}),
-        ("金额 pricing — set exactly one", {"fields": ("amount", "grade_amounts", "rate")}),
-        ("有效期与封顶 validity and cap", {"fields": ("valid_from", "valid_to", "yearly_cap")}),
+        (_("金额"), {"fields": ("amount", "grade_amounts", "rate")}),
+        (_("有效期与封顶"), {"fields": ("valid_from", "valid_to", "yearly_cap")}),
     )
 
     @admin.display(description="pricing")
@@ -90,7 +91,7 @@ class PayoutLineInline(ReadOnlyInline):
     model = PayoutLine
     fields = ("payee_code", "institution", "rule_code", "count", "unit_amount", "rate", "basis_amount", "gross_amount", "capped_amount", "amount", "sources")
     readonly_fields = fields
-    verbose_name_plural = "明细 lines (payee × rule) with their source records"
+    verbose_name_plural = _("明细")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("institution").order_by("payee_code", "rule_code")
@@ -106,8 +107,8 @@ class PayoutLineInline(ReadOnlyInline):
 
 
 class ComputeForm(forms.Form):
-    region = forms.ModelChoiceField(queryset=Region.objects.all(), label="统筹区 region")
-    year = forms.IntegerField(label="年度 year", min_value=2000, max_value=2100, initial=lambda: date.today().year - 1)
+    region = forms.ModelChoiceField(queryset=Region.objects.all(), label=_("统筹区"))
+    year = forms.IntegerField(label=_("年度"), min_value=2000, max_value=2100, initial=lambda: date.today().year - 1)
 
 
 @admin.register(Payout)
@@ -146,7 +147,7 @@ class PayoutAdmin(HistoryAdmin):
     def has_pay_permission(self, request) -> bool:
         return request.user.has_perm("incentives.pay_payout")
 
-    @admin.display(description="状态 status", ordering="status")
+    @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
         return status_badge(obj)
 
@@ -174,19 +175,19 @@ class PayoutAdmin(HistoryAdmin):
             else:
                 self.message_user(request, f"{payout}: {done}", messages.SUCCESS)
 
-    @admin.action(description="审核通过 Approve selected (not your own computation)", permissions=["approve"])
+    @admin.action(description=_("审核通过"), permissions=["approve"])
     def approve_selected(self, request, queryset):
         self._each(request, queryset, payout_approve, "approved")
 
-    @admin.action(description="标记已支付 Mark selected paid", permissions=["pay"])
+    @admin.action(description=_("标记已支付"), permissions=["pay"])
     def mark_paid_selected(self, request, queryset):
         self._each(request, queryset, payout_mark_paid, "marked paid")
 
-    @admin.action(description="下载 Download incentives.csv", permissions=["view"])
+    @admin.action(description=_("下载"), permissions=["view"])
     def download_csv(self, request, queryset):
         return self._download(list(queryset.select_related("region")), "csv")
 
-    @admin.action(description="下载 Download Excel", permissions=["view"])
+    @admin.action(description=_("下载"), permissions=["view"])
     def download_excel(self, request, queryset):
         return self._download(list(queryset.select_related("region")), "xlsx")
 
@@ -240,7 +241,7 @@ class PayoutAdmin(HistoryAdmin):
                 return HttpResponseRedirect(reverse("admin:incentives_payout_change", args=[payout.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": "计算财政激励 Compute incentive payouts",
+            "title": _("计算财政激励"),
             "opts": self.model._meta,
             "form": form,
         }
@@ -260,7 +261,7 @@ class InputAdmin(ReviewAdmin):
     list_filter = ("status", "institution__region", ("institution", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("institution",)
     search_fields = ("patient_id",)
-    search_help_text = "患者 patient_id"
+    search_help_text = _("患者")
     autocomplete_fields = ("institution",)
 
     @admin.display(description="institution", ordering="institution__code")
@@ -280,7 +281,7 @@ class TcmWorkloadAdmin(InputAdmin):
     list_display = ("institution_code", "month_col", "prescriptions", "status_badge", "decided_by")
     date_hierarchy = "month"
     search_fields = ("institution__code",)
-    search_help_text = "机构 institution code"
+    search_help_text = _("机构")
 
     @admin.display(description="month", ordering="month")
     def month_col(self, obj):
