@@ -405,18 +405,22 @@ class ClearingRunAdmin(BureauAdmin):
         return self.statement_view(request, queryset.get().pk, ext)
 
     def _file(self, content: bytes, filename: str, ext: str) -> HttpResponse:
-        content_type = "text/csv; charset=utf-8" if ext == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        content_type = {
+            "csv": "text/csv; charset=utf-8", "pdf": "application/pdf",
+        }.get(ext, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         response = HttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
     def statement_view(self, request, object_id, ext, institution_id=None):
-        if not self.has_view_permission(request) or ext not in ("xlsx", "csv"):
+        if not self.has_view_permission(request) or ext not in ("xlsx", "csv", "pdf"):
             raise PermissionDenied
         run = get_object_or_404(ClearingRun.objects.select_related("region", "started_by", "finalized_by"), pk=object_id)
         institution = get_object_or_404(Institution, pk=institution_id) if institution_id is not None else None
         try:
-            builder = statements.statement_xlsx if ext == "xlsx" else statements.statement_csv
+            from settlement.statement_pdf import statement_pdf
+
+            builder = {"xlsx": statements.statement_xlsx, "csv": statements.statement_csv, "pdf": statement_pdf}[ext]
             content = builder(run=run, institution=institution)
         except statements.StatementError as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -466,6 +470,7 @@ class ClearingRunAdmin(BureauAdmin):
                 compare_url=reverse("admin:settlement_clearingrun_compare", args=[run.pk]) if has_results else None,
                 xlsx_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "xlsx"]) if has_results else None,
                 csv_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "csv"]) if has_results else None,
+                pdf_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "pdf"]) if has_results else None,
                 pack_url=reverse("admin:settlement_clearingrun_year_end_pack", args=[run.region_id, run.year])
                 if run.kind == RunKind.ANNUAL and run.status == RunStatus.FINALIZED else None,
                 results_url=reverse("admin:settlement_caseresult_changelist") + f"?run={run.pk}" if has_results else None,
