@@ -23,6 +23,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from common.precision import r2, r4
+from common.spreadsheet import safe_cell_text
 from drg.models import Institution, Region
 from settlement.choices import RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
@@ -277,7 +278,9 @@ def _cell_value(value, kind: str):
     if kind in (MONEY, POINTS, RATE) and not isinstance(value, Decimal):
         return Decimal(str(value))
     if kind == TEXT and isinstance(value, bool):
-        return _("是") if value else ""
+        return str(_("是")) if value else ""
+    if isinstance(value, str):
+        return safe_cell_text(value)
     return value
 
 
