@@ -151,6 +151,9 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# Review queues flag a record overdue after this many days waiting (⚙, docs/admin.md).
+REVIEW_OVERDUE_DAYS = env("REVIEW_OVERDUE_DAYS", 10, int)
+
 # How long a stored Idempotency-Key answer is replayed (purged daily by beat).
 API_IDEMPOTENCY_DAYS = env("API_IDEMPOTENCY_DAYS", 7, int)
 

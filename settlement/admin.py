@@ -21,6 +21,9 @@ from django.utils.html import format_html, format_html_join
 from common.reviews import error_text
 from drg.admin import (
     BureauAdmin,
+    DischargeRangeFilter,
+    DrgCodeFilter,
+    case_search,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ReviewAdmin,
@@ -517,20 +520,28 @@ class InstitutionLineAdmin(ReadOnlyAdmin):
         return num_cell(money(obj.balance))
 
 
+class CaseResultDischargeFilter(DischargeRangeFilter):
+    field = "case__discharge_date"
+
+
+class CaseResultDrgFilter(DrgCodeFilter):
+    title = _("计点病组")
+    field = "valuation_group"
+
+
 @admin.register(CaseResult)
 class CaseResultAdmin(ReadOnlyAdmin):
     """Why each case got its points in a run (open from a run: ?run=<id>)."""
 
     list_display = ("case_no", "institution", "valuation_group", "category", "coefficient", "ratio", "base_points", "points_before_readmission", "readmission_halved", "points", "run")
-    list_filter = ("category", "readmission_halved")
+    list_filter = (CaseResultDischargeFilter, CaseResultDrgFilter, "category", "readmission_halved", "run__fund", "institution__category")
     list_select_related = ("case", "institution", "run__region")
     search_fields = ("case__case_no",)
-    search_help_text = _("病案号")
+    search_help_text = _("病案号（可输入部分）、患者编号、机构编码或机构名称")
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        return (queryset.filter(case__case_no=term) if term else queryset), False
+        return case_search(queryset, search_term, prefix="case__"), False
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in ("run", "run__id__exact", "institution", "institution__id__exact") or super().lookup_allowed(lookup, value, request)
