@@ -20,8 +20,10 @@ migrate: install
 demo: install
 	$(PY) manage.py demo $(DEMO_ARGS)
 
-test: install
+lint: install  # the import contracts of pyproject.toml: layers, pure domain/ packages, no cycles
 	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -n $${PYTEST_WORKERS:-2} -m "not services" $(PYTEST_ARGS)
 	$(PY) -m pytest -p no:xdist -m services $(PYTEST_ARGS)
 
@@ -32,4 +34,4 @@ bench: install
 	$(PY) manage.py bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var out bench-results
+	rm -rf $(VENV) var out bench-results .import_linter_cache

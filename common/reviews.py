@@ -13,10 +13,12 @@ Rules, the same for every record:
   the user of its first history row (simple_history); the batch system user (``system=True``) is exempt;
 - approving a special review needs an approved cost, an itemized claim an approved amount (both default
   to what was requested); a rejection needs a reason;
-- approving a correction request applies its proposed values to the case and records a
-  ``CaseCorrection`` (source=admin) in the same transaction; approving a late case (kind late_case)
-  creates the case (checked again by the submission's rules) and records a ``CaseCorrection`` with
-  before={} and after=the row; the next cumulative or annual run picks either up.
+- approving may have an effect in the same transaction, registered by the app that owns the model
+  (``APPROVAL_EFFECTS``): approving a correction request applies its proposed values to the case and
+  records a ``CaseCorrection`` (source=admin); approving a late case (kind late_case) creates the case
+  (checked again by the submission's rules) and records a ``CaseCorrection`` with before={} and
+  after=the row (drg.services.correction_request_apply); the next cumulative or annual run picks
+  either up.
 
 Every decision is saved with ``_history_user`` and ``_change_reason`` so the change history shows who
 decided, when, and why. Interfaces (admin actions, API views) make one call here and map
@@ -24,10 +26,9 @@ decided, when, and why. Interfaces (admin actions, API views) make one call here
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from decimal import Decimal
+from typing import Any, Callable, Iterable
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -67,11 +68,14 @@ REVIEW_SPECS: dict[str, ReviewSpec] = {
     "incentives.screening": ReviewSpec("incentives.approve_payout"),
 }
 
-# Case fields a correction request may change (the identity — institution, case_no, region — may not).
-CORRECTABLE_CASE_FIELDS = (
-    "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
-    "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
-)
+# What approving a record does besides deciding it, named by the app that owns the model (drg: a
+# correction request is applied to its case in the same transaction); label -> effect(record=, user=,
+# note=). Registered from the owning app's AppConfig.ready, so this module imports no app above it.
+APPROVAL_EFFECTS: dict[str, Callable[..., Any]] = {}
+
+
+def review_approval_effect_register(*, label: str, effect: Callable[..., Any]) -> None:
+    APPROVAL_EFFECTS[label] = effect
 
 
 def review_spec(model: type[models.Model]) -> ReviewSpec:
@@ -165,8 +169,9 @@ def review_approve(*, record: models.Model, user, amount: Decimal | None = None,
         setattr(record, spec.amount_field, value)
     elif amount is not None:
         raise ValidationError(f"{record._meta.verbose_name} has no amount to approve")
-    if record._meta.label_lower == "drg.correctionrequest":
-        correction_request_apply(request=record, user=user, note=note)
+    effect = APPROVAL_EFFECTS.get(record._meta.label_lower)
+    if effect is not None:
+        effect(record=record, user=user, note=note)
     _save_decision(record, user=user, status=APPROVED, reason=note or "approved")
     return record
 
@@ -218,106 +223,3 @@ def error_text(exc: Exception) -> str:
             return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
         return " ".join(exc.messages)
     return str(exc)
-
-
-# --- correction requests ------------------------------------------------------------------------------
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-def correction_request_apply(*, request: models.Model, user, note: str = "") -> models.Model:
-    """Apply an approved correction request's proposed values to its case; returns the CaseCorrection.
-
-    Runs inside review_approve's transaction. The case may belong to a finalized period: that is what
-    a correction request is for; finalized runs keep their numbers and the next run picks it up.
-    A late case (kind late_case) is created instead: late_case_create."""
-    from drg.choices import ChangeSource
-    from drg.models import Case, CaseCorrection, DrgGroup
-
-    if request.kind == request.Kind.LATE_CASE:
-        return late_case_create(request=request, user=user, note=note)
-    case = Case.objects.select_for_update().get(pk=request.case_id)
-    if case.institution_id != request.institution_id:
-        raise ValidationError("the correction request's institution is not the case's institution")
-    proposed = request.proposed
-    if not isinstance(proposed, dict) or not proposed:
-        raise ValidationError({"proposed": "nothing proposed: give the case fields to change, e.g. {\"drg_code\": \"GB25\"}"})
-    unknown = sorted(set(proposed) - set(CORRECTABLE_CASE_FIELDS))
-    if unknown:
-        raise ValidationError({"proposed": f"these case fields cannot be corrected: {', '.join(unknown)}"})
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
-    for name in CORRECTABLE_CASE_FIELDS:
-        if name not in proposed:
-            continue
-        model_field = Case._meta.get_field(name)
-        try:
-            value = model_field.to_python(proposed[name])
-        except (ValidationError, InvalidOperation, TypeError, ValueError) as exc:
-            raise ValidationError({"proposed": f"{name}: {error_text(exc) if isinstance(exc, ValidationError) else exc}"}) from exc
-        old = getattr(case, name)
-        if value != old:
-            before[name] = _json_value(old)
-            after[name] = _json_value(value)
-            setattr(case, name, value)
-    if not after:
-        raise ValidationError({"proposed": "the proposed values equal the stored case; nothing to correct"})
-    # the catalog in force: the discharge year's, else the latest earlier one (as the API and bundle check)
-    catalog_year = (DrgGroup.objects.filter(region_id=case.region_id, year__lte=case.discharge_date.year)
-                    .order_by("-year").values_list("year", flat=True).first())
-    if catalog_year is None or not DrgGroup.objects.filter(region_id=case.region_id, year=catalog_year, code=case.drg_code).exists():
-        raise ValidationError({"proposed": f"drg_code {case.drg_code} is not in the {catalog_year or case.discharge_date.year} catalog of the region"})
-    try:
-        case.full_clean(exclude=["region", "institution"], validate_unique=False)
-    except ValidationError as exc:
-        raise ValidationError({"proposed": error_text(exc)}) from exc
-    case.save(update_fields=[*after, "updated_at"])
-    return CaseCorrection.objects.create(
-        case=case, source=ChangeSource.ADMIN, changed_by=user, before=before, after=after, reason=_correction_reason(request, note)
-    )
-
-
-def _correction_reason(request: models.Model, note: str) -> str:
-    reason = f"correction request #{request.pk}: {request.reason}"
-    return f"{reason} — {note}" if note else reason
-
-
-def late_case_create(*, request: models.Model, user, note: str = "") -> models.Model:
-    """Create the late case of an approved correction request (kind late_case); returns the
-    CaseCorrection (before={}, after=the whole row with case_no, source=admin, who approved).
-
-    Runs inside review_approve's transaction, with the region locked as case loads and API
-    submissions lock it, so a case with this case_no cannot slip in between the check and the
-    insert. The row is checked again by the submission's rules (drg.services.late_case_row): the
-    case_no must still be new and its discharge month finalized; otherwise nothing is written and the
-    request stays pending (reject it with a reason)."""
-    from drg.choices import ChangeSource
-    from drg.models import Case, CaseCorrection, Region
-    from drg.services import CasesInvalid, LateCaseRefused, late_case_row
-
-    institution = request.institution
-    Region.objects.select_for_update().filter(pk=institution.region_id).first()
-    proposed = request.proposed if isinstance(request.proposed, dict) else {}
-    try:
-        row = late_case_row(institution=institution, case_no=request.case_no, proposed=proposed)
-    except CasesInvalid as exc:
-        raise ValidationError({"proposed": "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)}) from exc
-    except LateCaseRefused as exc:
-        raise ValidationError(exc.message) from exc
-    values = {name: Case._meta.get_field(name).to_python(value) for name, value in row.items()}
-    case = Case(region_id=institution.region_id, institution=institution, case_no=request.case_no, **values)
-    try:
-        case.full_clean(exclude=["region", "institution"], validate_unique=False)
-    except ValidationError as exc:
-        raise ValidationError({"proposed": error_text(exc)}) from exc
-    case.save()
-    request.case = case
-    return CaseCorrection.objects.create(
-        case=case, source=ChangeSource.ADMIN, changed_by=user, before={}, after={"case_no": case.case_no, **row},
-        reason=_correction_reason(request, note),
-    )

@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "budget",
     "settlement",
     "incentives",
+    "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle
+    "demo",  # make demo and make bench
 ]
 
 MIDDLEWARE = [

@@ -28,7 +28,6 @@ from simple_history.admin import SimpleHistoryAdmin
 from common.reviews import (
     APPROVED,
     CREATED_IT,
-    CORRECTABLE_CASE_FIELDS,
     REJECTED,
     error_text,
     is_pending,
@@ -38,7 +37,7 @@ from common.reviews import (
     review_spec,
     reviews_decide,
 )
-from drg.domain.bundle import scheme_tiers_validate
+from drg.domain.scheme import scheme_tiers_validate
 from drg.models import (
     Case,
     CaseCorrection,
@@ -51,7 +50,7 @@ from drg.models import (
     SpecialReview,
     TcmEquivalent,
 )
-from settlement.models import CaseResult
+from drg.services import CORRECTABLE_CASE_FIELDS
 
 # The hospital API's credentials screen is owned by the API (drg/api/admin.py); importing it registers it.
 try:
@@ -706,23 +705,6 @@ class CaseCorrectionInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("changed_by")
 
 
-class CaseResultInline(ReadOnlyInline):
-    """Why the case got its points, run by run (SETTLEMENT.md §2.6)."""
-
-    model = CaseResult
-    fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
-    readonly_fields = fields
-    verbose_name_plural = _("估值结果")
-    fk_name = "case"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run__region").order_by("-run_id")
-
-    @admin.display(description=_("清算批次"))
-    def run_link(self, obj):
-        return admin_link(obj.run)
-
-
 @admin.register(Case)
 class CaseAdmin(ReadOnlyAdmin):
     """Cases are read-only here: they come from the bundle and the hospital API; a change to a case of a
@@ -737,7 +719,7 @@ class CaseAdmin(ReadOnlyAdmin):
     search_fields = ("case_no", "patient_id")
     search_help_text = _("病案号（可输入部分）、患者编号、机构编码或机构名称")
     show_full_result_count = False
-    inlines = (CaseCorrectionInline, CaseResultInline)
+    inlines = (CaseCorrectionInline,)  # settlement.admin adds the valuation results of clearing runs
     change_form_template = "admin/drg/case/change_form.html"
     readonly_fields = ("special_review_link",)
 

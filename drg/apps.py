@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class DrgConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "drg"
+
+    def ready(self) -> None:
+        # Approving a correction request (common.reviews.review_approve) applies it to its case.
+        from common.reviews import review_approval_effect_register
+        from drg.services import correction_request_approved
+
+        review_approval_effect_register(label="drg.correctionrequest", effect=correction_request_approved)

@@ -1,12 +1,13 @@
 """Reads of the drg app: regions, catalogs and stored cases, in the shapes the loader compares with."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
+from django.core.exceptions import ImproperlyConfigured
 
 from common.bulk import is_postgres, read_frame
-from drg.domain.bundle import CASE_VALUE_COLUMNS
+from drg.domain.cases import CASE_VALUE_COLUMNS
 from drg.models import Case, DrgGroup, Institution, Region
 
 STORED_CASE_COLUMNS = ("case_id", "institution_id", "case_no", *CASE_VALUE_COLUMNS)
@@ -18,6 +19,30 @@ _STORED_CASE_DTYPES = {
 }
 PG_KEYS_PER_QUERY = 100_000
 SQLITE_KEYS_PER_QUERY = 20_000  # below SQLite's 32766 bound variables
+
+
+# --- finalized periods -----------------------------------------------------------------------------
+# A case discharged in a finalized period may not change (SETTLEMENT.md; docs/ARCHITECTURE.md). Which
+# periods are finalized is the record of the app above that finalizes clearing runs: settlement
+# answers the question once the apps are loaded (settlement.apps.SettlementConfig.ready calls
+# finalized_periods_answered_by), so every case write of this app enforces the rule without importing
+# the layer above it.
+
+FinalizedThrough = Callable[..., dict[tuple[str, int], int]]
+_finalized_periods: FinalizedThrough | None = None
+
+
+def finalized_periods_answered_by(source: FinalizedThrough) -> None:
+    """Name the function that answers `finalized_through(region_id=)` (settlement's selector)."""
+    global _finalized_periods
+    _finalized_periods = source
+
+
+def finalized_through(*, region_id: int) -> dict[tuple[str, int], int]:
+    """(fund, year) -> the last month of the region's pools whose cases are frozen by a finalized run."""
+    if _finalized_periods is None:
+        raise ImproperlyConfigured("no installed app answers which periods are finalized (the settlement app is missing)")
+    return _finalized_periods(region_id=region_id)
 
 
 def region_get(*, code: str) -> Region | None:

@@ -1,7 +1,8 @@
 """Writes behind the hospital API: institution credentials, case submission, special reviews (特病单议)
 and correction requests. Keyword-only, typed, ``<thing>_<action>``; each runs in one transaction.
 
-The case loader (bundle) lives in ``drg/bundle.py``; hospital-submitted cases go through
+Cases are written in bulk by :func:`cases_upsert` (COPY on PostgreSQL, executemany on SQLite), for the
+exchange bundle (exchange/bundle.py) and for hospital-submitted cases alike; the API goes through
 :func:`cases_submit`, which validates rows, refuses changes to finalized periods and upserts the rest
 (changes of open periods are recorded as ``CaseCorrection`` rows with source=api). A case of a
 finalized period goes in through a correction request: :func:`correction_request_submit` for a change
@@ -14,18 +15,31 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from common.bulk import copy_create, is_postgres
 from common.models import ReviewStatus
+from common.reviews import error_text
+from drg import selectors
 from drg.choices import ChangeSource
-from drg.domain.bundle import CASE_FIELD_OF, CASES, LINE, RowError, case_json_value, parse_cases
-from drg.models import Case, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, SpecialReview
+from drg.domain.cases import (
+    CASE_FIELD_OF, CASE_TYPED_COLUMNS, CASE_VALUE_COLUMNS, CASES, case_json_value,
+    classify_cases, frozen_case_errors, parse_cases,
+)
+from drg.domain import cases as case_rules
+from drg.domain.case_rows import error_code, json_rows_to_frame
+from drg.domain.rows import LINE, RowError
+from drg.models import (
+    Case, CaseCorrection, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, Region,
+    SpecialReview,
+)
 
 # --- credentials ------------------------------------------------------------------------------------
 
@@ -87,7 +101,7 @@ CASE_VALUE_FIELDS = tuple(CASE_FIELD_OF.values())  # the Case fields a submissio
 @dataclass(frozen=True)
 class CaseRowError:
     """One bad submitted row: ``row`` is the submission's label (JSON index or CSV line), ``code``
-    a stable machine-readable code (see drg.api.case_rows.error_code)."""
+    a stable machine-readable code (see drg.domain.case_rows.error_code)."""
 
     row: int
     field: str | None
@@ -156,8 +170,6 @@ def _catalog_errors(typed: pd.DataFrame, catalogs: dict[int, frozenset[str]]) ->
 
 
 def _row_errors(errors: Iterable[RowError], frame: pd.DataFrame) -> list[CaseRowError]:
-    from drg.api.case_rows import error_code
-
     case_no_of = dict(zip(frame[LINE].tolist(), frame["case_no"].tolist())) if len(frame) else {}
     return [
         CaseRowError(e.line, e.column or None, error_code(e.reason), e.reason, case_no_of.get(e.line) or None)
@@ -187,8 +199,6 @@ def cases_submit(*, institution: Institution, frame: pd.DataFrame, actor: str = 
     an open period is updated and recorded as a ``CaseCorrection`` (source=api), a row that would add
     to or change a finalized period raises :class:`CasesFinalized`. Bad rows raise
     :class:`CasesInvalid` listing every one."""
-    from drg.bundle import CasesFrozen, cases_upsert
-
     typed, errors = cases_validate(institution=institution, frame=frame)
     if errors:
         raise CasesInvalid(errors)
@@ -207,6 +217,208 @@ def cases_submit(*, institution: Institution, frame: pd.DataFrame, actor: str = 
         raise CasesFinalized(conflicts) from exc
     report.created, report.updated, report.unchanged = upserted.created, upserted.updated, upserted.unchanged
     report.corrections = [c.pk for c in upserted.corrections if c.pk is not None]
+    return report
+
+
+class CasesFrozen(Exception):
+    """cases_upsert refused: some rows would add to or change a finalized period (API: 409)."""
+
+    def __init__(self, errors: Iterable[RowError]):
+        self.errors = sorted(errors)
+        super().__init__(f"{len(self.errors)} case(s) fall in a finalized period; nothing was changed")
+
+
+@dataclass
+class FileCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+@dataclass
+class UpsertReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    corrections: list[CaseCorrection] = field(default_factory=list)
+
+    @property
+    def counts(self) -> FileCounts:
+        return FileCounts(self.created, self.updated, self.unchanged)
+
+
+# --- cases in bulk: the bundle loader and the API submission ---------------------------------------
+
+
+def cases_plan(*, region: Region | None, rows: pd.DataFrame, file: str = CASES.name) -> tuple[pd.DataFrame, list[RowError]]:
+    """Compare validated case rows (parse_cases output) with the stored cases: each row gets
+    state new / changed / unchanged (drg.domain.cases.classify_cases); rows that would add to or
+    change a finalized period are returned as errors. Reads only."""
+    missing = [c for c in CASE_TYPED_COLUMNS if c not in rows.columns]
+    if missing:
+        raise ValueError(f"case rows lack the typed columns {missing}; pass them through parse_cases first")
+    if rows.duplicated(["institution_code", "case_no"]).any():
+        raise ValueError("case rows repeat an (institution_code, case_no); parse_cases reports those as errors")
+    region_id = region.pk if region is not None else None
+    ids = selectors.institution_ids(region_id=region_id)
+    known = rows[rows["institution_code"].isin(list(ids))]
+    keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
+    stored = selectors.cases_stored_frame(keys=keys)
+    codes = {pk: code for code, pk in ids.items()}
+    stored["institution_code"] = stored["institution_id"].map(codes).astype(object)
+    classified = classify_cases(rows, stored)
+    frozen = selectors.finalized_through(region_id=region_id) if region_id is not None else {}
+    return classified, frozen_case_errors(classified, frozen, file=file)
+
+
+def cases_upsert(
+    *, region: Region, rows: pd.DataFrame, source: str, user=None, reason: str = "", file: str = CASES.name,
+) -> UpsertReport:
+    """Insert new cases, update changed ones (recording a CaseCorrection each), skip identical ones.
+
+    `rows` are validated typed rows (drg.domain.cases.parse_cases); their institutions must be
+    stored in `region`. Raises CasesFrozen (nothing written) when a row would add to or change a
+    finalized period. One transaction; bulk statements only."""
+    with transaction.atomic():
+        Region.objects.select_for_update().filter(pk=region.pk).first()
+        classified, errors = cases_plan(region=region, rows=rows, file=file)
+        if errors:
+            raise CasesFrozen(errors)
+        return cases_apply(region=region, classified=classified, source=source, user=user, reason=reason)
+
+
+_CASE_VALUE_FIELDS = (
+    "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
+    "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
+)
+_CASE_TEXT_FIELDS = ("case_no", "fund", "patient_id", "drg_code", "discharge_status")
+_CENTS = [f".{cents:02d}" for cents in range(100)]
+
+
+def _fen_strings(fen: pd.Series) -> list[str]:
+    """int64 fen -> exact decimal strings ('1234.56'); map() keeps the loop in C."""
+    whole, cents = np.divmod(fen.to_numpy(dtype="int64"), 100)
+    return list(map(str.__add__, map(str, whole.tolist()), map(_CENTS.__getitem__, cents.tolist())))
+
+
+def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region_id: int, now: dt.datetime) -> dict[str, list]:
+    """Typed case rows -> drg_case column name -> list of values in database form (decimals as
+    exact strings, dates ISO, booleans bool). Everything but the id."""
+    unknown = sorted(set(rows["institution_code"]) - set(institution_ids))
+    if unknown:
+        raise ValueError(f"institutions not stored in the region: {unknown}")
+    stamp = now.isoformat() if is_postgres() else connection.ops.adapt_datetimefield_value(now)
+    count = len(rows)
+    return {
+        "region_id": [region_id] * count,
+        "institution_id": rows["institution_code"].map(institution_ids).astype("int64").tolist(),
+        "case_no": rows["case_no"].tolist(),
+        "fund": rows["fund"].tolist(),
+        "patient_id": rows["patient_id"].tolist(),
+        "admission_date": rows["admission_date"].tolist(),
+        "discharge_date": rows["discharge_date"].tolist(),
+        "drg_code": rows["drg_code"].tolist(),
+        "total_cost": _fen_strings(rows["total_fen"]),
+        "self_pay": _fen_strings(rows["self_fen"]),
+        "discharge_status": rows["discharge_status"].tolist(),
+        "tcm_treatment": rows["tcm_treatment"].astype(bool).tolist(),
+        "tcm_cost": _fen_strings(rows["tcm_fen"]),
+        "surgery_grade": rows["surgery_grade"].astype("int64").tolist(),
+        "malignant_tumor_surgery": rows["malignant_tumor_surgery"].astype(bool).tolist(),
+        "created_at": [stamp] * count,
+        "updated_at": [stamp] * count,
+    }
+
+
+def _csv_text(columns: dict[str, list]) -> str:
+    """Columns of database values -> CSV text for COPY (text values quoted only when they must be)."""
+    texts = []
+    for name, values in columns.items():
+        if name in ("tcm_treatment", "malignant_tumor_surgery"):
+            texts.append(["t" if v else "f" for v in values])
+        elif name in _CASE_TEXT_FIELDS:
+            joined = "".join(values)
+            if any(c in joined for c in ',"\r\n'):
+                values = ['"' + v.replace('"', '""') + '"' for v in values]
+            texts.append(values)
+        else:
+            texts.append(list(map(str, values)))
+    return "\n".join(map(",".join, zip(*texts))) + "\n"
+
+
+def _copy_in(table: str, columns: dict[str, list]) -> None:
+    """COPY the columns into a table (PostgreSQL, psycopg 3), text columns never NULL."""
+    names = ", ".join(columns)
+    not_null = ", ".join(c for c in columns if c in _CASE_TEXT_FIELDS)
+    options = f"FORMAT csv, FORCE_NOT_NULL ({not_null})" if not_null else "FORMAT csv"
+    text = _csv_text(columns)
+    with connection.cursor() as cursor:
+        with cursor.connection.cursor() as pg_cursor:
+            with pg_cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH ({options})") as copy:
+                copy.write(text)
+
+
+def _cases_insert(columns: dict[str, list]) -> None:
+    """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
+    table = connection.ops.quote_name(Case._meta.db_table)
+    if is_postgres():
+        _copy_in(table, columns)
+        return
+    names = ", ".join(columns)
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, zip(*columns.values()))
+
+
+def _cases_update(ids: list[int], columns: dict[str, list]) -> None:
+    """UPDATE changed cases by id: PostgreSQL through a temporary table filled by COPY, SQLite by
+    executemany."""
+    table = connection.ops.quote_name(Case._meta.db_table)
+    fields = [*_CASE_VALUE_FIELDS, "updated_at"]
+    values = {"id": ids, **{name: columns[name] for name in fields}}
+    if is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS drg_case_load")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE drg_case_load ON COMMIT DROP AS SELECT id, {', '.join(fields)} FROM {table} WITH NO DATA"
+            )
+            _copy_in("drg_case_load", values)
+            assignments = ", ".join(f"{name} = t.{name}" for name in fields)
+            cursor.execute(f"UPDATE {table} AS c SET {assignments} FROM drg_case_load AS t WHERE c.id = t.id")
+            cursor.execute("DROP TABLE drg_case_load")
+        return
+    sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in fields)} WHERE id = %s"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, zip(*[values[name] for name in fields], ids))
+
+
+def cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "") -> UpsertReport:
+    """Write a checked plan (cases_plan, no errors) inside the caller's transaction, with the region
+    locked: insert new cases, update changed ones and record a CaseCorrection for each."""
+    now = timezone.now()
+    ids = selectors.institution_ids(region_id=region.pk)
+    state = classified["state"].to_numpy(dtype=object)
+    new = classified[state == case_rules.NEW]
+    changed = classified[state == case_rules.CHANGED]
+    report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == case_rules.UNCHANGED).sum()))
+    if len(new):
+        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now))
+    if len(changed):
+        _cases_update(changed["case_id"].astype("int64").tolist(),
+                      _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))
+        corrections = []
+        for row in changed[["case_id", "changed", *CASE_VALUE_COLUMNS, *[f"{c}_stored" for c in CASE_VALUE_COLUMNS]]].itertuples(index=False):
+            values = row._asdict()
+            before = {CASE_FIELD_OF[c]: case_json_value(c, values[f"{c}_stored"]) for c in row.changed}
+            after = {CASE_FIELD_OF[c]: case_json_value(c, values[c]) for c in row.changed}
+            corrections.append(CaseCorrection(
+                case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
+            ))
+        report.corrections = copy_create(CaseCorrection, corrections)
     return report
 
 
@@ -268,8 +480,6 @@ def correction_request_submit(
     merged with the stored case they must pass the same rules as a submission. Only fields that
     differ from the stored case are kept. Raises CasesInvalid (field errors, or ``no_change``) and
     CaseNotFound."""
-    from drg.api.case_rows import json_rows_to_frame
-
     with transaction.atomic():
         case = case_of_institution(institution=institution, case_no=case_no)
         if "case_no" in proposed:
@@ -316,9 +526,6 @@ def late_case_row(*, institution: Institution, case_no: str, proposed: dict[str,
 
     Returns the row as JSON values keyed by Case field, less case_no (the form of
     ``CaseCorrection.after``). Raises :class:`CasesInvalid` and :class:`LateCaseRefused`."""
-    from drg.api.case_rows import json_rows_to_frame
-    from settlement.selectors import finalized_through
-
     if "case_no" in proposed:
         raise CasesInvalid([CaseRowError(0, "case_no", "unknown_field", "case_no goes at the top level of the request, not in proposed")])
     frame, type_errors = json_rows_to_frame([(0, {**proposed, "case_no": case_no})], institution_code=institution.code)
@@ -336,7 +543,7 @@ def late_case_row(*, institution: Institution, case_no: str, proposed: dict[str,
             "of kind change with the fields to change",
         )
     fund, year, month = row["fund"], int(row["discharge_date"][:4]), int(row["discharge_date"][5:7])
-    through = finalized_through(region_id=institution.region_id).get((fund, year), 0)
+    through = selectors.finalized_through(region_id=institution.region_id).get((fund, year), 0)
     if month > through:
         state = f"finalized through month {through}" if through else "no month of it is finalized"
         raise LateCaseRefused(
@@ -393,6 +600,114 @@ def _typed_value(column: str, value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+# Case fields a correction request may change (the identity — institution, case_no, region — may not).
+CORRECTABLE_CASE_FIELDS = (
+    "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
+    "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
+)
+
+
+# --- approving correction requests (common.reviews.review_approve calls it: drg.apps) ------------------------------------------------------------------------------
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def correction_request_apply(*, request: CorrectionRequest, user, note: str = "") -> CaseCorrection:
+    """Apply an approved correction request's proposed values to its case; returns the CaseCorrection.
+
+    Runs inside review_approve's transaction. The case may belong to a finalized period: that is what
+    a correction request is for; finalized runs keep their numbers and the next run picks it up.
+    A late case (kind late_case) is created instead: late_case_create."""
+    if request.kind == request.Kind.LATE_CASE:
+        return late_case_create(request=request, user=user, note=note)
+    case = Case.objects.select_for_update().get(pk=request.case_id)
+    if case.institution_id != request.institution_id:
+        raise ValidationError("the correction request's institution is not the case's institution")
+    proposed = request.proposed
+    if not isinstance(proposed, dict) or not proposed:
+        raise ValidationError({"proposed": "nothing proposed: give the case fields to change, e.g. {\"drg_code\": \"GB25\"}"})
+    unknown = sorted(set(proposed) - set(CORRECTABLE_CASE_FIELDS))
+    if unknown:
+        raise ValidationError({"proposed": f"these case fields cannot be corrected: {', '.join(unknown)}"})
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name in CORRECTABLE_CASE_FIELDS:
+        if name not in proposed:
+            continue
+        model_field = Case._meta.get_field(name)
+        try:
+            value = model_field.to_python(proposed[name])
+        except (ValidationError, InvalidOperation, TypeError, ValueError) as exc:
+            raise ValidationError({"proposed": f"{name}: {error_text(exc) if isinstance(exc, ValidationError) else exc}"}) from exc
+        old = getattr(case, name)
+        if value != old:
+            before[name] = _json_value(old)
+            after[name] = _json_value(value)
+            setattr(case, name, value)
+    if not after:
+        raise ValidationError({"proposed": "the proposed values equal the stored case; nothing to correct"})
+    # the catalog in force: the discharge year's, else the latest earlier one (as the API and bundle check)
+    catalog_year = (DrgGroup.objects.filter(region_id=case.region_id, year__lte=case.discharge_date.year)
+                    .order_by("-year").values_list("year", flat=True).first())
+    if catalog_year is None or not DrgGroup.objects.filter(region_id=case.region_id, year=catalog_year, code=case.drg_code).exists():
+        raise ValidationError({"proposed": f"drg_code {case.drg_code} is not in the {catalog_year or case.discharge_date.year} catalog of the region"})
+    try:
+        case.full_clean(exclude=["region", "institution"], validate_unique=False)
+    except ValidationError as exc:
+        raise ValidationError({"proposed": error_text(exc)}) from exc
+    case.save(update_fields=[*after, "updated_at"])
+    return CaseCorrection.objects.create(
+        case=case, source=ChangeSource.ADMIN, changed_by=user, before=before, after=after, reason=_correction_reason(request, note)
+    )
+
+
+def _correction_reason(request: CorrectionRequest, note: str) -> str:
+    reason = f"correction request #{request.pk}: {request.reason}"
+    return f"{reason} — {note}" if note else reason
+
+
+def late_case_create(*, request: CorrectionRequest, user, note: str = "") -> CaseCorrection:
+    """Create the late case of an approved correction request (kind late_case); returns the
+    CaseCorrection (before={}, after=the whole row with case_no, source=admin, who approved).
+
+    Runs inside review_approve's transaction, with the region locked as case loads and API
+    submissions lock it, so a case with this case_no cannot slip in between the check and the
+    insert. The row is checked again by the submission's rules (late_case_row): the
+    case_no must still be new and its discharge month finalized; otherwise nothing is written and the
+    request stays pending (reject it with a reason)."""
+    institution = request.institution
+    Region.objects.select_for_update().filter(pk=institution.region_id).first()
+    proposed = request.proposed if isinstance(request.proposed, dict) else {}
+    try:
+        row = late_case_row(institution=institution, case_no=request.case_no, proposed=proposed)
+    except CasesInvalid as exc:
+        raise ValidationError({"proposed": "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors)}) from exc
+    except LateCaseRefused as exc:
+        raise ValidationError(exc.message) from exc
+    values = {name: Case._meta.get_field(name).to_python(value) for name, value in row.items()}
+    case = Case(region_id=institution.region_id, institution=institution, case_no=request.case_no, **values)
+    try:
+        case.full_clean(exclude=["region", "institution"], validate_unique=False)
+    except ValidationError as exc:
+        raise ValidationError({"proposed": error_text(exc)}) from exc
+    case.save()
+    request.case = case
+    return CaseCorrection.objects.create(
+        case=case, source=ChangeSource.ADMIN, changed_by=user, before={}, after={"case_no": case.case_no, **row},
+        reason=_correction_reason(request, note),
+    )
+
+
+def correction_request_approved(*, record: CorrectionRequest, user, note: str = "") -> CaseCorrection:
+    """The effect of approving a correction request (registered with common.reviews by drg.apps)."""
+    return correction_request_apply(request=record, user=user, note=note)
 
 
 # --- other records hospitals submit for review (itemized claims, incentive events) -------------------

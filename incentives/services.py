@@ -1,8 +1,7 @@
-"""Incentive writes: compute a year's payout (draft), approve it (maker-checker), mark it paid,
-export it. The numbers come from incentives.domain.payouts; the rules from the database."""
+"""Incentive writes: compute a year's payout (draft), approve it (maker-checker), mark it paid.
+The numbers come from incentives.domain.payouts; the rules from the database. The files of
+`pay_incentives` are written by exchange/exports.py."""
 from __future__ import annotations
-
-from pathlib import Path
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -12,12 +11,9 @@ from common.users import system_user
 from drg.models import Region
 from incentives.choices import PayoutStatus
 from incentives.domain.payouts import IncentiveInputError, payout_lines
-from incentives.exports import payout_csv_text, payout_xlsx_bytes
 from incentives.models import IncentiveRule, Payout, PayoutLine
 from incentives.selectors import incentive_budget_amount, incentive_inputs, rules_in_force
 
-CSV_NAME = "incentives.csv"
-XLSX_NAME = "incentives.xlsx"
 LINE_BATCH = 200  # lines carry source id lists; keep insert statements small
 
 
@@ -139,25 +135,4 @@ def payout_mark_paid(*, payout: Payout, user, paid_at=None) -> Payout:
     payout.paid_at = paid_at or timezone.now()
     payout._history_user = user
     payout.save(update_fields=["status", "paid_by", "paid_at"])
-    return payout
-
-
-def payout_export(*, payout: Payout, out_dir: Path, excel: bool = False) -> list[Path]:
-    """Write DIR/incentives.csv (and DIR/incentives.xlsx with excel=True); returns the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / CSV_NAME
-    csv_path.write_bytes(payout_csv_text(payout=payout).encode("utf-8"))
-    written = [csv_path]
-    if excel:
-        xlsx_path = out_dir / XLSX_NAME
-        xlsx_path.write_bytes(payout_xlsx_bytes(payout=payout))
-        written.append(xlsx_path)
-    return written
-
-
-def payouts_compute_export(*, region: Region, year: int, out_dir: Path, user=None, excel: bool = False) -> Payout:
-    """The batch door (`pay_incentives`): compute the year's draft payout and write its files."""
-    payout = payouts_compute(region=region, year=year, user=user)
-    payout_export(payout=payout, out_dir=out_dir, excel=excel)
     return payout

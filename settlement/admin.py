@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from common.reviews import error_text
 from drg.admin import (
     BureauAdmin,
+    CaseAdmin,
     DischargeRangeFilter,
     DrgCodeFilter,
     case_search,
@@ -35,7 +36,7 @@ from drg.admin import (
     status_badge,
 )
 from drg.choices import Fund
-from drg.models import DrgGroup, Institution, Region
+from drg.models import Case, DrgGroup, Institution, Region
 from settlement import admin_views, statements
 from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
@@ -87,6 +88,33 @@ class ItemizedClaimForm(forms.ModelForm):
     def clean_month(self):
         value = self.cleaned_data["month"]
         return value.replace(day=1) if value else value
+
+
+class CaseResultInline(ReadOnlyInline):
+    """Why the case got its points, run by run (SETTLEMENT.md §2.6)."""
+
+    model = CaseResult
+    fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
+    readonly_fields = fields
+    verbose_name_plural = _("估值结果（各清算批次的计点依据）")
+    fk_name = "case"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("run__region").order_by("-run_id")
+
+    @admin.display(description=_("清算批次"))
+    def run_link(self, obj):
+        return admin_link(obj.run)
+
+
+class CaseWithResultsAdmin(CaseAdmin):
+    """drg's case page plus the valuation of every clearing run that valued the case."""
+
+    inlines = (*CaseAdmin.inlines, CaseResultInline)
+
+
+admin.site.unregister(Case)
+admin.site.register(Case, CaseWithResultsAdmin)
 
 
 @admin.register(ItemizedClaim)

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class SettlementConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "settlement"
+
+    def ready(self) -> None:
+        # The apps below ask settlement which periods a finalized run froze (drg refuses case changes
+        # there); settlement answers without them importing it.
+        from drg.selectors import finalized_periods_answered_by
+        from settlement.selectors import finalized_through
+
+        finalized_periods_answered_by(finalized_through)

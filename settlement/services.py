@@ -23,7 +23,6 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
@@ -35,10 +34,10 @@ from django.utils import timezone
 
 from budget.services import budget_current
 from common.bulk import write_frame
-from common.precision import from_fen, from_ten_thousandths, r2, r4, to_decimal
+from common.precision import from_fen, from_ten_thousandths, r2, to_decimal
 from drg.domain.valuation import Catalog, value_cases
 from drg.models import Region
-from settlement import scaleout, selectors
+from settlement import dispatch, scaleout, selectors
 from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
@@ -92,9 +91,7 @@ def clearing_run_start(
             "wait for it to finish"
         ) from exc
     if run_async:
-        from settlement.tasks import clearing_run_task
-
-        transaction.on_commit(lambda: clearing_run_task.apply_async(kwargs={"run_id": run.pk, "chunks": chunks}))
+        dispatch.clearing_run_enqueue(run_id=run.pk, chunks=chunks)
     else:
         clearing_run_execute(run_id=run.pk, chunks=chunks)
         run.refresh_from_db()
@@ -426,10 +423,6 @@ def _plan(run: ClearingRun, chunks: int | None) -> list[dict]:
 def _dispatch_chunks(run: ClearingRun, layout: list[dict], *, plan_seconds: float) -> ClearingRun:
     """Hand the chunks to Celery as a chord (value each chunk, then reduce), once: the chord's id is
     recorded on the run by a guarded UPDATE, so a redelivered run task never dispatches it again."""
-    from celery import chord
-
-    from settlement.tasks import clearing_run_chunks_failed, clearing_run_reduce, clearing_run_value_chunk
-
     _require_budget(run)  # fail before any chunk works for nothing
     cases = sum(entry["cases"] for entry in layout)
     reduce_id = str(uuid.uuid4())
@@ -440,16 +433,7 @@ def _dispatch_chunks(run: ClearingRun, layout: list[dict], *, plan_seconds: floa
     if not handed_out:
         logger.info("run %s: chunks already handed out; nothing to do", run.pk)
         return ClearingRun.objects.get(pk=run.pk)
-    header = [
-        clearing_run_value_chunk.s(run_id=run.pk, chunk_no=entry["chunk"], institution_ids=entry["institutions"])
-        for entry in layout
-    ]
-    body = clearing_run_reduce.s(run_id=run.pk).set(task_id=reduce_id)
-    body.link_error(clearing_run_chunks_failed.s(run_id=run.pk))
-    if clearing_run_reduce.app.conf.task_always_eager:
-        chord(header)(body)  # in this process and transaction, chunk after chunk, then the reduce
-    else:
-        transaction.on_commit(lambda: chord(header)(body))  # the workers must see the run running
+    dispatch.clearing_run_chunks_dispatch(run_id=run.pk, layout=layout, reduce_id=reduce_id)
     return ClearingRun.objects.select_related("region").get(pk=run.pk)
 
 
@@ -606,56 +590,6 @@ def clearing_run_finalize(*, run: ClearingRun, user=None, system: bool = False) 
         locked.save(update_fields=["status", "finalized_by", "finalized_at"])
         transaction.on_commit(lambda: run_finalized.send(sender=ClearingRun, run=locked))
     return locked
-
-
-# --- export ----------------------------------------------------------------------------------------
-
-ANNUAL_COLUMNS = ["institution_code", "points", "point_value", "gross_amount", "self_pay", "fund_payment",
-                  "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "balance"]
-MONTHLY_COLUMNS = ["institution_code", "points", "point_value", "due", "prepay", "withheld"]
-POOL_KEYS = ["total", "reserve", "outpatient", "inpatient", "drg_budget", "special_outpatient", "fund_claims",
-             "distributed", "point_value"]
-POINT_FIELDS = {"points", "point_value"}
-
-
-def _text(name: str, value) -> str:
-    if value is None:
-        value = ZERO
-    return str(r4(value)) if name in POINT_FIELDS else str(r2(value))
-
-
-def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
-    """Write the run's outputs as EXCHANGE.md says; returns the files written."""
-    import csv
-
-    if run.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
-        raise ValidationError(f"run #{run.pk} is {run.status}; it has no results to export")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lines = list(run.lines.select_related("institution").order_by("institution__code"))
-    written = []
-    columns = MONTHLY_COLUMNS if run.kind == RunKind.MONTHLY else ANNUAL_COLUMNS
-    name = "monthly.csv" if run.kind == RunKind.MONTHLY else "clearing.csv"
-    with open(out_dir / name, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for line in lines:
-            writer.writerow([line.institution.code] + [_text(c, getattr(line, c)) for c in columns[1:]])
-    written.append(out_dir / name)
-    if run.kind == RunKind.ANNUAL:
-        results = pd.DataFrame.from_records(
-            CaseResult.objects.filter(run=run).values_list("case__case_no", "institution__code", "valuation_group", "category", "points"),
-            columns=["case_no", "institution_code", "valuation_group", "category", "points"],
-        )
-        results = results.sort_values(["institution_code", "case_no"], kind="stable")
-        results.insert(2, "fund", run.fund)
-        results["points"] = [str(r4(p)) for p in results["points"]]
-        results.to_csv(out_dir / "case_points.csv", index=False, lineterminator="\r\n")
-        written.append(out_dir / "case_points.csv")
-        pool = {key: run.totals[key] for key in POOL_KEYS}
-        (out_dir / "pool.json").write_text(json.dumps(pool, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(out_dir / "pool.json")
-    return written
 
 
 # --- scheduled runs (beat) -------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def prepare(tmp: Path) -> dict:
     from budget.domain.lines import BudgetInputs
     from budget.services import budget_draft
     from common.reviews import review_approve
-    from drg.bundle import bundle_load
+    from exchange.bundle import bundle_load
     from drg.models import Case, CorrectionRequest, Region
     from settlement.models import ItemizedClaim
     from settlement.services import clearing_run_finalize, clearing_run_start

@@ -1,5 +1,5 @@
-"""Input and output serializers of the hospital API (cases, valuations, special reviews, correction
-requests), one pair per endpoint where input and output differ."""
+"""Input and output serializers of the hospital API (cases, special reviews, correction requests), one
+pair per endpoint where input and output differ. Clearing runs and case valuations: settlement/api/serializers.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,7 +10,6 @@ from rest_framework.exceptions import ErrorDetail
 
 from drg.choices import CaseCategory, DischargeStatus, Fund
 from drg.models import Case, CaseCorrection, CorrectionRequest, SpecialReview
-from settlement.choices import RunKind, RunStatus
 
 MAX_BATCH = 5000
 
@@ -75,7 +74,7 @@ MONEY_HELP = "decimal string (or JSON number) ≥ 0 with at most 2 decimals"
 
 class CaseInSerializer(serializers.Serializer):
     """One case of a bulk submission (EXCHANGE.md cases.csv less institution_code). Documentation of
-    the JSON shape: the rows are validated by the fast row validator of drg.api.case_rows."""
+    the JSON shape: the rows are validated by the fast row validator of drg.domain.case_rows."""
 
     case_no = serializers.CharField(max_length=40)
     fund = serializers.ChoiceField(choices=Fund.choices)
@@ -130,33 +129,6 @@ class CaseSerializer(serializers.ModelSerializer):
             "created_at", "updated_at", "latest_category", "latest_points",
         ]
         read_only_fields = fields
-
-
-class RunSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    fund = serializers.ChoiceField(choices=Fund.choices)
-    year = serializers.IntegerField()
-    month = serializers.IntegerField(allow_null=True)
-    kind = serializers.ChoiceField(choices=RunKind.choices)
-    status = serializers.ChoiceField(choices=RunStatus.choices)
-    created_at = serializers.DateTimeField()
-    finalized_at = serializers.DateTimeField(allow_null=True)
-
-
-class ValuationSerializer(serializers.Serializer):
-    """Why a case got its points (SETTLEMENT.md §2), from the latest run that valued it."""
-
-    case_no = serializers.CharField(source="case.case_no")
-    drg_code = serializers.CharField(source="case.drg_code")
-    valuation_group = serializers.CharField(help_text="the group the case was valued as (TCM equivalent or its own)")
-    coefficient = serializers.DecimalField(max_digits=8, decimal_places=4)
-    ratio = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True, help_text="total_cost / avg_cost of the group")
-    category = serializers.ChoiceField(choices=CaseCategory.choices)
-    base_points = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
-    readmission_halved = serializers.BooleanField()
-    points_before_readmission = serializers.DecimalField(max_digits=14, decimal_places=4)
-    points = serializers.DecimalField(max_digits=14, decimal_places=4)
-    run = RunSerializer()
 
 
 class CaseCorrectionSerializer(serializers.ModelSerializer):

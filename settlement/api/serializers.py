@@ -1,4 +1,5 @@
-"""Hospital API serializers for statements (clearing lines) and special-outpatient itemized claims."""
+"""Hospital API serializers for clearing runs, case valuations, statements (clearing lines) and
+special-outpatient itemized claims."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,9 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from drg.api.serializers import RunSerializer, StrictSerializer
-from drg.choices import Fund
+from drg.api.serializers import StrictSerializer
+from drg.choices import CaseCategory, Fund
+from settlement.choices import RunKind, RunStatus
 from settlement.models import InstitutionLine, ItemizedClaim
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -28,6 +30,33 @@ class MonthField(serializers.Field):
 
     def to_representation(self, value):
         return f"{value:%Y-%m}" if isinstance(value, dt.date) else value
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    fund = serializers.ChoiceField(choices=Fund.choices)
+    year = serializers.IntegerField()
+    month = serializers.IntegerField(allow_null=True)
+    kind = serializers.ChoiceField(choices=RunKind.choices)
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    created_at = serializers.DateTimeField()
+    finalized_at = serializers.DateTimeField(allow_null=True)
+
+
+class ValuationSerializer(serializers.Serializer):
+    """Why a case got its points (SETTLEMENT.md §2), from the latest run that valued it."""
+
+    case_no = serializers.CharField(source="case.case_no")
+    drg_code = serializers.CharField(source="case.drg_code")
+    valuation_group = serializers.CharField(help_text="the group the case was valued as (TCM equivalent or its own)")
+    coefficient = serializers.DecimalField(max_digits=8, decimal_places=4)
+    ratio = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True, help_text="total_cost / avg_cost of the group")
+    category = serializers.ChoiceField(choices=CaseCategory.choices)
+    base_points = serializers.DecimalField(max_digits=14, decimal_places=4, allow_null=True)
+    readmission_halved = serializers.BooleanField()
+    points_before_readmission = serializers.DecimalField(max_digits=14, decimal_places=4)
+    points = serializers.DecimalField(max_digits=14, decimal_places=4)
+    run = RunSerializer()
 
 
 class StatementSerializer(serializers.ModelSerializer):

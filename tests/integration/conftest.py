@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from common.users import system_user
-from drg.bundle import bundle_load
+from exchange.bundle import bundle_load
 from drg.models import Region
 from settlement.services import clearing_run_finalize, clearing_run_start
 

@@ -3,7 +3,6 @@ rules, maker-checker, draft replacement, caps and the fiscal budget, selectors, 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 from datetime import date
 from decimal import Decimal
@@ -39,73 +38,14 @@ from incentives.services import payout_approve, payout_mark_paid, payouts_comput
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-BUNDLE_LOADER_EXISTS = importlib.util.find_spec("drg.bundle") is not None
 
 
 # --- arranging data ---------------------------------------------------------------------------
 
-def _rows(bundle: Path, name: str) -> list[dict]:
-    path = bundle / name
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def load_worked_example_records(bundle: Path) -> Region:
-    """Stand-in for `load_bundle` (drg.bundle): the region, institutions, cases and the four
-    incentive inputs of the bundle, inputs stored approved by the system user as the loader does."""
-    import json
-
-    params = json.loads((bundle / "params.json").read_text(encoding="utf-8"))
-    region = Region.objects.create(code=params["region"]["code"], name=params["region"]["name"])
-    institutions = {}
-    for row in _rows(bundle, "institutions.csv"):
-        institutions[row["code"]] = Institution.objects.create(
-            region=region, code=row["code"], name=row["name"], level=int(row["level"]), category=row["category"],
-            is_public=row["is_public"] == "1", group_code=row["group_code"], coefficient=D(row["coefficient"]) if row["coefficient"] else None,
-        )
-    Case.objects.bulk_create(
-        Case(
-            region=region, institution=institutions[row["institution_code"]], case_no=row["case_no"], fund=row["fund"],
-            patient_id=row["patient_id"], admission_date=date.fromisoformat(row["admission_date"]),
-            discharge_date=date.fromisoformat(row["discharge_date"]), drg_code=row["drg_code"], total_cost=D(row["total_cost"]),
-            self_pay=D(row["self_pay"]), discharge_status=row["discharge_status"], tcm_treatment=row["tcm_treatment"] == "1",
-            tcm_cost=D(row["tcm_cost"] or "0"), surgery_grade=int(row["surgery_grade"] or 0),
-            malignant_tumor_surgery=row["malignant_tumor_surgery"] == "1",
-        )
-        for row in _rows(bundle, "cases.csv")
-    )
-    approved = {"status": ReviewStatus.APPROVED, "decided_by": system_user()}
-    for row in _rows(bundle, "chronic_enrollments.csv"):
-        ChronicEnrollment.objects.create(
-            institution=institutions[row["institution_code"]], patient_id=row["patient_id"], disease=row["disease"],
-            enrolled_on=date.fromisoformat(row["enrolled_on"]), **approved,
-        )
-    for row in _rows(bundle, "tcm_workload.csv"):
-        TcmWorkload.objects.create(
-            institution=institutions[row["institution_code"]], month=date.fromisoformat(row["month"] + "-01"),
-            prescriptions=int(row["prescriptions"]), **approved,
-        )
-    for row in _rows(bundle, "hospice_services.csv"):
-        HospiceService.objects.create(
-            institution=institutions[row["institution_code"]], kind=row["kind"], patient_id=row["patient_id"],
-            service_date=date.fromisoformat(row["service_date"]), quantity=int(row["quantity"] or 1), **approved,
-        )
-    for row in _rows(bundle, "screenings.csv"):
-        Screening.objects.create(
-            institution=institutions[row["institution_code"]], patient_id=row["patient_id"],
-            screening_date=date.fromisoformat(row["screening_date"]), fee=D(row["fee"]), high_risk=row["high_risk"] == "1", **approved,
-        )
-    return region
-
-
 @pytest.fixture
 def worked_region(worked_bundle) -> Region:
-    if BUNDLE_LOADER_EXISTS:
-        call_command("load_bundle", str(worked_bundle), stdout=io.StringIO())
-        return Region.objects.get(code="331083")
-    return load_worked_example_records(worked_bundle)
+    call_command("load_bundle", str(worked_bundle), stdout=io.StringIO())
+    return Region.objects.get(code="331083")
 
 
 def make_user(username: str, *perms: str):

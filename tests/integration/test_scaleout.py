@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from drg.models import Region
-from drg.synthetic import generate_bundle
+from exchange.synthetic import generate_bundle
 from settlement import scaleout, selectors, services
 from settlement.choices import RunStatus
 from settlement.models import CaseResult, ClearingRun, InstitutionLine

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from drg.models import Case, Region
-from drg.synthetic import generate_bundle
+from exchange.synthetic import generate_bundle
 from settlement import services
 from settlement.choices import RunStatus
 from settlement.models import CaseResult, ClearingRun, InstitutionLine

@@ -1,4 +1,5 @@
-"""drg.domain.bundle: reading and checking the exchange files (no database)."""
+"""exchange.domain.bundle (with the row, case and scheme rules of drg.domain it builds on): reading
+and checking the exchange files (no database)."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drg.domain import bundle as b
-from drg.domain.bundle import RowError
+from drg.domain import rows
+from exchange.domain import bundle as b
+from exchange.domain.bundle import RowError
 
 CASES_HEADER = ("case_no,institution_code,fund,patient_id,admission_date,discharge_date,drg_code,total_cost,self_pay,"
                 "discharge_status,tcm_treatment,tcm_cost,surgery_grade,malignant_tumor_surgery")
@@ -354,7 +356,7 @@ amounts = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(amounts, min_size=1, max_size=30))
 def test_amount_parsing_equals_decimal_arithmetic(values):
-    units, ok = b._decimal_units(np.array(values, dtype=object), places=2, int_digits=14)
+    units, ok = rows._decimal_units(np.array(values, dtype=object), places=2, int_digits=14)
 
     assert ok.all()
     assert [int(u) for u in units] == [int(Decimal(v) * 100) for v in values]
@@ -365,7 +367,7 @@ def test_amount_parsing_equals_decimal_arithmetic(values):
 def test_amount_parsing_accepts_exactly_the_format(values):
     import re
 
-    units, ok = b._decimal_units(np.array(values, dtype=object), places=2, int_digits=14)
+    units, ok = rows._decimal_units(np.array(values, dtype=object), places=2, int_digits=14)
     pattern = re.compile(r"\d{1,14}(?:\.\d{1,2})?")
 
     assert list(ok) == [bool(pattern.fullmatch(v)) for v in values]

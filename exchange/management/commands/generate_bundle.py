@@ -1,4 +1,4 @@
-"""Generate a synthetic region as an exchange bundle (drg/synthetic.py; docs/demo.md)."""
+"""Generate a synthetic region as an exchange bundle (exchange/synthetic.py; docs/demo.md)."""
 from __future__ import annotations
 
 import time
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drg.synthetic import DEFAULT_REGION, generate_bundle
+from exchange.synthetic import DEFAULT_REGION, generate_bundle
 
 
 class Command(BaseCommand):

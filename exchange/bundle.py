@@ -1,9 +1,9 @@
 """The batch door: load an exchange bundle (EXCHANGE.md) all or nothing, idempotently, in bulk.
 
-``bundle_load`` reads every file (drg.domain.bundle parses and checks them, pure), then in one
+``bundle_load`` reads every file (exchange.domain.bundle parses and checks them, pure), then in one
 transaction checks them against what is stored (references, cases of finalized periods, pending
 budget drafts), raises ``BundleInvalid`` with every bad row if there is any, and otherwise writes:
-region, payment scheme, budgets (through budget.services), catalogs, cases (``cases_upsert``:
+region, payment scheme, budgets (through budget.services), catalogs, cases (drg.services.cases_upsert:
 COPY on PostgreSQL, executemany on SQLite) and the approved records. A record identical to the
 stored one is left alone and counted as unchanged; a changed case of an open period is updated and
 recorded as a CaseCorrection. Nothing is ever deleted. See docs/loading.md.
@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -30,19 +30,14 @@ from common.bulk import copy_create, copy_create_history, is_postgres
 from common.models import ReviewStatus
 from common.users import system_user
 from drg import selectors
+from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
 from drg.choices import ChangeSource
-from drg.domain import bundle as domain
-from drg.domain.bundle import (
-    CASE_FIELD_OF, CASE_TYPED_COLUMNS, CASE_VALUE_COLUMNS, CHANGED, LINE, NEW, PARAMS_FILE, UNCHANGED, BundleParams,
-    FileSpec, RowError,
-)
-from drg.models import (
-    Case, CaseCorrection, Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent,
-)
+from drg.services import FileCounts, cases_apply, cases_plan
+from exchange.domain import bundle as domain
+from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
 from settlement.choices import AdjustmentStatus
 from settlement.models import Evaluation, ItemizedClaim, PointAdjustment
-from settlement.selectors import finalized_through
 
 Progress = Callable[[str], None]
 BATCH = 5_000
@@ -56,25 +51,6 @@ class BundleInvalid(Exception):
         super().__init__(f"the bundle has {len(self.errors)} error(s); nothing was loaded")
 
 
-class CasesFrozen(Exception):
-    """cases_upsert refused: some rows would add to or change a finalized period (API: 409)."""
-
-    def __init__(self, errors: Iterable[RowError]):
-        self.errors = domain.sort_errors(errors)
-        super().__init__(f"{len(self.errors)} case(s) fall in a finalized period; nothing was changed")
-
-
-@dataclass
-class FileCounts:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.created + self.updated + self.unchanged
-
-
 @dataclass
 class LoadReport:
     path: Path
@@ -84,187 +60,6 @@ class LoadReport:
     corrections: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class UpsertReport:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    corrections: list[CaseCorrection] = field(default_factory=list)
-
-    @property
-    def counts(self) -> FileCounts:
-        return FileCounts(self.created, self.updated, self.unchanged)
-
-
-# --- cases (shared with the hospital API) ------------------------------------------------------------
-
-
-def cases_plan(*, region: Region | None, rows: pd.DataFrame, file: str = domain.CASES.name) -> tuple[pd.DataFrame, list[RowError]]:
-    """Compare validated case rows (parse_cases output) with the stored cases: each row gets
-    state new / changed / unchanged (drg.domain.bundle.classify_cases); rows that would add to or
-    change a finalized period are returned as errors. Reads only."""
-    missing = [c for c in CASE_TYPED_COLUMNS if c not in rows.columns]
-    if missing:
-        raise ValueError(f"case rows lack the typed columns {missing}; pass them through parse_cases first")
-    if rows.duplicated(["institution_code", "case_no"]).any():
-        raise ValueError("case rows repeat an (institution_code, case_no); parse_cases reports those as errors")
-    region_id = region.pk if region is not None else None
-    ids = selectors.institution_ids(region_id=region_id)
-    known = rows[rows["institution_code"].isin(list(ids))]
-    keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
-    stored = selectors.cases_stored_frame(keys=keys)
-    codes = {pk: code for code, pk in ids.items()}
-    stored["institution_code"] = stored["institution_id"].map(codes).astype(object)
-    classified = domain.classify_cases(rows, stored)
-    frozen = finalized_through(region_id=region_id) if region_id is not None else {}
-    return classified, domain.frozen_case_errors(classified, frozen, file=file)
-
-
-def cases_upsert(
-    *, region: Region, rows: pd.DataFrame, source: str, user=None, reason: str = "", file: str = domain.CASES.name,
-) -> UpsertReport:
-    """Insert new cases, update changed ones (recording a CaseCorrection each), skip identical ones.
-
-    `rows` are validated typed rows (drg.domain.bundle.parse_cases); their institutions must be
-    stored in `region`. Raises CasesFrozen (nothing written) when a row would add to or change a
-    finalized period. One transaction; bulk statements only."""
-    with transaction.atomic():
-        Region.objects.select_for_update().filter(pk=region.pk).first()
-        classified, errors = cases_plan(region=region, rows=rows, file=file)
-        if errors:
-            raise CasesFrozen(errors)
-        return _cases_apply(region=region, classified=classified, source=source, user=user, reason=reason)
-
-
-_CASE_VALUE_FIELDS = (
-    "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
-    "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
-)
-_CASE_TEXT_FIELDS = ("case_no", "fund", "patient_id", "drg_code", "discharge_status")
-_CENTS = [f".{cents:02d}" for cents in range(100)]
-
-
-def _fen_strings(fen: pd.Series) -> list[str]:
-    """int64 fen -> exact decimal strings ('1234.56'); map() keeps the loop in C."""
-    whole, cents = np.divmod(fen.to_numpy(dtype="int64"), 100)
-    return list(map(str.__add__, map(str, whole.tolist()), map(_CENTS.__getitem__, cents.tolist())))
-
-
-def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region_id: int, now: dt.datetime) -> dict[str, list]:
-    """Typed case rows -> drg_case column name -> list of values in database form (decimals as
-    exact strings, dates ISO, booleans bool). Everything but the id."""
-    unknown = sorted(set(rows["institution_code"]) - set(institution_ids))
-    if unknown:
-        raise ValueError(f"institutions not stored in the region: {unknown}")
-    stamp = now.isoformat() if is_postgres() else connection.ops.adapt_datetimefield_value(now)
-    count = len(rows)
-    return {
-        "region_id": [region_id] * count,
-        "institution_id": rows["institution_code"].map(institution_ids).astype("int64").tolist(),
-        "case_no": rows["case_no"].tolist(),
-        "fund": rows["fund"].tolist(),
-        "patient_id": rows["patient_id"].tolist(),
-        "admission_date": rows["admission_date"].tolist(),
-        "discharge_date": rows["discharge_date"].tolist(),
-        "drg_code": rows["drg_code"].tolist(),
-        "total_cost": _fen_strings(rows["total_fen"]),
-        "self_pay": _fen_strings(rows["self_fen"]),
-        "discharge_status": rows["discharge_status"].tolist(),
-        "tcm_treatment": rows["tcm_treatment"].astype(bool).tolist(),
-        "tcm_cost": _fen_strings(rows["tcm_fen"]),
-        "surgery_grade": rows["surgery_grade"].astype("int64").tolist(),
-        "malignant_tumor_surgery": rows["malignant_tumor_surgery"].astype(bool).tolist(),
-        "created_at": [stamp] * count,
-        "updated_at": [stamp] * count,
-    }
-
-
-def _csv_text(columns: dict[str, list]) -> str:
-    """Columns of database values -> CSV text for COPY (text values quoted only when they must be)."""
-    texts = []
-    for name, values in columns.items():
-        if name in ("tcm_treatment", "malignant_tumor_surgery"):
-            texts.append(["t" if v else "f" for v in values])
-        elif name in _CASE_TEXT_FIELDS:
-            joined = "".join(values)
-            if any(c in joined for c in ',"\r\n'):
-                values = ['"' + v.replace('"', '""') + '"' for v in values]
-            texts.append(values)
-        else:
-            texts.append(list(map(str, values)))
-    return "\n".join(map(",".join, zip(*texts))) + "\n"
-
-
-def _copy_in(table: str, columns: dict[str, list]) -> None:
-    """COPY the columns into a table (PostgreSQL, psycopg 3), text columns never NULL."""
-    names = ", ".join(columns)
-    not_null = ", ".join(c for c in columns if c in _CASE_TEXT_FIELDS)
-    options = f"FORMAT csv, FORCE_NOT_NULL ({not_null})" if not_null else "FORMAT csv"
-    text = _csv_text(columns)
-    with connection.cursor() as cursor:
-        with cursor.connection.cursor() as pg_cursor:
-            with pg_cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH ({options})") as copy:
-                copy.write(text)
-
-
-def _cases_insert(columns: dict[str, list]) -> None:
-    """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
-    table = connection.ops.quote_name(Case._meta.db_table)
-    if is_postgres():
-        _copy_in(table, columns)
-        return
-    names = ", ".join(columns)
-    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, zip(*columns.values()))
-
-
-def _cases_update(ids: list[int], columns: dict[str, list]) -> None:
-    """UPDATE changed cases by id: PostgreSQL through a temporary table filled by COPY, SQLite by
-    executemany."""
-    table = connection.ops.quote_name(Case._meta.db_table)
-    fields = [*_CASE_VALUE_FIELDS, "updated_at"]
-    values = {"id": ids, **{name: columns[name] for name in fields}}
-    if is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS drg_case_load")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE drg_case_load ON COMMIT DROP AS SELECT id, {', '.join(fields)} FROM {table} WITH NO DATA"
-            )
-            _copy_in("drg_case_load", values)
-            assignments = ", ".join(f"{name} = t.{name}" for name in fields)
-            cursor.execute(f"UPDATE {table} AS c SET {assignments} FROM drg_case_load AS t WHERE c.id = t.id")
-            cursor.execute("DROP TABLE drg_case_load")
-        return
-    sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in fields)} WHERE id = %s"
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, zip(*[values[name] for name in fields], ids))
-
-
-def _cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "") -> UpsertReport:
-    now = timezone.now()
-    ids = selectors.institution_ids(region_id=region.pk)
-    state = classified["state"].to_numpy(dtype=object)
-    new = classified[state == NEW]
-    changed = classified[state == CHANGED]
-    report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == UNCHANGED).sum()))
-    if len(new):
-        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now))
-    if len(changed):
-        _cases_update(changed["case_id"].astype("int64").tolist(),
-                      _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))
-        corrections = []
-        for row in changed[["case_id", "changed", *CASE_VALUE_COLUMNS, *[f"{c}_stored" for c in CASE_VALUE_COLUMNS]]].itertuples(index=False):
-            values = row._asdict()
-            before = {CASE_FIELD_OF[c]: domain.case_json_value(c, values[f"{c}_stored"]) for c in row.changed}
-            after = {CASE_FIELD_OF[c]: domain.case_json_value(c, values[c]) for c in row.changed}
-            corrections.append(CaseCorrection(
-                case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
-            ))
-        report.corrections = copy_create(CaseCorrection, corrections)
-    return report
 
 
 # --- records other than cases ------------------------------------------------------------------------
@@ -572,7 +367,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     # cases
     if "cases" in plan:
         say(f"cases: {len(plan['cases'])} rows")
-        upsert = _cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
+        upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
                               user=w.actor, reason=w.reason)
         report.files[domain.CASES.name] = upsert.counts
         report.corrections = len(upsert.corrections)

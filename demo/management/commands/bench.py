@@ -50,7 +50,7 @@ class Command(BaseCommand):
     # --- one phase (child process) ----------------------------------------------------------------
 
     def _child(self, options) -> None:
-        from settlement import bench
+        from demo import bench
 
         phase, region, year = options["phase"], options["region"], options["year"]
         if phase == "generate":
@@ -70,7 +70,7 @@ class Command(BaseCommand):
     # --- the whole bench (parent) -------------------------------------------------------------------
 
     def _orchestrate(self, options) -> None:
-        from settlement import bench
+        from demo import bench
 
         out = Path(options["out"])
         out.parent.mkdir(parents=True, exist_ok=True)

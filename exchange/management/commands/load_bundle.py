@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from drg.bundle import BundleInvalid, bundle_load
+from exchange.bundle import BundleInvalid, bundle_load
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """demo: a whole year of a synthetic region, end to end, on the embedded default (docs/demo.md).
 
-Generates a region (drg/synthetic.py), loads it (drg.bundle.bundle_load), runs the twelve monthly
+Generates a region (exchange/synthetic.py), loads it (exchange.bundle.bundle_load), runs the twelve monthly
 clearings of each fund (each finalized by the batch system user before the next) and the annual
 clearing, prints a summary and writes statements and incentives under --out.
 
@@ -127,9 +127,9 @@ class _Demo:
         from tqdm import tqdm
 
         from common.users import system_user
-        from drg.bundle import BundleInvalid, bundle_load
+        from exchange.bundle import BundleInvalid, bundle_load
         from drg.models import Region
-        from drg.synthetic import generate_bundle
+        from exchange.synthetic import generate_bundle
         from settlement.services import clearing_run_finalize, clearing_run_start
 
         started = time.perf_counter()
@@ -221,7 +221,7 @@ class _Demo:
     def write_outputs(self, region, runs: dict[str, dict]) -> int:
         from tqdm import tqdm
 
-        from settlement.services import clearing_export
+        from exchange.exports import clearing_export
 
         count = 0
         tasks = []
@@ -278,11 +278,8 @@ class _Demo:
         return count
 
     def _incentives(self, region) -> int:
-        try:
-            from incentives.services import payouts_compute_export
-        except ImportError:
-            self.say("   incentives services not available: no incentives.csv")
-            return 0
+        from exchange.exports import payouts_compute_export
+
         payout = payouts_compute_export(region=region, year=self.year, out_dir=self.out / "incentives", excel=True)
         lines = payout.lines.count()
         self.say(f"   incentives: {lines} payout lines, total {_money(payout.total)} (draft; finance approves it)")

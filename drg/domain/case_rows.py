@@ -1,6 +1,6 @@
 """Translate submitted cases into the loader's input, and the loader's errors into API error codes.
 
-The case rules themselves are the bundle loader's (``drg.domain.bundle.parse_cases``), so the batch
+The case rules themselves are the bundle loader's (``drg.domain.cases.parse_cases``), so the batch
 door and the API accept exactly the same cases. This module only:
 
 - turns JSON objects into rows of strings as a CSV would carry them (amounts as exact decimal text,
@@ -15,7 +15,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from drg.domain.bundle import CASES, LINE
+from drg.domain.cases import CASES
+from drg.domain.rows import LINE
 
 # JSON fields of a case: the cases.csv columns less institution_code (the caller's).
 CASE_FIELDS = tuple(c for c in CASES.columns if c != "institution_code")
@@ -126,7 +127,7 @@ def json_rows_to_frame(
     return frame, errors[:max_errors]
 
 
-# The loader's reasons (drg.domain.bundle) -> stable API codes; first match wins.
+# The row rules' reasons (drg.domain.rows, drg.domain.cases) -> stable API codes; first match wins.
 _REASON_CODES: tuple[tuple[re.Pattern, str], ...] = tuple(
     (re.compile(pattern), code)
     for pattern, code in (

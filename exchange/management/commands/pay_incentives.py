@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from drg.models import Region
-from incentives.services import payouts_compute_export
+from exchange.exports import payouts_compute_export
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from drg.models import Region
 from settlement.choices import RunStatus
 from settlement.selectors import latest_run
-from settlement.services import clearing_export
+from exchange.exports import clearing_export
 
 
 class Command(BaseCommand):

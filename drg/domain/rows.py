@@ -1,0 +1,436 @@
+"""Typed rows from CSV text, checked column by column. Pure: stdlib, decimal, numpy, pandas.
+
+The machinery every exchange file and the hospital API's case rows are read with: ``RowError(file,
+line, column, reason)``, ``FileSpec`` (a file's columns and key), ``read_csv_text`` /
+``read_csv_file`` (UTF-8, a BOM tolerated, every value a string, no NA guessing) and ``_Rows``, the
+vectorised column checks (text, enum, boolean, integer, exact decimal, ISO date and month, known
+references, duplicate keys). ``line`` is the CSV line number (the header is line 1, the first record
+line 2; a record whose quoted value spans lines counts as one line).
+
+Typed frames: a parse function returns its rows with the values converted exactly, plus ``_line``:
+- a decimal column becomes integer units, never float: money ``<name>_fen`` (0.01 yuan), points,
+  coefficients and multiples ``<name>_u`` (0.0001), the evaluation score ``score_c`` (0.01);
+  nullable ones use pandas ``Int64``;
+- dates stay ISO strings ``YYYY-MM-DD`` (they compare correctly as strings); a month ``YYYY-MM``
+  becomes the ISO string of its first day;
+- booleans (``1``/``0``/empty = 0) become bool, small integers int64.
+
+The file-level rules of the exchange bundle (which files, params.json, load order) live in
+exchange/domain/bundle.py; the case rules in drg/domain/cases.py; the payment scheme's in
+drg/domain/scheme.py.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+LINE = "_line"
+
+# The choices of drg.choices / settlement / incentives, restated here because the domain layer may
+# not import Django; tests/unit/test_bundle_parse.py asserts they stay equal.
+FUNDS = ("employee", "resident")
+INSTITUTION_CATEGORIES = ("general", "tcm", "specialist", "primary")
+GROUP_KINDS = ("stable", "unstable", "per_diem")
+DISCHARGE_STATUSES = ("normal", "transfer", "against_advice", "death")
+HOSPICE_KINDS = ("bed", "inpatient", "home")
+
+# Field sizes of the models (max length of text, digits before the decimal point).
+MONEY_INT_DIGITS = 14  # DecimalField(max_digits=16, decimal_places=2)
+POINTS_INT_DIGITS = 10  # DecimalField(max_digits=14, decimal_places=4)
+FACTOR_INT_DIGITS = 4  # coefficient / multiple: DecimalField(max_digits=8, decimal_places=4)
+RATE_PLACES = 6  # RATE: DecimalField(max_digits=9, decimal_places=6)
+RATE_INT_DIGITS = 3
+
+
+@dataclass(frozen=True, order=True)
+class RowError:
+    """One problem of a bundle: file, CSV line (header = 1; 0 = the whole file / params.json), column
+    (or JSON path), and why."""
+
+    file: str
+    line: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} {self.column}: {self.reason}" if self.column else f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One CSV file of the bundle: its columns (optional ones may be left out of the header: their
+    values are then empty), whether the file itself must be present, and its key within the file."""
+
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    required: bool = False
+    optional_columns: frozenset[str] = frozenset()
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.optional_columns)
+
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+def _empty_frame(columns: Iterable[str]) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=str) for c in columns})
+    frame[LINE] = pd.Series(dtype="int64")
+    return frame
+
+
+def check_header(columns: Iterable[str], spec: FileSpec) -> list[RowError]:
+    """Unknown, duplicate and missing required columns (line 1, the header)."""
+    columns = list(columns)
+    errors: list[RowError] = []
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            errors.append(RowError(spec.name, 1, name, "duplicate column"))
+        elif name not in spec.columns:
+            errors.append(RowError(spec.name, 1, name, f"unknown column (expected: {', '.join(spec.columns)})"))
+        seen.add(name)
+    for name in spec.required_columns:
+        if name not in seen:
+            errors.append(RowError(spec.name, 1, name, "missing required column"))
+    return errors
+
+
+def _field_counts(text: str) -> tuple[np.ndarray, list[list[str]] | None]:
+    """Number of fields of every record after the header (0 for a blank line). Without quotes in the
+    file, records are lines and commas count the fields (vectorised over the bytes); otherwise the
+    csv module parses the records (returned too, so the caller can build the frame from them)."""
+    if '"' not in text:
+        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        newlines = np.flatnonzero(data == 10)
+        starts = np.concatenate(([0], newlines + 1))
+        ends = np.concatenate((newlines, [len(data)]))
+        if starts[-1] == len(data):  # the newline that ends the last record
+            starts, ends = starts[:-1], ends[:-1]
+        commas = np.flatnonzero(data == 44)
+        counts = np.bincount(np.searchsorted(newlines, commas), minlength=len(starts)).astype("int64") + 1
+        length = ends - starts
+        carriage = np.zeros(len(starts), dtype=bool)
+        carriage[length > 0] = data[ends[length > 0] - 1] == 13
+        counts[(length - carriage) == 0] = 0
+        return counts[1:], None
+    records = list(csv.reader(io.StringIO(text)))[1:]
+    return np.array([len(r) for r in records], dtype="int64"), records
+
+
+def read_csv_text(text: str, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
+    """Parse one CSV file's text into a frame of strings (one column per header name, plus _line).
+    Blank lines are skipped; a record with the wrong number of fields is an error and left out."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    header_rows = list(csv.reader(io.StringIO(text.split("\n", 1)[0])))
+    if not header_rows or not any(h.strip() for h in header_rows[0]):
+        return _empty_frame(spec.columns), [RowError(spec.name, 1, "", "empty file: no header row")]
+    header = header_rows[0]
+    errors = check_header(header, spec)
+    if len(set(header)) != len(header):
+        return _empty_frame(spec.columns), errors
+    counts, records = _field_counts(text)
+    wrong = (counts != len(header)) & (counts != 0)
+    for position in np.flatnonzero(wrong):
+        errors.append(RowError(spec.name, int(position) + 2, "", f"expected {len(header)} fields, found {int(counts[position])}"))
+    frame = None
+    if records is None and not wrong.any():
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False)
+        if len(frame) == len(counts):
+            frame[LINE] = np.arange(2, len(frame) + 2, dtype="int64")
+            frame = frame[counts != 0]
+        else:  # defensive: numbering must follow the records exactly
+            frame = None
+    if frame is None:
+        if records is None:
+            records = list(csv.reader(io.StringIO(text)))[1:]
+        keep = [i for i, r in enumerate(records) if len(r) == len(header)]
+        frame = pd.DataFrame([records[i] for i in keep], columns=header, dtype=str) if keep else pd.DataFrame(
+            {c: pd.Series(dtype=str) for c in header}
+        )
+        frame[LINE] = np.array(keep, dtype="int64") + 2
+    return frame.reset_index(drop=True), errors
+
+
+def read_csv_file(path: Path, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return _empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    return read_csv_text(text, spec)
+
+
+# --- column checks -----------------------------------------------------------------------------------
+
+
+class _Rows:
+    """The rows of one file being checked: collects errors, knows which cells are valid."""
+
+    def __init__(self, frame: pd.DataFrame, spec: FileSpec):
+        frame = frame.copy()
+        if LINE not in frame.columns:
+            frame[LINE] = np.arange(2, len(frame) + 2, dtype="int64")
+        for name in spec.columns:
+            if name not in frame.columns:
+                frame[name] = ""
+            elif frame[name].dtype != "str":
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), "").astype(str)
+        self.frame = frame.reset_index(drop=True)
+        self.spec = spec
+        self.lines = self.frame[LINE].to_numpy(dtype="int64")
+        self.errors: list[RowError] = []
+        self.out = pd.DataFrame({LINE: self.lines})
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def raw(self, column: str) -> pd.Series:
+        return self.frame[column]
+
+    def flag(self, mask, column: str, reason: str | Callable[[int], str]) -> None:
+        """Add an error for every row where mask is true; reason may be a function of the row position."""
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        for position in positions:
+            text = reason(int(position)) if callable(reason) else reason
+            self.errors.append(RowError(self.spec.name, int(self.lines[position]), column, text))
+
+    def value(self, column: str, position: int) -> str:
+        return self.frame[column].iat[position]
+
+    # typed columns -------------------------------------------------------------------------------
+
+    def text(self, column: str, *, max_length: int, required: bool = True) -> np.ndarray:
+        """A text value; returns the validity mask (non-empty when required, not too long)."""
+        values = self.raw(column)
+        lengths = values.str.len().to_numpy()
+        empty = lengths == 0
+        too_long = lengths > max_length
+        if required:
+            self.flag(empty, column, "required value is empty")
+        self.flag(too_long, column, f"longer than {max_length} characters")
+        self.out[column] = values.to_numpy(dtype=object)
+        return ~too_long & (~empty if required else True)
+
+    def enum(self, column: str, choices: tuple[str, ...]) -> np.ndarray:
+        values = self.raw(column)
+        empty = (values == "").to_numpy()
+        bad = ~values.isin(choices).to_numpy() & ~empty
+        self.flag(empty, column, f"required value is empty (one of {', '.join(choices)})")
+        self.flag(bad, column, lambda p: f"{self.value(column, p)!r} is not one of {', '.join(choices)}")
+        self.out[column] = values.to_numpy(dtype=object)
+        return ~bad & ~empty
+
+    def boolean(self, column: str) -> np.ndarray:
+        values = self.raw(column)
+        bad = ~values.isin(("1", "0", "")).to_numpy()
+        self.flag(bad, column, lambda p: f"{self.value(column, p)!r} is not a boolean (1, 0 or empty)")
+        self.out[column] = (values == "1").to_numpy()
+        return ~bad
+
+    def integer(self, column: str, *, low: int, high: int, default: int | None = None) -> np.ndarray:
+        values = self.raw(column)
+        empty = (values == "").to_numpy()
+        numbers, digits = _chunked(_whole_numbers, values)
+        out_of_range = digits & ((numbers < low) | (numbers > high))
+        if default is None:
+            self.flag(empty, column, "required value is empty")
+        else:
+            numbers[empty] = default
+        self.flag(~digits & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a whole number")
+        self.flag(out_of_range, column, lambda p: f"{self.value(column, p)} is outside {low}–{high}")
+        self.out[column] = numbers
+        valid = digits & ~out_of_range
+        return (valid | empty) if default is not None else valid
+
+    def decimal(
+        self, column: str, *, places: int, int_digits: int, out: str, what: str,
+        required: bool = True, default: int | None = None, positive: bool = False, maximum: int | None = None,
+    ) -> np.ndarray:
+        """An unsigned decimal with at most `places` decimals -> integer units in column `out`
+        (Int64, <NA> where empty and not required). Returns the validity mask (empty counts as
+        valid when not required)."""
+        values = self.raw(column)
+        empty = (values == "").to_numpy()
+        units, good = _chunked(_decimal_units, values, places=places, int_digits=int_digits)
+        bad = ~good & ~empty
+        if bad.any():  # say why, row by row (only the bad rows)
+            bad_values = values[bad]
+            negative = np.zeros(len(values), dtype=bool)
+            too_fine = np.zeros(len(values), dtype=bool)
+            too_big = np.zeros(len(values), dtype=bool)
+            shape = bad_values.str.fullmatch(r"\d+(?:\.\d+)?").to_numpy(dtype=bool)
+            negative[bad] = bad_values.str.fullmatch(r"-\s*\d+(?:\.\d+)?").to_numpy(dtype=bool)
+            too_fine[bad] = shape & bad_values.str.fullmatch(rf"\d+\.\d{{{places + 1},}}").to_numpy(dtype=bool)
+            too_big[bad] = shape
+            too_big &= ~too_fine
+            self.flag(negative, column, lambda p: f"negative {what}: {self.value(column, p)!r}")
+            self.flag(too_fine, column, lambda p: f"{self.value(column, p)!r} has more than {places} decimals")
+            self.flag(too_big, column, lambda p: f"{self.value(column, p)!r} is too large (at most {int_digits} digits before the point)")
+            self.flag(bad & ~negative & ~too_fine & ~too_big, column,
+                      lambda p: f"{self.value(column, p)!r} is not {'an' if what[0] in 'aeiou' else 'a'} {what} (digits with at most {places} decimals)")
+        valid = good.copy()
+        if positive:
+            zero = good & (units == 0)
+            self.flag(zero, column, f"{what} must be greater than 0")
+            valid &= ~zero
+        if maximum is not None:
+            over = good & (units > maximum)
+            self.flag(over, column, lambda p: f"{self.value(column, p)} is above the maximum {maximum / 10 ** places:g}")
+            valid &= ~over
+        if required and default is None:
+            self.flag(empty, column, "required value is empty")
+            self.out[out] = units
+            return valid
+        if default is not None:
+            units = units.copy()
+            units[empty] = default
+            self.out[out] = units
+        else:
+            result = pd.array(units, dtype="Int64")
+            result[empty] = pd.NA
+            self.out[out] = result
+        return valid | empty
+
+    def date(self, column: str) -> np.ndarray:
+        values = self.raw(column)
+        empty = (values == "").to_numpy()
+        shape, calendar, _ = _chunked(_iso_dates, values)
+        self.flag(empty, column, "required value is empty")
+        self.flag(~shape & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a date YYYY-MM-DD")
+        self.flag(shape & ~calendar, column, lambda p: f"{self.value(column, p)} is not a calendar date")
+        self.out[column] = values.to_numpy(dtype=object)
+        return calendar
+
+    def month(self, column: str) -> np.ndarray:
+        """A month YYYY-MM -> the ISO date of its first day."""
+        values = self.raw(column)
+        empty = (values == "").to_numpy()
+        (shape,) = _chunked(_iso_months, values)
+        self.flag(empty, column, "required value is empty")
+        self.flag(~shape & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a month YYYY-MM")
+        self.out[column] = (values + "-01").to_numpy(dtype=object)
+        return shape
+
+    def known(self, column: str, valid: np.ndarray, known: set[str] | frozenset[str], what: str) -> np.ndarray:
+        values = self.raw(column)
+        unknown = valid & ~values.isin(list(known)).to_numpy()
+        self.flag(unknown, column, lambda p: f"unknown {what} {self.value(column, p)!r}")
+        return valid & ~unknown
+
+    def duplicates(self) -> np.ndarray:
+        """Every record whose key repeats an earlier record of the file."""
+        key = list(self.spec.key)
+        frame = self.frame[key + [LINE]]
+        dup = frame.duplicated(subset=key, keep="first").to_numpy()
+        if dup.any():
+            first_line = frame.groupby(key, sort=False)[LINE].transform("first").to_numpy()
+            label = ", ".join(key)
+
+            def reason(p: int) -> str:
+                values = ", ".join(repr(self.value(k, p)) for k in key)
+                return f"duplicate key ({label}) = ({values}); first at line {int(first_line[p])}"
+
+            self.flag(dup, key[-1], reason)
+        return ~dup
+
+    def result(self) -> tuple[pd.DataFrame, list[RowError]]:
+        return self.out, self.errors
+
+
+CHUNK_ROWS = 250_000  # bounds the character matrices' memory
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype="int64")
+
+
+def _chars(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Strings as a (rows, width) matrix of code points (0 past the end) and their lengths;
+    a string longer than `width` gets length -1. Vectorised: one conversion to a fixed-width
+    numpy string array (one spare character tells a too-long string)."""
+    fixed = np.asarray(values, dtype=f"<U{width + 1}")
+    length = np.char.str_len(fixed).astype("int64")
+    chars = fixed.view(np.uint32).reshape(len(values), width + 1)[:, :width]
+    return chars, np.where(length <= width, length, -1)
+
+
+def _chunked(function: Callable[..., tuple], values: pd.Series, **kwargs) -> tuple[np.ndarray, ...]:
+    array = values.to_numpy(dtype=object)
+    if len(array) <= CHUNK_ROWS:
+        return function(array, **kwargs)
+    parts = [function(array[start:start + CHUNK_ROWS], **kwargs) for start in range(0, len(array), CHUNK_ROWS)]
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+_POWERS = 10 ** np.arange(19, dtype="int64")
+
+
+def _decimal_units(values: np.ndarray, *, places: int, int_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unsigned decimals `\\d{1,int_digits}(\\.\\d{1,places})?` -> (int64 units of 10**-places, ok).
+
+    Exact integer arithmetic over the code-point matrix, one character column at a time."""
+    width = int_digits + 1 + places
+    chars, length = _chars(values, width)
+    rows = len(values)
+    ok = length >= 1
+    digits = np.zeros(rows, dtype="int64")
+    dots = np.zeros(rows, dtype="int64")
+    dot_at = np.full(rows, -1, dtype="int64")
+    for j in range(width):
+        code = chars[:, j]
+        inside = j < length
+        is_digit = (code >= 48) & (code <= 57)
+        is_dot = inside & (code == 46)
+        ok &= ~inside | is_digit | is_dot
+        dot_at = np.where(is_dot & (dot_at < 0), j, dot_at)
+        dots += is_dot
+        take = inside & is_digit
+        digits = np.where(take, digits * 10 + (code.astype("int64") - 48), digits)
+    has_dot = dots == 1
+    decimals = np.where(has_dot, length - dot_at - 1, 0)
+    whole = np.where(has_dot, dot_at, length)
+    ok &= (dots <= 1) & (whole >= 1) & (whole <= int_digits) & (~has_dot | ((decimals >= 1) & (decimals <= places)))
+    units = np.where(ok, digits * _POWERS[np.clip(places - decimals, 0, 18)], 0)
+    return units, ok
+
+
+def _whole_numbers(values: np.ndarray, *, max_digits: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    units, ok = _decimal_units(values, places=0, int_digits=max_digits)
+    return units, ok
+
+
+def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YYYY-MM-DD -> (shape ok, calendar ok, year*100+month)."""
+    chars, length = _chars(values, 10)
+    d = chars.astype("int64") - 48
+    digits = ((d[:, [0, 1, 2, 3, 5, 6, 8, 9]] >= 0) & (d[:, [0, 1, 2, 3, 5, 6, 8, 9]] <= 9)).all(axis=1)
+    shape = (length == 10) & digits & (chars[:, 4] == 45) & (chars[:, 7] == 45)
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month = d[:, 5] * 10 + d[:, 6]
+    day = d[:, 8] * 10 + d[:, 9]
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_ok = (month >= 1) & (month <= 12)
+    days = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
+    calendar = shape & (year >= 1) & month_ok & (day >= 1) & (day <= days)
+    return shape, calendar, np.where(calendar, year * 100 + month, 0)
+
+
+def _iso_months(values: np.ndarray) -> tuple[np.ndarray]:
+    """YYYY-MM (month 01–12) -> ok."""
+    chars, length = _chars(values, 7)
+    d = chars.astype("int64") - 48
+    digits = ((d[:, [0, 1, 2, 3, 5, 6]] >= 0) & (d[:, [0, 1, 2, 3, 5, 6]] <= 9)).all(axis=1)
+    month = d[:, 5] * 10 + d[:, 6]
+    return ((length == 7) & digits & (chars[:, 4] == 45) & (month >= 1) & (month <= 12),)
+
+
+# --- the files ---------------------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""The files the bulk commands write (EXCHANGE.md): a clearing run's outputs (`export_clearing`)
+and a year's incentive payout (`pay_incentives`). The numbers are the apps' (settlement's stored
+run lines and case results, incentives' payout); this module only lays them out as the public
+contract says."""
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+from django.core.exceptions import ValidationError
+
+from common.precision import r2, r4
+from drg.models import Region
+from incentives.exports import payout_csv_text, payout_xlsx_bytes
+from incentives.models import Payout
+from incentives.services import payouts_compute
+from settlement.choices import RunKind, RunStatus
+from settlement.models import CaseResult, ClearingRun
+
+ZERO = Decimal("0")
+
+
+# --- clearing: export_clearing ---------------------------------------------------------------------
+
+ANNUAL_COLUMNS = ["institution_code", "points", "point_value", "gross_amount", "self_pay", "fund_payment",
+                  "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "balance"]
+MONTHLY_COLUMNS = ["institution_code", "points", "point_value", "due", "prepay", "withheld"]
+POOL_KEYS = ["total", "reserve", "outpatient", "inpatient", "drg_budget", "special_outpatient", "fund_claims",
+             "distributed", "point_value"]
+POINT_FIELDS = {"points", "point_value"}
+
+
+def _text(name: str, value) -> str:
+    if value is None:
+        value = ZERO
+    return str(r4(value)) if name in POINT_FIELDS else str(r2(value))
+
+
+def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
+    """Write the run's outputs as EXCHANGE.md says; returns the files written."""
+    if run.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
+        raise ValidationError(f"run #{run.pk} is {run.status}; it has no results to export")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = list(run.lines.select_related("institution").order_by("institution__code"))
+    written = []
+    columns = MONTHLY_COLUMNS if run.kind == RunKind.MONTHLY else ANNUAL_COLUMNS
+    name = "monthly.csv" if run.kind == RunKind.MONTHLY else "clearing.csv"
+    with open(out_dir / name, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for line in lines:
+            writer.writerow([line.institution.code] + [_text(c, getattr(line, c)) for c in columns[1:]])
+    written.append(out_dir / name)
+    if run.kind == RunKind.ANNUAL:
+        results = pd.DataFrame.from_records(
+            CaseResult.objects.filter(run=run).values_list("case__case_no", "institution__code", "valuation_group", "category", "points"),
+            columns=["case_no", "institution_code", "valuation_group", "category", "points"],
+        )
+        results = results.sort_values(["institution_code", "case_no"], kind="stable")
+        results.insert(2, "fund", run.fund)
+        results["points"] = [str(r4(p)) for p in results["points"]]
+        results.to_csv(out_dir / "case_points.csv", index=False, lineterminator="\r\n")
+        written.append(out_dir / "case_points.csv")
+        pool = {key: run.totals[key] for key in POOL_KEYS}
+        (out_dir / "pool.json").write_text(json.dumps(pool, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(out_dir / "pool.json")
+    return written
+
+
+# --- incentives: pay_incentives ------------------------------------------------------------------
+
+CSV_NAME = "incentives.csv"
+XLSX_NAME = "incentives.xlsx"
+
+
+def payout_export(*, payout: Payout, out_dir: Path, excel: bool = False) -> list[Path]:
+    """Write DIR/incentives.csv (and DIR/incentives.xlsx with excel=True); returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / CSV_NAME
+    csv_path.write_bytes(payout_csv_text(payout=payout).encode("utf-8"))
+    written = [csv_path]
+    if excel:
+        xlsx_path = out_dir / XLSX_NAME
+        xlsx_path.write_bytes(payout_xlsx_bytes(payout=payout))
+        written.append(xlsx_path)
+    return written
+
+
+def payouts_compute_export(*, region: Region, year: int, out_dir: Path, user=None, excel: bool = False) -> Payout:
+    """The batch door (`pay_incentives`): compute the year's draft payout and write its files."""
+    payout = payouts_compute(region=region, year=year, user=user)
+    payout_export(payout=payout, out_dir=out_dir, excel=excel)
+    return payout
