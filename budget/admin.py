@@ -278,7 +278,9 @@ class BudgetAdmin(HistoryAdmin):
         except ValidationError as exc:
             self.message_user(request, f"{budget}: {error_text(exc)}", messages.ERROR)
         else:
-            self.message_user(request, _("已批准：%(budget)s。") % {"budget": budget.__class__.objects.get(pk=budget.pk)}, messages.SUCCESS)
+            budget = Budget.objects.get(pk=budget.pk)
+            self.log_change(request, budget, str(_("批准")))  # the cockpit's recent actions
+            self.message_user(request, _("已批准：%(budget)s。") % {"budget": budget}, messages.SUCCESS)
             return True
         return False
 
@@ -305,6 +307,7 @@ class BudgetAdmin(HistoryAdmin):
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, error_text(exc) if isinstance(exc, ValidationError) else str(exc), messages.ERROR)
             else:
+                self.log_change(request, budget, str(_("退回：%(reason)s") % {"reason": form.cleaned_data["reason"][:150]}))
                 self.message_user(request, _("已将 %(budget)s 退回给经办人 %(who)s。") % {"budget": budget, "who": budget.drafted_by or "—"}, messages.SUCCESS)
             return HttpResponseRedirect(change_url)
         context = {

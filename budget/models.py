@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
@@ -51,7 +52,7 @@ class Budget(models.Model):
 
     class Meta:
         verbose_name = _("区域总额预算")
-        verbose_name_plural = _("区域总额预算")
+        verbose_name_plural = pgettext_lazy("plural", "区域总额预算")
         permissions = [("approve_budget", _("可批准预算（经办与审核分离）"))]
         ordering = ["region__code", "year", "fund", "-revision"]
         constraints = [

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # thousands separators (intcomma) on counts in templates
     "rest_framework",
     "django_filters",
     "drf_spectacular",

@@ -407,6 +407,8 @@ class ReviewAdmin(HistoryAdmin):
                 records=list(queryset), user=request.user, decision=decision,
                 amount=form.cleaned_data.get("amount"), reason=form.cleaned_data.get("reason", ""),
             )
+            for record in batch.decided:
+                self.log_change(request, record, str(DECISION_TITLES[decision]))
             if batch.decided:
                 self.message_user(request, _("%(decision)s：已处理 %(n)s 条记录。") % {"decision": DECISION_TITLES[decision], "n": len(batch.decided)}, messages.SUCCESS)
             for record, why in batch.refused:
@@ -450,6 +452,7 @@ class ReviewAdmin(HistoryAdmin):
             except (PermissionDenied, ValidationError) as exc:
                 self.message_user(request, error_text(exc), messages.ERROR)
             else:
+                self.log_change(request, record, str(DECISION_TITLES[decision]))
                 self.message_user(request, _("%(decision)s：%(record)s 已处理。") % {"decision": DECISION_TITLES[decision], "record": record}, messages.SUCCESS)
             return HttpResponseRedirect(change_url)
         context = {

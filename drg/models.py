@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
@@ -27,7 +28,7 @@ class Region(models.Model):
 
     class Meta:
         verbose_name = _("统筹区")
-        verbose_name_plural = _("统筹区")
+        verbose_name_plural = pgettext_lazy("plural", "统筹区")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -49,7 +50,7 @@ class Institution(models.Model):
 
     class Meta:
         verbose_name = _("定点医疗机构")
-        verbose_name_plural = _("定点医疗机构")
+        verbose_name_plural = pgettext_lazy("plural", "定点医疗机构")
         ordering = ["region__code", "code"]
         constraints = [
             models.UniqueConstraint(fields=["region", "code"], name="institution_code_unique_in_region"),
@@ -82,7 +83,7 @@ class DrgGroup(models.Model):
 
     class Meta:
         verbose_name = _("DRG 病组")
-        verbose_name_plural = _("DRG 病组")
+        verbose_name_plural = pgettext_lazy("plural", "DRG 病组")
         ordering = ["region__code", "year", "code"]
         constraints = [
             models.UniqueConstraint(fields=["region", "year", "code"], name="drg_group_unique"),
@@ -106,7 +107,7 @@ class Coefficient(models.Model):
 
     class Meta:
         verbose_name = _("差异系数")
-        verbose_name_plural = _("差异系数")
+        verbose_name_plural = pgettext_lazy("plural", "差异系数")
         ordering = ["institution__code", "year", "drg_code"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "year", "drg_code"], name="coefficient_unique"),
@@ -128,7 +129,7 @@ class TcmEquivalent(models.Model):
 
     class Meta:
         verbose_name = _("中医优势病种对应")
-        verbose_name_plural = _("中医优势病种对应")
+        verbose_name_plural = pgettext_lazy("plural", "中医优势病种对应")
         ordering = ["region__code", "year", "drg_code"]
         constraints = [models.UniqueConstraint(fields=["region", "year", "drg_code"], name="tcm_equivalent_unique")]
 
@@ -166,7 +167,7 @@ class PaymentScheme(models.Model):
 
     class Meta:
         verbose_name = _("付费方案")
-        verbose_name_plural = _("付费方案")
+        verbose_name_plural = pgettext_lazy("plural", "付费方案")
         ordering = ["region__code", "year"]
         constraints = [
             models.UniqueConstraint(fields=["region", "year"], name="scheme_unique"),
@@ -204,7 +205,7 @@ class Case(models.Model):
 
     class Meta:
         verbose_name = _("病例")
-        verbose_name_plural = _("病例")
+        verbose_name_plural = pgettext_lazy("plural", "病例")
         ordering = ["institution__code", "case_no"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "case_no"], name="case_no_unique_per_institution"),
@@ -237,7 +238,7 @@ class CaseCorrection(models.Model):
 
     class Meta:
         verbose_name = _("病例更正记录")
-        verbose_name_plural = _("病例更正记录")
+        verbose_name_plural = pgettext_lazy("plural", "病例更正记录")
         ordering = ["-changed_at", "-id"]
 
     def __str__(self) -> str:
@@ -269,7 +270,7 @@ class CorrectionRequest(Reviewable):
 
     class Meta:
         verbose_name = _("更正申请")
-        verbose_name_plural = _("更正申请")
+        verbose_name_plural = pgettext_lazy("plural", "更正申请")
         permissions = [("review_correctionrequest", "Can approve or reject correction requests")]
         ordering = ["-submitted_at", "-id"]
         constraints = [
@@ -310,7 +311,7 @@ class SpecialReview(Reviewable):
 
     class Meta:
         verbose_name = _("特病单议")
-        verbose_name_plural = _("特病单议")
+        verbose_name_plural = pgettext_lazy("plural", "特病单议")
         permissions = [("review_specialreview", "Can approve or reject special reviews")]
         ordering = ["institution__code", "case__case_no"]
         constraints = [
@@ -337,7 +338,7 @@ class InstitutionCredential(models.Model):
 
     class Meta:
         verbose_name = _("接口密钥")
-        verbose_name_plural = _("接口密钥")
+        verbose_name_plural = pgettext_lazy("plural", "接口密钥")
         ordering = ["institution__code", "-created_at"]
 
     def __str__(self) -> str:
@@ -358,7 +359,7 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         verbose_name = _("幂等记录")
-        verbose_name_plural = _("幂等记录")
+        verbose_name_plural = pgettext_lazy("plural", "幂等记录")
         constraints = [models.UniqueConstraint(fields=["institution", "key"], name="idempotency_key_unique")]
 
     def __str__(self) -> str:

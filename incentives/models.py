@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
@@ -28,7 +29,7 @@ class ChronicEnrollment(Reviewable):
 
     class Meta:
         verbose_name = _("慢病纳管")
-        verbose_name_plural = _("慢病纳管")
+        verbose_name_plural = pgettext_lazy("plural", "慢病纳管")
         ordering = ["institution__code", "patient_id", "disease"]
         constraints = [models.UniqueConstraint(fields=["institution", "patient_id", "disease"], name="chronic_enrollment_unique")]
         indexes = [models.Index(fields=["patient_id", "enrolled_on"], name="chronic_patient_idx")]
@@ -44,7 +45,7 @@ class TcmWorkload(Reviewable):
 
     class Meta:
         verbose_name = _("中医工作量")
-        verbose_name_plural = _("中医工作量")
+        verbose_name_plural = pgettext_lazy("plural", "中医工作量")
         ordering = ["institution__code", "month"]
         constraints = [models.UniqueConstraint(fields=["institution", "month"], name="tcm_workload_unique")]
 
@@ -61,7 +62,7 @@ class HospiceService(Reviewable):
 
     class Meta:
         verbose_name = _("安宁疗护服务")
-        verbose_name_plural = _("安宁疗护服务")
+        verbose_name_plural = pgettext_lazy("plural", "安宁疗护服务")
         ordering = ["institution__code", "service_date", "kind"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "kind", "patient_id", "service_date"], name="hospice_service_unique"),
@@ -81,7 +82,7 @@ class Screening(Reviewable):
 
     class Meta:
         verbose_name = _("高风险人群筛查")
-        verbose_name_plural = _("高风险人群筛查")
+        verbose_name_plural = pgettext_lazy("plural", "高风险人群筛查")
         ordering = ["institution__code", "screening_date", "patient_id"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "patient_id", "screening_date"], name="screening_unique"),
@@ -119,7 +120,7 @@ class IncentiveRule(models.Model):
 
     class Meta:
         verbose_name = _("奖补规则")
-        verbose_name_plural = _("奖补规则")
+        verbose_name_plural = pgettext_lazy("plural", "奖补规则")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(condition=Q(valid_to__isnull=True) | Q(valid_to__gt=F("valid_from")), name="incentive_rule_valid_window"),
@@ -178,7 +179,7 @@ class IncentiveBudget(models.Model):
 
     class Meta:
         verbose_name = _("奖补财政预算")
-        verbose_name_plural = _("奖补财政预算")
+        verbose_name_plural = pgettext_lazy("plural", "奖补财政预算")
         ordering = ["region__code", "year"]
         constraints = [
             models.UniqueConstraint(fields=["region", "year"], name="incentive_budget_unique"),
@@ -213,7 +214,7 @@ class Payout(models.Model):
 
     class Meta:
         verbose_name = _("奖补发放")
-        verbose_name_plural = _("奖补发放")
+        verbose_name_plural = pgettext_lazy("plural", "奖补发放")
         ordering = ["region__code", "-year"]
         permissions = [
             ("approve_payout", "Can approve an incentive payout (maker-checker)"),
@@ -262,7 +263,7 @@ class PayoutLine(models.Model):
 
     class Meta:
         verbose_name = _("奖补明细")
-        verbose_name_plural = _("奖补明细")
+        verbose_name_plural = pgettext_lazy("plural", "奖补明细")
         ordering = ["payout_id", "payee_code", "rule_code"]
         constraints = [models.UniqueConstraint(fields=["payout", "payee_code", "rule_code"], name="incentive_line_unique")]
         indexes = [models.Index(fields=["institution", "payout"], name="incentive_line_inst_idx")]

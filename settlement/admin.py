@@ -349,6 +349,7 @@ class ClearingRunAdmin(BureauAdmin):
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
+                self.log_addition(request, run, str(_("发起清算")))
                 self.message_user(request, _("清算批次 %(run)s 已排队，本页显示其进度。") % {"run": run}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
         context = {
@@ -400,6 +401,7 @@ class ClearingRunAdmin(BureauAdmin):
         except ValidationError as exc:
             self.message_user(request, f"{run}：{error_text(exc)}", messages.ERROR)
         else:
+            self.log_change(request, run, str(_("定稿")))  # the cockpit's recent actions
             self.message_user(request, _("%(run)s 已定稿。") % {"run": run}, messages.SUCCESS)
 
     def finalize_view(self, request, object_id):

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractMonth
@@ -379,10 +380,13 @@ def previous_run(run: ClearingRun) -> ClearingRun | None:
 
 
 def comparable_runs(run: ClearingRun) -> list[ClearingRun]:
+    """Every other run of the pool with results, monthly and annual alike (an annual run against the
+    December prepayment shows what the clearing changed)."""
     return list(
-        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=run.kind, status__in=RESULT_STATUSES)
+        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, status__in=RESULT_STATUSES)
         .exclude(pk=run.pk)
-        .order_by("month", "-created_at", "-id")
+        .select_related("region")
+        .order_by("kind", "month", "-created_at", "-id")
     )
 
 
@@ -496,9 +500,9 @@ def corrections_between(*, run: ClearingRun, baseline: ClearingRun | None) -> di
 # A run's stored totals, in the order and with the labels of SETTLEMENT.md (unknown keys last, as stored).
 TOTAL_LABELS = {
     "total": _("总额"), "reserve": _("调剂金"), "outpatient": _("门诊"), "inpatient": _("住院"),
-    "special_outpatient": _("门诊特殊病"), "drg_budget": "B DRG预算", "budget_to_date": "B_m 预算至本月",
-    "fund_claims": "F 基金按项目", "self_pay": "S 个人负担", "points": "P 点数", "banded": _("结余留用·超支分担"),
-    "from_reserve": _("动用调剂金"), "distributed": "A 可分配", "point_value": "V 点值",
+    "special_outpatient": _("门诊特殊病"), "drg_budget": _("B DRG 预算"), "budget_to_date": _("B_m 预算至本月"),
+    "fund_claims": _("F 基金按项目"), "self_pay": _("S 个人负担"), "points": _("P 点数"), "banded": _("结余留用·超支分担"),
+    "from_reserve": _("动用调剂金"), "distributed": _("A 可分配"), "point_value": _("V 点值"),
 }
 POINT_KEYS = ("points", "point_value")
 
@@ -519,7 +523,7 @@ def totals_rows(totals: dict, *, same_as: Budget | None = None) -> list[tuple[st
             text = points(value) if key in POINT_KEYS else money_text(value)
         except (ArithmeticError, TypeError, ValueError):  # not a number (a note, a fraction): shown as stored
             text = str(value)
-        rows.append((TOTAL_LABELS.get(key, key), text))
+        rows.append((str(TOTAL_LABELS.get(key, key)), text))
     return rows
 
 
@@ -563,13 +567,13 @@ def pool_view(model_admin, request, region_id: int, fund: str, year: int):
             )
         ],
         "against": [] if budget is None else [
-            (label, money_text(value)) for label, value in (
-                (_("门诊特殊病按项目"), overview.itemized_to_date),
+            (str(label), money_text(value)) for label, value in (
+                (_("门诊特殊病按项目（累计）"), overview.itemized_to_date),
                 (_("DRG 预算 B = 住院 − 门诊特殊病"), budget.inpatient - overview.itemized_to_date),
                 (_("基金按项目 F（1–%(month)s 月）") % {"month": overview.last_month or 0}, overview.fund_claims_to_date),
                 (_("全年预测"), overview.projected_claims),
             )
-        ] + ([(_("预测 ÷ 住院预算"), f"{overview.projected_ratio:.1%}")] if overview.projected_ratio is not None else []),
+        ] + ([(str(_("预测 ÷ 住院预算")), f"{overview.projected_ratio:.1%}")] if overview.projected_ratio is not None else []),
         "annual_totals": [] if overview.annual_run is None else totals_rows(overview.annual_run.totals, same_as=budget),
         "switch_funds": [(Fund(f).label, reverse("admin:settlement_pool", args=[region.pk, f, year])) for f in Fund.values if f != fund],
         "switch_years": [(y, reverse("admin:settlement_pool", args=[region.pk, fund, y])) for y in (year - 1, year + 1)],
@@ -618,6 +622,7 @@ def cockpit_context(request) -> dict:
     pools of this year and last (budget, latest run, pool page). Shown above the app list."""
     user = request.user
     queues = []
+    overdue_before = timezone.now() - dt.timedelta(days=settings.REVIEW_OVERDUE_DAYS)
     for perm, model, status, label in (
         ("budget.view_budget", Budget, BudgetStatus.DRAFT, _("待批预算")),
         ("drg.view_specialreview", SpecialReview, ReviewStatus.SUBMITTED, _("特病单议")),
@@ -630,9 +635,14 @@ def cockpit_context(request) -> dict:
     ):
         if user.has_perm(perm):
             opts = model._meta
-            count = model.objects.filter(status=status).count()
+            pending = model.objects.filter(status=status)
+            count = pending.count()
             url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist") + f"?status__exact={status}"
-            queues.append({"label": label, "count": count, "url": url})
+            since = "submitted_at" if any(f.name == "submitted_at" for f in opts.fields) else (
+                "created_at" if any(f.name == "created_at" for f in opts.fields) else None
+            )
+            overdue = pending.filter(**{f"{since}__lt": overdue_before}).count() if since and count else 0
+            queues.append({"label": label, "count": f"{count:,}", "url": url, "overdue": overdue})
     pools = []
     if user.has_perm("budget.view_budget") or user.has_perm("settlement.view_clearingrun"):
         year = timezone.localdate().year
@@ -650,7 +660,7 @@ def cockpit_context(request) -> dict:
             seen.add(key)
             run = latest_runs.get(key)
             pools.append({
-                "label": f"{budget.region.code} {budget.region.name} · {budget.get_fund_display()} · {budget.year}",
+                "label": f"{budget.region.name} · {budget.get_fund_display()} · {budget.year}",
                 "budget": _("第 %(revision)s 版 %(status)s · %(total)s") % {"revision": budget.revision, "status": budget.get_status_display(), "total": money_text(budget.total)},
                 "run": None if run is None else f"{run} · {run.get_status_display()}",
                 "run_url": None if run is None else reverse("admin:settlement_clearingrun_change", args=[run.pk]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
@@ -30,7 +31,7 @@ class ItemizedClaim(Reviewable):
 
     class Meta:
         verbose_name = _("按项目付费申报")
-        verbose_name_plural = _("按项目付费申报")
+        verbose_name_plural = pgettext_lazy("plural", "按项目付费申报")
         permissions = [("review_itemizedclaim", "Can approve or reject itemized claims")]
         ordering = ["institution__code", "claim_no"]
         constraints = [
@@ -62,7 +63,7 @@ class PointAdjustment(models.Model):
 
     class Meta:
         verbose_name = _("扣点")
-        verbose_name_plural = _("扣点")
+        verbose_name_plural = pgettext_lazy("plural", "扣点")
         permissions = [("approve_pointadjustment", "Can approve point adjustments")]
         ordering = ["institution__code", "year", "fund", "drg_code"]
         constraints = [
@@ -89,7 +90,7 @@ class Evaluation(models.Model):
 
     class Meta:
         verbose_name = _("年度考核")
-        verbose_name_plural = _("年度考核")
+        verbose_name_plural = pgettext_lazy("plural", "年度考核")
         permissions = [("approve_evaluation", "Can approve evaluations")]
         ordering = ["institution__code", "year", "fund"]
         constraints = [
@@ -127,7 +128,7 @@ class ClearingRun(models.Model):
 
     class Meta:
         verbose_name = _("清算批次")
-        verbose_name_plural = _("清算批次")
+        verbose_name_plural = pgettext_lazy("plural", "清算批次")
         permissions = [("start_clearingrun", "Can start a clearing run"), ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)")]
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -174,7 +175,7 @@ class CaseResult(models.Model):
 
     class Meta:
         verbose_name = _("病例计点结果")
-        verbose_name_plural = _("病例计点结果")
+        verbose_name_plural = pgettext_lazy("plural", "病例计点结果")
         ordering = ["run", "institution", "case"]
         indexes = [models.Index(fields=["run", "institution"], name="case_result_run_inst_idx"), models.Index(fields=["case"], name="case_result_case_idx")]
 
@@ -211,7 +212,7 @@ class InstitutionLine(models.Model):
 
     class Meta:
         verbose_name = _("机构结算行")
-        verbose_name_plural = _("机构结算行")
+        verbose_name_plural = pgettext_lazy("plural", "机构结算行")
         ordering = ["run", "institution__code"]
         constraints = [models.UniqueConstraint(fields=["run", "institution"], name="line_unique_per_run")]
 
