@@ -188,7 +188,7 @@ class BudgetAdmin(HistoryAdmin):
 
     @admin.display(description="")
     def pool_link(self, obj):
-        return format_html('<a href="{}">基金池 pool page</a>', pool_url(obj))
+        return format_html('<a href="{}">{}</a>', pool_url(obj), _("基金池页面"))
 
     # --- permissions: an approved revision is immutable
     def has_change_permission(self, request, obj=None):

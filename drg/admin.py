@@ -591,7 +591,7 @@ class DischargeMonthFilter(admin.SimpleListFilter):
     parameter_name = "discharge_month"
 
     def lookups(self, request, model_admin):
-        return [(f"{m:02d}", f"{m:02d}月") for m in range(1, 13)]
+        return [(f"{m:02d}", _("%(m)s 月") % {"m": f"{m:02d}"}) for m in range(1, 13)]
 
     def queryset(self, request, queryset):
         month = _int_or_none(self.value())

@@ -228,7 +228,7 @@ class ClearingRunAdmin(BureauAdmin):
     inlines = (InstitutionLineInline,)
     actions = ["finalize_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
-        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "progress", "error")}),
+        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "progress_col", "error")}),
         (_("结果"), {"fields": ("totals_table",)}),
         (_("耗时"), {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
         (_("经办/审核"), {"fields": ("started_by", "finalized_by", "finalized_at")}),
@@ -286,7 +286,7 @@ class ClearingRunAdmin(BureauAdmin):
     @admin.display(description=_("进度"))
     def progress_col(self, obj):
         seconds = (obj.timings or {}).get("total")
-        return f"{obj.progress}" + (f" · {seconds:.1f}s" if isinstance(seconds, (int, float)) else "")
+        return admin_views.progress_text(obj.progress) + (" · " + str(_("%(s)s 秒") % {"s": f"{seconds:.1f}"}) if isinstance(seconds, (int, float)) else "")
 
     @admin.display(description="")
     def links(self, obj):
@@ -316,18 +316,21 @@ class ClearingRunAdmin(BureauAdmin):
             if isinstance(value, list):  # per-chunk timings of a scaled-out run: one line a chunk
                 return format_html_join(
                     mark_safe("<br>"), "{}",
-                    ((", ".join(f"{k} {v}" for k, v in item.items()) if isinstance(item, dict) else str(item),) for item in value),
+                    (("，".join(f"{admin_views.stage_label(k)} {v}" for k, v in item.items()) if isinstance(item, dict) else str(item),) for item in value),
                 )
             return f"{value}"
 
         return format_html(
             "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((k, cell(v)) for k, v in obj.timings.items())),
+            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((admin_views.stage_label(k), cell(v)) for k, v in obj.timings.items())),
         )
 
     @admin.display(description=_("参数"))
     def parameters_json(self, obj):
-        return pretty_json(obj.parameters)
+        rows = admin_views.parameter_rows(obj.parameters)
+        if not rows:
+            return "—"
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     # --- start: the "add" screen starts a run through the service, queued on Celery
     def add_view(self, request, form_url="", extra_context=None):
@@ -357,7 +360,10 @@ class ClearingRunAdmin(BureauAdmin):
             "title": _("发起清算"),
             "opts": self.model._meta,
             "form": form,
-            "active": ClearingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("region"),
+            "active": [
+                (run, admin_views.progress_text(run.progress))
+                for run in ClearingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("region")
+            ],
         }
         return TemplateResponse(request, "admin/settlement/clearingrun/start.html", context)
 
@@ -497,6 +503,7 @@ class ClearingRunAdmin(BureauAdmin):
             has_results = run.status in (RunStatus.DRAFT, RunStatus.FINALIZED)
             extra_context.update(
                 run=run,
+                progress_text=admin_views.progress_text(run.progress),
                 active=run.status in ACTIVE_RUN_STATUSES,
                 has_results=has_results,
                 pool_url=reverse("admin:settlement_pool", args=[run.region_id, run.fund, run.year]),

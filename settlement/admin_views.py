@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -61,7 +62,7 @@ def _nice_step(span: float) -> float:
 
 def _tick_label(value: float, decimals: int) -> str:
     if abs(value) >= 10_000:
-        return f"{value / 10_000:,.1f}万"
+        return str(_("%(n)s万") % {"n": f"{value / 10_000:,.1f}"})
     return f"{value:,.{decimals}f}"
 
 
@@ -667,3 +668,68 @@ def cockpit_context(request) -> dict:
                 "url": reverse("admin:settlement_pool", args=[budget.region_id, budget.fund, budget.year]),
             })
     return {"cockpit_queues": queues, "cockpit_pools": pools}
+
+
+# --- a run's stored progress, timings and parameters, as an officer reads them ----------------------
+
+PROGRESS_PATTERNS = (
+    (re.compile(r"^queued$"), _("排队中")),
+    (re.compile(r"^loading inputs$"), _("读取输入")),
+    (re.compile(r"^valuing (?P<n>\d+) cases in (?P<k>\d+) chunks$"), _("分 %(k)s 块计点 %(n)s 例病例")),
+    (re.compile(r"^valuing (?P<n>\d+) cases$"), _("计点 %(n)s 例病例")),
+    (re.compile(r"^clearing$"), _("清算")),
+    (re.compile(r"^storing (?P<n>\d+) case results$"), _("保存 %(n)s 条病例结果")),
+    (re.compile(r"^done$"), _("完成")),
+    (re.compile(r"^failed$"), _("失败")),
+)
+
+STAGE_LABELS = {
+    "load": _("读取"), "value": _("计点"), "clear": _("清算"), "store": _("保存"), "total": _("合计"),
+    "chunks": _("分块"), "reduce": _("汇总"), "start": _("开始"), "end": _("结束"),
+}
+
+PARAMETER_LABELS = {
+    "scheme": _("付费方案"), "budget": _("预算"), "itemized": _("门诊特殊病"), "period": _("期间"), "start": _("起"), "end": _("止"),
+    "revision": _("修订版次"), "total": _("总额"), "reserve": _("调剂金"), "outpatient": _("门诊"), "inpatient": _("住院"),
+    "penalties": _("扣点"), "scores": _("考核得分"), "prepaid": _("已预付"), "withheld": _("暂扣"), "prepaid_before": _("此前已预付"),
+    "upto": _("上限"), "multiple": _("倍数"), "hospital_share": _("医院留用比例"), "fund_share": _("基金分担比例"),
+    "min_rate": _("最低中治率"), "uplift": _("上浮"), "all_case_avg_cost": _("全部病例次均费用"),
+    "high_outlier_tiers": _("高倍率分档"), "low_outlier_multiple": _("低倍率界值"), "readmission_days": _("再入院天数"),
+    "readmission_factor": _("再入院系数"), "prepay_ratio": _("预付比例"), "surplus_tiers": _("结余分档"),
+    "overrun_tiers": _("超支分档"), "tcm_rate_tiers": _("中医占比分档"), "month": _("月份"), "year": _("年度"),
+}
+
+
+def progress_text(progress: str) -> str:
+    """The stored progress (written by the services in a fixed vocabulary) in the user's language."""
+    for pattern, label in PROGRESS_PATTERNS:
+        match = pattern.match(progress or "")
+        if match:
+            return str(label % {k: f"{int(v):,}" for k, v in match.groupdict().items()})
+    return progress or ""
+
+
+def stage_label(key: str) -> str:
+    return str(STAGE_LABELS.get(key, key))
+
+
+def _param_value(value) -> str:
+    if value is None:
+        return str(_("无上限"))
+    if isinstance(value, list):
+        return "；".join(_param_value(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return "，".join(f"{PARAMETER_LABELS.get(k, k)} {_param_value(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def parameter_rows(parameters: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(label, value) rows of a run's parameters: nested sections flattened, tiers written out."""
+    rows: list[tuple[str, str]] = []
+    for key, value in (parameters or {}).items():
+        label = f"{prefix}{PARAMETER_LABELS.get(key, key)}"
+        if isinstance(value, dict) and value and all(isinstance(v, (dict, list)) or k in PARAMETER_LABELS for k, v in value.items()):
+            rows.extend(parameter_rows(value, prefix=f"{label} · "))
+        else:
+            rows.append((label, _param_value(value)))
+    return rows
