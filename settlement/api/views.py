@@ -131,6 +131,7 @@ class _FileNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+MAX_ID = 2**63 - 1
 STATEMENT_FILE_TYPES = {
     "pdf": "application/pdf",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -159,7 +160,7 @@ class StatementFileView(InstitutionAPIView):
     def get(self, request, run_id: int, fmt: str):
         from settlement import statement_pdf, statements
 
-        if fmt not in STATEMENT_FILE_TYPES:
+        if fmt not in STATEMENT_FILE_TYPES or not 0 < run_id <= MAX_ID:  # an id no column can hold is simply not found
             raise ApiError([ApiErrorItem(code="not_found", message=str(_("未找到。")))], status_code=404)
         line = (
             InstitutionLine.objects.filter(institution=self.institution, run_id=run_id, run__status__in=STATEMENT_RUN_STATUSES)

@@ -79,6 +79,7 @@ def test_a_hospital_downloads_only_its_own_statement_as_pdf_and_excel(employee_y
     xlsx = api.get(f"/api/v1/statements/{annual.pk}/statement.xlsx", HTTP_ACCEPT="application/json")
     unknown = api.get(f"/api/v1/statements/{annual.pk}/statement.exe")
     missing = api.get("/api/v1/statements/999999/statement.pdf")
+    huge = api.get("/api/v1/statements/2836112627336632336384/statement.pdf")
 
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     text = pdf_text(pdf.content)
@@ -86,7 +87,7 @@ def test_a_hospital_downloads_only_its_own_statement_as_pdf_and_excel(employee_y
     assert xlsx.status_code == 200
     codes = [row[0] for row in load_workbook(io.BytesIO(xlsx.content))["结算单"].iter_rows(min_row=4, values_only=True)]
     assert "H1" in codes and "H2" not in codes
-    assert unknown.status_code == 404 and missing.status_code == 404
+    assert unknown.status_code == 404 and missing.status_code == 404 and huge.status_code == 404
     assert missing.json()["errors"][0]["code"] == "not_found"
 
 
