@@ -807,6 +807,7 @@ def _proposal_field(name: str) -> forms.Field:
     if isinstance(field, forms.DateField):
         field.widget = forms.DateInput(attrs={"type": "date"})
     field.help_text = ""
+    field.initial = None  # empty = not proposed (never the model's default)
     return field
 
 

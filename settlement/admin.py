@@ -220,7 +220,7 @@ class ClearingRunAdmin(BureauAdmin):
     exports them. A finalized run and its lines are read-only for everyone."""
 
     change_form_template = "admin/settlement/clearingrun/change_form.html"
-    list_display = ("id", "pool", "period", "status_col", "case_count", "point_value_col", "distributed_col", "progress_col", "started_by", "created_at", "finalized_by", "links")
+    list_display = ("id", "pool", "period", "status_col", "cases_col", "point_value_col", "distributed_col", "started_by", "finalized_by", "links")
     list_filter = ("region", "fund", YearFilter, "kind", "status", "month")
     list_select_related = ("region", "started_by", "finalized_by")
     search_fields = ("region__code", "fingerprint")
@@ -274,6 +274,10 @@ class ClearingRunAdmin(BureauAdmin):
     @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
         return status_badge(obj)
+
+    @admin.display(description=_("病例数"), ordering="case_count")
+    def cases_col(self, obj):
+        return num_cell(f"{obj.case_count:,}")
 
     @admin.display(description=_("点值"))
     def point_value_col(self, obj):
