@@ -33,6 +33,7 @@ from budget.services import (
 )
 from common.reviews import error_text
 from drg.admin import HistoryAdmin, money, num_cell, status_badge
+from drg.models import Region
 
 LINE_FIELDS = ("total", "reserve", "outpatient", "inpatient", "primary_care_earmark")
 LINE_LABELS = {
@@ -150,7 +151,7 @@ class BudgetAdmin(HistoryAdmin):
     list_filter = ("region", "fund", "year", "status")
     search_fields = ("region__code", "region__name", "reason")
     list_select_related = ("region", "drafted_by", "approved_by")
-    actions = ["approve_selected", "new_revision"]
+    actions = ["approve_selected", "new_revision", "open_next_year"]
     fieldsets = (
         (_("基金池"), {"fields": ("region", "fund", "year", "revision", "reason")}),
         (_("输入"), {"fields": INPUT_FIELDS}),
@@ -319,6 +320,26 @@ class BudgetAdmin(HistoryAdmin):
             "cancel_url": change_url,
         }
         return TemplateResponse(request, "admin/budget/budget/send_back.html", context)
+
+    # --- open the next year
+    def has_open_year_permission(self, request):
+        return request.user.has_perm("budget.add_budget") and request.user.has_perm("drg.add_parameterrevision")
+
+    @admin.action(description=_("开启下一年度（起草方案、目录与预算，待审核）"), permissions=["open_year"])
+    def open_next_year(self, request, queryset):
+        """For each region-year of the selected budgets, open the year after (budget.services.year_open)."""
+        from budget.services import year_open
+
+        for region_id, year in sorted(set(queryset.values_list("region_id", "year"))):
+            region = Region.objects.get(pk=region_id)
+            try:
+                opened = year_open(region=region, year=year + 1, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(request, _("已开启 %(region)s %(year)s 年：%(revs)s 项参数修订草稿、%(budgets)s 份预算草稿，待另一位审核人批准") % {
+                    "region": region.code, "year": year + 1, "revs": len(opened.revisions), "budgets": len(opened.budgets)},
+                    messages.SUCCESS)
 
     # --- revise
     @admin.action(description=_("为所选已批准预算起草新修订（重大政策调整）"), permissions=["revise"])

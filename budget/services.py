@@ -1,7 +1,8 @@
 """Budget writes: draft, approve (maker-checker), revise. Lines come from budget.domain.lines."""
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -118,3 +119,71 @@ def budget_current(*, region: Region, fund: str, year: int) -> Budget | None:
         .order_by("-revision")
         .first()
     )
+
+
+# --- opening a new year ---------------------------------------------------------------------------
+
+@dataclass
+class YearOpened:
+    """What opening a year drafted: the parameter revisions and the budget drafts, all awaiting approval."""
+
+    region: Region
+    year: int
+    revisions: list = field(default_factory=list)
+    budgets: list = field(default_factory=list)
+
+
+@transaction.atomic
+def year_open(*, region: Region, year: int, user=None) -> YearOpened:
+    """Open year Y of a region: draft Y's payment scheme and catalog (DRG groups, coefficients, TCM
+    equivalents) as copies of Y−1's in force, and for every fund with an approved Y−1 budget a Y
+    budget draft whose base (上年度决算) is Y−1's approved total, the other inputs carried over (the
+    one-off policy adjustment reset to 0). Nothing is in force until each draft is approved by
+    another person. ValidationError when Y−1 is missing or Y is already open."""
+    from django.utils.translation import gettext as _
+
+    from drg.choices import ParameterKind
+    from drg.models import DrgGroup, ParameterRevision, PaymentScheme
+    from drg.revisions import parameter_revision_draft, parameter_values_in_force
+
+    Region.objects.select_for_update().get(pk=region.pk)
+    opened = []
+    if PaymentScheme.objects.filter(region=region, year=year).exists():
+        opened.append(_("支付方案"))
+    if DrgGroup.objects.filter(region=region, year=year).exists():
+        opened.append(_("病组目录"))
+    if ParameterRevision.objects.filter(region=region, year=year).exclude(status="rejected").exists():
+        opened.append(_("参数修订"))
+    if Budget.objects.filter(region=region, year=year).exists():
+        opened.append(_("预算"))
+    if opened:
+        raise ValidationError(_("统筹区 %(region)s 的 %(year)s 年已经开启（已有%(what)s）") % {
+            "region": region.code, "year": year, "what": "、".join(opened)})
+    previous = year - 1
+    missing = []
+    if not PaymentScheme.objects.filter(region=region, year=previous).exists():
+        missing.append(_("支付方案"))
+    if not DrgGroup.objects.filter(region=region, year=previous).exists():
+        missing.append(_("病组目录"))
+    previous_budgets = {
+        fund: budget_current(region=region, fund=fund, year=previous)
+        for fund in Budget.objects.filter(region=region, year=previous).values_list("fund", flat=True).distinct().order_by("fund")
+    }
+    previous_budgets = {fund: b for fund, b in previous_budgets.items() if b is not None}
+    if not previous_budgets:
+        missing.append(_("已批准的预算"))
+    if missing:
+        raise ValidationError(_("统筹区 %(region)s 没有 %(prev)s 年的%(what)s，无法开启 %(year)s 年") % {
+            "region": region.code, "prev": previous, "what": "、".join(missing), "year": year})
+    result = YearOpened(region=region, year=year)
+    reason = _("开启 %(year)s 年：沿用 %(prev)s 年的现行参数") % {"year": year, "prev": previous}
+    for kind in (ParameterKind.SCHEME, ParameterKind.CATALOG):
+        values = parameter_values_in_force(region=region, kind=kind, year=previous)
+        result.revisions.append(parameter_revision_draft(region=region, kind=kind, year=year, values=values, reason=reason, user=user))
+    for fund, last in previous_budgets.items():
+        inputs = budget_inputs_of(last)
+        inputs = BudgetInputs(**{**asdict(inputs), "base_amount": last.total, "policy_adjustment": Decimal("0")})
+        budget_reason = _("开启 %(year)s 年：基数为 %(prev)s 年已批准总额 %(total)s（r%(rev)s）") % {
+            "year": year, "prev": previous, "total": last.total, "rev": last.revision}
+        result.budgets.append(budget_draft(region=region, fund=fund, year=year, inputs=inputs, user=user, reason=budget_reason))
+    return result

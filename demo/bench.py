@@ -20,6 +20,7 @@ TARGETS = {
     "clearing_seconds": 30.0,
     "clearing_peak_mb": 2048.0,
     "valuation_cases_per_s": 1_000_000,
+    "monitoring_seconds": 20.0,
 }
 
 
@@ -191,6 +192,15 @@ def measure_copy_ratio(*, region: str, fund: str, year: int, clearing_load_secon
 
 # --- verdicts -------------------------------------------------------------------------------------
 
+def measure_monitoring(*, region: str, fund: str, year: int) -> dict:
+    """Indicators and all five screening rules over the pool's annual run (monitoring/bench.py)."""
+    from monitoring.bench import measure_monitoring as measure
+
+    figures = measure(region=region, fund=fund, year=year)
+    figures["peak_rss_mb"] = peak_rss_mb()
+    return figures
+
+
 def verdicts(results: dict) -> list[str]:
     """One line per target: met or missed, and for a missed clearing target the phase that holds it back."""
     lines = []
@@ -219,6 +229,9 @@ def verdicts(results: dict) -> list[str]:
     check("clearing peak memory", clearing.get("peak_rss_mb"), TARGETS["clearing_peak_mb"], False, "MiB")
     valuation = results.get("valuation", {})
     check("valuation alone", valuation.get("cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
+    monitoring = results.get("monitoring", {})
+    check("monitoring (indicators + 5 screens, read included)", monitoring.get("seconds"), TARGETS["monitoring_seconds"], False, "s",
+          _slowest(monitoring.get("phases", {}), "monitoring phase"))
     return lines
 
 

@@ -37,7 +37,7 @@ from common.reviews import (
     review_spec,
     reviews_decide,
 )
-from drg.domain.scheme import scheme_tiers_validate
+from drg.admin_revisions import ParameterRevisionAdmin, RevisedByRevisionAdmin
 from drg.models import (
     Case,
     CaseCorrection,
@@ -45,6 +45,7 @@ from drg.models import (
     CorrectionRequest,
     DrgGroup,
     Institution,
+    ParameterRevision,
     PaymentScheme,
     Region,
     SpecialReview,
@@ -64,7 +65,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - before the API's admin 
 
 STATUS_COLOURS = {
     "submitted": "#b26a00", "draft": "#b26a00", "queued": "#6b6b6b", "running": "#1f6fb2",
-    "approved": "#2e7d32", "finalized": "#2e7d32", "rejected": "#b3261e", "failed": "#b3261e",
+    "approved": "#2e7d32", "finalized": "#2e7d32", "rejected": "#b3261e", "failed": "#b3261e", "superseded": "#6b6b6b",
 }
 
 
@@ -490,7 +491,10 @@ class RegionAdmin(HistoryAdmin):
 
 
 @admin.register(Institution)
-class InstitutionAdmin(HistoryAdmin):
+class InstitutionAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    """Institution attributes in force: read-only; changed by a revision (drg/admin_revisions.py)."""
+
+    revision_table = "institutions"
     list_display = ("code", "name", "region", "level", "category", "is_public", "group_code", "coefficient")
     list_filter = ("region", "level", "category", "is_public")
     search_fields = ("code", "name", "group_code")
@@ -506,7 +510,8 @@ class InstitutionAdmin(HistoryAdmin):
 
 
 @admin.register(DrgGroup)
-class DrgGroupAdmin(HistoryAdmin):
+class DrgGroupAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    revision_table = "groups"
     list_display = ("code", "name", "year", "region", "kind", "base_points", "avg_cost", "daily_points", "same_price", "readmission_exempt")
     list_filter = ("region", "year", "kind", "same_price", "readmission_exempt")
     search_fields = ("code", "name")
@@ -514,57 +519,35 @@ class DrgGroupAdmin(HistoryAdmin):
 
 
 @admin.register(Coefficient)
-class CoefficientAdmin(HistoryAdmin):
+class CoefficientAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    revision_table = "coefficients"
     list_display = ("institution", "year", "drg_code", "coefficient")
     list_filter = ("institution__region", "year", "institution")
     search_fields = ("institution__code", "institution__name", "drg_code")
-    autocomplete_fields = ("institution",)
     list_select_related = ("institution",)
 
 
 @admin.register(TcmEquivalent)
-class TcmEquivalentAdmin(HistoryAdmin):
+class TcmEquivalentAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    revision_table = "tcm_equivalents"
     list_display = ("drg_code", "equivalent_code", "year", "region")
     list_filter = ("region", "year")
     search_fields = ("drg_code", "equivalent_code")
     list_select_related = ("region",)
 
 
-class PaymentSchemeForm(forms.ModelForm):
-    """Tiers entered by hand are checked by the rules params.json is checked by (bounds increasing,
-    only the last tier open, shares between 0 and 1, …): a bad tier is refused here, not found later
-    as a failed or wrong clearing run."""
-
-    class Meta:
-        model = PaymentScheme
-        fields = "__all__"
-
-    def _tiers(self, key: str):
-        tiers, errors = scheme_tiers_validate(key, self.cleaned_data.get(key))
-        if errors:
-            raise forms.ValidationError(errors)
-        return tiers
-
-    def clean_high_outlier_tiers(self):
-        return self._tiers("high_outlier_tiers")
-
-    def clean_surplus_tiers(self):
-        return self._tiers("surplus_tiers")
-
-    def clean_overrun_tiers(self):
-        return self._tiers("overrun_tiers")
-
-    def clean_tcm_rate_tiers(self):
-        return self._tiers("tcm_rate_tiers")
-
-
 @admin.register(PaymentScheme)
-class PaymentSchemeAdmin(HistoryAdmin):
-    form = PaymentSchemeForm
+class PaymentSchemeAdmin(RevisedByRevisionAdmin, HistoryAdmin):
+    """The scheme in force: read-only; a change is a scheme revision (tiers as rows, rates in %)."""
+
+    revision_table = "scheme"
     list_display = ("region", "year", "all_case_avg_cost", "low_outlier_multiple", "readmission_days", "readmission_factor", "prepay_ratio")
     list_filter = ("region", "year")
     search_fields = ("region__code", "region__name")
     list_select_related = ("region",)
+
+
+admin.site.register(ParameterRevision, ParameterRevisionAdmin)
 
 
 # --- cases ---------------------------------------------------------------------------------------

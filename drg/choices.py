@@ -37,6 +37,20 @@ class CaseCategory(models.TextChoices):
 
 
 class ChangeSource(models.TextChoices):
-    BUNDLE = "bundle", _("数据包文件")
-    API = "api", _("医院接口")
-    ADMIN = "admin", _("医保局工作台")
+    BUNDLE = "bundle", "bundle file"
+    API = "api", "hospital API"
+    ADMIN = "admin", "bureau admin"
+
+
+class ParameterKind(models.TextChoices):
+    """What a parameter revision puts in force (SETTLEMENT.md §6)."""
+
+    SCHEME = "scheme", _("支付方案")
+    CATALOG = "catalog", _("病组目录")
+    INSTITUTIONS = "institutions", _("机构属性")
+
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", _("草稿")
+    APPROVED = "approved", _("已批准")
+    REJECTED = "rejected", _("已驳回")

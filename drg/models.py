@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from common.models import Reviewable
-from drg.choices import ChangeSource, DischargeStatus, Fund, GroupKind, InstitutionCategory
+from drg.choices import ChangeSource, DischargeStatus, Fund, GroupKind, InstitutionCategory, ParameterKind, RevisionStatus
 
 MONEY = {"max_digits": 16, "decimal_places": 2}
 POINTS = {"max_digits": 14, "decimal_places": 4}
@@ -177,6 +177,59 @@ class PaymentScheme(models.Model):
 
     def __str__(self) -> str:
         return _("%(region)s %(year)s 年付费方案") % {"region": f"{self.region.code} {self.region.name}", "year": self.year}
+
+
+class ParameterRevision(models.Model):
+    """One revision of the parameters in force (SETTLEMENT.md §6): a region-year's payment scheme, a
+    region-year's catalog (DRG groups, coefficients, TCM equivalents) or a region's institution
+    attributes. Drafted with a reason by one person, approved by another (drg.revisions); approval
+    puts ``values`` in force in the catalog tables. ``values`` is the full snapshot of what the
+    revision puts in force, so a run that recorded the revision is explained by it long after."""
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="parameter_revisions")
+    kind = models.CharField(max_length=16, choices=ParameterKind.choices)
+    year = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty for institution attributes (not per year)")
+    revision = models.PositiveSmallIntegerField()
+    reason = models.TextField()
+    values = models.JSONField(help_text="the full snapshot this revision puts in force")
+    based_on = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the approved revision in force when this one was drafted",
+    )
+    status = models.CharField(max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT, db_index=True)
+    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "参数修订 parameter revision"
+        verbose_name_plural = "参数修订 parameter revisions"
+        permissions = [("approve_parameterrevision", "Can approve or reject parameter revisions (maker-checker)")]
+        ordering = ["region__code", "kind", "-year", "-revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["region", "kind", "year", "revision"], condition=Q(year__isnull=False),
+                                    name="parameter_revision_unique"),
+            models.UniqueConstraint(fields=["region", "kind", "revision"], condition=Q(year__isnull=True),
+                                    name="parameter_revision_unique_yearless"),
+            models.UniqueConstraint(fields=["region", "kind", "year"], condition=Q(status="draft", year__isnull=False),
+                                    name="parameter_revision_one_draft"),
+            models.UniqueConstraint(fields=["region", "kind"], condition=Q(status="draft", year__isnull=True),
+                                    name="parameter_revision_one_draft_yearless"),
+            models.CheckConstraint(condition=Q(kind="institutions", year__isnull=True) | (~Q(kind="institutions") & Q(year__isnull=False)),
+                                   name="parameter_revision_year_by_kind"),
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | Q(drafted_by__isnull=True) | ~Q(decided_by=F("drafted_by")),
+                name="parameter_revision_maker_checker",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        year = f" {self.year}" if self.year else ""
+        return f"{self.region.code} {self.kind}{year} r{self.revision} ({self.status})"
 
 
 class Case(models.Model):

@@ -17,6 +17,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from common.reviews import error_text
 from drg.admin import (
@@ -38,7 +40,7 @@ from drg.admin import (
 from drg.choices import Fund
 from drg.models import Case, DrgGroup, Institution, Region
 from settlement import admin_views, statements
-from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
+from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 # --- clearing inputs: review queues ---------------------------------------------------------------
@@ -120,12 +122,12 @@ admin.site.register(Case, CaseWithResultsAdmin)
 @admin.register(ItemizedClaim)
 class ItemizedClaimAdmin(ReviewAdmin):
     form = ItemizedClaimForm
-    list_display = ("claim_no", "institution", "fund", "month_col", "patient_id", "claimed_col", "approved_col", "status_badge", "decided_by", "decided_at")
-    list_filter = ("status", "region", "fund", MonthFilter, "institution")
+    list_display = ("claim_no", "institution", "fund", "month_col", "patient_id", "claimed_col", "approved_col", "source", "status_badge", "decided_by", "decided_at")
+    list_filter = ("status", "source", "region", "fund", MonthFilter, "institution")
     search_fields = ("claim_no", "patient_id", "institution__code", "institution__name")
     list_select_related = ("institution",)
     autocomplete_fields = ("institution",)
-    readonly_fields = ("region", "approved_amount")
+    readonly_fields = ("region", "approved_amount", "source")
 
     def save_model(self, request, obj, form, change):
         obj.region_id = obj.institution.region_id
@@ -186,13 +188,47 @@ class StartRunForm(forms.Form):
         choices=[("", _("年度清算")), *((m, _("%(month)02d 月预付（1–%(month)s 月累计）") % {"month": m}) for m in range(1, 13))],
     )
 
+    def clean(self):
+        """A pool-year without an approved budget, a payment scheme or a catalog is refused here, with
+        what is missing, before any run is recorded."""
+        from settlement.services import clearing_run_check_inputs
+
+        data = super().clean()
+        if data.get("region") is not None and data.get("fund") and data.get("year"):
+            try:
+                clearing_run_check_inputs(region=data["region"], fund=data["fund"], year=data["year"])
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from exc
+        return data
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(label=gettext_lazy("处理说明"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+                           help_text=gettext_lazy("失败原因与处理情况；确认后该失败清算不再计入首页待办"))
+
+
+class AcknowledgedFilter(admin.SimpleListFilter):
+    title = gettext_lazy("失败已确认")
+    parameter_name = "acknowledged"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("未确认")), ("yes", _("已确认"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(acknowledged_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(acknowledged_at__isnull=False)
+        return queryset
+
 
 class InstitutionLineInline(ReadOnlyInline):
     model = InstitutionLine
     verbose_name_plural = _("机构结算")
     ANNUAL = ("institution", "case_count", "raw_points", "penalty_points", "uplift", "points", "point_value", "gross_amount", "self_pay",
-              "fund_payment", "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "balance", "downloads")
-    MONTHLY = ("institution", "case_count", "points", "point_value", "due", "prepaid_to_date", "prepay", "withheld", "self_pay", "itemized_fund", "downloads")
+              "fund_payment", "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "settled_before", "balance", "downloads")
+    MONTHLY = ("institution", "case_count", "points", "point_value", "due", "prepaid_to_date", "settled_before", "prepay", "withheld",
+               "self_pay", "itemized_fund", "downloads")
 
     def get_fields(self, request, obj=None):
         return self.MONTHLY if obj is not None and obj.kind == RunKind.MONTHLY else self.ANNUAL
@@ -220,18 +256,19 @@ class ClearingRunAdmin(BureauAdmin):
     exports them. A finalized run and its lines are read-only for everyone."""
 
     change_form_template = "admin/settlement/clearingrun/change_form.html"
-    list_display = ("id", "pool", "period", "status_col", "cases_col", "point_value_col", "distributed_col", "started_by", "finalized_by", "links")
-    list_filter = ("region", "fund", YearFilter, "kind", "status", "month")
-    list_select_related = ("region", "started_by", "finalized_by")
+    list_display = ("id", "pool", "period", "status_col", "case_count", "point_value_col", "distributed_col", "progress_col", "started_by", "created_at", "finalized_by", "links")
+    list_filter = ("region", "fund", YearFilter, "kind", "status", "month", AcknowledgedFilter)
+    list_select_related = ("region", "started_by", "finalized_by", "superseded_by")
     search_fields = ("region__code", "fingerprint")
     search_help_text = _("批次号、统筹区编码或输入指纹")
     inlines = (InstitutionLineInline,)
     actions = ["finalize_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
-        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "progress_col", "error")}),
+        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress", "error", "acknowledgement")}),
         (_("结果"), {"fields": ("totals_table",)}),
         (_("耗时"), {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
         (_("经办/审核"), {"fields": ("started_by", "finalized_by", "finalized_at")}),
+        (gettext_lazy("参数修订（本次清算使用的现行参数）"), {"fields": ("revisions_used",)}),
         (_("可复现"), {"fields": ("fingerprint", "parameters_json"), "classes": ("collapse",)}),
     )
 
@@ -249,7 +286,7 @@ class ClearingRunAdmin(BureauAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.status == RunStatus.FINALIZED:
+        if obj is not None and obj.status in PAID_RUN_STATUSES:  # payment orders, binding or superseded
             return False
         return super().has_delete_permission(request, obj)
 
@@ -273,11 +310,21 @@ class ClearingRunAdmin(BureauAdmin):
 
     @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
+        if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
+            return format_html('{} → <a href="{}">#{}</a>', status_badge(obj),
+                               reverse("admin:settlement_clearingrun_change", args=[obj.successor.pk]), obj.successor.pk)
         return status_badge(obj)
 
-    @admin.display(description=_("病例数"), ordering="case_count")
-    def cases_col(self, obj):
-        return num_cell(f"{obj.case_count:,}")
+    @admin.display(description=_("有效性"))
+    def standing(self, obj):
+        """Binding, superseded (with a link to the successor) or not final, with the predecessor."""
+        link = lambda run: format_html('<a href="{}">run #{}</a>', reverse("admin:settlement_clearingrun_change", args=[run.pk]), run.pk)
+        parts = [statements.run_standing(obj)]
+        if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
+            parts = [format_html(_("已被 {} 取代，非有效结算"), link(obj.successor), link(obj.successor))]
+        if obj.supersedes_id:
+            parts.append(format_html(_("取代"), link(obj.supersedes)))
+        return format_html_join(mark_safe(" · "), "{}", ((p,) for p in parts))
 
     @admin.display(description=_("点值"))
     def point_value_col(self, obj):
@@ -294,7 +341,7 @@ class ClearingRunAdmin(BureauAdmin):
 
     @admin.display(description="")
     def links(self, obj):
-        if obj.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
+        if obj.status not in RESULT_RUN_STATUSES:
             return ""
         return format_html(
             '<a href="{}">{}</a> · <a href="{}">Excel</a> · <a href="{}">PDF</a>',
@@ -328,6 +375,23 @@ class ClearingRunAdmin(BureauAdmin):
             "<table>{}</table>",
             format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((admin_views.stage_label(k), cell(v)) for k, v in obj.timings.items())),
         )
+
+    @admin.display(description=gettext_lazy("参数修订"))
+    def revisions_used(self, obj):
+        """The revisions the run recorded: each opens the full snapshot of the values it used."""
+        revisions = list(obj.parameter_revisions.select_related("region").order_by("kind"))
+        if not revisions:
+            return _("（本次清算未记录参数修订：修订记录开始之前的清算，其参数见下方“参数”）")
+        return format_html_join(
+            mark_safe("<br>"), "{} · {}",
+            ((rev.get_kind_display(), admin_link(rev, f"r{rev.revision} {rev.get_status_display()} · {rev.reason[:80]}")) for rev in revisions),
+        )
+
+    @admin.display(description=gettext_lazy("失败确认"))
+    def acknowledgement(self, obj):
+        if obj.acknowledged_at is None:
+            return "—"
+        return format_html("{} · {} · {}", obj.acknowledged_at.strftime("%Y-%m-%d %H:%M"), obj.acknowledged_by or "—", obj.acknowledgement_note)
 
     @admin.display(description=_("参数"))
     def parameters_json(self, obj):
@@ -423,6 +487,36 @@ class ClearingRunAdmin(BureauAdmin):
         self._finalize(request, run)
         return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
 
+    # --- acknowledge a failed run (bureau staff, with a note)
+    def has_acknowledge_permission(self, request):
+        return request.user.has_perm("settlement.acknowledge_clearingrun")
+
+    def acknowledge_view(self, request, object_id):
+        from settlement.services import clearing_run_acknowledge
+
+        if not self.has_acknowledge_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(ClearingRun.objects.select_related("region"), pk=object_id)
+        change_url = reverse("admin:settlement_clearingrun_change", args=[run.pk])
+        form = AcknowledgeForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                clearing_run_acknowledge(run=run, user=request.user, note=form.cleaned_data["note"])
+            except ValidationError as exc:
+                self.message_user(request, error_text(exc), messages.ERROR)
+            else:
+                self.message_user(request, _("失败清算 #%(pk)s 已确认") % {"pk": run.pk}, messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("确认失败清算 #%(pk)s") % {"pk": run.pk},
+            "opts": self.model._meta,
+            "form": form,
+            "run": run,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/settlement/clearingrun/acknowledge.html", context)
+
     # --- downloads
     @admin.action(description=_("下载结算单（Excel）"), permissions=["view"])
     def download_xlsx(self, request, queryset):
@@ -492,6 +586,7 @@ class ClearingRunAdmin(BureauAdmin):
             path("year-end/<int:region_id>/<int:year>/pack.xlsx", wrap(self.year_end_pack_view), name="settlement_clearingrun_year_end_pack"),
             path("<int:object_id>/compare/", wrap(lambda request, object_id: admin_views.compare_view(self, request, object_id)), name="settlement_clearingrun_compare"),
             path("<int:object_id>/finalize/", wrap(self.finalize_view), name="settlement_clearingrun_finalize"),
+            path("<int:object_id>/acknowledge/", wrap(self.acknowledge_view), name="settlement_clearingrun_acknowledge"),
             path("<int:object_id>/statement.<str:ext>", wrap(self.statement_view), name="settlement_clearingrun_statement"),
             path(
                 "<int:object_id>/institution/<int:institution_id>/statement.<str:ext>", wrap(self.institution_statement_view),
@@ -504,8 +599,12 @@ class ClearingRunAdmin(BureauAdmin):
         extra_context = dict(extra_context or {})
         run = self.get_object(request, object_id)
         if run is not None:
-            has_results = run.status in (RunStatus.DRAFT, RunStatus.FINALIZED)
+            has_results = run.status in RESULT_RUN_STATUSES
+            earlier = statements.earlier_settlements(run=run) if has_results else []
             extra_context.update(
+                successor=run.successor,
+                earlier_settlements=earlier,
+                earlier_total=sum((e.amount for e in earlier), 0),
                 run=run,
                 progress_text=admin_views.progress_text(run.progress),
                 active=run.status in ACTIVE_RUN_STATUSES,
@@ -521,6 +620,8 @@ class ClearingRunAdmin(BureauAdmin):
                 can_finalize=run.status == RunStatus.DRAFT and self.has_finalize_permission(request),
                 started_by_me=run.started_by_id == request.user.pk,
                 finalize_url=reverse("admin:settlement_clearingrun_finalize", args=[run.pk]),
+                acknowledge_url=reverse("admin:settlement_clearingrun_acknowledge", args=[run.pk])
+                if run.status == RunStatus.FAILED and run.acknowledged_at is None and self.has_acknowledge_permission(request) else None,
             )
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -31,13 +32,15 @@ from budget.models import Budget
 from common.models import ReviewStatus
 from common.precision import r2, r4
 from drg.choices import Fund
-from drg.models import Case, CaseCorrection, CorrectionRequest, Region, SpecialReview
-from settlement.choices import RunKind, RunStatus
+from drg.choices import RevisionStatus
+from drg.models import Case, CaseCorrection, CorrectionRequest, ParameterRevision, Region, SpecialReview
+from settlement.choices import RESULT_RUN_STATUSES, RunKind, RunStatus
+from settlement.domain.clearing import monthly_budget
 from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 ZERO = Decimal("0")
 MONTHS = range(1, 13)
-RESULT_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+RESULT_STATUSES = RESULT_RUN_STATUSES
 
 
 # --- SVG charts ----------------------------------------------------------------------------------
@@ -221,7 +224,7 @@ class PoolOverview:
 
 
 def _best_run(runs: list[ClearingRun]) -> ClearingRun | None:
-    """The run that stands for a period: the latest finalized, else the latest draft."""
+    """The run that stands for a period: its binding run (finalized, not superseded), else the latest draft."""
     finalized = [r for r in runs if r.status == RunStatus.FINALIZED]
     pool = finalized or [r for r in runs if r.status == RunStatus.DRAFT]
     return max(pool, key=lambda r: (r.created_at, r.pk)) if pool else None
@@ -257,7 +260,7 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
 
     runs = list(
         ClearingRun.objects.filter(region=region, fund=fund, year=year)
-        .select_related("started_by", "finalized_by")
+        .select_related("started_by", "finalized_by", "superseded_by")
         .order_by("-created_at", "-id")
     )
     monthly_by_month: dict[int, list[ClearingRun]] = {}
@@ -277,7 +280,7 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
         claims_cum += row.fund_claims
         row.claims_to_date = claims_cum
         if budget is not None:
-            row.budget_to_date = r2(budget.inpatient * m / 12) - itemized_cum
+            row.budget_to_date = monthly_budget(inpatient=budget.inpatient, month=m, itemized_to_date=itemized_cum)
         row.run = _best_run(monthly_by_month.get(m, []))
         if row.run is not None and row.run.totals.get("point_value"):
             row.point_value = Decimal(str(row.run.totals["point_value"]))
@@ -303,19 +306,15 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
         overview.warnings.append(_("此基金池尚无已批准预算"))
     elif last_month:
         spent = sum((rows[m].fund_claims + rows[m].itemized for m in MONTHS if m <= last_month), ZERO)
-        overview.projected_claims = r2(spent * 12 / last_month)
+        overview.projected_claims = r2(Fraction(spent) * 12 / last_month)
         if budget.inpatient:
-            overview.projected_ratio = r4(overview.projected_claims / budget.inpatient)
+            overview.projected_ratio = r4(Fraction(overview.projected_claims) / Fraction(budget.inpatient))
             if overview.projected_claims > budget.inpatient:
                 over = overview.projected_claims - budget.inpatient
                 overview.warnings.append(
-                    _(
-                        "超支预警：按 1–%(month)s 月的进度，全年基金按项目费用与门诊特殊病合计将达 %(projected)s 元，"
-                        "超出住院预算 %(inpatient)s 元 %(over)s 元（%(pct)s）。"
-                    ) % {
-                        "month": last_month, "projected": f"{overview.projected_claims:,.2f}", "inpatient": f"{budget.inpatient:,.2f}",
-                        "over": f"{over:,.2f}", "pct": f"{over / budget.inpatient:.2%}",
-                    }
+                    f"超支预警 Overrun ahead: at the pace of months 1–{last_month}, fund claims plus itemized payments reach "
+                    f"{overview.projected_claims:,.2f} for the year, {over:,.2f} ({r4(Fraction(over) / Fraction(budget.inpatient)):.2%}) above the "
+                    f"inpatient budget {budget.inpatient:,.2f}."
                 )
     return overview
 
@@ -626,6 +625,7 @@ def cockpit_context(request) -> dict:
     overdue_before = timezone.now() - dt.timedelta(days=settings.REVIEW_OVERDUE_DAYS)
     for perm, model, status, label in (
         ("budget.view_budget", Budget, BudgetStatus.DRAFT, _("待批预算")),
+        ("drg.view_parameterrevision", ParameterRevision, RevisionStatus.DRAFT, _("待批参数修订")),
         ("drg.view_specialreview", SpecialReview, ReviewStatus.SUBMITTED, _("特病单议")),
         ("settlement.view_itemizedclaim", ItemizedClaim, ReviewStatus.SUBMITTED, _("门诊特殊病")),
         ("drg.view_correctionrequest", CorrectionRequest, ReviewStatus.SUBMITTED, _("病例更正")),
@@ -637,13 +637,12 @@ def cockpit_context(request) -> dict:
         if user.has_perm(perm):
             opts = model._meta
             pending = model.objects.filter(status=status)
-            count = pending.count()
             url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist") + f"?status__exact={status}"
-            since = "submitted_at" if any(f.name == "submitted_at" for f in opts.fields) else (
-                "created_at" if any(f.name == "created_at" for f in opts.fields) else None
-            )
-            overdue = pending.filter(**{f"{since}__lt": overdue_before}).count() if since and count else 0
-            queues.append({"label": label, "count": f"{count:,}", "url": url, "overdue": overdue})
+            if model is ClearingRun and status == RunStatus.FAILED:  # acknowledged failures wait for no one
+                pending = pending.filter(acknowledged_at__isnull=True)
+                url += "&acknowledged=no"
+            count = pending.count()
+            queues.append({"label": label, "count": count, "url": url})
     pools = []
     if user.has_perm("budget.view_budget") or user.has_perm("settlement.view_clearingrun"):
         year = timezone.localdate().year

@@ -11,22 +11,26 @@ from simple_history.models import HistoricalRecords
 
 from common.models import Reviewable
 from drg.choices import CaseCategory, Fund
-from drg.models import MONEY, POINTS, RATE, Case, Institution, Region
-from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, RunKind, RunStatus
+from drg.models import MONEY, POINTS, RATE, Case, Institution, ParameterRevision, Region
+from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, ItemizedSource, RunKind, RunStatus
 
 
 class ItemizedClaim(Reviewable):
     """门诊特殊病 单议后按实支付: paid at actual in the month approved, outside points, charged to the
     pool's inpatient budget."""
 
-    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims")
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="itemized_claims")
-    claim_no = models.CharField(_("单据号"), max_length=40)
-    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
-    month = models.DateField(_("月份"), help_text=_("核定所属月份的第一天"))
-    patient_id = models.CharField(_("患者编号"), max_length=64)
-    claimed_amount = models.DecimalField(_("申报金额"), **MONEY, null=True, blank=True)
-    approved_amount = models.DecimalField(_("核定金额"), **MONEY, null=True, blank=True)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="itemized_claims")
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="itemized_claims")
+    claim_no = models.CharField(max_length=40)
+    fund = models.CharField(max_length=16, choices=Fund.choices)
+    month = models.DateField(help_text="first day of the month the claim is approved for")
+    patient_id = models.CharField(max_length=64)
+    claimed_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    approved_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    source = models.CharField(
+        max_length=24, choices=ItemizedSource.choices, default=ItemizedSource.ADJUDICATED, blank=True,
+        help_text="adjudicated elsewhere (bundle, admin) or written by the special-outpatient settlement (kept in sync with it)",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -35,7 +39,7 @@ class ItemizedClaim(Reviewable):
         permissions = [("review_itemizedclaim", "Can approve or reject itemized claims")]
         ordering = ["institution__code", "claim_no"]
         constraints = [
-            models.UniqueConstraint(fields=["institution", "claim_no"], name="itemized_claim_unique"),
+            models.UniqueConstraint(fields=["institution", "claim_no", "source"], name="itemized_claim_unique"),
             models.CheckConstraint(condition=Q(approved_amount__isnull=True) | Q(approved_amount__gte=0), name="itemized_amount_nonneg"),
             models.CheckConstraint(condition=~Q(status="approved") | Q(approved_amount__isnull=False), name="itemized_approved_has_amount"),
         ]
@@ -105,31 +109,45 @@ class Evaluation(models.Model):
 class ClearingRun(models.Model):
     """A recorded, reproducible clearing job of one pool and period (SETTLEMENT.md §6)."""
 
-    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="clearing_runs")
-    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField(_("年度"))
-    month = models.PositiveSmallIntegerField(_("月份"), null=True, blank=True, help_text=_("月度预付填 1–12；年度清算留空"))
-    kind = models.CharField(_("清算类型"), max_length=16, choices=RunKind.choices)
-    status = models.CharField(_("状态"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
-    parameters = models.JSONField(_("参数"), default=dict, blank=True)
-    fingerprint = models.CharField(_("输入指纹"), max_length=64, blank=True)
-    totals = models.JSONField(_("合计"), default=dict, blank=True)
-    timings = models.JSONField(_("耗时"), default=dict, blank=True)
-    progress = models.CharField(_("进度"), max_length=200, blank=True)
-    error = models.TextField(_("错误"), blank=True)
-    case_count = models.PositiveIntegerField(_("病例数"), default=0)
-    task_id = models.CharField(_("任务编号"), max_length=64, blank=True)
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("发起人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("定稿人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
-    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
-    finalized_at = models.DateTimeField(_("定稿时间"), null=True, blank=True)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clearing_runs")
+    fund = models.CharField(max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField()
+    month = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1–12 for a monthly run; empty for annual")
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    totals = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    progress = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    case_count = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    # One binding run per pool and period (SETTLEMENT.md §6): finalizing a run marks the finalized run
+    # of the same pool, kind and month superseded and links the two (run.supersedes / run.superseded_by).
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
+        help_text="the finalized run of the same period this run replaced when it was finalized",
+    )
+    # the parameter revisions (scheme, catalog, institution attributes) the run used (SETTLEMENT.md §6)
+    parameter_revisions = models.ManyToManyField(ParameterRevision, blank=True, related_name="clearing_runs")
+    # a failed run acknowledged by bureau staff, with a note, leaves the cockpit's count
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement_note = models.TextField(blank=True)
 
     class Meta:
-        verbose_name = _("清算批次")
-        verbose_name_plural = pgettext_lazy("plural", "清算批次")
-        permissions = [("start_clearingrun", "Can start a clearing run"), ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)")]
+        permissions = [
+            ("start_clearingrun", "Can start a clearing run"),
+            ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)"),
+            ("acknowledge_clearingrun", "Can acknowledge a failed clearing run with a note"),
+        ]
         ordering = ["-created_at", "-id"]
         constraints = [
             # One queued or running run per pool, enforced by the database.
@@ -142,6 +160,18 @@ class ClearingRun(models.Model):
                 condition=(Q(kind=RunKind.MONTHLY, month__gte=1, month__lte=12) | Q(kind=RunKind.ANNUAL, month__isnull=True)),
                 name="run_month_matches_kind",
             ),
+            # One binding (finalized, not superseded) run per pool and period; annual runs have no
+            # month (NULL), hence a constraint of their own.
+            models.UniqueConstraint(
+                fields=["region", "fund", "year", "month"],
+                condition=Q(status=RunStatus.FINALIZED, kind=RunKind.MONTHLY),
+                name="one_binding_monthly_run",
+            ),
+            models.UniqueConstraint(
+                fields=["region", "fund", "year"],
+                condition=Q(status=RunStatus.FINALIZED, kind=RunKind.ANNUAL),
+                name="one_binding_annual_run",
+            ),
         ]
         indexes = [models.Index(fields=["region", "fund", "year", "kind", "month", "status"], name="run_pool_period_idx")]
 
@@ -152,6 +182,18 @@ class ClearingRun(models.Model):
         else:
             period = _("%(year)s 年度清算") % {"year": self.year}
         return f"#{self.pk} {self.get_fund_display()} {period}"
+
+    @property
+    def is_binding(self) -> bool:
+        return self.status == RunStatus.FINALIZED
+
+    @property
+    def successor(self) -> "ClearingRun | None":
+        """The run that superseded this one (None while it is binding, a draft, …)."""
+        try:
+            return self.superseded_by
+        except ClearingRun.DoesNotExist:
+            return None
 
 
 class CaseResult(models.Model):
@@ -186,29 +228,34 @@ class CaseResult(models.Model):
 class InstitutionLine(models.Model):
     """One institution's statement line in one run (monthly: due/prepay/withheld; annual: all)."""
 
-    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="lines")
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="clearing_lines")
-    case_count = models.PositiveIntegerField(_("病例数"), default=0)
-    raw_points = models.DecimalField(_("原始点数"), **POINTS)
-    penalty_points = models.DecimalField(_("扣减点数"), **POINTS, default=0)
-    tcm_rate = models.DecimalField(_("中医占比"), **RATE, null=True, blank=True)
-    uplift = models.DecimalField(_("中医加成"), **RATE, default=0)
-    points = models.DecimalField(_("点数"), **POINTS)
-    point_value = models.DecimalField(_("点值"), **POINTS)
-    gross_amount = models.DecimalField(_("应付总额"), **MONEY, null=True, blank=True)
-    self_pay = models.DecimalField(_("个人自付"), **MONEY)
-    itemized_fund = models.DecimalField(_("按项目统筹支付"), **MONEY)
-    fund_payment = models.DecimalField(_("统筹支付"), **MONEY, null=True, blank=True)
-    surplus = models.DecimalField(_("结余留用/超支分担"), **MONEY, null=True, blank=True)
-    due = models.DecimalField(_("应预付"), **MONEY, null=True, blank=True, help_text=_("月度：精确应预付，显示时舍入"))
-    due_exact = models.CharField(_("应预付（精确值）"), max_length=80, blank=True, help_text=_("月度：以分数表示的精确应预付"))
-    prepaid_to_date = models.DecimalField(_("累计已预付"), **MONEY, null=True, blank=True)
-    prepay = models.DecimalField(_("本月预付"), **MONEY, null=True, blank=True)
-    prepaid = models.DecimalField(_("已预付"), **MONEY, null=True, blank=True)
-    withheld = models.DecimalField(_("暂扣"), **MONEY, default=0)
-    quality_score = models.DecimalField(_("考核得分"), max_digits=6, decimal_places=2, null=True, blank=True)
-    quality_deduction = models.DecimalField(_("考核扣款"), **MONEY, null=True, blank=True)
-    balance = models.DecimalField(_("清算差额"), **MONEY, null=True, blank=True)
+    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="lines")
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="clearing_lines")
+    case_count = models.PositiveIntegerField(default=0)
+    raw_points = models.DecimalField(**POINTS)
+    penalty_points = models.DecimalField(**POINTS, default=0)
+    tcm_rate = models.DecimalField(**RATE, null=True, blank=True)
+    uplift = models.DecimalField(**RATE, default=0)
+    points = models.DecimalField(**POINTS)
+    point_value = models.DecimalField(**POINTS)
+    gross_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    self_pay = models.DecimalField(**MONEY)
+    itemized_fund = models.DecimalField(**MONEY)
+    fund_payment = models.DecimalField(**MONEY, null=True, blank=True)
+    surplus = models.DecimalField(**MONEY, null=True, blank=True)
+    due = models.DecimalField(**MONEY, null=True, blank=True, help_text="monthly: exact due, shown rounded")
+    due_exact = models.CharField(max_length=80, blank=True, help_text="monthly: the exact due as a fraction")
+    prepaid_to_date = models.DecimalField(**MONEY, null=True, blank=True)
+    prepay = models.DecimalField(**MONEY, null=True, blank=True)
+    prepaid = models.DecimalField(**MONEY, null=True, blank=True)
+    withheld = models.DecimalField(**MONEY, default=0)
+    quality_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    quality_deduction = models.DecimalField(**MONEY, null=True, blank=True)
+    balance = models.DecimalField(**MONEY, null=True, blank=True)
+    settled_before = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="what earlier finalized runs of the pool-year already settled: monthly, Σ earlier prepayments; "
+                  "annual, Σ balances of earlier finalized annual runs (SETTLEMENT.md §6)",
+    )
 
     class Meta:
         verbose_name = _("机构结算行")

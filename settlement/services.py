@@ -31,14 +31,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from budget.services import budget_current
 from common.bulk import write_frame
-from common.precision import from_fen, from_ten_thousandths, r2, to_decimal
+from common.precision import from_fen, from_ten_thousandths, r2, round_half_up
+from common.users import system_user
 from drg.domain.valuation import Catalog, value_cases
-from drg.models import Region
+from drg.models import DrgGroup, PaymentScheme, Region
+from drg.revisions import parameter_revisions_for_run
 from settlement import dispatch, scaleout, selectors
-from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
+from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
 from settlement.signals import run_finalized
@@ -46,11 +49,63 @@ from settlement.signals import run_finalized
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
-RATE_PLACES = Decimal("0.000001")
+RATE_DECIMALS = 6  # tcm_rate as stored on the statement line
+SETTLED_RUNS = "settled_runs"  # parameters key: ids of the finalized runs of the pool-year a run is net of
 
 
 class ClearingRunConflict(ValidationError):
     """Another run of the pool is queued or running."""
+
+
+class ClearingPeriodRefused(ValidationError):
+    """The period may not be run (now): a monthly run before the latest finalized month, beyond the
+    month after it, or after the year's annual clearing was finalized (SETTLEMENT.md §6)."""
+
+
+class ClearingRunStale(ValidationError):
+    """A draft computed before another run of its pool-year was finalized: the earlier settlements it
+    is net of have changed, so it must be run again."""
+
+
+# --- which periods may run -------------------------------------------------------------------------
+
+def clearing_run_check_period(*, region: Region, fund: str, year: int, month: int | None) -> None:
+    """Refuse a period that may not be run (the one check behind the admin start form, `clear`,
+    the beat schedule and finalization). SETTLEMENT.md §6: a monthly run only for the month after the
+    latest finalized month or for that month itself (a re-run), the first one of a year for January;
+    none once the year's annual clearing is finalized. Annual runs may always be run again."""
+    if month is None:
+        return
+    pool = f"{region.code}/{fund}/{year}"
+    annual = selectors.binding_run(region_id=region.pk, fund=fund, year=year)
+    if annual is not None:
+        raise ClearingPeriodRefused(
+            _("%(pool)s 的年度清算已定稿（run #%(run)s），不能再发起月度预付；病例更正请重新进行年度清算补差。"
+              " The annual clearing of %(pool)s is finalized (run #%(run)s): no monthly run after it; "
+              "re-run the annual clearing to settle corrections.") % {"pool": pool, "run": annual.pk},
+            code="annual_finalized",
+        )
+    latest = selectors.latest_finalized_month(region_id=region.pk, fund=fund, year=year)
+    allowed = [1] if latest == 0 else [m for m in (latest, latest + 1) if m <= 12]
+    if month not in allowed:
+        values = {
+            "pool": pool, "month": month, "latest": latest,
+            "months_zh": "、".join(f"{m}月" for m in allowed), "months": " or ".join(str(m) for m in allowed),
+        }
+        if latest == 0:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：本年度尚无已定稿的月度预付，只能发起%(months_zh)s。"
+                        " No monthly run of %(pool)s for month %(month)s: no month of the year is finalized yet; "
+                        "only %(months)s may run.")
+        elif month < latest:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s"
+                        "（更早月份的变化由下一次累计清算补差）。 No monthly run of %(pool)s for month %(month)s: "
+                        "the latest finalized month is %(latest)s; only %(months)s may run "
+                        "(the next cumulative run picks up what changed in earlier months).")
+        else:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s。"
+                        " No monthly run of %(pool)s for month %(month)s: the latest finalized month is %(latest)s; "
+                        "only %(months)s may run.")
+        raise ClearingPeriodRefused(message % values, code="month_out_of_order")
 
 
 # --- start -----------------------------------------------------------------------------------------
@@ -71,6 +126,8 @@ def clearing_run_start(
         raise ValidationError({"month": f"month must be 1..12, got {month}"})
     if chunks is not None and chunks < 1:
         raise ValidationError({"chunks": f"chunks must be ≥ 1, got {chunks}"})
+    clearing_run_check_period(region=region, fund=fund, year=year, month=month)
+    clearing_run_check_inputs(region=region, fund=fund, year=year)
     _fail_abandoned_runs(region=region, fund=fund, year=year)
     try:
         with transaction.atomic():
@@ -100,6 +157,21 @@ def clearing_run_start(
             # commit hands them out)
             run = _wait_for_run(run_id=run.pk, seconds=settings.CELERY_TASK_TIME_LIMIT)
     return run
+
+
+def clearing_run_check_inputs(*, region: Region, fund: str, year: int) -> None:
+    """What a run of the pool-year needs before it is recorded: an approved budget, a payment scheme
+    and a DRG catalog for the year. ValidationError naming every missing one (no run is left behind)."""
+    missing = []
+    if budget_current(region=region, fund=fund, year=year) is None:
+        missing.append(_("没有已批准的预算（请起草并审核 %(year)s 年预算）") % {"year": year})
+    if not PaymentScheme.objects.filter(region=region, year=year).exists():
+        missing.append(_("没有 %(year)s 年的支付方案（请开启新年度或起草方案修订并审核）") % {"year": year})
+    if not DrgGroup.objects.filter(region=region, year=year).exists():
+        missing.append(_("没有 %(year)s 年的病组目录（请开启新年度或起草目录修订并审核）") % {"year": year})
+    if missing:
+        raise ValidationError([_("统筹区 %(region)s/%(fund)s/%(year)s 无法清算：") % {"region": region.code, "fund": fund, "year": year} + text
+                               for text in missing])
 
 
 def _fail_abandoned_runs(*, region: Region, fund: str, year: int) -> None:
@@ -137,6 +209,7 @@ class _PoolInputs:
     scheme: selectors.SchemeParameters
     institutions: dict
     itemized: Decimal
+    revisions: list
 
 
 @dataclass
@@ -154,6 +227,7 @@ class _Computed:
     totals: dict
     parameters: dict
     fingerprint: str
+    revisions: list
 
 
 def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingRun:
@@ -185,6 +259,7 @@ def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingR
                 logger.info("run %s became %s while computing; results discarded", run_id, locked.status)
                 return locked
             _store(locked, computed)
+            locked.parameter_revisions.set(computed.revisions)
             timings["store"] = round(time.perf_counter() - started, 3)
             timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
             locked.status = RunStatus.DRAFT
@@ -240,8 +315,10 @@ def _require_budget(run: ClearingRun):
 def _pool_inputs(run: ClearingRun) -> _PoolInputs:
     budget = _require_budget(run)
     start, end = _period(run.year, run.month)
+    # recorded first: the values read below are the ones these revisions put in force
+    revisions = parameter_revisions_for_run(region=run.region, year=run.year, system_user=system_user())
     return _PoolInputs(
-        budget=budget, start=start, end=end,
+        budget=budget, start=start, end=end, revisions=revisions,
         catalog=selectors.pool_catalog(region_id=run.region_id, year=run.year),
         scheme=selectors.pool_scheme(region_id=run.region_id, year=run.year),
         institutions=selectors.institutions_of_region(region_id=run.region_id),
@@ -267,7 +344,7 @@ def _compute(run: ClearingRun, timings: dict, *, started: float | None = None) -
     timings["clear"] = round(time.perf_counter() - started, 3)
     fingerprint = _fingerprint(scaleout.institution_digests(cases), inputs.catalog, cleared.parameters)
     return _Computed(cases=cases, values=values, lines=cleared.lines, totals=cleared.totals,
-                     parameters=cleared.parameters, fingerprint=fingerprint)
+                     parameters=cleared.parameters, fingerprint=fingerprint, revisions=inputs.revisions)
 
 
 def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) -> _Cleared:
@@ -283,20 +360,26 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
         "budget": {"revision": budget.revision, "total": str(budget.total), "reserve": str(budget.reserve),
                    "outpatient": str(budget.outpatient), "inpatient": str(budget.inpatient)},
         "itemized": str(itemized),
+        "revisions": {rev.kind: {"id": rev.pk, "revision": rev.revision} for rev in inputs.revisions},
         "period": {"start": inputs.start.isoformat(), "end": inputs.end.isoformat()},
     }
+    # What the pool-year's finalized runs already paid (superseded ones included), read once; the ids
+    # are recorded so that finalizing this run is refused if another run is finalized in between.
+    earlier = selectors.earlier_settlements(region_id=region_id, fund=fund, year=year)
+    parameters[SETTLED_RUNS] = list(earlier.run_ids)
     if month:
-        prepaid_before = selectors.prepayments_before(region_id=region_id, fund=fund, year=year, month=month)
+        prepaid_before = {codes[k]: v for k, v in earlier.prepaid.items()}
         result = monthly_clearing(
             totals_by_inst, inpatient=budget.inpatient, month=month, itemized_to_date=itemized,
-            params=scheme.clearing, prepaid_before={codes[k]: v for k, v in prepaid_before.items()},
+            params=scheme.clearing, prepaid_before=prepaid_before,
         )
-        parameters["prepaid_before"] = {codes[k]: str(v) for k, v in sorted(prepaid_before.items())}
+        parameters["prepaid_before"] = {code: str(v) for code, v in sorted(prepaid_before.items())}
         lines = [
             {"institution_id": by_code[line.code], "case_count": line.case_count, "raw_points": line.points,
              "points": line.points, "point_value": line.point_value, "self_pay": line.self_pay,
              "itemized_fund": line.itemized_fund, "due": line.due, "due_exact": _fraction_text(line.due_exact),
-             "prepaid_to_date": line.prepaid_to_date, "prepay": line.prepay, "withheld": line.withheld}
+             "prepaid_to_date": line.prepaid_to_date, "prepay": line.prepay, "withheld": line.withheld,
+             "settled_before": prepaid_before.get(line.code, ZERO)}
             for line in result.lines
         ]
         totals = {
@@ -308,23 +391,25 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
     else:
         penalties = selectors.pool_penalties(region_id=region_id, fund=fund, year=year)
         scores = selectors.pool_scores(region_id=region_id, fund=fund, year=year)
-        prepaid = selectors.prepayments_before(region_id=region_id, fund=fund, year=year, month=13)
+        prepaid, settled_before = earlier.prepaid, earlier.settled_before
         withheld = selectors.withheld_latest(region_id=region_id, fund=fund, year=year)
         result = annual_clearing(
             totals_by_inst, inpatient=budget.inpatient, itemized=itemized, reserve=budget.reserve, params=scheme.clearing,
             penalties={codes[k]: v for k, v in penalties.items()}, prepaid={codes[k]: v for k, v in prepaid.items()},
             withheld={codes[k]: v for k, v in withheld.items()}, scores={codes[k]: v for k, v in scores.items()},
+            settled_before={codes[k]: v for k, v in settled_before.items()},
         )
-        for name, mapping in (("penalties", penalties), ("scores", scores), ("prepaid", prepaid), ("withheld", withheld)):
+        for name, mapping in (("penalties", penalties), ("scores", scores), ("prepaid", prepaid), ("withheld", withheld),
+                              ("settled_before", settled_before)):
             parameters[name] = {codes[k]: str(v) for k, v in sorted(mapping.items(), key=lambda kv: codes[kv[0]])}
         lines = [
             {"institution_id": by_code[line.code], "case_count": line.case_count, "raw_points": line.raw_points,
-             "penalty_points": line.penalty_points, "tcm_rate": None if line.tcm_rate is None else to_decimal(line.tcm_rate).quantize(RATE_PLACES),
+             "penalty_points": line.penalty_points, "tcm_rate": None if line.tcm_rate is None else round_half_up(line.tcm_rate, RATE_DECIMALS),
              "uplift": line.uplift, "points": line.points, "point_value": line.point_value,
              "gross_amount": line.gross_amount, "self_pay": line.self_pay, "fund_payment": line.fund_payment,
              "itemized_fund": line.itemized_fund, "surplus": line.surplus, "prepaid": line.prepaid,
              "withheld": line.withheld, "quality_score": line.quality_score,
-             "quality_deduction": line.quality_deduction, "balance": line.balance}
+             "quality_deduction": line.quality_deduction, "balance": line.balance, "settled_before": line.settled_before}
             for line in result.lines
         ]
         totals = {
@@ -365,7 +450,9 @@ def _fraction_text(value: Fraction) -> str:
 def _fingerprint(digests: dict[int, str], catalog: Catalog, parameters: dict) -> str:
     """sha256 over every input of the run: the case rows (as per-institution digests in institution
     order, scaleout.combined_digest — the same whether the pool was valued in one process or in
-    chunks), the catalog and the parameters."""
+    chunks), the catalog and the parameters — which name the parameter revisions the run used and the
+    amounts settled before (not the ids of the runs that settled them)."""
+    parameters = {key: value for key, value in parameters.items() if key != SETTLED_RUNS}
     digest = hashlib.sha256()
     digest.update(scaleout.combined_digest(digests).encode())
     for frame in (catalog.groups, catalog.coefficients):
@@ -544,6 +631,7 @@ def clearing_run_reduce(*, run_id: int, results: list) -> ClearingRun:
                 raise scaleout.ScaleoutError(f"{stored} case results are stored but the chunks valued {case_count} cases")
             InstitutionLine.objects.filter(run=locked).delete()
             InstitutionLine.objects.bulk_create([InstitutionLine(run=locked, **line) for line in cleared.lines])
+            locked.parameter_revisions.set(inputs.revisions)
             finished = timezone.now()
             wall = round((finished - locked.started_at).total_seconds(), 3) if locked.started_at else None
             locked.timings = {
@@ -577,18 +665,76 @@ def clearing_run_reduce(*, run_id: int, results: list) -> ClearingRun:
 # --- finalize --------------------------------------------------------------------------------------
 
 def clearing_run_finalize(*, run: ClearingRun, user=None, system: bool = False) -> ClearingRun:
-    """Draft -> finalized, by an approver other than the starter (the batch system user excepted)."""
+    """Draft -> finalized, by an approver other than the starter (the batch system user excepted).
+
+    The run becomes the binding run of its period: the finalized run it replaces (same pool, kind and
+    month) is marked superseded and the two are linked (SETTLEMENT.md §6). Refused when the run was
+    computed before another run of its pool-year was finalized: the earlier settlements it is net of
+    (prepayments, annual balances) are stale, so it must be run again — never finalized with amounts
+    that would pay twice or not at all. The pool-year's runs are locked (in id order) so that two
+    finalizations of one pool-year happen one after the other.
+    """
     with transaction.atomic():
-        locked = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        pool_runs = ClearingRun.objects.select_for_update().filter(region_id=run.region_id, fund=run.fund, year=run.year)
+        locked_runs = {r.pk: r for r in pool_runs.order_by("pk")}
+        locked = locked_runs.get(run.pk) or ClearingRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != RunStatus.DRAFT:
             raise ValidationError(f"run #{locked.pk} is {locked.status}; only a draft run can be finalized")
         if not system and user is not None and locked.started_by_id == user.pk:
             raise PermissionDenied("maker-checker: the user who started a run cannot finalize it")
+        _check_not_stale(locked, [r for r in locked_runs.values() if r.pk != locked.pk and r.status in PAID_RUN_STATUSES])
+        clearing_run_check_period(region=locked.region, fund=locked.fund, year=locked.year, month=locked.month)
+        replaced = next(
+            (r for r in locked_runs.values()
+             if r.status == RunStatus.FINALIZED and r.kind == locked.kind and r.month == locked.month and r.pk != locked.pk),
+            None,
+        )
+        if replaced is not None:
+            replaced.status = RunStatus.SUPERSEDED
+            replaced.save(update_fields=["status"])
         locked.status = RunStatus.FINALIZED
         locked.finalized_by = user
         locked.finalized_at = timezone.now()
-        locked.save(update_fields=["status", "finalized_by", "finalized_at"])
+        locked.supersedes = replaced
+        locked.save(update_fields=["status", "finalized_by", "finalized_at", "supersedes"])
         transaction.on_commit(lambda: run_finalized.send(sender=ClearingRun, run=locked))
+    return locked
+
+
+def _check_not_stale(run: ClearingRun, paid: list[ClearingRun]) -> None:
+    """The finalized runs of the pool-year must be those the run was computed against."""
+    recorded = (run.parameters or {}).get(SETTLED_RUNS)
+    if recorded is None:  # computed before runs recorded them: judged by time
+        newer = [r for r in paid if r.finalized_at is not None and r.finalized_at >= run.created_at]
+    else:
+        newer = [r for r in paid if r.pk not in set(recorded)]
+    if newer:
+        names = ", ".join(f"#{r.pk}" for r in sorted(newer, key=lambda r: r.pk))
+        raise ClearingRunStale(
+            _("清算 run #%(run)s 计算之后，同一基金池年度的 run %(names)s 已定稿，其已结算金额（预付、此前结算）已过期，"
+              "请重新发起清算后再定稿。 Run #%(run)s was computed before run %(names)s of the same pool-year was finalized: "
+              "the earlier settlements it is net of have changed. Re-run the period and finalize the new run.")
+            % {"run": run.pk, "names": names},
+            code="stale",
+        )
+
+
+def clearing_run_acknowledge(*, run: ClearingRun, user, note: str) -> ClearingRun:
+    """Bureau staff acknowledge a failed run with a note (what was done about it): it stays recorded,
+    readable and failed, and leaves the cockpit's count of failed runs."""
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": _("请写明处理说明")})
+    with transaction.atomic():
+        locked = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RunStatus.FAILED:
+            raise ValidationError(_("清算 #%(pk)s 的状态是 %(status)s；只有失败的清算可以确认") % {"pk": locked.pk, "status": locked.status})
+        if locked.acknowledged_at is not None:
+            raise ValidationError(_("清算 #%(pk)s 已于 %(at)s 确认") % {"pk": locked.pk, "at": locked.acknowledged_at})
+        locked.acknowledged_by = user
+        locked.acknowledged_at = timezone.now()
+        locked.acknowledgement_note = note[:2000]
+        locked.save(update_fields=["acknowledged_by", "acknowledged_at", "acknowledgement_note"])
     return locked
 
 
@@ -622,6 +768,8 @@ def clearing_runs_schedule_monthly(*, today: dt.date) -> list[ClearingRun]:
                                               month=previous.month, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; monthly run for %s skipped", region_id, fund, previous)
+        except ValidationError as exc:  # e.g. no scheme or catalog for the year: nothing recorded, say why
+            logger.warning("pool %s/%s: monthly run for %s not started: %s", region_id, fund, previous, "; ".join(exc.messages))
     return started
 
 
@@ -636,4 +784,58 @@ def clearing_runs_offer_annual(*, today: dt.date) -> list[ClearingRun]:
             started.append(clearing_run_start(region=Region.objects.get(pk=region_id), fund=fund, year=year, user=None, run_async=True))
         except ClearingRunConflict:
             logger.warning("pool %s/%s busy; annual run for %s skipped", region_id, fund, year)
+        except ValidationError as exc:
+            logger.warning("pool %s/%s: annual run for %s not started: %s", region_id, fund, year, "; ".join(exc.messages))
     return started
+
+
+# --- itemized payments written by the apps above ---------------------------------------------------
+
+@dataclass(frozen=True)
+class ItemizedPayment:
+    """One approved special-outpatient itemized payment (§5) of a month, paid at actual."""
+
+    institution_id: int
+    claim_no: str
+    fund: str
+    month: dt.date  # first day of the month
+    patient_id: str
+    amount: Decimal
+
+
+def itemized_payments_sync(
+    *, region: Region, source: str, payments: Iterable[ItemizedPayment], remove: Iterable[tuple[int, str]] = (), user=None,
+) -> int:
+    """Keep the approved itemized claims of ``source`` equal to ``payments`` (upsert by institution,
+    claim_no and source; ``remove`` deletes claims that no longer pay). The clearing runs charge
+    them to the inpatient budget like any approved itemized claim (§5). Bulk statements only;
+    returns the number of rows written."""
+    from common.models import ReviewStatus
+    from common.users import system_user
+    from settlement.choices import ItemizedSource
+    from settlement.models import ItemizedClaim
+
+    if source == ItemizedSource.ADJUDICATED:
+        raise ValueError("adjudicated itemized claims are loaded or reviewed, not synced")
+    decided_by = user or system_user()
+    now = timezone.now()
+    rows = [
+        ItemizedClaim(
+            region_id=region.pk, institution_id=p.institution_id, claim_no=p.claim_no, fund=p.fund, month=p.month,
+            patient_id=p.patient_id, claimed_amount=p.amount, approved_amount=p.amount, source=source,
+            status=ReviewStatus.APPROVED, decided_by=decided_by, decided_at=now,
+        )
+        for p in payments
+    ]
+    with transaction.atomic(savepoint=False):
+        removals = list(remove)
+        if removals:
+            query = Q()
+            for institution_id, claim_no in removals:
+                query |= Q(institution_id=institution_id, claim_no=claim_no)
+            ItemizedClaim.objects.filter(query, region=region, source=source).delete()
+        ItemizedClaim.objects.bulk_create(
+            rows, batch_size=5000, update_conflicts=True, unique_fields=["institution", "claim_no", "source"],
+            update_fields=["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"],
+        )
+    return len(rows)

@@ -2,7 +2,11 @@
 year-end pack for finance (one workbook, every pool of the region and year, totals that add up).
 
 Everything is read from the run's stored InstitutionLine rows, totals and parameters: a statement
-shows what the run computed, never a recomputation. Amounts are written as numbers with the
+shows what the run computed, never a recomputation. Every statement says whether its run is the
+binding one of its period, a superseded one (and by which run) or a draft, and shows the earlier
+settlements the run is net of (SETTLEMENT.md §6): the `settled_before` column, and, line by line,
+`earlier_settlements()` — the Excel sheet and the admin run page render those rows, and any other
+format (a PDF) renders the same rows. Amounts are written as numbers with the
 formats 0.00 (money) and 0.0000 (points, point values); CSV writes the same values as text with
 exactly 2 or 4 decimals (UTF-8 with a BOM so that Excel opens the Chinese names correctly).
 """
@@ -25,7 +29,7 @@ from openpyxl.utils import get_column_letter
 from common.precision import r2, r4
 from common.spreadsheet import safe_cell_text
 from drg.models import Institution, Region
-from settlement.choices import RunKind, RunStatus
+from settlement.choices import PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
 
 ZERO = Decimal("0")
@@ -66,6 +70,7 @@ ANNUAL_COLUMNS: tuple[Column, ...] = (
     Column("withheld", _("质量保证金"), MONEY, True),
     Column("quality_score", _("考核得分"), MONEY),
     Column("quality_deduction", _("质量扣款"), MONEY, True),
+    Column("settled_before", _("此前年度清算已结算"), MONEY, True),
     Column("balance", _("清算余额"), MONEY, True),
 )
 
@@ -77,6 +82,7 @@ MONTHLY_COLUMNS: tuple[Column, ...] = (
     Column("point_value", _("点值"), POINTS),
     Column("due", _("应付"), MONEY, True),
     Column("prepaid_to_date", _("累计预付"), MONEY, True),
+    Column("settled_before", _("此前已预付"), MONEY, True),
     Column("prepay", _("本月预付"), MONEY, True),
     Column("withheld", _("质量保证金"), MONEY, True),
     Column("self_pay", _("个人负担"), MONEY, True),
@@ -104,9 +110,79 @@ def columns_of(run: ClearingRun) -> tuple[Column, ...]:
 
 # --- reads ---------------------------------------------------------------------------------------
 
+def run_standing(run: ClearingRun) -> str:
+    """Binding, superseded (by which run) or draft, as every statement says it."""
+    if run.status == RunStatus.FINALIZED:
+        return _("有效结算")
+    if run.status == RunStatus.SUPERSEDED:
+        successor = run.successor
+        by = f"run #{successor.pk}" if successor is not None else "a later run"
+        return f"已被 {by} 取代，非有效结算 SUPERSEDED by {by}, not binding"
+    if run.status == RunStatus.DRAFT:
+        return _("草稿，非最终")
+    return run.get_status_display()
+
+
+@dataclass(frozen=True)
+class EarlierSettlement:
+    """One amount an earlier finalized run of the pool-year paid an institution, which a run is net of:
+    a monthly run's prepayment (for a monthly run) or an annual run's balance (for an annual run)."""
+
+    run: ClearingRun
+    institution_code: str
+    institution_name: str
+    amount: Decimal
+
+    @property
+    def standing(self) -> str:
+        return run_standing(self.run)
+
+
+def earlier_settlements(*, run: ClearingRun, institution: Institution | None = None) -> list[EarlierSettlement]:
+    """The settlements `run` is net of, per earlier run and institution (Σ per institution is the
+    line's `settled_before`): the finalized runs of the same kind it recorded when it was computed
+    (`parameters["settled_runs"]`; runs computed before that was recorded: those finalized before it)."""
+    recorded = (run.parameters or {}).get("settled_runs")
+    earlier = ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=run.kind, status__in=PAID_RUN_STATUSES)
+    if recorded is not None:
+        earlier = earlier.filter(pk__in=recorded)
+    else:
+        earlier = earlier.filter(finalized_at__lt=run.created_at)
+    field = "prepay" if run.kind == RunKind.MONTHLY else "balance"
+    lines = (
+        InstitutionLine.objects.filter(run__in=earlier.exclude(pk=run.pk))
+        .select_related("run__region", "run__superseded_by", "institution")
+        .order_by("institution__code", "run__finalized_at", "run_id")
+    )
+    if institution is not None:
+        lines = lines.filter(institution=institution)
+    return [
+        EarlierSettlement(run=line.run, institution_code=line.institution.code, institution_name=line.institution.name,
+                          amount=getattr(line, field) or ZERO)
+        for line in lines
+    ]
+
+
+EARLIER_COLUMNS: tuple[Column, ...] = (
+    Column("institution_code", _("机构编码"), TEXT),
+    Column("institution_name", _("机构名称"), TEXT),
+    Column("run", _("清算批次"), TEXT),
+    Column("period", _("期间"), TEXT),
+    Column("finalized_at", _("定稿时间"), TEXT),
+    Column("standing", _("状态"), TEXT),
+    Column("amount", _("已结算金额"), MONEY, True),
+)
+
+
+def _earlier_rows(settlements: Sequence[EarlierSettlement]):
+    for item in settlements:
+        finalized = f"{timezone.localtime(item.run.finalized_at):%Y-%m-%d %H:%M}" if item.run.finalized_at else ""
+        yield [item.institution_code, item.institution_name, f"#{item.run.pk}", period_label(item.run), finalized, item.standing, item.amount]
+
+
 def statement_lines(*, run: ClearingRun, institution: Institution | None = None) -> list[InstitutionLine]:
-    if run.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
-        raise StatementError(_("%(run)s 状态为%(status)s，尚无结果") % {"run": run, "status": run.get_status_display()})
+    if run.status not in RESULT_RUN_STATUSES:
+        raise StatementError(f"run #{run.pk} is {run.status}; it has no results yet")
     lines = run.lines.select_related("institution").order_by("institution__code")
     if institution is not None:
         lines = lines.filter(institution=institution)
@@ -167,7 +243,9 @@ def pool_inputs(run: ClearingRun) -> list[tuple[str, object, str]]:
         (_("统筹区"), f"{run.region.code} {run.region.name}", TEXT),
         (_("险种"), run.get_fund_display(), TEXT),
         (_("期间"), period_label(run), TEXT),
-        (_("清算批次"), f"{run}（{run.get_status_display()}）", TEXT),
+        (_("清算批次"), f"#{run.pk} ({run.get_status_display()})", TEXT),
+        (_("状态"), run_standing(run), TEXT),
+        (_("取代"), f"#{run.supersedes_id}" if run.supersedes_id else "—", TEXT),
         (_("发起"), str(run.started_by or "—"), TEXT),
         (_("定稿"), f"{run.finalized_by} {timezone.localtime(run.finalized_at):%Y-%m-%d %H:%M}" if run.finalized_by else "—", TEXT),
         (_("输入指纹"), run.fingerprint, TEXT),
@@ -358,16 +436,25 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
     columns = columns_of(run)
     wb = Workbook()
     ws = wb.active
-    ws.title = str(_("结算单"))
+    ws.title = _("结算单")
     who = f"{institution.code} {institution.name}" if institution is not None else _("全部机构")
-    title = f"{_('DRG 点数付费结算单')} · {run.region.name} · {run.get_fund_display()} · {period_label(run)}"
-    subtitle = f"{who} · {run} · {run.get_status_display()}" + ("" if run.status == RunStatus.FINALIZED else f" · {_('草稿，非最终')}")
+    title = f"DRG点数付费结算单 · {run.region.name} · {run.get_fund_display()} · {period_label(run)}"
+    subtitle = f"{who} · run #{run.pk} · {run_standing(run)}"
     totals = None
     if institution is None:
         check_conservation(run=run, lines=lines)
         totals = line_totals(lines, columns)
     _write_table(ws, title=title, subtitle=subtitle, columns=columns, rows=_line_rows(lines, columns), totals=totals)
-    _write_inputs(wb.create_sheet(str(_("计算参数"))), run)
+    _write_inputs(wb.create_sheet(_("计算参数")), run)
+    earlier = earlier_settlements(run=run, institution=institution)
+    _write_table(
+        wb.create_sheet(_("此前结算")),
+        title=(_("此前已预付") if run.kind == RunKind.MONTHLY
+               else _("此前年度清算")) + f" · {who}",
+        subtitle=f"run #{run.pk} is net of these (the settled_before column); superseded runs included: whatever was paid counts"
+        if earlier else f"run #{run.pk}: none (the first finalized run of its kind this year)",
+        columns=EARLIER_COLUMNS, rows=_earlier_rows(earlier), totals={"amount": sum((e.amount for e in earlier), ZERO)},
+    )
     if institution is not None:
         results = (
             CaseResult.objects.filter(run=run, institution=institution)
@@ -402,12 +489,13 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("fund_payment", _("Σ 基金支付"), MONEY, True),
     Column("prepaid", _("Σ 已预付"), MONEY, True),
     Column("quality_deduction", "Σ 质量扣款", MONEY, True),
+    Column("settled_before", _("Σ 此前已结算"), MONEY, True),
     Column("balance", _("Σ 清算余额"), MONEY, True),
 )
 
 
 def year_end_runs(*, region: Region, year: int) -> dict[str, ClearingRun]:
-    """fund -> the latest finalized annual run of the region and year."""
+    """fund -> the binding annual run of the region and year."""
     runs = (
         ClearingRun.objects.filter(region=region, year=year, kind=RunKind.ANNUAL, status=RunStatus.FINALIZED)
         .select_related("region", "started_by", "finalized_by")
@@ -423,8 +511,6 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
     """One workbook for finance: a summary of every pool of the year, each pool's institution lines with
     totals, the monthly prepayments, and the inputs. Only finalized annual runs; Σ fund_payment of each
     pool must equal its distributed amount (asserted: no pack is issued otherwise)."""
-    from settlement.selectors import latest_finalized_runs
-
     runs = year_end_runs(region=region, year=year)
     if not runs:
         raise StatementError(f"region {region.code} has no finalized annual run for {year}; finalize the annual clearing first")
@@ -441,7 +527,7 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
         summary_rows.append([
             run.get_fund_display(), f"#{run.pk}", *(Decimal(str(totals.get(k, "0"))) for k in
             ("total", "reserve", "inpatient", "special_outpatient", "drg_budget", "fund_claims", "distributed", "from_reserve", "point_value")),
-            paid, sums["prepaid"], sums["quality_deduction"], sums["balance"],
+            paid, sums["prepaid"], sums["quality_deduction"], sums["settled_before"], sums["balance"],
         ])
         ws = wb.create_sheet(f"{run.get_fund_display()}{_('清算')}"[:31])
         _write_table(
@@ -451,27 +537,33 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
             },
             columns=ANNUAL_COLUMNS, rows=_line_rows(lines, ANNUAL_COLUMNS), totals=sums,
         )
-        monthly = latest_finalized_runs(region_id=region.pk, fund=fund, year=year, kind=RunKind.MONTHLY)
-        months = sorted(monthly)
+        # every finalized monthly run counts, superseded ones included (a re-run prepays the difference)
+        monthly_lines = (
+            InstitutionLine.objects.filter(run__region=region, run__fund=fund, run__year=year, run__kind=RunKind.MONTHLY,
+                                           run__status__in=PAID_RUN_STATUSES)
+            .select_related("institution", "run")
+        )
+        months = sorted({line.run.month for line in monthly_lines})
         prepay_columns = (
             Column("institution_code", _("机构编码"), TEXT), Column("institution_name", _("机构名称"), TEXT),
             *(Column(f"m{m:02d}", f"{m:02d}{_('月预付')}", MONEY, True) for m in months), Column("sum", _("合计"), MONEY, True),
         )
         grid: dict[int, dict[str, Decimal]] = {}
         names: dict[int, tuple[str, str]] = {}
-        for month in months:
-            for line in monthly[month].lines.select_related("institution"):
-                names[line.institution_id] = (line.institution.code, line.institution.name)
-                grid.setdefault(line.institution_id, {})[f"m{month:02d}"] = line.prepay or ZERO
+        for line in monthly_lines:
+            names[line.institution_id] = (line.institution.code, line.institution.name)
+            cells = grid.setdefault(line.institution_id, {})
+            key = f"m{line.run.month:02d}"
+            cells[key] = cells.get(key, ZERO) + (line.prepay or ZERO)
         prepay_rows = []
         for institution_id, (code, name) in sorted(names.items(), key=lambda kv: kv[1][0]):
             values = grid[institution_id]
             prepay_rows.append([code, name, *(values.get(f"m{m:02d}") for m in months), sum(values.values(), ZERO)])
         prepay_totals = {c.field: sum((row[i] or ZERO for row in prepay_rows), ZERO) for i, c in enumerate(prepay_columns) if c.total}
         _write_table(
-            wb.create_sheet(f"{run.get_fund_display()}{_('月度预付')}"[:31]),
-            title=f"{_('月度预付')} · {run.get_fund_display()} · {year}",
-            subtitle="finalized monthly runs; the annual clearing deducts their sum as prepaid",
+            wb.create_sheet(f"{fund} 月度预付 prepay"[:31]),
+            title=f"月度预付 Monthly prepayments · {run.get_fund_display()} · {year}",
+            subtitle="finalized monthly runs, re-runs (补差) included; the annual clearing deducts their sum as prepaid",
             columns=prepay_columns, rows=prepay_rows, totals=prepay_totals,
         )
         _write_inputs(wb.create_sheet(f"{run.get_fund_display()}{_('参数')}"[:31]), run)

@@ -1,11 +1,11 @@
 """The bureau's three roles as Django groups, with the least permissions each needs (docs/admin.md).
 
-- operator 经办: enters and corrects data (catalogs, parameters, claims, adjustments, evaluations,
+- operator 经办: enters and corrects data (drafts revisions of catalogs and parameters, claims, adjustments, evaluations,
   special reviews, correction requests, incentive inputs and rules), issues/revokes hospital API keys,
   drafts budgets, computes incentive payouts, starts clearing runs.
 - approver 审核: decides what operators prepared — approves budgets, reviews special reviews, itemized
   claims, correction requests, approves point adjustments, evaluations and incentive payouts,
-  finalizes clearing runs. Maker-checker is enforced by the services: nobody decides what they made.
+  approves parameter revisions, finalizes clearing runs. Both acknowledge failed runs. Maker-checker is enforced by the services: nobody decides what they made.
 - auditor 审计: views everything, including the change history; changes nothing.
 
 Every role views every record of the four apps and its history. The groups are synchronised, not just
@@ -20,11 +20,9 @@ APPS = ("drg", "budget", "settlement", "incentives")
 OPERATOR_MODEL_ACTIONS = {
     "drg": {
         "region": ("add", "change"),
-        "institution": ("add", "change"),
-        "drggroup": ("add", "change"),
-        "coefficient": ("add", "change"),
-        "tcmequivalent": ("add", "change"),
-        "paymentscheme": ("add", "change"),
+        # institutions, groups, coefficients, TCM equivalents and the payment scheme change only by an
+        # approved parameter revision (drg/revisions.py): operators draft revisions
+        "parameterrevision": ("add", "change"),
         "specialreview": ("add", "change"),
         "correctionrequest": ("add", "change"),
         "institutioncredential": ("add", "change"),  # issue and revoke hospital API keys (drg/api/admin.py)
@@ -45,12 +43,13 @@ OPERATOR_MODEL_ACTIONS = {
         "payout": ("add",),
     },
 }
-OPERATOR_EXTRA = {"settlement": ("start_clearingrun",)}
+OPERATOR_EXTRA = {"settlement": ("start_clearingrun", "acknowledge_clearingrun")}
 
 APPROVER_EXTRA = {
     "budget": ("approve_budget",),
-    "drg": ("review_specialreview", "review_correctionrequest"),
-    "settlement": ("review_itemizedclaim", "approve_pointadjustment", "approve_evaluation", "finalize_clearingrun"),
+    "drg": ("review_specialreview", "review_correctionrequest", "approve_parameterrevision"),
+    "settlement": ("review_itemizedclaim", "approve_pointadjustment", "approve_evaluation", "finalize_clearingrun",
+                   "acknowledge_clearingrun"),
     "incentives": ("approve_payout", "pay_payout"),
 }
 

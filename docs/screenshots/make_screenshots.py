@@ -171,21 +171,14 @@ def main() -> int:
         from django.urls import reverse
 
         region = state["region"]
-        from drg.models import Case
-
-        case = Case.objects.filter(region=region).order_by("pk").first()
-        pages = [  # 1366 px wide: the bureau's usual laptop screen
-            ("cockpit.png", reverse("admin:index"), "1366,1000"),
-            ("pool.png", reverse("admin:settlement_pool", args=[region.pk, "employee", 2025]), "1366,1540"),
-            ("pool-resident.png", reverse("admin:settlement_pool", args=[region.pk, "resident", 2025]), "1366,1150"),
-            ("compare.png", reverse("admin:settlement_clearingrun_compare", args=[state["second"].pk]), "1366,900"),
-            ("run.png", reverse("admin:settlement_clearingrun_change", args=[state["second"].pk]), "1366,1500"),
-            ("runs.png", reverse("admin:settlement_clearingrun_changelist"), "1366,900"),
-            ("finalize-confirm.png", reverse("admin:settlement_clearingrun_finalize", args=[state["second"].pk]), "1366,900"),
-            ("budget-draft.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]) + "?as=olga", "1366,1500"),
-            ("budget-approve.png", reverse("admin:budget_budget_approve", args=[state["draft"].pk]), "1366,1000"),
-            ("cases.png", reverse("admin:drg_case_changelist"), "1366,900"),
-            ("correction.png", reverse("admin:drg_correctionrequest_add") + f"?case={case.pk}&institution={case.institution_id}&as=olga", "1366,1300"),
+        pages = [
+            ("cockpit.png", reverse("admin:index"), "1400,1000"),
+            ("pool.png", reverse("admin:settlement_pool", args=[region.pk, "employee", 2025]), "1400,1540"),
+            ("pool-resident.png", reverse("admin:settlement_pool", args=[region.pk, "resident", 2025]), "1400,1150"),
+            ("compare.png", reverse("admin:settlement_clearingrun_compare", args=[state["second"].pk]), "1600,880"),
+            ("run.png", reverse("admin:settlement_clearingrun_change", args=[state["second"].pk]), "1400,1500"),
+            ("budget-draft.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]) + "?as=olga", "1400,1500"),
+            ("scheme-revision.png", reverse("admin:drg_parameterrevision_draft_scheme") + f"?region={region.pk}&year=2025&as=olga", "1400,1700"),
         ]
         args.out.mkdir(parents=True, exist_ok=True)
         profile = tmp / "chromium-profile"

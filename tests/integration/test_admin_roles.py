@@ -28,11 +28,14 @@ def test_the_three_roles_exist_with_least_permissions():
     operator, approver, auditor = perms_of("operator"), perms_of("approver"), perms_of("auditor")
 
     assert {"budget.add_budget", "budget.change_budget", "settlement.start_clearingrun", "settlement.add_itemizedclaim",
-            "settlement.add_pointadjustment", "settlement.add_evaluation", "drg.change_drggroup", "drg.view_case"} <= operator
-    assert not {"budget.approve_budget", "settlement.finalize_clearingrun", "drg.review_specialreview", "drg.change_case"} & operator
+            "settlement.add_pointadjustment", "settlement.add_evaluation", "drg.add_parameterrevision", "drg.view_case",
+            "settlement.acknowledge_clearingrun"} <= operator
+    assert not {"budget.approve_budget", "settlement.finalize_clearingrun", "drg.review_specialreview", "drg.change_case",
+                "drg.approve_parameterrevision", "drg.change_drggroup", "drg.change_paymentscheme", "drg.change_institution"} & operator
 
     assert {"budget.approve_budget", "drg.review_specialreview", "settlement.review_itemizedclaim", "settlement.approve_pointadjustment",
-            "settlement.approve_evaluation", "drg.review_correctionrequest", "settlement.finalize_clearingrun"} <= approver
+            "settlement.approve_evaluation", "drg.review_correctionrequest", "settlement.finalize_clearingrun",
+            "drg.approve_parameterrevision", "settlement.acknowledge_clearingrun"} <= approver
     assert not {"budget.add_budget", "settlement.start_clearingrun", "budget.change_budget"} & approver
 
     assert all(p.split(".")[1].startswith("view_") for p in auditor)
