@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Iterable, Sequence
 
 from django.utils import timezone
+from django.utils.functional import Promise
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -353,6 +354,8 @@ def _display_width(text: str) -> int:
 def _cell_value(value, kind: str):
     if value is None:
         return None
+    if isinstance(value, Promise):  # a translated label
+        value = str(value)
     if kind in (MONEY, POINTS, RATE) and not isinstance(value, Decimal):
         return Decimal(str(value))
     if kind == TEXT and isinstance(value, bool):
@@ -436,7 +439,7 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
     columns = columns_of(run)
     wb = Workbook()
     ws = wb.active
-    ws.title = _("结算单")
+    ws.title = str(_("结算单"))
     who = f"{institution.code} {institution.name}" if institution is not None else _("全部机构")
     title = f"DRG点数付费结算单 · {run.region.name} · {run.get_fund_display()} · {period_label(run)}"
     subtitle = f"{who} · run #{run.pk} · {run_standing(run)}"
@@ -445,10 +448,10 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
         check_conservation(run=run, lines=lines)
         totals = line_totals(lines, columns)
     _write_table(ws, title=title, subtitle=subtitle, columns=columns, rows=_line_rows(lines, columns), totals=totals)
-    _write_inputs(wb.create_sheet(_("计算参数")), run)
+    _write_inputs(wb.create_sheet(str(_("计算参数"))), run)
     earlier = earlier_settlements(run=run, institution=institution)
     _write_table(
-        wb.create_sheet(_("此前结算")),
+        wb.create_sheet(str(_("此前结算"))),
         title=(_("此前已预付") if run.kind == RunKind.MONTHLY
                else _("此前年度清算")) + f" · {who}",
         subtitle=f"run #{run.pk} is net of these (the settled_before column); superseded runs included: whatever was paid counts"
