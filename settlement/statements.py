@@ -564,7 +564,7 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
             prepay_rows.append([code, name, *(values.get(f"m{m:02d}") for m in months), sum(values.values(), ZERO)])
         prepay_totals = {c.field: sum((row[i] or ZERO for row in prepay_rows), ZERO) for i, c in enumerate(prepay_columns) if c.total}
         _write_table(
-            wb.create_sheet(f"{fund} 月度预付 prepay"[:31]),
+            wb.create_sheet(f"{run.get_fund_display()}{_('月度预付')}"[:31]),
             title=f"月度预付 Monthly prepayments · {run.get_fund_display()} · {year}",
             subtitle="finalized monthly runs, re-runs (补差) included; the annual clearing deducts their sum as prepaid",
             columns=prepay_columns, rows=prepay_rows, totals=prepay_totals,
