@@ -154,8 +154,8 @@ def test_statements_download_from_the_run_admin(client, pool, django_capture_on_
 
     assert xlsx["Content-Type"].startswith("application/vnd.openxmlformats")
     workbook = load_workbook(io.BytesIO(xlsx.content))
-    assert workbook.sheetnames == ["结算单 Statement", "计算参数 Inputs", "此前结算 Earlier settlements"]
+    assert workbook.sheetnames == ["结算单", "计算参数", "此前结算"]
     text = csv_response.content.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("institution_code,institution_name,case_count")
     assert [row.split(",")[0] for row in text.splitlines()[1:]] == ["H1", "H2"]
-    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单 Statement", "计算参数 Inputs", "此前结算 Earlier settlements", "病例 Cases"]
+    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单", "计算参数", "此前结算", "病例"]
