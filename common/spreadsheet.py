@@ -44,3 +44,8 @@ def formula_safe_series(series: pd.Series) -> pd.Series:
     if not risky.any():
         return series
     return series.where(~risky, "'" + text)
+
+
+def safe_cell_text(value: str) -> str:
+    """:func:`formula_safe` for a text known to be a string (the admin's Excel export of any list)."""
+    return formula_safe(value)

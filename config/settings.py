@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # thousands separators (intcomma) on counts in templates
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the admin's language switch and the API's Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -92,8 +94,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# Chinese is the language of the bureau: the default for every screen, statement and API error.
+# English is offered by the admin's language switch (set_language) and by Accept-Language on the API.
+# The project's own catalogs (Chinese msgids, English translations) live in locale/, committed compiled.
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
@@ -185,6 +191,9 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Review queues flag a record overdue after this many days waiting (⚙, docs/admin.md).
+REVIEW_OVERDUE_DAYS = env("REVIEW_OVERDUE_DAYS", 10, int)
 
 # How long a stored Idempotency-Key answer is replayed (purged daily by beat).
 API_IDEMPOTENCY_DAYS = env("API_IDEMPOTENCY_DAYS", 7, int)

@@ -204,12 +204,20 @@ class _Demo:
             written = self.write_outputs(region, runs)
             self.say(f"   {written} files")
 
+        from demo.users import demo_users_create
+
+        with self.step("demo users for the admin (one per role)"):
+            users = demo_users_create()
+
         total = time.perf_counter() - started
         self.say("\n== time per step")
         for title, seconds in self.steps:
             self.say(f"   {seconds:7.1f}s  {title}")
         self.say(f"   {total:7.1f}s  total")
         self.cmd.stdout.write(self.cmd.style.SUCCESS(f"demo finished: outputs in {self.out.resolve()}"))
+        self.say("\n== open it in the admin: make serve-demo, then http://127.0.0.1:8000/admin/")
+        for role, role_name, username, password in users:
+            self.say(f"   {role:<9} {role_name}  user {username:<7} password {password}")
 
     # --- summary ----------------------------------------------------------------------------------
 
