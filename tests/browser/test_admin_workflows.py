@@ -93,15 +93,16 @@ def test_an_operator_drafts_a_budget_and_an_approver_approves_it_after_a_confirm
 def test_an_operator_starts_a_monthly_run_and_an_approver_finalizes_it_after_a_confirmation(browser, downloads):
     region = small_region()
     institution = make_institution(region)
-    make_case(institution, "c01")
-    make_case(institution, "c02", discharge_date=dt.date(2025, 3, 20), admission_date=dt.date(2025, 3, 12))
+    # the year's first monthly run is January's (SETTLEMENT.md §6)
+    make_case(institution, "c01", admission_date=dt.date(2025, 1, 2), discharge_date=dt.date(2025, 1, 9))
+    make_case(institution, "c02", admission_date=dt.date(2025, 1, 12), discharge_date=dt.date(2025, 1, 20))
     approved_budget(region)
     make_user("olga", "operator")
     make_user("alan", "approver")
 
     log_in(browser, "olga")
     go(browser, f"/admin/settlement/clearingrun/add/?region={region.pk}&fund=employee&year=2025")
-    Select(browser.find_element(By.NAME, "month")).select_by_value("3")
+    Select(browser.find_element(By.NAME, "month")).select_by_value("1")
     click(browser, browser.find_element(By.ID, "start-run"))
     run = ClearingRun.objects.get()
     for _ in range(50):  # queued on Celery (eager here): the page follows the run
@@ -109,7 +110,7 @@ def test_an_operator_starts_a_monthly_run_and_an_approver_finalizes_it_after_a_c
         if run.status == "draft":
             break
         time.sleep(0.2)
-    assert (run.kind, run.month, run.status, run.case_count) == ("monthly", 3, "draft", 2)
+    assert (run.kind, run.month, run.status, run.case_count) == ("monthly", 1, "draft", 2)
     go(browser, f"/admin/settlement/clearingrun/{run.pk}/change/")
     assert not browser.find_elements(By.ID, "finalize-run")  # the operator cannot finalize
 
@@ -136,7 +137,7 @@ def test_an_operator_starts_a_monthly_run_and_an_approver_finalizes_it_after_a_c
             break
         time.sleep(0.2)
     assert pdf is not None and pdf.read_bytes()[:5] == b"%PDF-"
-    assert pdf.name == f"statement_{region.code}_employee_2025-03_run{run.pk}_{institution.code}.pdf"
+    assert pdf.name == f"statement_{region.code}_employee_2025-01_run{run.pk}_{institution.code}.pdf"
 
 
 def test_an_operator_cannot_approve_its_own_draft(browser):

@@ -1,6 +1,7 @@
 """python manage.py load_bundle DIR — validate and load an exchange bundle (EXCHANGE.md)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +19,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, directory: Path, verbosity: int = 1, **options):
         progress = (lambda message: self.stderr.write(f"… {message}")) if verbosity >= 2 else None
+        # psycopg logs a warning of its own ("error ignored terminating <Copy>") while a COPY unwinds
+        # from a lost connection; the command reports that loss once, in its own words, below.
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
         try:
             report = bundle_load(path=directory, progress=progress)
         except BundleInvalid as exc:
