@@ -43,6 +43,10 @@ def is_period_finalized(*, frozen: dict[tuple[str, int], int], fund: str, discha
     return discharge_month <= frozen.get((fund, discharge_year), 0)
 
 
+# every table holding per-case results of runs (the bench reports their bytes on disk)
+CASE_RESULT_TABLES = ("settlement_caseresult",)
+
+
 # --- pool inputs -----------------------------------------------------------------------------------
 
 
