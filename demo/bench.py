@@ -236,12 +236,16 @@ def measure_valuation(*, region: str, fund: str, year: int, repeat: int = 5) -> 
     from drg.domain.valuation import value_cases
 
     _, cases, catalog, scheme, read_seconds = _pool_inputs(region, fund, year)
-    best = float("inf")
+    best = best_cpu = float("inf")
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         value_cases(cases, catalog, scheme.valuation)
         best = min(best, time.perf_counter() - started)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    # wall time includes the moments other tenants of a shared VM hold the core; the CPU time of this
+    # (single-threaded) process is what the code itself costs: both are reported
     return {"cases": len(cases), "seconds": round(best, 3), "cases_per_s": round(len(cases) / best) if best else None,
+            "cpu_seconds": round(best_cpu, 3), "cpu_cases_per_s": round(len(cases) / best_cpu) if best_cpu else None,
             "read_frame_seconds": round(read_seconds, 3), "peak_rss_mb": peak_rss_mb()}
 
 
@@ -346,7 +350,8 @@ def verdicts(results: dict) -> list[str]:
         name = max(peaks, key=peaks.get)
         check(f"peak memory of any phase ({name})", peaks[name], TARGETS["peak_mb"], False, "MiB")
     valuation = results.get("valuation", {})
-    check("valuation alone", valuation.get("cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
+    check("valuation alone (wall)", valuation.get("cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
+    check("valuation alone (per CPU-second)", valuation.get("cpu_cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
     return lines
 
 

@@ -57,9 +57,11 @@ CASE_FRAME_COLUMNS = [
 ]
 CASE_FRAME_DTYPES = {
     "case_id": "int64", "case_no": str, "institution": "int64", "patient_id": str, "admission_date": str,
-    "discharge_date": str, "drg_code": str, "total_fen": "int64", "self_fen": "int64", "tcm_fen": "int64",
-    "discharge_status": str, "tcm_treatment": "int64", "review_fen": "int64",
+    "discharge_date": str, "drg_code": "category", "total_fen": "int64", "self_fen": "int64", "tcm_fen": "int64",
+    "discharge_status": "category", "tcm_treatment": "int64", "review_fen": "int64",
 }
+# drg_code and discharge_status are read as categoricals: a few hundred distinct values that the
+# valuation looks up once each instead of once per case (drg.domain.valuation._codes)
 
 
 def _fen(column: str) -> str:
@@ -103,6 +105,9 @@ def pool_cases_frame(
     approved = {case_id: int(cost * 100) for case_id, cost in reviews}
     frame["review_fen"] = frame["case_id"].map(approved).fillna(-1).astype("int64") if approved else -1
     frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
+    # one integer per distinct patient id of this read: the readmission rule groups by it instead of
+    # hashing the id strings inside the valuation (exact: equal ids, equal keys; nothing else)
+    frame["patient_key"] = pd.factorize(frame["patient_id"].to_numpy())[0].astype("int64")
     frame["tcm_treatment"] = frame["tcm_treatment"].astype(bool)
     frame["admission_date"] = pd.to_datetime(frame["admission_date"])
     frame["discharge_date"] = pd.to_datetime(frame["discharge_date"])
