@@ -267,3 +267,68 @@ def latest_run(*, region, fund: str, year: int, month: int | None = None, status
     if statuses:
         runs = runs.filter(status__in=list(statuses))
     return runs.order_by("-created_at", "-id").first()
+
+
+# --- case results of a run: the one place that reads them ------------------------------------------
+
+CASE_RESULT_COLUMNS = (
+    "run_id", "case_id", "institution_id", "valuation_group", "coefficient", "ratio", "category", "base_points",
+    "readmission_halved", "points_before_readmission", "points",
+)
+# the case and institution columns run_case_results_frame(with_case=True) adds
+CASE_RESULT_CASE_COLUMNS = ("case_no", "discharge_date", "drg_code", "institution_code")
+
+
+def run_case_results_frame(*, run, institution_id: int | None = None, with_case: bool = False) -> pd.DataFrame:
+    """The per-case results of `run` (only `institution_id`'s when given) as a DataFrame with the
+    columns of CASE_RESULT_COLUMNS — amounts and points as exact Decimals (None where NULL), as the
+    model holds them — plus, with `with_case`, the case number, discharge date, DRG code and the
+    institution's code. Rows in case id order.
+
+    Every reader of case results (statements, the clearing files, the admin, the API, the apps
+    above settlement) goes through this function or run_case_result, so where and how the results
+    are stored can change in one place."""
+    from settlement.models import CaseResult
+
+    rows = CaseResult.objects.filter(run_id=getattr(run, "pk", run))
+    if institution_id is not None:
+        rows = rows.filter(institution_id=institution_id)
+    fields = list(CASE_RESULT_COLUMNS)
+    if with_case:
+        fields += ["case__case_no", "case__discharge_date", "case__drg_code", "institution__code"]
+    frame = pd.DataFrame.from_records(
+        list(rows.order_by("case_id").values_list(*fields)),
+        columns=list(CASE_RESULT_COLUMNS) + (list(CASE_RESULT_CASE_COLUMNS) if with_case else []),
+    )
+    return frame
+
+
+def run_case_result(*, run, case) -> dict | None:
+    """One case's result in `run` (a dict of CASE_RESULT_COLUMNS), or None when the run did not value it."""
+    from settlement.models import CaseResult
+
+    row = (
+        CaseResult.objects.filter(run_id=getattr(run, "pk", run), case_id=getattr(case, "pk", case))
+        .values(*CASE_RESULT_COLUMNS).first()
+    )
+    return row
+
+
+def run_case_result_count(*, run) -> int:
+    """How many case results `run` has stored."""
+    from settlement.models import CaseResult
+
+    return CaseResult.objects.filter(run_id=getattr(run, "pk", run)).count()
+
+
+def run_points_by_discharge_month(*, run) -> dict[int, Decimal]:
+    """Σ points of `run`'s case results per discharge month (1..12), summed by the database."""
+    from django.db.models.functions import ExtractMonth
+
+    from settlement.models import CaseResult
+
+    rows = (
+        CaseResult.objects.filter(run_id=getattr(run, "pk", run))
+        .annotate(m=ExtractMonth("case__discharge_date")).values("m").annotate(p=Sum("points")).order_by()
+    )
+    return {int(row["m"]): row["p"] for row in rows}
