@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "budget",
     "settlement",
     "incentives",
+    "monitoring",  # indicators, screening findings, evaluation scores (MONITORING.md)
+    "benefits",  # special-outpatient claims in three layers (BENEFITS.md)
     "exchange",  # the bulk file door (EXCHANGE.md): load_bundle, export_clearing, pay_incentives, generate_bundle
     "demo",  # make demo and make bench
 ]

@@ -23,7 +23,9 @@ TARGETS = {
     "monthly_to_annual_ratio": 1.0,  # a cumulative month-12 run ≤ the annual run on the same cases
     "result_bytes_per_case": 40.0,  # stored case results of 12 monthly + the annual run, bytes per case valued
     "peak_mb": 2048.0,  # every phase
+    "clearing_peak_mb": 2048.0,
     "valuation_cases_per_s": 1_500_000,
+    "monitoring_seconds": 20.0,
 }
 
 # the typed, unindexed table a bare COPY of cases.csv goes into (what PostgreSQL itself costs)
@@ -302,6 +304,15 @@ def measure_copy_ratio(*, region: str, fund: str, year: int, clearing_load_secon
 
 # --- verdicts -------------------------------------------------------------------------------------
 
+def measure_monitoring(*, region: str, fund: str, year: int) -> dict:
+    """Indicators and all five screening rules over the pool's annual run (monitoring/bench.py)."""
+    from monitoring.bench import measure_monitoring as measure
+
+    figures = measure(region=region, fund=fund, year=year)
+    figures["peak_rss_mb"] = peak_rss_mb()
+    return figures
+
+
 def verdicts(results: dict) -> list[str]:
     """One line per target: met or missed, and for a missed clearing target the phase that holds it back."""
     lines = []
@@ -352,6 +363,9 @@ def verdicts(results: dict) -> list[str]:
     valuation = results.get("valuation", {})
     check("valuation alone (wall)", valuation.get("cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
     check("valuation alone (per CPU-second)", valuation.get("cpu_cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
+    monitoring = results.get("monitoring", {})
+    check("monitoring (indicators + 5 screens, read included)", monitoring.get("seconds"), TARGETS["monitoring_seconds"], False, "s",
+          _slowest(monitoring.get("phases", {}), "monitoring phase"))
     return lines
 
 

@@ -36,6 +36,7 @@ from drg.domain.cases import (
 from drg.domain import cases as case_rules
 from drg.domain.case_rows import error_code, json_rows_to_frame
 from drg.domain.rows import LINE, RowError
+from drg.signals import cases_stored
 from drg.models import (
     Case, CaseCorrection, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, Region,
     SpecialReview,
@@ -419,7 +420,21 @@ def cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=N
                 case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
             ))
         report.corrections = copy_create(CaseCorrection, corrections)
+    _announce_cases(region_id=region.pk, new=new, changed=changed, source=source)
     return report
+
+
+def _announce_cases(*, region_id: int, new: pd.DataFrame, changed: pd.DataFrame, source: str) -> None:
+    """After commit, tell the apps above which (patient, fund, discharge year) the stored cases
+    touch (drg.signals.cases_stored): a changed case names its stored values too."""
+    keys: set[tuple[str, str, int]] = set()
+    for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
+        columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
+        if len(frame) and all(c in frame.columns for c in columns):
+            years = pd.to_datetime(frame[columns[2]]).dt.year
+            keys.update(zip(frame[columns[0]].astype(str), frame[columns[1]].astype(str), years.astype(int)))
+    if keys:
+        transaction.on_commit(lambda: cases_stored.send(sender=Case, region_id=region_id, keys=keys, source=source))
 
 
 # --- special reviews and correction requests --------------------------------------------------------

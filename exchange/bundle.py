@@ -23,6 +23,8 @@ from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from benefits import selectors as benefit_selectors
+from benefits.services import benefits_bundle_store
 from budget.choices import BudgetStatus
 from budget.models import Budget
 from budget.services import budget_approve, budget_current, budget_draft, budget_inputs_of
@@ -37,7 +39,7 @@ from drg.services import FileCounts, cases_apply, cases_plan
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
-from settlement.choices import AdjustmentStatus
+from settlement.choices import AdjustmentStatus, ItemizedSource
 from settlement.models import Evaluation, ItemizedClaim, PointAdjustment
 
 Progress = Callable[[str], None]
@@ -61,6 +63,7 @@ class LoadReport:
     corrections: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    benefits_settled: list[tuple[int, int, int]] = field(default_factory=list)  # per settled year: claims, newly settled, corrected
     revisions: list = field(default_factory=list)  # parameter revisions the load recorded (drg.revisions)
 
 
@@ -244,6 +247,23 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
     run(domain.TCM_WORKLOAD, domain.parse_tcm_workload, known_institutions=institutions)
     run(domain.HOSPICE_SERVICES, domain.parse_hospice_services, known_institutions=institutions)
     run(domain.SCREENINGS, domain.parse_screenings, known_institutions=institutions)
+    # BENEFITS.md: patients, the special-disease catalog of the bundle's year, claims
+    run(domain.PATIENTS, domain.parse_patients)
+    run(domain.SPECIAL_DISEASES, domain.parse_special_diseases)
+    if domain.SPECIAL_OUTPATIENT_CLAIMS.name in raw:
+        diseases_by_year = benefit_selectors.disease_codes_by_year(region_id=region_id) if region_id is not None else {}
+        if domain.SPECIAL_DISEASES.name in raw:
+            diseases_by_year.setdefault(year, set()).update(raw[domain.SPECIAL_DISEASES.name]["code"])
+        patient_funds = {pid: fund for pid, (fund, _c) in benefit_selectors.categories(region_id=region_id).items()} if region_id else {}
+        if domain.PATIENTS.name in raw:
+            listed = raw[domain.PATIENTS.name]
+            in_bundle: dict[str, str] = {}
+            for pid, fund in zip(listed["patient_id"], listed["fund"]):
+                if fund in domain.FUNDS:
+                    in_bundle.setdefault(pid, fund)  # a repeated patient is a bad row; the first one counts
+            patient_funds.update(in_bundle)
+        run(domain.SPECIAL_OUTPATIENT_CLAIMS, domain.parse_special_outpatient_claims, known_institutions=institutions,
+            diseases_by_year=diseases_by_year, patient_funds=patient_funds)
 
     plan: dict[str, Any] = {}
     cases = bundle.typed.get(domain.CASES.name)
@@ -266,6 +286,35 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
                                        f"a draft budget (revision {draft.revision}) is pending for this pool; approve "
                                        "or delete it before loading a bundle that changes the budget"))
     return plan
+
+
+def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _Writer, say: Progress) -> None:
+    """BENEFITS.md files and params.json `benefits`: stored, then the claims settled on load."""
+    params, typed = bundle.params, bundle.typed
+    names = (domain.PATIENTS.name, domain.SPECIAL_DISEASES.name, domain.SPECIAL_OUTPATIENT_CLAIMS.name)
+    if params.benefits is None and not any(name in typed for name in names):
+        return
+    say("special-outpatient patients, catalog and claims (settled on load)")
+    patients = diseases = claims = None
+    if domain.PATIENTS.name in typed:
+        patients = typed[domain.PATIENTS.name]
+    if domain.SPECIAL_DISEASES.name in typed:
+        frame = typed[domain.SPECIAL_DISEASES.name]
+        diseases = pd.DataFrame({"code": frame["code"], "name": frame["name"], "class": frame["class"],
+                                 "annual_cap": [_decimal(v, 2) for v in frame["cap_fen"]]})
+    if domain.SPECIAL_OUTPATIENT_CLAIMS.name in typed:
+        frame = typed[domain.SPECIAL_OUTPATIENT_CLAIMS.name]
+        claims = pd.DataFrame({
+            "claim_no": frame["claim_no"], "institution_code": frame["institution_code"], "fund": frame["fund"],
+            "patient_id": frame["patient_id"], "disease_code": frame["disease_code"],
+            "service_date": [_date(v) for v in frame["service_date"]],
+            "total_cost": [_decimal(v, 2) for v in frame["total_fen"]], "eligible_cost": [_decimal(v, 2) for v in frame["eligible_fen"]],
+        })
+    stored = benefits_bundle_store(region=region, year=params.year, terms=params.benefits, patients=patients, diseases=diseases,
+                                   claims=claims, user=w.actor)
+    for name, counts in stored.files.items():
+        report.files[name] = FileCounts(counts["created"], counts["updated"], counts["unchanged"])
+    report.benefits_settled = [(r.claims, r.newly_settled, r.corrected) for r in stored.settled]
 
 
 def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> LoadReport:
@@ -392,7 +441,10 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         report.files[domain.SPECIAL_REVIEWS.name] = w.sync(
             SpecialReview, existing=existing, rows=rows, make=lambda key: SpecialReview(case_id=key[0]), on_write=w.approved)
     if domain.ITEMIZED_CLAIMS.name in typed:
-        existing = {(c.institution_id, c.claim_no): c for c in ItemizedClaim.objects.filter(institution__region=region)}
+        existing = {
+            (c.institution_id, c.claim_no): c
+            for c in ItemizedClaim.objects.filter(institution__region=region, source=ItemizedSource.ADJUDICATED)
+        }
         rows = (
             ((ids[r["institution_code"]], r["claim_no"]),
              {"region_id": region.pk, "fund": r["fund"], "month": _date(r["month"]), "patient_id": r["patient_id"],
@@ -467,6 +519,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         report.files[domain.SCREENINGS.name] = w.sync(
             Screening, existing=existing, rows=rows,
             make=lambda key: Screening(institution_id=key[0], patient_id=key[1], screening_date=key[2]), on_write=w.approved)
+    _benefits_store(bundle, region=region, report=report, w=w, say=say)
     return report
 
 

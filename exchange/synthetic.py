@@ -32,6 +32,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from benefits.domain.engine import settle_frame
+from benefits.domain.parameters import default_terms
+from benefits.synthetic import claim_file_frame, disease_caps_fen, special_outpatient_frames
+
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
 DEFAULT_REGION = "339901"
 FIXTURE_REGION = "339901"  # the region code the institution fixture is written for
@@ -114,6 +118,7 @@ class BundleSummary:
     fund_claims: dict[str, str]
     seconds: float
     stats: dict[str, float] = field(default_factory=dict)
+    planted: Path | None = None  # the ground truth of planted patterns, beside the bundle
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -430,6 +435,19 @@ def generate_frames(
     hospice_df = _hospice(rng, year, inst_codes, inst_profile, patient_ids)
     screenings_df = _screenings(rng, year, inst_codes, inst_profile, patient_ids, cases)
 
+    # 9b. special-outpatient patients, catalog and claims (BENEFITS.md) from a stream of their own, so
+    # the other files stay what they were for a seed; their basic parts are paid from the inpatient budget
+    say("special-outpatient patients, diseases and claims")
+    so_patients_df, so_diseases_df, so_claims = special_outpatient_frames(
+        np.random.default_rng([seed, 16]), year=year, inst_codes=inst_codes, inst_levels=inst_level,
+        patient_ids=patient_ids, patient_employee=patient_fund_employee, claims=max(60, cases // 20),
+    )
+    so_basic_fen = _special_outpatient_basic(
+        so_claims, so_patients_df,
+        stays=pd.DataFrame({"patient_id": patient_ids[patient_all][in_year], "fund": fund[in_year],
+                            "discharge_date": discharge_all[in_year], "share": (total_fen - self_fen)[in_year]}),
+    )
+
     # 10. budgets sized against the year's fund claims so each pool ends near balance
     claims = {}
     params_budgets = {}
@@ -442,7 +460,7 @@ def generate_frames(
         settings = fx.region["budgets"][fund_name]
         target = Decimal(settings["target_balance"])
         b_needed = Decimal(f_fen) / 100 * (1 + target)
-        inpatient = b_needed + Decimal(itemized_fen.get(fund_name, 0)) / 100
+        inpatient = b_needed + Decimal(itemized_fen.get(fund_name, 0) + so_basic_fen.get(fund_name, 0)) / 100
         total = inpatient / (1 - Decimal(settings["reserve_rate"]))
         base_amount = ((total - Decimal(settings["policy_adjustment"])) / (1 + Decimal(settings["growth_rate"]))).quantize(Decimal("1"), rounding=ROUND_CEILING)
         params_budgets[fund_name] = {
@@ -455,6 +473,7 @@ def generate_frames(
         "year": year,
         "budgets": params_budgets,
         "scheme": scheme,
+        "benefits": benefits_params(),
     }
 
     frames = {
@@ -471,6 +490,9 @@ def generate_frames(
         "tcm_workload.csv": tcm_workload_df,
         "hospice_services.csv": hospice_df,
         "screenings.csv": screenings_df,
+        "patients.csv": so_patients_df,
+        "special_diseases.csv": so_diseases_df,
+        "special_outpatient_claims.csv": claim_file_frame(so_claims),
     }
     stable = cat.kind[group_all] == "stable"
     stats = {
@@ -488,8 +510,51 @@ def generate_frames(
         "special_review_share": float(len(special["rows"]) / n),
         "fund_claims_employee": claims["employee"] / 100,
         "fund_claims_resident": claims["resident"] / 100,
+        "special_outpatient_claims": float(len(so_claims)),
+        "special_outpatient_basic_employee": so_basic_fen.get("employee", 0) / 100,
+        "special_outpatient_basic_resident": so_basic_fen.get("resident", 0) / 100,
     }
     return params, frames, stats
+
+
+def benefits_params() -> dict:
+    """params.json `benefits`: the spec's defaults, written out so the bundle says what it uses."""
+    out: dict = {}
+    for fund_name in ("employee", "resident"):
+        t = default_terms(fund_name)
+        out[fund_name] = {
+            "ratio_by_level": {str(level): str(t.ratio(level)) for level in (1, 2, 3)}, "deductible": str(t.deductible),
+            "shared_annual_cap": str(t.shared_annual_cap), "critical_deductible": str(t.critical_deductible),
+            "critical_ratio": str(t.critical_ratio),
+        }
+    t = default_terms("resident")
+    out.update({"class_caps": {k: str(v) for k, v in t.class_caps.items()}, "easy_deductible_factor": str(t.easy_deductible_factor),
+                "easy_critical_ratio": str(t.easy_critical_ratio), "assistance_ratio": str(t.assistance_ratio),
+                "subsistence_uplift": str(t.subsistence_uplift)})
+    return out
+
+
+def _special_outpatient_basic(claims: pd.DataFrame, patients: pd.DataFrame, *, stays: pd.DataFrame) -> dict[str, int]:
+    """The basic parts (fen per fund) the generated claims settle to under the default terms: the
+    pool pays them as itemized payments, so the budget is sized with them."""
+    category = claims["patient_id"].map(dict(zip(patients["patient_id"], patients["category"]))).fillna("ordinary")
+    engine = pd.DataFrame({
+        "patient_id": claims["patient_id"], "fund": claims["fund"], "category": category, "claim_no": claims["claim_no"],
+        "institution_code": claims["institution_code"], "service_date": pd.to_datetime(claims["service_date"]),
+        "disease_code": claims["disease_code"], "level": claims["_level"].astype("int64"),
+        "total": claims["_total"].astype("int64"), "eligible": claims["_eligible"].astype("int64"),
+    })
+    stays = stays[stays["patient_id"].isin(set(engine["patient_id"]))]
+    basic: dict[str, int] = {}
+    for fund_name in ("employee", "resident"):
+        terms = default_terms(fund_name)
+        part = engine[engine["fund"] == fund_name]
+        if part.empty:
+            continue
+        caps = disease_caps_fen({k: int(v * 100) for k, v in terms.class_caps.items()})
+        settled = settle_frame(part, stays[stays["fund"] == fund_name], terms={fund_name: terms}, disease_caps=caps)
+        basic[fund_name] = int(settled["basic"].sum())
+    return basic
 
 
 def _relabel(frame: pd.DataFrame, column: str, region_code: str) -> pd.DataFrame:
@@ -738,14 +803,35 @@ def _write_plain_csv(path: Path, frame: pd.DataFrame) -> None:
             handle.write("\n".join(chunk) + "\n")
 
 
+def planted_path(out: Path) -> Path:
+    """Where the ground truth of planted patterns goes: beside the bundle, not in it."""
+    out = Path(out).resolve()
+    return out.with_name(out.name + ".planted.csv")
+
+
 def generate_bundle(
     *, out: Path, cases: int, seed: int = 2025, year: int = 2025, region: str | None = None,
     fixtures: Fixtures | None = None, progress: Progress | None = None, employee_share: float = EMPLOYEE_SHARE,
+    plant: dict[str, str] | str | None = None,
 ) -> BundleSummary:
-    """Generate a complete bundle into `out` (created if missing; existing bundle files are overwritten)."""
+    """Generate a complete bundle into `out` (created if missing; existing bundle files are overwritten).
+
+    `plant`: {institution code: pattern} (exchange/planting.py), or "demo" for one pattern each at
+    the five largest institutions; the ground truth is written to `planted_path(out)`."""
+    from exchange.planting import default_plan, plant_patterns
+
     started = time.perf_counter()
     params, frames, stats = generate_frames(cases=cases, seed=seed, year=year, region=region, fixtures=fixtures,
                                             progress=progress, employee_share=employee_share)
+    truth_path = None
+    if plant:
+        if progress:
+            progress("planting patterns")
+        plan = default_plan(frames) if plant == "demo" else dict(plant)
+        frames, truth = plant_patterns(frames=frames, plan=plan, seed=seed, year=year)
+        truth_path = planted_path(out)
+        truth_path.parent.mkdir(parents=True, exist_ok=True)
+        truth.to_csv(truth_path, index=False, lineterminator="\n", encoding="utf-8")
     if progress:
         progress("writing files")
     rows = write_bundle(params=params, frames=frames, out=Path(out))
@@ -753,5 +839,5 @@ def generate_bundle(
         path=Path(out), region=params["region"]["code"], year=year, seed=seed, rows=rows,
         budgets=params["budgets"],
         fund_claims={k: f"{stats[f'fund_claims_{k}']:.2f}" for k in ("employee", "resident")},
-        seconds=time.perf_counter() - started, stats=stats,
+        seconds=time.perf_counter() - started, stats=stats, planted=truth_path,
     )

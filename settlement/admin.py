@@ -118,12 +118,12 @@ admin.site.register(Case, CaseWithResultsAdmin)
 @admin.register(ItemizedClaim)
 class ItemizedClaimAdmin(ReviewAdmin):
     form = ItemizedClaimForm
-    list_display = ("claim_no", "institution", "fund", "month_col", "patient_id", "claimed_col", "approved_col", "status_badge", "decided_by", "decided_at")
-    list_filter = ("status", "region", "fund", MonthFilter, "institution")
+    list_display = ("claim_no", "institution", "fund", "month_col", "patient_id", "claimed_col", "approved_col", "source", "status_badge", "decided_by", "decided_at")
+    list_filter = ("status", "source", "region", "fund", MonthFilter, "institution")
     search_fields = ("claim_no", "patient_id", "institution__code", "institution__name")
     list_select_related = ("institution",)
     autocomplete_fields = ("institution",)
-    readonly_fields = ("region", "approved_amount")
+    readonly_fields = ("region", "approved_amount", "source")
 
     def save_model(self, request, obj, form, change):
         obj.region_id = obj.institution.region_id

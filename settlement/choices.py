@@ -21,3 +21,10 @@ class AdjustmentStatus(models.TextChoices):
     DRAFT = "draft", "草稿 draft"
     APPROVED = "approved", "已批准 approved"
     REJECTED = "rejected", "已驳回 rejected"
+
+
+class ItemizedSource(models.TextChoices):
+    """Where an itemized special-outpatient payment comes from (both are paid at actual, §5)."""
+
+    ADJUDICATED = "", "单议核定 adjudicated (bundle, admin)"
+    SPECIAL_OUTPATIENT = "special_outpatient", "门特一站式结算 settled special-outpatient claim"

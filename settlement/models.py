@@ -10,7 +10,7 @@ from simple_history.models import HistoricalRecords
 from common.models import Reviewable
 from drg.choices import CaseCategory, Fund
 from drg.models import MONEY, POINTS, RATE, Case, Institution, ParameterRevision, Region
-from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, RunKind, RunStatus
+from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, ItemizedSource, RunKind, RunStatus
 
 
 class ItemizedClaim(Reviewable):
@@ -25,13 +25,17 @@ class ItemizedClaim(Reviewable):
     patient_id = models.CharField(max_length=64)
     claimed_amount = models.DecimalField(**MONEY, null=True, blank=True)
     approved_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    source = models.CharField(
+        max_length=24, choices=ItemizedSource.choices, default=ItemizedSource.ADJUDICATED, blank=True,
+        help_text="adjudicated elsewhere (bundle, admin) or written by the special-outpatient settlement (kept in sync with it)",
+    )
     history = HistoricalRecords()
 
     class Meta:
         permissions = [("review_itemizedclaim", "Can approve or reject itemized claims")]
         ordering = ["institution__code", "claim_no"]
         constraints = [
-            models.UniqueConstraint(fields=["institution", "claim_no"], name="itemized_claim_unique"),
+            models.UniqueConstraint(fields=["institution", "claim_no", "source"], name="itemized_claim_unique"),
             models.CheckConstraint(condition=Q(approved_amount__isnull=True) | Q(approved_amount__gte=0), name="itemized_amount_nonneg"),
             models.CheckConstraint(condition=~Q(status="approved") | Q(approved_amount__isnull=False), name="itemized_approved_has_amount"),
         ]

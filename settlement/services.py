@@ -686,3 +686,55 @@ def clearing_runs_offer_annual(*, today: dt.date) -> list[ClearingRun]:
         except ValidationError as exc:
             logger.warning("pool %s/%s: annual run for %s not started: %s", region_id, fund, year, "; ".join(exc.messages))
     return started
+
+
+# --- itemized payments written by the apps above ---------------------------------------------------
+
+@dataclass(frozen=True)
+class ItemizedPayment:
+    """One approved special-outpatient itemized payment (§5) of a month, paid at actual."""
+
+    institution_id: int
+    claim_no: str
+    fund: str
+    month: dt.date  # first day of the month
+    patient_id: str
+    amount: Decimal
+
+
+def itemized_payments_sync(
+    *, region: Region, source: str, payments: Iterable[ItemizedPayment], remove: Iterable[tuple[int, str]] = (), user=None,
+) -> int:
+    """Keep the approved itemized claims of ``source`` equal to ``payments`` (upsert by institution,
+    claim_no and source; ``remove`` deletes claims that no longer pay). The clearing runs charge
+    them to the inpatient budget like any approved itemized claim (§5). Bulk statements only;
+    returns the number of rows written."""
+    from common.models import ReviewStatus
+    from common.users import system_user
+    from settlement.choices import ItemizedSource
+    from settlement.models import ItemizedClaim
+
+    if source == ItemizedSource.ADJUDICATED:
+        raise ValueError("adjudicated itemized claims are loaded or reviewed, not synced")
+    decided_by = user or system_user()
+    now = timezone.now()
+    rows = [
+        ItemizedClaim(
+            region_id=region.pk, institution_id=p.institution_id, claim_no=p.claim_no, fund=p.fund, month=p.month,
+            patient_id=p.patient_id, claimed_amount=p.amount, approved_amount=p.amount, source=source,
+            status=ReviewStatus.APPROVED, decided_by=decided_by, decided_at=now,
+        )
+        for p in payments
+    ]
+    with transaction.atomic(savepoint=False):
+        removals = list(remove)
+        if removals:
+            query = Q()
+            for institution_id, claim_no in removals:
+                query |= Q(institution_id=institution_id, claim_no=claim_no)
+            ItemizedClaim.objects.filter(query, region=region, source=source).delete()
+        ItemizedClaim.objects.bulk_create(
+            rows, batch_size=5000, update_conflicts=True, unique_fields=["institution", "claim_no", "source"],
+            update_fields=["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"],
+        )
+    return len(rows)

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from benefits.domain.parameters import CATEGORIES as PATIENT_CATEGORIES, DISEASE_CLASSES, BenefitTerms, parse_benefits
 from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
 from drg.domain.cases import (  # noqa: F401  (re-exported: the case file's rules)
     CASE_FIELD_OF, CASE_TYPED_COLUMNS, CASE_VALUE_COLUMNS, CASES, CHANGED, NEW, UNCHANGED, case_json_value,
@@ -71,11 +72,21 @@ SCREENINGS = FileSpec(
     "screenings.csv", ("institution_code", "patient_id", "screening_date", "fee", "high_risk"),
     key=("institution_code", "patient_id", "screening_date"), optional_columns=frozenset({"high_risk"}),
 )
+# BENEFITS.md: special-outpatient diseases settled at inpatient level
+PATIENTS = FileSpec("patients.csv", ("patient_id", "fund", "category"), key=("patient_id",))
+SPECIAL_DISEASES = FileSpec("special_diseases.csv", ("code", "name", "class", "annual_cap"), key=("code",),
+                            optional_columns=frozenset({"annual_cap"}))
+SPECIAL_OUTPATIENT_CLAIMS = FileSpec(
+    "special_outpatient_claims.csv",
+    ("claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"),
+    key=("institution_code", "claim_no"),
+)
 
 # In load order: catalogs before the records that refer to them.
 FILE_SPECS: tuple[FileSpec, ...] = (
     INSTITUTIONS, DRG_GROUPS, COEFFICIENTS, TCM_EQUIVALENTS, CASES, SPECIAL_REVIEWS, ITEMIZED_CLAIMS,
     POINT_ADJUSTMENTS, EVALUATIONS, CHRONIC_ENROLLMENTS, TCM_WORKLOAD, HOSPICE_SERVICES, SCREENINGS,
+    PATIENTS, SPECIAL_DISEASES, SPECIAL_OUTPATIENT_CLAIMS,
 )
 SPECS_BY_NAME = {spec.name: spec for spec in FILE_SPECS}
 FILE_ORDER = {PARAMS_FILE: 0, **{spec.name: i + 1 for i, spec in enumerate(FILE_SPECS)}}
@@ -240,11 +251,64 @@ def parse_screenings(frame: pd.DataFrame, *, known_institutions) -> tuple[pd.Dat
     return rows.result()
 
 
+def parse_patients(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
+    """patient_id, fund, category (BENEFITS.md; a patient not listed is ordinary, with any fund)."""
+    rows = _Rows(frame, PATIENTS)
+    rows.text("patient_id", max_length=64)
+    rows.enum("fund", FUNDS)
+    rows.enum("category", PATIENT_CATEGORIES)
+    rows.duplicates()
+    return rows.result()
+
+
+def parse_special_diseases(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
+    """code, name, class (I/II), cap_fen (<NA>: the class default) — the catalog of the bundle's year."""
+    rows = _Rows(frame, SPECIAL_DISEASES)
+    rows.text("code", max_length=32)
+    rows.text("name", max_length=200)
+    rows.enum("class", DISEASE_CLASSES)
+    rows.decimal("annual_cap", places=2, int_digits=MONEY_INT_DIGITS, out="cap_fen", what="amount", required=False)
+    rows.duplicates()
+    return rows.result()
+
+
+def parse_special_outpatient_claims(
+    frame: pd.DataFrame, *, known_institutions, diseases_by_year: dict[int, set[str]], patient_funds: dict[str, str],
+) -> tuple[pd.DataFrame, list[RowError]]:
+    """claim_no, institution_code, fund, patient_id, disease_code, service_date, total_fen,
+    eligible_fen. Refused (BENEFITS.md): an unknown institution or disease (of the catalog of the
+    service year), a fund differing from the listed patient's, eligible_cost above total_cost."""
+    rows = _Rows(frame, SPECIAL_OUTPATIENT_CLAIMS)
+    rows.text("claim_no", max_length=40)
+    rows.known("institution_code", rows.text("institution_code", max_length=32), known_institutions, "institution")
+    fund_ok = rows.enum("fund", FUNDS)
+    patient_ok = rows.text("patient_id", max_length=64)
+    disease_ok = rows.text("disease_code", max_length=32)
+    date_ok = rows.date("service_date")
+    total_ok = rows.decimal("total_cost", places=2, int_digits=MONEY_INT_DIGITS, out="total_fen", what="amount")
+    eligible_ok = rows.decimal("eligible_cost", places=2, int_digits=MONEY_INT_DIGITS, out="eligible_fen", what="amount")
+    both = total_ok & eligible_ok
+    total = rows.out["total_fen"].to_numpy(dtype="int64", na_value=0)
+    eligible = rows.out["eligible_fen"].to_numpy(dtype="int64", na_value=0)
+    rows.flag(both & (eligible > total), "eligible_cost", "eligible_cost exceeds total_cost")
+    listed = rows.raw("patient_id").map(patient_funds)
+    mismatch = fund_ok & patient_ok & listed.notna().to_numpy() & (listed != rows.raw("fund")).to_numpy()
+    rows.flag(mismatch, "fund", lambda p: f"fund differs from the listed patient's fund {patient_funds[rows.value('patient_id', p)]!r}")
+    years = rows.raw("service_date").str.slice(0, 4)
+    known_disease = np.array([
+        year.isdigit() and code in diseases_by_year.get(int(year), ()) for year, code in zip(years, rows.raw("disease_code"))
+    ], dtype=bool) if len(rows) else np.zeros(0, dtype=bool)
+    rows.flag(disease_ok & date_ok & ~known_disease, "disease_code",
+              lambda p: f"unknown special disease {rows.value('disease_code', p)!r} in the catalog of {years.iat[p]}")
+    rows.duplicates()
+    return rows.result()
+
+
 # --- params.json -------------------------------------------------------------------------------------
 BUDGET_MONEY = ("base_amount", "policy_adjustment")
 BUDGET_RATES = ("growth_rate", "growth_cap", "reserve_rate", "outpatient_share", "primary_care_share")
 BUDGET_REQUIRED = ("base_amount", "growth_rate")
-PARAMS_KEYS = ("region", "year", "budgets", "scheme")
+PARAMS_KEYS = ("region", "year", "budgets", "scheme", "benefits")
 
 
 @dataclass(frozen=True)
@@ -258,6 +322,7 @@ class BundleParams:
     year: int
     budgets: dict[str, BudgetInputs] = field(default_factory=dict)
     scheme: dict[str, Any] = field(default_factory=dict)
+    benefits: dict[str, BenefitTerms] | None = None  # BENEFITS.md parameters per fund, when given
 
 
 def parse_params(text: str) -> tuple[BundleParams | None, list[RowError]]:
@@ -343,9 +408,15 @@ def parse_params(text: str) -> tuple[BundleParams | None, list[RowError]]:
         budgets[fund] = inputs
 
     scheme = _parse_scheme(data.get("scheme"), check)
+    benefits = None
+    if "benefits" in data:
+        benefits, benefit_errors = parse_benefits(data["benefits"])
+        for where, reason in benefit_errors:
+            check.error(where, reason)
     region_ok = not any(e.column.startswith("region") for e in check.errors) and bool(region_code)
     if year is None or not region_ok:
         return None, check.errors
     # With errors elsewhere the params are still returned (only the valid budgets and scheme keys) so
     # that the CSV files can be checked against the region's stored records.
-    return BundleParams(region_code=region_code, region_name=region_name, year=year, budgets=budgets, scheme=scheme), check.errors
+    return BundleParams(region_code=region_code, region_name=region_name, year=year, budgets=budgets, scheme=scheme,
+                        benefits=benefits), check.errors

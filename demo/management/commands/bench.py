@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PHASES = ("generate", "load", "reload", "rest", "clear", "monthly", "valuation", "copy")
+PHASES = ("generate", "load", "reload", "rest", "clear", "monthly", "valuation", "copy", "monitoring", "benefits_settle", "benefits_counter")
 
 
 class Command(BaseCommand):
@@ -32,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2025)
         parser.add_argument("--year", type=int, default=2025)
         parser.add_argument("--rest-cases", type=int, default=20_000, help="cases submitted through the REST API (default 20000)")
+        parser.add_argument("--benefit-claims", type=int, default=1_000_000,
+                            help="special-outpatient claims settled in bulk, of a tenth as many patients (default 1000000)")
         parser.add_argument("--skip", action="append", default=[], choices=PHASES[1:], help="skip a phase (repeatable)")
         parser.add_argument("--no-analyze", action="store_true",
                             help="do not ANALYZE after the load (measures the first clearing on stale planner statistics)")
@@ -70,6 +72,17 @@ class Command(BaseCommand):
             figures = bench.measure_clearing(region=region, fund="employee", year=year)
         elif phase == "valuation":
             figures = bench.measure_valuation(region=region, fund="employee", year=year)
+        elif phase == "monitoring":
+            figures = bench.measure_monitoring(region=region, fund="employee", year=year)
+        elif phase == "benefits_settle":
+            from demo import benefits_bench
+
+            figures = benefits_bench.measure_settlement(claims=options["benefit_claims"], patients=max(1, options["benefit_claims"] // 10),
+                                                        seed=options["seed"], year=year)
+        elif phase == "benefits_counter":
+            from demo import benefits_bench
+
+            figures = benefits_bench.measure_counter(earlier=200, requests=200, year=year)
         else:
             figures = bench.measure_copy_ratio(region=region, fund="employee", year=year, clearing_load_seconds=options["clearing_load"],
                                                clearing_seconds=options["clearing_seconds"])
@@ -99,11 +112,12 @@ class Command(BaseCommand):
         with tempfile.TemporaryDirectory(prefix="drg-bench-") as scratch:
             bundle = Path(scratch) / "bundle"
             common = ["--region", region, "--year", str(options["year"]), "--cases", str(options["cases"]),
-                      "--seed", str(options["seed"]), "--bundle", str(bundle), "--rest-cases", str(options["rest_cases"])]
+                      "--seed", str(options["seed"]), "--bundle", str(bundle), "--rest-cases", str(options["rest_cases"]),
+                      "--benefit-claims", str(options["benefit_claims"])]
             if options["no_analyze"]:
                 common.append("--no-analyze")
             for phase in PHASES:
-                if phase in options["skip"] or (phase == "copy" and "clear" in options["skip"]):
+                if phase in options["skip"] or (phase in ("copy", "monitoring") and "clear" in options["skip"]):
                     continue
                 extra = []
                 if phase == "copy" and "clearing" in results:
@@ -119,7 +133,9 @@ class Command(BaseCommand):
                 if "error" in figures and phase in ("generate", "load"):
                     raise CommandError(f"bench stopped: {phase} failed")
         results["seconds"] = round(time.perf_counter() - started, 1)
-        results["verdicts"] = bench.verdicts(results)
+        from demo import benefits_bench
+
+        results["verdicts"] = bench.verdicts(results) + benefits_bench.verdicts(results)
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         if options["readme"]:
             from demo.figures import readme_update
@@ -162,7 +178,9 @@ def _brief(figures: dict) -> str:
     if "skipped" in figures:
         return "skipped: " + figures["skipped"]
     parts = []
-    for key in ("cases", "rows", "seconds", "ratio_to_copy", "bare_copy_seconds", "result_bytes", "december_seconds", "ratio_clearing_to_copy", "cases_per_s", "new_cases_per_s", "unchanged_cases_per_s", "changed_cases_per_s", "peak_rss_mb", "analyze_seconds", "read_frame_seconds", "copy_seconds", "pool_cases_frame_seconds",
+    for key in ("cases", "claims", "p50_ms", "p95_ms", "append_p95_ms", "late_p95_ms", "baseline_me_p95_ms", "load_average_1m", "rows", "seconds",
+                "ratio_to_copy", "bare_copy_seconds", "result_bytes", "december_seconds", "ratio_clearing_to_copy", "cpu_cases_per_s",
+                "cases_per_s", "new_cases_per_s", "unchanged_cases_per_s", "changed_cases_per_s", "peak_rss_mb", "analyze_seconds", "read_frame_seconds", "copy_seconds", "pool_cases_frame_seconds",
                 "ratio_frame_to_copy", "ratio_clearing_load_to_copy"):
         if figures.get(key) is not None:
             value = figures[key]

@@ -130,6 +130,7 @@ class _Demo:
         from exchange.bundle import BundleInvalid, bundle_load
         from drg.models import Region
         from exchange.synthetic import generate_bundle
+        from monitoring.receivers import refresh_on_finalize_paused
         from settlement.services import clearing_run_finalize, clearing_run_start
 
         started = time.perf_counter()
@@ -140,8 +141,9 @@ class _Demo:
 
         bundle_dir = self.out / "bundle"
         with self.step(f"generate a region: {self.cases:,} cases, seed {self.seed}, year {self.year}"):
-            summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=self.seed, year=self.year, region=self.region_code)
+            summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=self.seed, year=self.year, region=self.region_code, plant="demo")
             self.say(f"   {bundle_dir}: " + ", ".join(f"{name.removesuffix('.csv')} {n:,}" for name, n in summary.rows.items()))
+            self.say(f"   planted monitoring patterns (ground truth): {summary.planted}")
 
         with self.step("load the bundle (bundle_load)"):
             bar = tqdm(total=None, desc="   loading", unit=" step", leave=False, file=sys.stdout)
@@ -161,12 +163,17 @@ class _Demo:
         runs: dict[str, dict] = {}
         with self.step("monthly clearings (12 per fund, each finalized) and the annual clearing"):
             pools = [(fund, month) for fund in ("employee", "resident") for month in [*range(1, 13), None]]
-            for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
-                run = clearing_run_start(region=region, fund=fund, year=self.year, month=month, user=user)
-                run = clearing_run_finalize(run=run, user=user, system=True)
-                runs.setdefault(fund, {})[month or "annual"] = run
+            with refresh_on_finalize_paused():  # the monitoring step refreshes each pool's indicators once
+                for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
+                    run = clearing_run_start(region=region, fund=fund, year=self.year, month=month, user=user)
+                    run = clearing_run_finalize(run=run, user=user, system=True)
+                    runs.setdefault(fund, {})[month or "annual"] = run
 
         self.summary(region, runs)
+        self.benefits_summary(region)
+
+        with self.step("monitoring: indicators and screening of each pool (MONITORING.md)"):
+            self.monitoring(region, summary.planted)
 
         with self.step(f"write statements and incentives under {self.out}"):
             written = self.write_outputs(region, runs)
@@ -216,6 +223,31 @@ class _Demo:
                 self.say(f"     {line.institution.code} {_pad(line.institution.name, 26)} {_money(line.surplus):>15}  "
                          f"({_pct(line.surplus / line.itemized_fund) if line.itemized_fund else '-'} of its claims)")
 
+    def monitoring(self, region, planted) -> None:
+        """Screen each pool's binding annual run, record the findings for the admin's queue and
+        print them beside the planted ground truth."""
+        import csv
+
+        from monitoring.services import indicators_refresh, screening_run_record
+        from monitoring.models import Finding
+
+        truth = {}
+        if planted:
+            with open(planted, newline="", encoding="utf-8") as handle:
+                truth = {(row["rule"], row["institution_code"]) for row in csv.DictReader(handle)}
+        for fund in ("employee", "resident"):
+            indicators_refresh(region_id=region.pk, fund=fund, year=self.year)
+            screening = screening_run_record(region=region, fund=fund, year=self.year)
+            findings = Finding.objects.filter(screening=screening).select_related("institution").order_by("rule", "institution__code")
+            self.say(f"   {fund}: {screening.finding_count} findings in the review queue")
+            for finding in findings:
+                mark = "planted" if (finding.rule, finding.institution.code) in truth else "not planted"
+                self.say(f"     {finding.rule:<24} {finding.institution.code} {_pad(finding.institution.name, 22)} "
+                         f"value {finding.value} vs {finding.reference}  {finding.case_count:>5,} cases  ({mark})")
+            found = {(f.rule, f.institution.code) for f in findings}
+            missed = sorted(truth - found)
+            self.say(f"     planted and flagged {len(truth & found)}/{len(truth)}" + (f"; missed {missed}" if missed else ""))
+
     # --- outputs ----------------------------------------------------------------------------------
 
     def write_outputs(self, region, runs: dict[str, dict]) -> int:
@@ -233,6 +265,7 @@ class _Demo:
             count += len(clearing_export(run=run, out_dir=folder))
         count += self._statements(region, runs)
         count += self._incentives(region)
+        count += self._benefits(region)
         return count
 
     def _statements(self, region, runs: dict[str, dict]) -> int:
@@ -277,6 +310,29 @@ class _Demo:
             count += 1
         return count
 
+    def benefits_summary(self, region) -> None:
+        lines = _benefits_lines(region, self.year)
+        if lines:
+            self.say("")
+        for line in lines:
+            self.say(line)
+
+    def _benefits(self, region) -> int:
+        """special_outpatient.csv (BENEFITS.md) and the payers' statements for the year."""
+        from benefits.exports import statement_csv_text, statement_xlsx_bytes
+        from benefits.services import special_outpatient_settle_export
+
+        folder = self.out / "benefits"
+        special_outpatient_settle_export(region=region, year=self.year, out_dir=folder)
+        count = 1
+        for payer in ("basic", "critical", "assistance"):
+            (folder / f"statement_{payer}_{region.code}_{self.year}.csv").write_text(
+                statement_csv_text(region=region, year=self.year, payer=payer), encoding="utf-8")
+            (folder / f"statement_{payer}_{region.code}_{self.year}.xlsx").write_bytes(
+                statement_xlsx_bytes(region=region, year=self.year, payer=payer))
+            count += 2
+        return count
+
     def _incentives(self, region) -> int:
         from exchange.exports import payouts_compute_export
 
@@ -284,6 +340,29 @@ class _Demo:
         lines = payout.lines.count()
         self.say(f"   incentives: {lines} payout lines, total {_money(payout.total)} (draft; finance approves it)")
         return len(list((self.out / "incentives").iterdir()))
+
+
+def _benefits_lines(region, year: int) -> list[str]:
+    """The special-outpatient year (BENEFITS.md) in a few lines: the layers, and who reached what."""
+    from django.db.models import Count, Q, Sum
+
+    from benefits.models import Patient, SpecialOutpatientClaim
+
+    claims = SpecialOutpatientClaim.objects.filter(region=region, service_date__year=year, settled_at__isnull=False)
+    t = claims.aggregate(n=Count("pk"), total=Sum("total_cost"), basic=Sum("basic"), critical=Sum("critical"),
+                         assistance=Sum("assistance"), patient=Sum("patient_pay"))
+    if not t["n"]:
+        return []
+    reached = claims.values("patient_id").annotate(c=Sum("critical")).filter(c__gt=0).count()
+    capped = claims.filter(Q(explanation__cap_left_before="0.00") | Q(explanation__disease_cap_left_before="0.00")).values("patient_id").distinct().count()
+    categories = dict(Patient.objects.filter(region=region).values_list("category").annotate(n=Count("pk")))
+    return [
+        f"-- special outpatient (门诊特殊病种): {t['n']:,} claims, total {_money(t['total'])}",
+        f"   basic (pool, as itemized payments) {_money(t['basic'])}; critical illness {_money(t['critical'])}; "
+        f"assistance {_money(t['assistance'])}; patients {_money(t['patient'])}",
+        f"   {reached:,} patients reached the critical-illness layer; {capped:,} found a cap used up; "
+        f"listed patients by category: " + ", ".join(f"{k} {v:,}" for k, v in sorted(categories.items())),
+    ]
 
 
 def _money(value) -> str:

@@ -1,0 +1,189 @@
+"""Reads of the benefits app: parameters in force, the catalog's caps, a patient's year, claims as
+frames for the engine, payer statements."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncMonth
+
+from benefits.domain.parameters import FUNDS, BenefitTerms, default_terms
+from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
+from drg.models import Case, Institution, Region
+
+ZERO = Decimal("0")
+
+
+def terms_from_row(row: BenefitParameters) -> BenefitTerms:
+    return BenefitTerms(
+        fund=row.fund,
+        ratio_by_level={1: row.ratio_level_1, 2: row.ratio_level_2, 3: row.ratio_level_3},
+        deductible=row.deductible, shared_annual_cap=row.shared_annual_cap,
+        critical_deductible=row.critical_deductible, critical_ratio=row.critical_ratio,
+        class_caps={"I": row.class_cap_i, "II": row.class_cap_ii},
+        easy_deductible_factor=row.easy_deductible_factor, easy_critical_ratio=row.easy_critical_ratio,
+        assistance_ratio=row.assistance_ratio, subsistence_uplift=row.subsistence_uplift,
+    )
+
+
+def benefit_terms(*, region_id: int, year: int) -> dict[str, BenefitTerms]:
+    """The terms of both funds for a region-year: the stored parameters, else the spec's defaults."""
+    terms = {fund: default_terms(fund) for fund in FUNDS}
+    for row in BenefitParameters.objects.filter(region_id=region_id, year=year):
+        terms[row.fund] = terms_from_row(row)
+    return terms
+
+
+def disease_catalog(*, region_id: int, year: int) -> dict[str, tuple[str, Decimal | None]]:
+    """code → (class, annual_cap or None) of the region-year catalog."""
+    return {
+        code: (cls, cap)
+        for code, cls, cap in SpecialDisease.objects.filter(region_id=region_id, year=year).values_list("code", "disease_class", "annual_cap")
+    }
+
+
+def disease_codes_by_year(*, region_id: int) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for year, code in SpecialDisease.objects.filter(region_id=region_id).values_list("year", "code"):
+        out.setdefault(year, set()).add(code)
+    return out
+
+
+def disease_caps_fen(*, catalog: dict[str, tuple[str, Decimal | None]], terms: BenefitTerms) -> dict[str, int]:
+    return {code: int(terms.disease_cap(cls, cap) * 100) for code, (cls, cap) in catalog.items()}
+
+
+def patient_of(*, region_id: int, patient_id: str) -> Patient | None:
+    return Patient.objects.filter(region_id=region_id, patient_id=patient_id).first()
+
+
+def category_of(*, region_id: int, patient_id: str) -> str:
+    patient = patient_of(region_id=region_id, patient_id=patient_id)
+    return patient.category if patient else "ordinary"
+
+
+def stays_of_patient(*, region_id: int, patient_id: str, fund: str, year: int) -> list[tuple[dt.date, Decimal]]:
+    """(discharge_date, total_cost − self_pay) of the patient's cases of the fund discharged in the year."""
+    rows = Case.objects.filter(
+        region_id=region_id, patient_id=patient_id, fund=fund,
+        discharge_date__gte=dt.date(year, 1, 1), discharge_date__lte=dt.date(year, 12, 31),
+    ).values_list("discharge_date", "total_cost", "self_pay")
+    return [(day, total - self_pay) for day, total, self_pay in rows]
+
+
+def claims_of_patient_year(*, region_id: int, patient_id: str, fund: str, year: int):
+    return SpecialOutpatientClaim.objects.filter(
+        region_id=region_id, patient_id=patient_id, fund=fund,
+        service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
+    ).select_related("institution")
+
+
+def claims_frame(*, region_id: int, year: int) -> pd.DataFrame:
+    """Every claim of a region-year with what the engine needs and what is stored (fen)."""
+    columns = ["pk", "institution_id", "institution_code", "level", "claim_no", "fund", "patient_id", "disease_code",
+               "service_date", "total_cost", "eligible_cost", "basic", "critical", "assistance", "patient_pay", "settled_at"]
+    rows = SpecialOutpatientClaim.objects.filter(
+        region_id=region_id, service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
+    ).values_list("pk", "institution_id", "institution__code", "institution__level", "claim_no", "fund", "patient_id",
+                  "disease_code", "service_date", "total_cost", "eligible_cost", "basic", "critical", "assistance", "patient_pay", "settled_at")
+    return pd.DataFrame.from_records(list(rows), columns=columns)
+
+
+def stays_frame(*, region_id: int, year: int, patient_ids) -> pd.DataFrame:
+    rows = Case.objects.filter(
+        region_id=region_id, discharge_date__gte=dt.date(year, 1, 1), discharge_date__lte=dt.date(year, 12, 31),
+    ).values_list("patient_id", "fund", "discharge_date", "total_cost", "self_pay")
+    frame = pd.DataFrame.from_records(list(rows), columns=["patient_id", "fund", "discharge_date", "total_cost", "self_pay"])
+    frame = frame[frame["patient_id"].isin(set(patient_ids))]
+    frame["share"] = [int((t - s) * 100) for t, s in zip(frame["total_cost"], frame["self_pay"])]
+    return frame[["patient_id", "fund", "discharge_date", "share"]].reset_index(drop=True)
+
+
+def categories(*, region_id: int) -> dict[str, tuple[str, str]]:
+    """patient_id → (fund, category) of the listed patients."""
+    return {pid: (fund, cat) for pid, fund, cat in Patient.objects.filter(region_id=region_id).values_list("patient_id", "fund", "category")}
+
+
+# --- reading settled claims ------------------------------------------------------------------------
+
+
+def settled_claims(*, region_id: int, year: int, settled: bool | None = True):
+    """The region-year's claims: settled ones (default), unsettled ones (False) or all (None)."""
+    claims = SpecialOutpatientClaim.objects.filter(
+        region_id=region_id, service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
+    )
+    return claims if settled is None else claims.filter(settled_at__isnull=not settled)
+
+
+def payer_statement(*, region_id: int, year: int, payer: str, month: int | None = None) -> list[dict]:
+    """What a payer owes per institution (and month) for the settled claims of a year or month:
+    basic (the DRG pool, as itemized payments), critical (大病保险) or assistance (医疗救助)."""
+    field = {"basic": "basic", "critical": "critical", "assistance": "assistance"}[payer]
+    claims = settled_claims(region_id=region_id, year=year)
+    if month is not None:
+        claims = claims.filter(service_date__month=month)
+    rows = (
+        claims.filter(**{f"{field}__gt": 0})
+        .annotate(month=TruncMonth("service_date"))
+        .values("month", "institution__code", "institution__name", "fund")
+        .annotate(claims=Count("pk"), amount=Sum(field))
+        .order_by("month", "institution__code", "fund")
+    )
+    return [
+        {"month": r["month"].strftime("%Y-%m"), "institution_code": r["institution__code"], "institution_name": r["institution__name"],
+         "fund": r["fund"], "claims": r["claims"], "amount": r["amount"] or ZERO}
+        for r in rows
+    ]
+
+
+def layers_by_month(*, region_id: int, year: int, patient_id: str | None = None) -> list[dict]:
+    claims = settled_claims(region_id=region_id, year=year)
+    if patient_id is not None:
+        claims = claims.filter(patient_id=patient_id)
+    rows = (
+        claims.annotate(month=TruncMonth("service_date")).values("month")
+        .annotate(basic=Sum("basic"), critical=Sum("critical"), assistance=Sum("assistance"), patient=Sum("patient_pay"), claims=Count("pk"))
+        .order_by("month")
+    )
+    return [{**r, "month": r["month"].strftime("%Y-%m")} for r in rows]
+
+
+def corrections_of_institution(*, institution: Institution):
+    return SettlementCorrection.objects.filter(claim__institution=institution).select_related("claim").order_by("-changed_at", "-id")
+
+
+def patient_year(*, region_id: int, patient_id: str, year: int) -> dict:
+    """A patient's year at a glance: claims and stays in settlement order, per fund."""
+    patient = patient_of(region_id=region_id, patient_id=patient_id)
+    terms = benefit_terms(region_id=region_id, year=year)
+    funds = {}
+    for fund in FUNDS:
+        claims = sorted(claims_of_patient_year(region_id=region_id, patient_id=patient_id, fund=fund, year=year),
+                        key=lambda c: (c.service_date, c.claim_no, c.institution.code))
+        stays = sorted(stays_of_patient(region_id=region_id, patient_id=patient_id, fund=fund, year=year))
+        if not claims and not stays:
+            continue
+        events = [("stay", day, share, None) for day, share in stays] + [("claim", c.service_date, None, c) for c in claims]
+        events.sort(key=lambda e: (e[1], 0 if e[0] == "stay" else 1, e[3].claim_no if e[3] else ""))
+        inpatient = sum((share for _, share in stays), ZERO)
+        basic = sum((c.basic or ZERO for c in claims), ZERO)
+        funds[fund] = {
+            "terms": terms[fund], "events": events, "inpatient": inpatient, "basic": basic,
+            "cap_used": inpatient + basic, "cap": terms[fund].shared_annual_cap,
+            "critical": sum((c.critical or ZERO for c in claims), ZERO),
+            "assistance": sum((c.assistance or ZERO for c in claims), ZERO),
+            "patient": sum((c.patient_pay or ZERO for c in claims), ZERO),
+            "burden": sum((c.eligible_cost - (c.basic or ZERO) for c in claims), ZERO),
+        }
+    return {"patient": patient, "category": patient.category if patient else "ordinary", "year": year, "funds": funds}
+
+
+def regions_with_claims() -> list[Region]:
+    return list(Region.objects.filter(special_outpatient_claims__isnull=False).distinct())
+
+
+def claims_filtered(*, q: Q | None = None):
+    qs = SpecialOutpatientClaim.objects.select_related("institution", "region")
+    return qs.filter(q) if q is not None else qs

@@ -1,0 +1,527 @@
+"""Writes of the benefits app: settle a claim at the counter, settle a region-year in bulk,
+re-settle a patient's year when a claim, a stay or a category arrives out of order (recording each
+change as a SettlementCorrection), and keep the basic parts in the pool as itemized payments (§5).
+
+A patient-fund-year is always settled as a whole, in the spec's order, so the stored split of every
+claim is the function BENEFITS.md defines of all stored claims and cases."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from benefits import selectors
+from benefits.choices import ClaimSource
+from benefits.domain.engine import ClaimIn, StayIn, explanation_of, settle_frame, settle_patient_year
+from benefits.domain.parameters import FUNDS
+from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
+from common.precision import from_fen, to_fen
+from drg.models import Institution, Region
+from settlement.choices import ItemizedSource
+from settlement.services import ItemizedPayment, itemized_payments_sync
+
+PARTS = ("basic", "critical", "assistance", "patient_pay")
+
+
+class ClaimRefused(Exception):
+    """BENEFITS.md: the claim is refused with its reason and not stored."""
+
+    def __init__(self, field: str, code: str, message: str):
+        super().__init__(message)
+        self.field, self.code, self.message = field, code, message
+
+
+class ClaimConflict(Exception):
+    """A claim with this claim_no and different values is already stored for the institution."""
+
+    def __init__(self, claim: SpecialOutpatientClaim):
+        super().__init__(f"claim {claim.claim_no} is already stored with other values")
+        self.claim = claim
+
+
+@dataclass
+class SettleReport:
+    claims: int = 0
+    newly_settled: int = 0
+    corrected: int = 0
+    corrections: list[SettlementCorrection] = field(default_factory=list)
+    seconds: float = 0.0
+    rows: dict = field(default_factory=dict)  # pk -> the claim's row as stored now (patient_year_settle)
+
+
+@dataclass
+class ClaimOutcome:
+    claim: SpecialOutpatientClaim
+    created: bool
+    corrections: list[SettlementCorrection]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def _lock_patient_year(*, region_id: int, patient_id: str, fund: str, year: int) -> None:
+    """Serialize settlements of one patient-fund-year (PostgreSQL advisory lock for the transaction;
+    SQLite serializes writers anyway)."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.blake2b(f"benefits|{region_id}|{patient_id}|{fund}|{year}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+ROW_FIELDS = ("pk", "institution_id", "claim_no", "fund", "patient_id", "service_date", "basic", "critical", "assistance",
+              "patient_pay", "explanation", "settled_at")
+
+
+def _snapshot(row: dict) -> dict:
+    return {"basic": _text(row["basic"]), "critical": _text(row["critical"]), "assistance": _text(row["assistance"]),
+            "patient": _text(row["patient_pay"]), "explanation": row["explanation"]}
+
+
+def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, source: str, user=None) -> SettleReport:
+    """Store new splits; record a correction for every settled claim whose split changed; keep the
+    pool's itemized payments (basic parts) in sync. ``pairs``: (stored row of ROW_FIELDS, {basic,
+    critical, assistance, patient_pay: Decimal, explanation: dict}). Claims whose parts changed are
+    written with their parts; claims whose explanation alone moved (cap left, burden) only that."""
+    report = SettleReport()
+    now = timezone.now()
+    parts_changed: list[dict] = []
+    explained: list[tuple[dict, dict]] = []
+    corrections: list[SettlementCorrection] = []
+    for row, values in pairs:
+        report.claims += 1
+        settled = row["settled_at"] is not None
+        same_parts = settled and all(row[p] == values[p] for p in PARTS)
+        if same_parts:
+            if row["explanation"] != values["explanation"]:
+                explained.append((row, values))
+            continue
+        if settled:
+            after = {**row, **values}
+            claim = SpecialOutpatientClaim(pk=row["pk"], institution_id=row["institution_id"], claim_no=row["claim_no"])
+            corrections.append(SettlementCorrection(claim=claim, before=_snapshot(row), after=_snapshot(after), cause=cause[:300],
+                                                    source=source, changed_by=user))
+        else:
+            report.newly_settled += 1
+        row.update(values)
+        parts_changed.append(row)
+    table = connection.ops.quote_name(SpecialOutpatientClaim._meta.db_table)
+    ops = connection.ops
+    money = ops.adapt_decimalfield_value
+    moment = ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:  # executemany: one prepared statement, no per-row ORM work
+        if parts_changed:
+            cursor.executemany(
+                f"UPDATE {table} SET basic = %s, critical = %s, assistance = %s, patient_pay = %s, explanation = %s, settled_at = %s WHERE id = %s",
+                [(money(r["basic"], 16, 2), money(r["critical"], 16, 2), money(r["assistance"], 16, 2), money(r["patient_pay"], 16, 2),
+                  _json(r["explanation"]), moment, r["pk"]) for r in parts_changed],
+            )
+        if explained:
+            cursor.executemany(f"UPDATE {table} SET explanation = %s WHERE id = %s", [(_json(v["explanation"]), r["pk"]) for r, v in explained])
+    if parts_changed:
+        itemized_payments_sync(
+            region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user,
+            payments=[
+                ItemizedPayment(institution_id=r["institution_id"], claim_no=r["claim_no"], fund=r["fund"], month=r["service_date"].replace(day=1),
+                                patient_id=r["patient_id"], amount=r["basic"])
+                for r in parts_changed
+            ],
+        )
+    if corrections:
+        SettlementCorrection.objects.bulk_create(corrections, batch_size=2000)
+    report.corrected = len(corrections)
+    report.corrections = corrections
+    return report
+
+
+def _json(value: dict):
+    return connection.ops.adapt_json_value(value, None)
+
+
+def _rows(queryset) -> list[dict]:
+    return [dict(zip(ROW_FIELDS, values)) for values in queryset.values_list(*ROW_FIELDS)]
+
+
+INPUT_FIELDS = ("institution__code", "institution__level", "disease_code", "total_cost", "eligible_cost")
+
+
+def patient_year_settle(
+    *, region: Region, patient_id: str, fund: str, year: int, cause: str, source: str, user=None,
+    catalog: dict | None = None, category: str | None = None, locked: bool = False,
+) -> SettleReport:
+    """Settle one patient-fund-year as a whole (the reference engine) and store what changed.
+    ``catalog`` and ``category`` may be passed by a caller that has just read them."""
+    started = time.perf_counter()
+    with transaction.atomic(savepoint=False):
+        if not locked:
+            _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
+        claims = selectors.claims_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
+        rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]
+        if not rows:
+            return SettleReport()
+        terms = selectors.benefit_terms(region_id=region.pk, year=year)[fund]
+        catalog = catalog if catalog is not None else selectors.disease_catalog(region_id=region.pk, year=year)
+        caps = selectors.disease_caps_fen(catalog=catalog, terms=terms)
+        stays = [StayIn(day, to_fen(share)) for day, share in selectors.stays_of_patient(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)]
+        if category is None:
+            category = selectors.category_of(region_id=region.pk, patient_id=patient_id)
+        splits = settle_patient_year(
+            claims=[ClaimIn(r["claim_no"], r["institution__code"], r["service_date"], r["disease_code"], r["institution__level"],
+                            to_fen(r["total_cost"]), to_fen(r["eligible_cost"]), key=i)
+                    for i, r in enumerate(rows) if r["disease_code"] in caps],
+            stays=stays, category=category, terms=terms, disease_caps=caps,
+        )
+        pairs = [
+            (rows[s.key], {"basic": from_fen(s.basic), "critical": from_fen(s.critical), "assistance": from_fen(s.assistance),
+                           "patient_pay": from_fen(s.patient), "explanation": s.explanation()})
+            for s in splits
+        ]
+        report = _apply(region=region, pairs=pairs, cause=cause, source=source, user=user)
+        report.rows = {r["pk"]: r for r in rows}
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def patient_years_resettle(*, region: Region, keys: Iterable[tuple[str, str, int]], cause: str, source: str, user=None) -> SettleReport:
+    """Re-settle the listed (patient_id, fund, year) of a region that hold claims (a stay or a
+    category changed)."""
+    total = SettleReport()
+    for patient_id, fund, year in sorted(set(keys)):
+        report = patient_year_settle(region=region, patient_id=patient_id, fund=fund, year=year, cause=cause, source=source, user=user)
+        total.claims += report.claims
+        total.newly_settled += report.newly_settled
+        total.corrected += report.corrected
+        total.corrections.extend(report.corrections)
+    return total
+
+
+MANY_PATIENT_YEARS = 200  # above this, a region-year is settled in bulk (it writes only what changed)
+
+
+def cases_changed_resettle(*, region_id: int, keys: Iterable[tuple[str, str, int]], source: str) -> SettleReport:
+    """A stay was stored or changed: re-settle the patient-years it touches that hold claims (one
+    by one for a few, the whole region-year in bulk for many, e.g. after a bundle load)."""
+    keys = set(keys)
+    if not keys:
+        return SettleReport()
+    region = Region.objects.get(pk=region_id)
+    cause = "住院病例到达，重新结算"
+    years = {year for _p, _f, year in keys}
+    with_claims = {
+        key for key in SpecialOutpatientClaim.objects.filter(
+            region_id=region_id, service_date__gte=dt.date(min(years), 1, 1), service_date__lte=dt.date(max(years), 12, 31),
+        ).values_list("patient_id", "fund", "service_date__year").distinct()
+        if key in keys
+    }
+    if len(with_claims) <= MANY_PATIENT_YEARS:
+        return patient_years_resettle(region=region, keys=with_claims, cause=cause, source=source)
+    return region_years_resettle(region_id=region_id, years=sorted({year for _p, _f, year in with_claims}), source=source)
+
+
+def region_years_resettle(*, region_id: int, years: Iterable[int], source: str) -> SettleReport:
+    """Many stays changed at once (a bundle load): settle the region-years in bulk; only what moved
+    is written and recorded."""
+    region = Region.objects.get(pk=region_id)
+    cause = "住院病例到达，重新结算"
+    total = SettleReport()
+    for year in sorted(set(years)):
+        report = special_outpatient_settle(region=region, year=year, cause=cause, source=source)
+        total.claims += report.claims
+        total.newly_settled += report.newly_settled
+        total.corrected += report.corrected
+        total.corrections.extend(report.corrections)
+    return total
+
+
+# --- the counter ----------------------------------------------------------------------------------
+
+def special_outpatient_claim_submit(
+    *, institution: Institution, claim_no: str, fund: str, patient_id: str, disease_code: str, service_date: dt.date,
+    total_cost: Decimal, eligible_cost: Decimal, source: str = ClaimSource.API, user=None,
+) -> ClaimOutcome:
+    """Settle one claim at the counter (一站式结算): refuse it with the reason, or store it and settle
+    the patient's fund-year at once; a claim that belongs before settled ones re-settles them and
+    records the corrections. Resubmitting an identical claim returns the stored one."""
+    region = institution.region
+    year = service_date.year
+    if eligible_cost > total_cost:
+        raise ClaimRefused("eligible_cost", "above_total_cost", _("政策范围内费用不得超过医疗总费用"))
+    catalog = selectors.disease_catalog(region_id=region.pk, year=year)
+    if disease_code not in catalog:
+        raise ClaimRefused("disease_code", "unknown_disease", _("%(year)s 年门诊特殊病种目录中无此病种") % {"year": year})
+    listed = selectors.patient_of(region_id=region.pk, patient_id=patient_id)
+    if listed is not None and listed.fund != fund:
+        raise ClaimRefused("fund", "fund_mismatch", _("险种与参保人登记险种不符"))
+    values = dict(fund=fund, patient_id=patient_id, disease_code=disease_code, service_date=service_date,
+                  total_cost=total_cost, eligible_cost=eligible_cost)
+    with transaction.atomic():
+        _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
+        existing = SpecialOutpatientClaim.objects.filter(institution=institution, claim_no=claim_no).first()
+        if existing is not None:
+            if all(getattr(existing, k) == v for k, v in values.items()):
+                return ClaimOutcome(claim=existing, created=False, corrections=[])
+            raise ClaimConflict(existing)
+        try:
+            with transaction.atomic():  # a parallel duplicate of another patient-year: refused, never a 500
+                claim = SpecialOutpatientClaim.objects.create(region=region, institution=institution, claim_no=claim_no, source=source, **values)
+        except IntegrityError:
+            raise ClaimConflict(SpecialOutpatientClaim.objects.get(institution=institution, claim_no=claim_no)) from None
+        report = patient_year_settle(
+            region=region, patient_id=patient_id, fund=fund, year=year, source=source, user=user,
+            cause=f"{service_date:%Y-%m-%d} 的结算单 {claim_no} 晚到，重新结算",
+            catalog=catalog, category=listed.category if listed is not None else "ordinary", locked=True,
+        )
+        stored = report.rows[claim.pk]
+        for name in PARTS:
+            setattr(claim, name, stored[name])
+        claim.explanation, claim.settled_at = stored["explanation"], timezone.now()
+    return ClaimOutcome(claim=claim, created=True, corrections=report.corrections)
+
+
+def patient_category_set(*, patient: Patient, category: str, user=None) -> SettleReport:
+    """Change a listed patient's category (kept in history) and re-settle the years it touches."""
+    with transaction.atomic():
+        patient.category = category
+        patient.save(update_fields=["category"])
+        keys = set(
+            SpecialOutpatientClaim.objects.filter(region_id=patient.region_id, patient_id=patient.patient_id)
+            .values_list("patient_id", "fund", "service_date__year")
+        )
+        return patient_years_resettle(region=patient.region, keys=keys, cause="人员类别变更，重新结算", source=ClaimSource.ADMIN, user=user)
+
+
+# --- a region-year in bulk -------------------------------------------------------------------------
+
+def special_outpatient_settle(
+    *, region: Region, year: int, cause: str = "批量结算", source: str = ClaimSource.BUNDLE, user=None, full: bool = False,
+) -> SettleReport:
+    """Settle every claim of a region-year with the bulk engine: what is not settled is settled, and
+    a settled claim whose split the year's order now changes is corrected (recorded). ``full``
+    re-examines every claim's explanation too (after a parameter or catalog change)."""
+    started = time.perf_counter()
+    with transaction.atomic():
+        Region.objects.select_for_update().filter(pk=region.pk).first()
+        frame = selectors.claims_frame(region_id=region.pk, year=year)
+        if frame.empty:
+            return SettleReport(seconds=time.perf_counter() - started)
+        listed = selectors.categories(region_id=region.pk)
+        categories = {pid: cat for pid, (_, cat) in listed.items()}
+        frame["category"] = [categories.get(pid, "ordinary") for pid in frame["patient_id"]]
+        frame["total"] = _fen(frame["total_cost"])
+        frame["eligible"] = _fen(frame["eligible_cost"])
+        frame["level"] = frame["level"].astype("int64")
+        stays = selectors.stays_frame(region_id=region.pk, year=year, patient_ids=frame["patient_id"].unique())
+        terms = selectors.benefit_terms(region_id=region.pk, year=year)
+        catalog = selectors.disease_catalog(region_id=region.pk, year=year)
+        results = []
+        for fund in FUNDS:
+            part = frame[(frame["fund"] == fund) & frame["disease_code"].isin(set(catalog))]
+            if part.empty:
+                continue
+            caps = selectors.disease_caps_fen(catalog=catalog, terms=terms[fund])
+            settled = settle_frame(part, stays[stays["fund"] == fund],
+                                   terms={fund: terms[fund]}, disease_caps=caps)
+            results.append(settled)
+        if not results:
+            return SettleReport(seconds=time.perf_counter() - started)
+        stored = frame.rename(columns={"basic": "stored_basic", "critical": "stored_critical", "assistance": "stored_assistance",
+                                       "patient_pay": "stored_patient"})
+        frame = stored.join(pd.concat(results), how="inner")
+        differs = frame["settled_at"].isna().to_numpy().copy()
+        for name in ("basic", "critical", "assistance", "patient"):
+            differs |= (frame[f"stored_{name}"].map(_fen_or_none) != frame[name]).to_numpy()
+        if full:
+            examine = frame
+        else:  # every claim of a patient-year where something changed: its explanation may have moved
+            touched = set(zip(frame["patient_id"][differs], frame["fund"][differs]))
+            examine = frame[[key in touched for key in zip(frame["patient_id"], frame["fund"])]]
+        wanted = set(examine["pk"].tolist())
+        claims = {r["pk"]: r for r in _rows(selectors.settled_claims(region_id=region.pk, year=year, settled=None)) if r["pk"] in wanted}
+        pairs = []
+        for row in examine.itertuples(index=False):
+            explanation = explanation_of(
+                {"basic": row.basic, "critical": row.critical, "assistance": row.assistance, "patient": row.patient,
+                 "deductible": row.deductible, "base": row.base, "cap_left": row.cap_left, "disease_cap_left": row.disease_cap_left,
+                 "burden": row.burden},
+                terms=terms[row.fund], level=row.level, category=row.category,
+            )
+            pairs.append((claims[row.pk], {
+                "basic": from_fen(row.basic), "critical": from_fen(row.critical), "assistance": from_fen(row.assistance),
+                "patient_pay": from_fen(row.patient), "explanation": explanation,
+            }))
+        report = _apply(region=region, pairs=pairs, cause=cause, source=source, user=user)
+        report.claims = len(frame)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _fen(values: pd.Series) -> pd.Series:
+    return pd.Series([to_fen(v) for v in values], index=values.index, dtype="int64")
+
+
+def _fen_or_none(value) -> int | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return to_fen(value)
+
+
+def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> tuple[SettleReport, "Path"]:
+    """The command: settle what is not settled, then write special_outpatient.csv."""
+    from benefits.exports import special_outpatient_write
+
+    report = special_outpatient_settle(region=region, year=year, cause="批量结算", source=ClaimSource.BUNDLE)
+    return report, special_outpatient_write(region=region, year=year, out_dir=out_dir)
+
+
+# --- the bundle's benefits files (the loader validates; this stores and settles) --------------------
+
+@dataclass
+class BundleBenefitsReport:
+    files: dict = field(default_factory=dict)  # file -> {"created": n, "updated": n, "unchanged": n}
+    settled: list[SettleReport] = field(default_factory=list)
+
+
+def _counts(created: int = 0, updated: int = 0, unchanged: int = 0) -> dict:
+    return {"created": created, "updated": updated, "unchanged": unchanged}
+
+
+def benefits_bundle_store(
+    *, region: Region, year: int, terms: dict | None, patients: pd.DataFrame | None, diseases: pd.DataFrame | None,
+    claims: pd.DataFrame | None, user=None,
+) -> BundleBenefitsReport:
+    """Store a validated bundle's benefits data and settle on load (BENEFITS.md), idempotently:
+    identical records are left alone; changed patients, catalog entries, parameters or claims are
+    updated (history kept) and the touched years re-settled, every changed split recorded as a
+    correction.
+
+    ``terms``: fund -> BenefitTerms of params.json (None: not given). Frames hold typed rows:
+    patients (patient_id, fund, category); diseases (code, name, class, annual_cap Decimal|None);
+    claims (claim_no, institution_code, fund, patient_id, disease_code, service_date date,
+    total_cost Decimal, eligible_cost Decimal)."""
+    from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+    report = BundleBenefitsReport()
+    years: set[int] = set()
+    full_years: set[int] = set()
+    resettle: set[tuple[str, str, int]] = set()
+    with transaction.atomic():
+        if terms is not None:
+            created = updated = unchanged = 0
+            for fund, t in terms.items():
+                values = {
+                    "ratio_level_1": t.ratio(1), "ratio_level_2": t.ratio(2), "ratio_level_3": t.ratio(3), "deductible": t.deductible,
+                    "shared_annual_cap": t.shared_annual_cap, "critical_deductible": t.critical_deductible, "critical_ratio": t.critical_ratio,
+                    "class_cap_i": t.class_caps["I"], "class_cap_ii": t.class_caps["II"], "easy_deductible_factor": t.easy_deductible_factor,
+                    "easy_critical_ratio": t.easy_critical_ratio, "assistance_ratio": t.assistance_ratio, "subsistence_uplift": t.subsistence_uplift,
+                }
+                row = BenefitParameters.objects.filter(region=region, fund=fund, year=year).first()
+                if row is None:
+                    BenefitParameters.objects.create(region=region, fund=fund, year=year, **values)
+                    created += 1
+                elif any(getattr(row, k) != v for k, v in values.items()):
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                    row.save()
+                    updated += 1
+                else:
+                    unchanged += 1
+            if created or updated:
+                full_years.add(year)
+            report.files["params.json benefits"] = _counts(created, updated, unchanged)
+        if diseases is not None:
+            stored = {d.code: d for d in SpecialDisease.objects.filter(region=region, year=year)}
+            new, changed = [], []
+            for code, name, cls, cap in diseases[["code", "name", "class", "annual_cap"]].itertuples(index=False, name=None):
+                cap = None if cap is None or (isinstance(cap, float) and np.isnan(cap)) else cap
+                row = stored.get(code)
+                if row is None:
+                    new.append(SpecialDisease(region=region, year=year, code=code, name=name, disease_class=cls, annual_cap=cap))
+                elif (row.name, row.disease_class, row.annual_cap) != (name, cls, cap):
+                    row.name, row.disease_class, row.annual_cap = name, cls, cap
+                    changed.append(row)
+            if new:
+                bulk_create_with_history(new, SpecialDisease, batch_size=2000, default_user=user)
+            if changed:
+                bulk_update_with_history(changed, SpecialDisease, ["name", "disease_class", "annual_cap"], batch_size=2000, default_user=user)
+                full_years.add(year)
+            report.files["special_diseases.csv"] = _counts(len(new), len(changed), len(diseases) - len(new) - len(changed))
+        if patients is not None:
+            stored = {p.patient_id: p for p in Patient.objects.filter(region=region)}
+            new, changed = [], []
+            for pid, fund, category in patients[["patient_id", "fund", "category"]].itertuples(index=False, name=None):
+                row = stored.get(pid)
+                if row is None:
+                    new.append(Patient(region=region, patient_id=pid, fund=fund, category=category))
+                    resettle.add((pid, fund, -1))
+                elif (row.fund, row.category) != (fund, category):
+                    row.fund, row.category = fund, category
+                    changed.append(row)
+                    resettle.add((pid, fund, -1))
+            if new:
+                bulk_create_with_history(new, Patient, batch_size=2000, default_user=user)
+            if changed:
+                bulk_update_with_history(changed, Patient, ["fund", "category"], batch_size=2000, default_user=user)
+            report.files["patients.csv"] = _counts(len(new), len(changed), len(patients) - len(new) - len(changed))
+        if claims is not None:
+            institutions = dict(Institution.objects.filter(region=region).values_list("code", "pk"))
+            stored = {(r[0], r[1]): r for r in SpecialOutpatientClaim.objects.filter(region=region).values_list(
+                "institution_id", "claim_no", "pk", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost")}
+            new, changed = [], []
+            for no, inst, fund, pid, disease, day, total, eligible in claims[[
+                "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
+            ]].itertuples(index=False, name=None):
+                inst_id = institutions[inst]
+                row = stored.get((inst_id, no))
+                years.add(day.year)
+                if row is None:
+                    new.append(SpecialOutpatientClaim(region=region, institution_id=inst_id, claim_no=no, fund=fund, patient_id=pid,
+                                                      disease_code=disease, service_date=day, total_cost=total, eligible_cost=eligible,
+                                                      source=ClaimSource.BUNDLE))
+                elif row[3:] != (fund, pid, disease, day, total, eligible):
+                    changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
+                                                          total_cost=total, eligible_cost=eligible))
+                    years.add(row[6].year)
+                    resettle.add((row[4], row[3], row[6].year))  # the year it leaves
+            if new:
+                SpecialOutpatientClaim.objects.bulk_create(new, batch_size=5000)
+            if changed:
+                SpecialOutpatientClaim.objects.bulk_update(
+                    changed, ["fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"], batch_size=2000)
+                # the pool row follows the claim's month, patient and fund even when its split stays the same
+                for start in range(0, len(changed), 5000):
+                    chunk = [c.pk for c in changed[start:start + 5000]]
+                    itemized_payments_sync(
+                        region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user,
+                        payments=[
+                            ItemizedPayment(institution_id=i, claim_no=no, fund=f, month=d.replace(day=1), patient_id=p, amount=b)
+                            for i, no, f, d, p, b in SpecialOutpatientClaim.objects.filter(pk__in=chunk, basic__isnull=False)
+                            .values_list("institution_id", "claim_no", "fund", "service_date", "patient_id", "basic")
+                        ],
+                    )
+            report.files["special_outpatient_claims.csv"] = _counts(len(new), len(changed), len(claims) - len(new) - len(changed))
+        for settle_year in sorted(years | full_years | ({year} if resettle else set())):
+            report.settled.append(special_outpatient_settle(
+                region=region, year=settle_year, cause="批量文件载入，重新结算", source=ClaimSource.BUNDLE, user=user,
+                full=settle_year in full_years,
+            ))
+        settled_years = years | full_years | {year}
+        moved = {p for p, _f, _y in resettle}
+        other_years = {
+            key for key in SpecialOutpatientClaim.objects.filter(region=region).exclude(service_date__year__in=settled_years)
+            .values_list("patient_id", "fund", "service_date__year").distinct()
+            if key[0] in moved
+        } if resettle else set()
+        if other_years:
+            report.settled.append(patient_years_resettle(region=region, keys=other_years, cause="人员类别变更，重新结算", source=ClaimSource.BUNDLE, user=user))
+    return report
