@@ -1,8 +1,9 @@
 """The one home of precision and rounding (SETTLEMENT.md §0).
 
 Money is kept to 0.01 yuan and points to 0.0001, both ROUND_HALF_UP, and only where the spec says
-so; everything in between is exact (Decimal with a wide context, or Fraction where a division must
-stay exact). Pure: stdlib only.
+so; everything in between is exact rational arithmetic: a quotient is a Fraction (or integers with a
+common denominator), Decimal holds only values that are exact (given amounts, their sums and
+products). A value exactly half-way rounds up, however it was reached. Pure: stdlib only.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ POINT_PLACES = 4
 MONEY_SCALE = 100  # fen per yuan
 POINT_SCALE = 10_000  # ten-thousandths per point
 
-# Exact arithmetic context for intermediate Decimal work: wide enough that every product or sum of
-# bundle-sized values is exact (28 digits is the spec's minimum).
+# Context for products and sums of exact decimals: wide enough that every product or sum of
+# bundle-sized values is exact. Never for a quotient (use Fraction).
 EXACT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
 
 Number = Decimal | Fraction | int
@@ -27,12 +28,17 @@ K = TypeVar("K")
 
 
 def to_decimal(value: Number) -> Decimal:
+    """The exact Decimal of a value; a Fraction must terminate (denominator 2^a·5^b), else ValueError:
+    a non-terminating quotient is rounded where the spec says (r2, r4, round_half_up), never cut."""
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, Fraction):
-        return EXACT.divide(Decimal(value.numerator), Decimal(value.denominator))
+        exact = EXACT.divide(Decimal(value.numerator), Decimal(value.denominator))
+        if Fraction(exact) != value:
+            raise ValueError(f"{value} has no exact decimal form; round it first")
+        return exact
     raise TypeError(f"not an exact number: {value!r}")
 
 
@@ -48,18 +54,22 @@ def _round_fraction(value: Fraction, scale: int) -> int:
     return sign * int((magnitude + Fraction(1, 2)).__floor__())
 
 
+def round_half_up(value: Number, places: int) -> Decimal:
+    """`places` decimals, ROUND_HALF_UP, of the exact value (a Fraction is rounded exactly, never
+    through a finite-precision quotient)."""
+    if isinstance(value, Fraction):
+        return Decimal(_round_fraction(value, 10**places)).scaleb(-places)
+    return to_decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
 def r2(value: Number) -> Decimal:
     """Money: 2 places, ROUND_HALF_UP."""
-    if isinstance(value, Fraction):
-        return Decimal(_round_fraction(value, MONEY_SCALE)).scaleb(-MONEY_PLACES)
-    return to_decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+    return round_half_up(value, MONEY_PLACES)
 
 
 def r4(value: Number) -> Decimal:
     """Points and point values: 4 places, ROUND_HALF_UP."""
-    if isinstance(value, Fraction):
-        return Decimal(_round_fraction(value, POINT_SCALE)).scaleb(-POINT_PLACES)
-    return to_decimal(value).quantize(POINT, rounding=ROUND_HALF_UP)
+    return round_half_up(value, POINT_PLACES)
 
 
 def floor_cent(value: Number) -> Decimal:

@@ -59,7 +59,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - before the API's admin 
 
 STATUS_COLOURS = {
     "submitted": "#b26a00", "draft": "#b26a00", "queued": "#6b6b6b", "running": "#1f6fb2",
-    "approved": "#2e7d32", "finalized": "#2e7d32", "rejected": "#b3261e", "failed": "#b3261e",
+    "approved": "#2e7d32", "finalized": "#2e7d32", "rejected": "#b3261e", "failed": "#b3261e", "superseded": "#6b6b6b",
 }
 
 

@@ -17,7 +17,7 @@ from drg.models import Region
 from incentives.exports import payout_csv_text, payout_xlsx_bytes
 from incentives.models import Payout
 from incentives.services import payouts_compute
-from settlement.choices import RunKind, RunStatus
+from settlement.choices import RESULT_RUN_STATUSES, RunKind
 from settlement.models import ClearingRun
 from settlement.selectors import run_case_results_frame
 
@@ -42,7 +42,7 @@ def _text(name: str, value) -> str:
 
 def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
     """Write the run's outputs as EXCHANGE.md says; returns the files written."""
-    if run.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
+    if run.status not in RESULT_RUN_STATUSES:
         raise ValidationError(f"run #{run.pk} is {run.status}; it has no results to export")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from drg.admin import (
 from drg.choices import Fund
 from drg.models import Case, DrgGroup, Institution, Region
 from settlement import admin_views, statements
-from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
+from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 # --- clearing inputs: review queues ---------------------------------------------------------------
@@ -222,8 +222,9 @@ class InstitutionLineInline(ReadOnlyInline):
     model = InstitutionLine
     verbose_name_plural = "机构结算 Institution lines"
     ANNUAL = ("institution", "case_count", "raw_points", "penalty_points", "uplift", "points", "point_value", "gross_amount", "self_pay",
-              "fund_payment", "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "balance", "downloads")
-    MONTHLY = ("institution", "case_count", "points", "point_value", "due", "prepaid_to_date", "prepay", "withheld", "self_pay", "itemized_fund", "downloads")
+              "fund_payment", "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "settled_before", "balance", "downloads")
+    MONTHLY = ("institution", "case_count", "points", "point_value", "due", "prepaid_to_date", "settled_before", "prepay", "withheld",
+               "self_pay", "itemized_fund", "downloads")
 
     def get_fields(self, request, obj=None):
         return self.MONTHLY if obj is not None and obj.kind == RunKind.MONTHLY else self.ANNUAL
@@ -252,13 +253,13 @@ class ClearingRunAdmin(BureauAdmin):
     change_form_template = "admin/settlement/clearingrun/change_form.html"
     list_display = ("id", "pool", "period", "status_col", "case_count", "point_value_col", "distributed_col", "progress_col", "started_by", "created_at", "finalized_by", "links")
     list_filter = ("region", "fund", YearFilter, "kind", "status", "month", AcknowledgedFilter)
-    list_select_related = ("region", "started_by", "finalized_by")
+    list_select_related = ("region", "started_by", "finalized_by", "superseded_by")
     search_fields = ("region__code", "fingerprint")
     search_help_text = "run number, region code or inputs fingerprint"
     inlines = (InstitutionLineInline,)
     actions = ["finalize_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
-        ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "progress", "error", "acknowledgement")}),
+        ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress", "error", "acknowledgement")}),
         ("结果 Totals", {"fields": ("totals_table",)}),
         ("耗时 Timings", {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
         ("经办/审核 Maker-checker", {"fields": ("started_by", "finalized_by", "finalized_at")}),
@@ -280,7 +281,7 @@ class ClearingRunAdmin(BureauAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.status == RunStatus.FINALIZED:
+        if obj is not None and obj.status in PAID_RUN_STATUSES:  # payment orders, binding or superseded
             return False
         return super().has_delete_permission(request, obj)
 
@@ -304,7 +305,21 @@ class ClearingRunAdmin(BureauAdmin):
 
     @admin.display(description="状态 status", ordering="status")
     def status_col(self, obj):
+        if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
+            return format_html('{} → <a href="{}">#{}</a>', status_badge(obj),
+                               reverse("admin:settlement_clearingrun_change", args=[obj.successor.pk]), obj.successor.pk)
         return status_badge(obj)
+
+    @admin.display(description="有效性 standing")
+    def standing(self, obj):
+        """Binding, superseded (with a link to the successor) or not final, with the predecessor."""
+        link = lambda run: format_html('<a href="{}">run #{}</a>', reverse("admin:settlement_clearingrun_change", args=[run.pk]), run.pk)
+        parts = [statements.run_standing(obj)]
+        if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
+            parts = [format_html("已被 {} 取代，非有效结算 superseded by {}: not binding", link(obj.successor), link(obj.successor))]
+        if obj.supersedes_id:
+            parts.append(format_html("取代 supersedes {}", link(obj.supersedes)))
+        return format_html_join(mark_safe(" · "), "{}", ((p,) for p in parts))
 
     @admin.display(description="点值 V")
     def point_value_col(self, obj):
@@ -321,7 +336,7 @@ class ClearingRunAdmin(BureauAdmin):
 
     @admin.display(description="")
     def links(self, obj):
-        if obj.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
+        if obj.status not in RESULT_RUN_STATUSES:
             return ""
         return format_html(
             '<a href="{}">对比 compare</a> · <a href="{}">xlsx</a> · <a href="{}">csv</a>',
@@ -541,8 +556,12 @@ class ClearingRunAdmin(BureauAdmin):
         extra_context = dict(extra_context or {})
         run = self.get_object(request, object_id)
         if run is not None:
-            has_results = run.status in (RunStatus.DRAFT, RunStatus.FINALIZED)
+            has_results = run.status in RESULT_RUN_STATUSES
+            earlier = statements.earlier_settlements(run=run) if has_results else []
             extra_context.update(
+                successor=run.successor,
+                earlier_settlements=earlier,
+                earlier_total=sum((e.amount for e in earlier), 0),
                 run=run,
                 active=run.status in ACTIVE_RUN_STATUSES,
                 has_results=has_results,

@@ -11,6 +11,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
@@ -30,13 +31,14 @@ from common.precision import r2, r4
 from drg.choices import Fund
 from drg.choices import RevisionStatus
 from drg.models import Case, CaseCorrection, CorrectionRequest, ParameterRevision, Region, SpecialReview
-from settlement.choices import RunKind, RunStatus
 from settlement import selectors
+from settlement.choices import RESULT_RUN_STATUSES, RunKind, RunStatus
+from settlement.domain.clearing import monthly_budget
 from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 ZERO = Decimal("0")
 MONTHS = range(1, 13)
-RESULT_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+RESULT_STATUSES = RESULT_RUN_STATUSES
 
 
 # --- SVG charts ----------------------------------------------------------------------------------
@@ -220,7 +222,7 @@ class PoolOverview:
 
 
 def _best_run(runs: list[ClearingRun]) -> ClearingRun | None:
-    """The run that stands for a period: the latest finalized, else the latest draft."""
+    """The run that stands for a period: its binding run (finalized, not superseded), else the latest draft."""
     finalized = [r for r in runs if r.status == RunStatus.FINALIZED]
     pool = finalized or [r for r in runs if r.status == RunStatus.DRAFT]
     return max(pool, key=lambda r: (r.created_at, r.pk)) if pool else None
@@ -256,7 +258,7 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
 
     runs = list(
         ClearingRun.objects.filter(region=region, fund=fund, year=year)
-        .select_related("started_by", "finalized_by")
+        .select_related("started_by", "finalized_by", "superseded_by")
         .order_by("-created_at", "-id")
     )
     monthly_by_month: dict[int, list[ClearingRun]] = {}
@@ -276,7 +278,7 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
         claims_cum += row.fund_claims
         row.claims_to_date = claims_cum
         if budget is not None:
-            row.budget_to_date = r2(budget.inpatient * m / 12) - itemized_cum
+            row.budget_to_date = monthly_budget(inpatient=budget.inpatient, month=m, itemized_to_date=itemized_cum)
         row.run = _best_run(monthly_by_month.get(m, []))
         if row.run is not None and row.run.totals.get("point_value"):
             row.point_value = Decimal(str(row.run.totals["point_value"]))
@@ -297,14 +299,14 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
         overview.warnings.append("此基金池尚无已批准预算 No approved budget for this pool: runs cannot start.")
     elif last_month:
         spent = sum((rows[m].fund_claims + rows[m].itemized for m in MONTHS if m <= last_month), ZERO)
-        overview.projected_claims = r2(spent * 12 / last_month)
+        overview.projected_claims = r2(Fraction(spent) * 12 / last_month)
         if budget.inpatient:
-            overview.projected_ratio = r4(overview.projected_claims / budget.inpatient)
+            overview.projected_ratio = r4(Fraction(overview.projected_claims) / Fraction(budget.inpatient))
             if overview.projected_claims > budget.inpatient:
                 over = overview.projected_claims - budget.inpatient
                 overview.warnings.append(
                     f"超支预警 Overrun ahead: at the pace of months 1–{last_month}, fund claims plus itemized payments reach "
-                    f"{overview.projected_claims:,.2f} for the year, {over:,.2f} ({over / budget.inpatient:.2%}) above the "
+                    f"{overview.projected_claims:,.2f} for the year, {over:,.2f} ({r4(Fraction(over) / Fraction(budget.inpatient)):.2%}) above the "
                     f"inpatient budget {budget.inpatient:,.2f}."
                 )
     return overview

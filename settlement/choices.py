@@ -11,10 +11,16 @@ class RunStatus(models.TextChoices):
     RUNNING = "running", "运行中 running"
     DRAFT = "draft", "草稿 draft"
     FINALIZED = "finalized", "已定稿 finalized"
+    SUPERSEDED = "superseded", "已被取代 superseded"
     FAILED = "failed", "失败 failed"
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+# Runs that were finalized: each is a payment order, whether it is still the binding run of its
+# period (finalized) or was replaced by a later one (superseded). Every amount they paid counts.
+PAID_RUN_STATUSES = (RunStatus.FINALIZED, RunStatus.SUPERSEDED)
+# Runs with stored results (lines, case points).
+RESULT_RUN_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED, RunStatus.SUPERSEDED)
 
 
 class AdjustmentStatus(models.TextChoices):

@@ -112,6 +112,12 @@ class ClearingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
+    # One binding run per pool and period (SETTLEMENT.md §6): finalizing a run marks the finalized run
+    # of the same pool, kind and month superseded and links the two (run.supersedes / run.superseded_by).
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
+        help_text="the finalized run of the same period this run replaced when it was finalized",
+    )
     # the parameter revisions (scheme, catalog, institution attributes) the run used (SETTLEMENT.md §6)
     parameter_revisions = models.ManyToManyField(ParameterRevision, blank=True, related_name="clearing_runs")
     # a failed run acknowledged by bureau staff, with a note, leaves the cockpit's count
@@ -137,12 +143,36 @@ class ClearingRun(models.Model):
                 condition=(Q(kind=RunKind.MONTHLY, month__gte=1, month__lte=12) | Q(kind=RunKind.ANNUAL, month__isnull=True)),
                 name="run_month_matches_kind",
             ),
+            # One binding (finalized, not superseded) run per pool and period; annual runs have no
+            # month (NULL), hence a constraint of their own.
+            models.UniqueConstraint(
+                fields=["region", "fund", "year", "month"],
+                condition=Q(status=RunStatus.FINALIZED, kind=RunKind.MONTHLY),
+                name="one_binding_monthly_run",
+            ),
+            models.UniqueConstraint(
+                fields=["region", "fund", "year"],
+                condition=Q(status=RunStatus.FINALIZED, kind=RunKind.ANNUAL),
+                name="one_binding_annual_run",
+            ),
         ]
         indexes = [models.Index(fields=["region", "fund", "year", "kind", "month", "status"], name="run_pool_period_idx")]
 
     def __str__(self) -> str:
         period = f"{self.year}-{self.month:02d}" if self.month else f"{self.year}"
         return f"run #{self.pk} {self.region.code} {self.fund} {period} {self.kind} ({self.status})"
+
+    @property
+    def is_binding(self) -> bool:
+        return self.status == RunStatus.FINALIZED
+
+    @property
+    def successor(self) -> "ClearingRun | None":
+        """The run that superseded this one (None while it is binding, a draft, …)."""
+        try:
+            return self.superseded_by
+        except ClearingRun.DoesNotExist:
+            return None
 
 
 class CaseResult(models.Model):
@@ -195,6 +225,11 @@ class InstitutionLine(models.Model):
     quality_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     quality_deduction = models.DecimalField(**MONEY, null=True, blank=True)
     balance = models.DecimalField(**MONEY, null=True, blank=True)
+    settled_before = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="what earlier finalized runs of the pool-year already settled: monthly, Σ earlier prepayments; "
+                  "annual, Σ balances of earlier finalized annual runs (SETTLEMENT.md §6)",
+    )
 
     class Meta:
         ordering = ["run", "institution__code"]

@@ -14,7 +14,7 @@ from common.models import ReviewStatus
 from common.precision import r2
 from drg.domain.valuation import Catalog, Tier, ValuationScheme
 from drg.models import Case, Coefficient, DrgGroup, Institution, PaymentScheme, SpecialReview, TcmEquivalent
-from settlement.choices import AdjustmentStatus, RunKind, RunStatus
+from settlement.choices import PAID_RUN_STATUSES, AdjustmentStatus, RunKind, RunStatus
 from settlement.domain.clearing import Band, ClearingParameters, UpliftTier
 from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
@@ -232,7 +232,8 @@ def pool_scores(*, region_id: int, fund: str, year: int) -> dict[int, Decimal]:
 
 
 def latest_finalized_runs(*, region_id: int, fund: str, year: int, kind: str, months=None) -> dict:
-    """month (or None for annual) -> the latest finalized run of that period."""
+    """month (or None for annual) -> the binding run of that period (the one finalized run that is
+    not superseded)."""
     runs = ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, kind=kind, status=RunStatus.FINALIZED)
     if months is not None:
         runs = runs.filter(month__in=list(months))
@@ -242,22 +243,76 @@ def latest_finalized_runs(*, region_id: int, fund: str, year: int, kind: str, mo
     return latest
 
 
-def prepayments_before(*, region_id: int, fund: str, year: int, month: int) -> dict[int, Decimal]:
-    """Σ prepayments per institution id in the finalized monthly runs of months before `month`."""
-    runs = latest_finalized_runs(region_id=region_id, fund=fund, year=year, kind=RunKind.MONTHLY, months=range(1, month))
-    totals: dict[int, Decimal] = {}
-    for institution_id, prepay in InstitutionLine.objects.filter(run__in=list(runs.values())).values_list("institution_id", "prepay"):
-        totals[institution_id] = totals.get(institution_id, Decimal("0")) + (prepay or Decimal("0"))
-    return totals
+def binding_run(*, region_id: int, fund: str, year: int, month: int | None = None) -> ClearingRun | None:
+    """The binding run of a pool and period (SETTLEMENT.md §6): its finalized, not superseded run."""
+    kind = RunKind.MONTHLY if month else RunKind.ANNUAL
+    return (
+        ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, kind=kind, month=month, status=RunStatus.FINALIZED)
+        .select_related("region").order_by("-finalized_at", "-id").first()
+    )
+
+
+def standing_run(*, region_id: int, fund: str, year: int, month: int | None = None) -> ClearingRun | None:
+    """The run that stands for a period: its binding run, or while none is finalized its latest draft."""
+    binding = binding_run(region_id=region_id, fund=fund, year=year, month=month)
+    if binding is not None:
+        return binding
+    kind = RunKind.MONTHLY if month else RunKind.ANNUAL
+    return (
+        ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, kind=kind, month=month, status=RunStatus.DRAFT)
+        .select_related("region").order_by("-created_at", "-id").first()
+    )
+
+
+def paid_run_ids(*, region_id: int, fund: str, year: int) -> list[int]:
+    """Ids of every finalized run of the pool-year, superseded ones included: the payment orders a
+    new run is net of. A run records them, and its finalization is refused once they have changed."""
+    return list(
+        ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, status__in=PAID_RUN_STATUSES)
+        .order_by("id").values_list("id", flat=True)
+    )
+
+
+@_dataclass(frozen=True)
+class EarlierSettlements:
+    """What the pool-year's finalized runs (superseded ones included) already settled, per institution id."""
+
+    run_ids: tuple[int, ...]
+    prepaid: dict[int, Decimal]  # Σ prepay over every finalized monthly run of the year
+    settled_before: dict[int, Decimal]  # Σ balance over every finalized annual run of the year
+
+
+def earlier_settlements(*, region_id: int, fund: str, year: int) -> EarlierSettlements:
+    """One read of the pool-year's payment orders so far (SETTLEMENT.md §6): Σ prepayments of every
+    finalized monthly run and Σ balances of every finalized annual run, per institution id, with the
+    ids of the runs summed."""
+    run_ids = tuple(paid_run_ids(region_id=region_id, fund=fund, year=year))
+    prepaid: dict[int, Decimal] = {}
+    settled: dict[int, Decimal] = {}
+    rows = InstitutionLine.objects.filter(run_id__in=run_ids).values_list("institution_id", "run__kind", "prepay", "balance")
+    for institution_id, kind, prepay, balance in rows:
+        if kind == RunKind.MONTHLY:
+            prepaid[institution_id] = prepaid.get(institution_id, Decimal("0")) + (prepay or Decimal("0"))
+        else:
+            settled[institution_id] = settled.get(institution_id, Decimal("0")) + (balance or Decimal("0"))
+    return EarlierSettlements(run_ids=run_ids, prepaid=prepaid, settled_before=settled)
 
 
 def withheld_latest(*, region_id: int, fund: str, year: int) -> dict[int, Decimal]:
-    """withheld per institution id from the latest finalized monthly run of the year (by month)."""
+    """withheld per institution id from the binding run of the year's latest finalized month."""
     runs = latest_finalized_runs(region_id=region_id, fund=fund, year=year, kind=RunKind.MONTHLY)
     if not runs:
         return {}
     latest = runs[max(runs)]
     return dict(InstitutionLine.objects.filter(run=latest).values_list("institution_id", "withheld"))
+
+
+def latest_finalized_month(*, region_id: int, fund: str, year: int) -> int:
+    """The latest month of the year with a binding monthly run (0 when none)."""
+    return (
+        ClearingRun.objects.filter(region_id=region_id, fund=fund, year=year, kind=RunKind.MONTHLY, status=RunStatus.FINALIZED)
+        .aggregate(m=Max("month"))["m"] or 0
+    )
 
 
 def latest_run(*, region, fund: str, year: int, month: int | None = None, statuses=None) -> ClearingRun | None:

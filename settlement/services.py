@@ -35,13 +35,13 @@ from django.utils.translation import gettext as _
 
 from budget.services import budget_current
 from common.bulk import write_frame
-from common.precision import from_fen, from_ten_thousandths, r2, to_decimal
+from common.precision import from_fen, from_ten_thousandths, r2, round_half_up
 from common.users import system_user
 from drg.domain.valuation import Catalog, value_cases
 from drg.models import DrgGroup, PaymentScheme, Region
 from drg.revisions import parameter_revisions_for_run
 from settlement import dispatch, scaleout, selectors
-from settlement.choices import ACTIVE_RUN_STATUSES, RunKind, RunStatus
+from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
 from settlement.models import CaseResult, ClearingRun, InstitutionLine
 from settlement.signals import run_finalized
@@ -49,11 +49,63 @@ from settlement.signals import run_finalized
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
-RATE_PLACES = Decimal("0.000001")
+RATE_DECIMALS = 6  # tcm_rate as stored on the statement line
+SETTLED_RUNS = "settled_runs"  # parameters key: ids of the finalized runs of the pool-year a run is net of
 
 
 class ClearingRunConflict(ValidationError):
     """Another run of the pool is queued or running."""
+
+
+class ClearingPeriodRefused(ValidationError):
+    """The period may not be run (now): a monthly run before the latest finalized month, beyond the
+    month after it, or after the year's annual clearing was finalized (SETTLEMENT.md §6)."""
+
+
+class ClearingRunStale(ValidationError):
+    """A draft computed before another run of its pool-year was finalized: the earlier settlements it
+    is net of have changed, so it must be run again."""
+
+
+# --- which periods may run -------------------------------------------------------------------------
+
+def clearing_run_check_period(*, region: Region, fund: str, year: int, month: int | None) -> None:
+    """Refuse a period that may not be run (the one check behind the admin start form, `clear`,
+    the beat schedule and finalization). SETTLEMENT.md §6: a monthly run only for the month after the
+    latest finalized month or for that month itself (a re-run), the first one of a year for January;
+    none once the year's annual clearing is finalized. Annual runs may always be run again."""
+    if month is None:
+        return
+    pool = f"{region.code}/{fund}/{year}"
+    annual = selectors.binding_run(region_id=region.pk, fund=fund, year=year)
+    if annual is not None:
+        raise ClearingPeriodRefused(
+            _("%(pool)s 的年度清算已定稿（run #%(run)s），不能再发起月度预付；病例更正请重新进行年度清算补差。"
+              " The annual clearing of %(pool)s is finalized (run #%(run)s): no monthly run after it; "
+              "re-run the annual clearing to settle corrections.") % {"pool": pool, "run": annual.pk},
+            code="annual_finalized",
+        )
+    latest = selectors.latest_finalized_month(region_id=region.pk, fund=fund, year=year)
+    allowed = [1] if latest == 0 else [m for m in (latest, latest + 1) if m <= 12]
+    if month not in allowed:
+        values = {
+            "pool": pool, "month": month, "latest": latest,
+            "months_zh": "、".join(f"{m}月" for m in allowed), "months": " or ".join(str(m) for m in allowed),
+        }
+        if latest == 0:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：本年度尚无已定稿的月度预付，只能发起%(months_zh)s。"
+                        " No monthly run of %(pool)s for month %(month)s: no month of the year is finalized yet; "
+                        "only %(months)s may run.")
+        elif month < latest:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s"
+                        "（更早月份的变化由下一次累计清算补差）。 No monthly run of %(pool)s for month %(month)s: "
+                        "the latest finalized month is %(latest)s; only %(months)s may run "
+                        "(the next cumulative run picks up what changed in earlier months).")
+        else:
+            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s。"
+                        " No monthly run of %(pool)s for month %(month)s: the latest finalized month is %(latest)s; "
+                        "only %(months)s may run.")
+        raise ClearingPeriodRefused(message % values, code="month_out_of_order")
 
 
 # --- start -----------------------------------------------------------------------------------------
@@ -74,6 +126,7 @@ def clearing_run_start(
         raise ValidationError({"month": f"month must be 1..12, got {month}"})
     if chunks is not None and chunks < 1:
         raise ValidationError({"chunks": f"chunks must be ≥ 1, got {chunks}"})
+    clearing_run_check_period(region=region, fund=fund, year=year, month=month)
     clearing_run_check_inputs(region=region, fund=fund, year=year)
     _fail_abandoned_runs(region=region, fund=fund, year=year)
     try:
@@ -310,18 +363,23 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
         "revisions": {rev.kind: {"id": rev.pk, "revision": rev.revision} for rev in inputs.revisions},
         "period": {"start": inputs.start.isoformat(), "end": inputs.end.isoformat()},
     }
+    # What the pool-year's finalized runs already paid (superseded ones included), read once; the ids
+    # are recorded so that finalizing this run is refused if another run is finalized in between.
+    earlier = selectors.earlier_settlements(region_id=region_id, fund=fund, year=year)
+    parameters[SETTLED_RUNS] = list(earlier.run_ids)
     if month:
-        prepaid_before = selectors.prepayments_before(region_id=region_id, fund=fund, year=year, month=month)
+        prepaid_before = {codes[k]: v for k, v in earlier.prepaid.items()}
         result = monthly_clearing(
             totals_by_inst, inpatient=budget.inpatient, month=month, itemized_to_date=itemized,
-            params=scheme.clearing, prepaid_before={codes[k]: v for k, v in prepaid_before.items()},
+            params=scheme.clearing, prepaid_before=prepaid_before,
         )
-        parameters["prepaid_before"] = {codes[k]: str(v) for k, v in sorted(prepaid_before.items())}
+        parameters["prepaid_before"] = {code: str(v) for code, v in sorted(prepaid_before.items())}
         lines = [
             {"institution_id": by_code[line.code], "case_count": line.case_count, "raw_points": line.points,
              "points": line.points, "point_value": line.point_value, "self_pay": line.self_pay,
              "itemized_fund": line.itemized_fund, "due": line.due, "due_exact": _fraction_text(line.due_exact),
-             "prepaid_to_date": line.prepaid_to_date, "prepay": line.prepay, "withheld": line.withheld}
+             "prepaid_to_date": line.prepaid_to_date, "prepay": line.prepay, "withheld": line.withheld,
+             "settled_before": prepaid_before.get(line.code, ZERO)}
             for line in result.lines
         ]
         totals = {
@@ -333,23 +391,25 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
     else:
         penalties = selectors.pool_penalties(region_id=region_id, fund=fund, year=year)
         scores = selectors.pool_scores(region_id=region_id, fund=fund, year=year)
-        prepaid = selectors.prepayments_before(region_id=region_id, fund=fund, year=year, month=13)
+        prepaid, settled_before = earlier.prepaid, earlier.settled_before
         withheld = selectors.withheld_latest(region_id=region_id, fund=fund, year=year)
         result = annual_clearing(
             totals_by_inst, inpatient=budget.inpatient, itemized=itemized, reserve=budget.reserve, params=scheme.clearing,
             penalties={codes[k]: v for k, v in penalties.items()}, prepaid={codes[k]: v for k, v in prepaid.items()},
             withheld={codes[k]: v for k, v in withheld.items()}, scores={codes[k]: v for k, v in scores.items()},
+            settled_before={codes[k]: v for k, v in settled_before.items()},
         )
-        for name, mapping in (("penalties", penalties), ("scores", scores), ("prepaid", prepaid), ("withheld", withheld)):
+        for name, mapping in (("penalties", penalties), ("scores", scores), ("prepaid", prepaid), ("withheld", withheld),
+                              ("settled_before", settled_before)):
             parameters[name] = {codes[k]: str(v) for k, v in sorted(mapping.items(), key=lambda kv: codes[kv[0]])}
         lines = [
             {"institution_id": by_code[line.code], "case_count": line.case_count, "raw_points": line.raw_points,
-             "penalty_points": line.penalty_points, "tcm_rate": None if line.tcm_rate is None else to_decimal(line.tcm_rate).quantize(RATE_PLACES),
+             "penalty_points": line.penalty_points, "tcm_rate": None if line.tcm_rate is None else round_half_up(line.tcm_rate, RATE_DECIMALS),
              "uplift": line.uplift, "points": line.points, "point_value": line.point_value,
              "gross_amount": line.gross_amount, "self_pay": line.self_pay, "fund_payment": line.fund_payment,
              "itemized_fund": line.itemized_fund, "surplus": line.surplus, "prepaid": line.prepaid,
              "withheld": line.withheld, "quality_score": line.quality_score,
-             "quality_deduction": line.quality_deduction, "balance": line.balance}
+             "quality_deduction": line.quality_deduction, "balance": line.balance, "settled_before": line.settled_before}
             for line in result.lines
         ]
         totals = {
@@ -390,7 +450,9 @@ def _fraction_text(value: Fraction) -> str:
 def _fingerprint(digests: dict[int, str], catalog: Catalog, parameters: dict) -> str:
     """sha256 over every input of the run: the case rows (as per-institution digests in institution
     order, scaleout.combined_digest — the same whether the pool was valued in one process or in
-    chunks), the catalog and the parameters — which name the parameter revisions the run used."""
+    chunks), the catalog and the parameters — which name the parameter revisions the run used and the
+    amounts settled before (not the ids of the runs that settled them)."""
+    parameters = {key: value for key, value in parameters.items() if key != SETTLED_RUNS}
     digest = hashlib.sha256()
     digest.update(scaleout.combined_digest(digests).encode())
     for frame in (catalog.groups, catalog.coefficients):
@@ -603,19 +665,58 @@ def clearing_run_reduce(*, run_id: int, results: list) -> ClearingRun:
 # --- finalize --------------------------------------------------------------------------------------
 
 def clearing_run_finalize(*, run: ClearingRun, user=None, system: bool = False) -> ClearingRun:
-    """Draft -> finalized, by an approver other than the starter (the batch system user excepted)."""
+    """Draft -> finalized, by an approver other than the starter (the batch system user excepted).
+
+    The run becomes the binding run of its period: the finalized run it replaces (same pool, kind and
+    month) is marked superseded and the two are linked (SETTLEMENT.md §6). Refused when the run was
+    computed before another run of its pool-year was finalized: the earlier settlements it is net of
+    (prepayments, annual balances) are stale, so it must be run again — never finalized with amounts
+    that would pay twice or not at all. The pool-year's runs are locked (in id order) so that two
+    finalizations of one pool-year happen one after the other.
+    """
     with transaction.atomic():
-        locked = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        pool_runs = ClearingRun.objects.select_for_update().filter(region_id=run.region_id, fund=run.fund, year=run.year)
+        locked_runs = {r.pk: r for r in pool_runs.order_by("pk")}
+        locked = locked_runs.get(run.pk) or ClearingRun.objects.select_for_update().get(pk=run.pk)
         if locked.status != RunStatus.DRAFT:
             raise ValidationError(f"run #{locked.pk} is {locked.status}; only a draft run can be finalized")
         if not system and user is not None and locked.started_by_id == user.pk:
             raise PermissionDenied("maker-checker: the user who started a run cannot finalize it")
+        _check_not_stale(locked, [r for r in locked_runs.values() if r.pk != locked.pk and r.status in PAID_RUN_STATUSES])
+        clearing_run_check_period(region=locked.region, fund=locked.fund, year=locked.year, month=locked.month)
+        replaced = next(
+            (r for r in locked_runs.values()
+             if r.status == RunStatus.FINALIZED and r.kind == locked.kind and r.month == locked.month and r.pk != locked.pk),
+            None,
+        )
+        if replaced is not None:
+            replaced.status = RunStatus.SUPERSEDED
+            replaced.save(update_fields=["status"])
         locked.status = RunStatus.FINALIZED
         locked.finalized_by = user
         locked.finalized_at = timezone.now()
-        locked.save(update_fields=["status", "finalized_by", "finalized_at"])
+        locked.supersedes = replaced
+        locked.save(update_fields=["status", "finalized_by", "finalized_at", "supersedes"])
         transaction.on_commit(lambda: run_finalized.send(sender=ClearingRun, run=locked))
     return locked
+
+
+def _check_not_stale(run: ClearingRun, paid: list[ClearingRun]) -> None:
+    """The finalized runs of the pool-year must be those the run was computed against."""
+    recorded = (run.parameters or {}).get(SETTLED_RUNS)
+    if recorded is None:  # computed before runs recorded them: judged by time
+        newer = [r for r in paid if r.finalized_at is not None and r.finalized_at >= run.created_at]
+    else:
+        newer = [r for r in paid if r.pk not in set(recorded)]
+    if newer:
+        names = ", ".join(f"#{r.pk}" for r in sorted(newer, key=lambda r: r.pk))
+        raise ClearingRunStale(
+            _("清算 run #%(run)s 计算之后，同一基金池年度的 run %(names)s 已定稿，其已结算金额（预付、此前结算）已过期，"
+              "请重新发起清算后再定稿。 Run #%(run)s was computed before run %(names)s of the same pool-year was finalized: "
+              "the earlier settlements it is net of have changed. Re-run the period and finalize the new run.")
+            % {"run": run.pk, "names": names},
+            code="stale",
+        )
 
 
 def clearing_run_acknowledge(*, run: ClearingRun, user, note: str) -> ClearingRun:

@@ -2,7 +2,11 @@
 year-end pack for finance (one workbook, every pool of the region and year, totals that add up).
 
 Everything is read from the run's stored InstitutionLine rows, totals and parameters: a statement
-shows what the run computed, never a recomputation. Amounts are written as numbers with the
+shows what the run computed, never a recomputation. Every statement says whether its run is the
+binding one of its period, a superseded one (and by which run) or a draft, and shows the earlier
+settlements the run is net of (SETTLEMENT.md §6): the `settled_before` column, and, line by line,
+`earlier_settlements()` — the Excel sheet and the admin run page render those rows, and any other
+format (a PDF) renders the same rows. Amounts are written as numbers with the
 formats 0.00 (money) and 0.0000 (points, point values); CSV writes the same values as text with
 exactly 2 or 4 decimals (UTF-8 with a BOM so that Excel opens the Chinese names correctly).
 """
@@ -23,7 +27,7 @@ from openpyxl.utils import get_column_letter
 
 from common.precision import r2, r4
 from drg.models import Institution, Region
-from settlement.choices import RunKind, RunStatus
+from settlement.choices import PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import ClearingRun, InstitutionLine
 from settlement.selectors import run_case_results_frame
 
@@ -65,6 +69,7 @@ ANNUAL_COLUMNS: tuple[Column, ...] = (
     Column("withheld", "质量保证金 withheld", MONEY, True),
     Column("quality_score", "考核得分 score", MONEY),
     Column("quality_deduction", "质量扣款 quality deduction", MONEY, True),
+    Column("settled_before", "此前年度清算已结算 settled before", MONEY, True),
     Column("balance", "清算余额 balance (+pay / −recover)", MONEY, True),
 )
 
@@ -76,6 +81,7 @@ MONTHLY_COLUMNS: tuple[Column, ...] = (
     Column("point_value", "点值 point value", POINTS),
     Column("due", "应付 due (YTD)", MONEY, True),
     Column("prepaid_to_date", "累计预付 prepaid to date", MONEY, True),
+    Column("settled_before", "此前已预付 prepaid before", MONEY, True),
     Column("prepay", "本月预付 prepay this month", MONEY, True),
     Column("withheld", "质量保证金 withheld (YTD)", MONEY, True),
     Column("self_pay", "个人负担 self pay", MONEY, True),
@@ -103,8 +109,78 @@ def columns_of(run: ClearingRun) -> tuple[Column, ...]:
 
 # --- reads ---------------------------------------------------------------------------------------
 
+def run_standing(run: ClearingRun) -> str:
+    """Binding, superseded (by which run) or draft, as every statement says it."""
+    if run.status == RunStatus.FINALIZED:
+        return "有效结算 binding"
+    if run.status == RunStatus.SUPERSEDED:
+        successor = run.successor
+        by = f"run #{successor.pk}" if successor is not None else "a later run"
+        return f"已被 {by} 取代，非有效结算 SUPERSEDED by {by}, not binding"
+    if run.status == RunStatus.DRAFT:
+        return "草稿，非最终 DRAFT, not final"
+    return run.get_status_display()
+
+
+@dataclass(frozen=True)
+class EarlierSettlement:
+    """One amount an earlier finalized run of the pool-year paid an institution, which a run is net of:
+    a monthly run's prepayment (for a monthly run) or an annual run's balance (for an annual run)."""
+
+    run: ClearingRun
+    institution_code: str
+    institution_name: str
+    amount: Decimal
+
+    @property
+    def standing(self) -> str:
+        return run_standing(self.run)
+
+
+def earlier_settlements(*, run: ClearingRun, institution: Institution | None = None) -> list[EarlierSettlement]:
+    """The settlements `run` is net of, per earlier run and institution (Σ per institution is the
+    line's `settled_before`): the finalized runs of the same kind it recorded when it was computed
+    (`parameters["settled_runs"]`; runs computed before that was recorded: those finalized before it)."""
+    recorded = (run.parameters or {}).get("settled_runs")
+    earlier = ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=run.kind, status__in=PAID_RUN_STATUSES)
+    if recorded is not None:
+        earlier = earlier.filter(pk__in=recorded)
+    else:
+        earlier = earlier.filter(finalized_at__lt=run.created_at)
+    field = "prepay" if run.kind == RunKind.MONTHLY else "balance"
+    lines = (
+        InstitutionLine.objects.filter(run__in=earlier.exclude(pk=run.pk))
+        .select_related("run__region", "run__superseded_by", "institution")
+        .order_by("institution__code", "run__finalized_at", "run_id")
+    )
+    if institution is not None:
+        lines = lines.filter(institution=institution)
+    return [
+        EarlierSettlement(run=line.run, institution_code=line.institution.code, institution_name=line.institution.name,
+                          amount=getattr(line, field) or ZERO)
+        for line in lines
+    ]
+
+
+EARLIER_COLUMNS: tuple[Column, ...] = (
+    Column("institution_code", "机构编码 code", TEXT),
+    Column("institution_name", "机构名称 institution", TEXT),
+    Column("run", "清算批次 run", TEXT),
+    Column("period", "期间 period", TEXT),
+    Column("finalized_at", "定稿时间 finalized", TEXT),
+    Column("standing", "状态 standing", TEXT),
+    Column("amount", "已结算金额 amount settled", MONEY, True),
+)
+
+
+def _earlier_rows(settlements: Sequence[EarlierSettlement]):
+    for item in settlements:
+        finalized = f"{timezone.localtime(item.run.finalized_at):%Y-%m-%d %H:%M}" if item.run.finalized_at else ""
+        yield [item.institution_code, item.institution_name, f"#{item.run.pk}", period_label(item.run), finalized, item.standing, item.amount]
+
+
 def statement_lines(*, run: ClearingRun, institution: Institution | None = None) -> list[InstitutionLine]:
-    if run.status not in (RunStatus.DRAFT, RunStatus.FINALIZED):
+    if run.status not in RESULT_RUN_STATUSES:
         raise StatementError(f"run #{run.pk} is {run.status}; it has no results yet")
     lines = run.lines.select_related("institution").order_by("institution__code")
     if institution is not None:
@@ -167,6 +243,8 @@ def pool_inputs(run: ClearingRun) -> list[tuple[str, object, str]]:
         ("险种 fund", run.get_fund_display(), TEXT),
         ("期间 period", period_label(run), TEXT),
         ("清算批次 run", f"#{run.pk} ({run.get_status_display()})", TEXT),
+        ("状态 standing", run_standing(run), TEXT),
+        ("取代 supersedes", f"#{run.supersedes_id}" if run.supersedes_id else "—", TEXT),
         ("发起 started by", str(run.started_by or "—"), TEXT),
         ("定稿 finalized by", f"{run.finalized_by} {timezone.localtime(run.finalized_at):%Y-%m-%d %H:%M}" if run.finalized_by else "—", TEXT),
         ("输入指纹 inputs fingerprint", run.fingerprint, TEXT),
@@ -358,13 +436,22 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
     ws.title = "结算单 Statement"
     who = f"{institution.code} {institution.name}" if institution is not None else "全部机构 all institutions"
     title = f"DRG点数付费结算单 · {run.region.name} · {run.get_fund_display()} · {period_label(run)}"
-    subtitle = f"{who} · run #{run.pk} · {run.get_status_display()}" + ("" if run.status == RunStatus.FINALIZED else " · 草稿，非最终 DRAFT, not final")
+    subtitle = f"{who} · run #{run.pk} · {run_standing(run)}"
     totals = None
     if institution is None:
         check_conservation(run=run, lines=lines)
         totals = line_totals(lines, columns)
     _write_table(ws, title=title, subtitle=subtitle, columns=columns, rows=_line_rows(lines, columns), totals=totals)
     _write_inputs(wb.create_sheet("计算参数 Inputs"), run)
+    earlier = earlier_settlements(run=run, institution=institution)
+    _write_table(
+        wb.create_sheet("此前结算 Earlier settlements"),
+        title=("此前已预付 Prepayments already made this year" if run.kind == RunKind.MONTHLY
+               else "此前年度清算 Annual balances already settled this year") + f" · {who}",
+        subtitle=f"run #{run.pk} is net of these (the settled_before column); superseded runs included: whatever was paid counts"
+        if earlier else f"run #{run.pk}: none (the first finalized run of its kind this year)",
+        columns=EARLIER_COLUMNS, rows=_earlier_rows(earlier), totals={"amount": sum((e.amount for e in earlier), ZERO)},
+    )
     if institution is not None:
         results = run_case_results_frame(run=run, institution_id=institution.pk, with_case=True)
         results = results.sort_values("case_no", kind="stable")[
@@ -399,12 +486,13 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("fund_payment", "Σ 基金支付 fund payment", MONEY, True),
     Column("prepaid", "Σ 已预付 prepaid", MONEY, True),
     Column("quality_deduction", "Σ 质量扣款", MONEY, True),
+    Column("settled_before", "Σ 此前已结算 settled before", MONEY, True),
     Column("balance", "Σ 清算余额 balance", MONEY, True),
 )
 
 
 def year_end_runs(*, region: Region, year: int) -> dict[str, ClearingRun]:
-    """fund -> the latest finalized annual run of the region and year."""
+    """fund -> the binding annual run of the region and year."""
     runs = (
         ClearingRun.objects.filter(region=region, year=year, kind=RunKind.ANNUAL, status=RunStatus.FINALIZED)
         .select_related("region", "started_by", "finalized_by")
@@ -420,8 +508,6 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
     """One workbook for finance: a summary of every pool of the year, each pool's institution lines with
     totals, the monthly prepayments, and the inputs. Only finalized annual runs; Σ fund_payment of each
     pool must equal its distributed amount (asserted: no pack is issued otherwise)."""
-    from settlement.selectors import latest_finalized_runs
-
     runs = year_end_runs(region=region, year=year)
     if not runs:
         raise StatementError(f"region {region.code} has no finalized annual run for {year}; finalize the annual clearing first")
@@ -438,7 +524,7 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
         summary_rows.append([
             run.get_fund_display(), f"#{run.pk}", *(Decimal(str(totals.get(k, "0"))) for k in
             ("total", "reserve", "inpatient", "special_outpatient", "drg_budget", "fund_claims", "distributed", "from_reserve", "point_value")),
-            paid, sums["prepaid"], sums["quality_deduction"], sums["balance"],
+            paid, sums["prepaid"], sums["quality_deduction"], sums["settled_before"], sums["balance"],
         ])
         ws = wb.create_sheet(f"{fund} 清算 clearing"[:31])
         _write_table(
@@ -446,18 +532,24 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
             subtitle=f"run #{run.pk} · finalized by {run.finalized_by} {timezone.localtime(run.finalized_at):%Y-%m-%d} · Σ fund payment = distributed = {paid}",
             columns=ANNUAL_COLUMNS, rows=_line_rows(lines, ANNUAL_COLUMNS), totals=sums,
         )
-        monthly = latest_finalized_runs(region_id=region.pk, fund=fund, year=year, kind=RunKind.MONTHLY)
-        months = sorted(monthly)
+        # every finalized monthly run counts, superseded ones included (a re-run prepays the difference)
+        monthly_lines = (
+            InstitutionLine.objects.filter(run__region=region, run__fund=fund, run__year=year, run__kind=RunKind.MONTHLY,
+                                           run__status__in=PAID_RUN_STATUSES)
+            .select_related("institution", "run")
+        )
+        months = sorted({line.run.month for line in monthly_lines})
         prepay_columns = (
             Column("institution_code", "机构编码 code", TEXT), Column("institution_name", "机构名称 institution", TEXT),
             *(Column(f"m{m:02d}", f"{m:02d}月 prepay", MONEY, True) for m in months), Column("sum", "合计 Σ", MONEY, True),
         )
         grid: dict[int, dict[str, Decimal]] = {}
         names: dict[int, tuple[str, str]] = {}
-        for month in months:
-            for line in monthly[month].lines.select_related("institution"):
-                names[line.institution_id] = (line.institution.code, line.institution.name)
-                grid.setdefault(line.institution_id, {})[f"m{month:02d}"] = line.prepay or ZERO
+        for line in monthly_lines:
+            names[line.institution_id] = (line.institution.code, line.institution.name)
+            cells = grid.setdefault(line.institution_id, {})
+            key = f"m{line.run.month:02d}"
+            cells[key] = cells.get(key, ZERO) + (line.prepay or ZERO)
         prepay_rows = []
         for institution_id, (code, name) in sorted(names.items(), key=lambda kv: kv[1][0]):
             values = grid[institution_id]
@@ -466,7 +558,7 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
         _write_table(
             wb.create_sheet(f"{fund} 月度预付 prepay"[:31]),
             title=f"月度预付 Monthly prepayments · {run.get_fund_display()} · {year}",
-            subtitle="finalized monthly runs; the annual clearing deducts their sum as prepaid",
+            subtitle="finalized monthly runs, re-runs (补差) included; the annual clearing deducts their sum as prepaid",
             columns=prepay_columns, rows=prepay_rows, totals=prepay_totals,
         )
         _write_inputs(wb.create_sheet(f"{fund} 参数 inputs"[:31]), run)

@@ -12,7 +12,7 @@ Pure: numpy and pandas only (no Django); a newcomer finds each category's formul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import Decimal
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -177,11 +177,10 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     points = _fill(points, has_review, _points_special_review(review, all_case_avg_fen, big))
     points = _fill(points, is_per_diem, _as_int(daily_u, big) * _as_int(bed_days, big))
     points = _fill(points, is_unstable, _points_unstable(total_fen, all_case_avg_fen, big))
-    high_points, high_tie = _points_high(base_u, coef_u, m_u, total_fen, avg_fen, big)
-    low_points, low_tie = _points_low(base_u, coef_u, total_fen, avg_fen, big)
+    high_points = _points_high(base_u, coef_u, m_u, total_fen, avg_fen, big)
+    low_points = _points_low(base_u, coef_u, total_fen, avg_fen, big)
     points = _fill(points, is_high, high_points)
     points = _fill(points, is_low, low_points)
-    _decimal_ties(points, is_high & high_tie, is_low & low_tie, base_u, coef_u, m_u, total_fen, avg_fen)
     points = _fill(points, is_normal, _div_round(_as_int(base_u, big) * _as_int(coef_u, big), U))
 
     # 5. readmission (分解住院): the earlier of two stays 0..N days apart is multiplied by the factor
@@ -236,7 +235,7 @@ def _points_high(base_u, coef_u, m_u, total_fen, avg_fen, big):
     xq, xr = x // U, x % U
     yq, yr = y // avg, y % avg
     fraction_num = xr * avg + yr * U
-    return xq + yq + _div_round(fraction_num, avg * U), 2 * fraction_num == avg * U
+    return xq + yq + _div_round(fraction_num, avg * U)
 
 
 def _points_low(base_u, coef_u, total_fen, avg_fen, big):
@@ -249,31 +248,7 @@ def _points_low(base_u, coef_u, total_fen, avg_fen, big):
     q1, r1 = t1 // avg, t1 % avg
     q2, r2 = t2 // (avg * U), t2 % (avg * U)
     value = q1 + q2 + _div_round(r1 * U + r2, avg * U)
-    return np.where(capped, base, value), ~capped & (2 * (r1 * U + r2) == avg * U)
-
-
-def _decimal_ties(points, high, low, base_u, coef_u, m_u, total_fen, avg_fen) -> None:
-    """Cases whose exact points lie exactly half-way between two ten-thousandths, recomputed as the
-    spec's reference arithmetic does them: Python Decimal in the default context (28 significant
-    digits), the formula as written, r = total_cost / avg_cost first.
-
-    Exact rational arithmetic and 28-digit Decimal agree on every other case. They can disagree only
-    here: when r does not terminate (avg_cost with a factor 3, 7, …) yet base × r does, Decimal's
-    rounded r leaves the sum a hair below or above the half and ROUND_HALF_UP then goes the other way
-    (e.g. base 37.9155, c 0.5, total 2.96, avg 0.24: exactly 372.83575, Decimal 372.8357). Such rows
-    are rare (a few per million), so a per-row Decimal pass costs nothing.
-    """
-    for mask, high_rule in ((high, True), (low, False)):
-        for i in np.flatnonzero(mask):
-            base = Decimal(int(base_u[i])).scaleb(-4)
-            c = Decimal(int(coef_u[i])).scaleb(-4)
-            with localcontext(Context(prec=28, rounding=ROUND_HALF_EVEN)):
-                r = Decimal(int(total_fen[i])).scaleb(-2) / Decimal(int(avg_fen[i])).scaleb(-2)
-                if high_rule:
-                    value = base * c + base * (r - Decimal(int(m_u[i])).scaleb(-4))
-                else:
-                    value = min(base * c * r, base)
-            points[i] = int(value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).scaleb(4))
+    return np.where(capped, base, value)
 
 
 def _fill(target, mask, values):

@@ -59,19 +59,56 @@ class ValuationSerializer(serializers.Serializer):
     run = RunSerializer()
 
 
+STANDINGS = (
+    ("binding", "the binding run of its period: finalized, not superseded; its amounts are payment orders"),
+    ("superseded", "finalized, then replaced by a later finalized run of the same period (see superseded_by); "
+                   "what it paid counts and the successor is net of it"),
+    ("draft", "not finalized; the numbers may still change"),
+)
+
+
+def standing_of(run) -> str:
+    return {RunStatus.FINALIZED: "binding", RunStatus.SUPERSEDED: "superseded"}.get(run.status, "draft")
+
+
 class StatementSerializer(serializers.ModelSerializer):
     """One institution's line of a clearing run: monthly (due/prepay/withheld) or annual (all)."""
 
     run = RunSerializer()
+    standing = serializers.SerializerMethodField(
+        help_text="binding (finalized, not superseded), superseded (replaced by `superseded_by`) or draft"
+    )
+    supersedes = serializers.SerializerMethodField(help_text="id of the run this run replaced when it was finalized")
+    superseded_by = serializers.SerializerMethodField(help_text="id of the run that replaced this one (superseded runs only)")
+    settled_before = serializers.DecimalField(
+        max_digits=16, decimal_places=2, allow_null=True, read_only=True,
+        help_text="what earlier finalized runs of the year already settled: monthly, the prepayments made before "
+                  "(prepay = prepaid_to_date − settled_before); annual, the balances of earlier annual runs "
+                  "(balance = fund_payment − quality_deduction − prepaid − settled_before)",
+    )
 
     class Meta:
         model = InstitutionLine
         fields = [
-            "run", "case_count", "raw_points", "penalty_points", "tcm_rate", "uplift", "points", "point_value",
-            "gross_amount", "self_pay", "itemized_fund", "fund_payment", "surplus", "due", "prepaid_to_date",
-            "prepay", "prepaid", "withheld", "quality_score", "quality_deduction", "balance",
+            "run", "standing", "supersedes", "superseded_by", "case_count", "raw_points", "penalty_points", "tcm_rate",
+            "uplift", "points", "point_value", "gross_amount", "self_pay", "itemized_fund", "fund_payment", "surplus",
+            "due", "prepaid_to_date", "prepay", "prepaid", "withheld", "quality_score", "quality_deduction",
+            "settled_before", "balance",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=STANDINGS))
+    def get_standing(self, line) -> str:
+        return standing_of(line.run)
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_supersedes(self, line) -> int | None:
+        return line.run.supersedes_id
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_superseded_by(self, line) -> int | None:
+        successor = line.run.successor
+        return successor.pk if successor is not None else None
 
 
 class ItemizedClaimInSerializer(StrictSerializer):

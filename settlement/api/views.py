@@ -12,10 +12,12 @@ from drg.choices import Fund
 from drg.services import CREATED, AlreadyDecided
 from settlement.api import serializers as s
 from settlement.api.services import itemized_claim_submit
-from settlement.choices import RunKind, RunStatus
+from settlement.choices import RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import InstitutionLine, ItemizedClaim
 
-STATEMENT_RUN_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+STATEMENT_RUN_STATUSES = RESULT_RUN_STATUSES
+# ?include= adds these to the binding runs a statement list shows by default
+INCLUDABLE = {"superseded": RunStatus.SUPERSEDED, "draft": RunStatus.DRAFT}
 REVIEW_STATUSES = ReviewStatus.choices
 
 
@@ -24,26 +26,58 @@ class StatementFilter(filters.FilterSet):
     year = filters.NumberFilter(field_name="run__year")
     month = filters.NumberFilter(field_name="run__month", help_text="1-12 (monthly runs)")
     kind = filters.ChoiceFilter(field_name="run__kind", choices=RunKind.choices)
-    status = filters.ChoiceFilter(field_name="run__status", choices=[(st.value, st.label) for st in STATEMENT_RUN_STATUSES])
+    status = filters.ChoiceFilter(
+        field_name="run__status", choices=[(st.value, st.label) for st in STATEMENT_RUN_STATUSES],
+        help_text="only lines of runs in this status (finalized = binding); overrides `include`",
+    )
 
     class Meta:
         model = InstitutionLine
         fields = ["fund", "year", "month", "kind", "status"]
 
 
+def statement_lines(queryset):
+    return queryset.select_related("run", "run__superseded_by")
+
+
+INCLUDE_PARAMETER = OpenApiParameter(
+    "include", str, OpenApiParameter.QUERY, required=False,
+    description="comma-separated: `superseded`, `draft` — also list lines of superseded runs and of drafts "
+                "(by default only binding runs: finalized, not superseded)",
+)
+
+
 class StatementCollectionView(InstitutionAPIView):
     filterset_class = StatementFilter
 
+    def _statuses(self) -> list[str]:
+        if self.request.query_params.get("status"):
+            return list(STATEMENT_RUN_STATUSES)  # the status filter chooses
+        raw = self.request.query_params.get("include", "")
+        asked = [part.strip() for part in raw.split(",") if part.strip()]
+        unknown = [part for part in asked if part not in INCLUDABLE]
+        if unknown:
+            raise ApiError([ApiErrorItem(
+                code="invalid_include", field="include",
+                message=f"include takes a comma-separated list of {', '.join(sorted(INCLUDABLE))}; not {unknown[0][:40]!r}",
+            )])
+        return [RunStatus.FINALIZED, *(INCLUDABLE[part] for part in asked)]
+
     def get_queryset(self):
-        return (
-            InstitutionLine.objects.filter(institution=self.institution, run__status__in=STATEMENT_RUN_STATUSES)
-            .select_related("run")
+        return statement_lines(
+            InstitutionLine.objects.filter(institution=self.institution, run__status__in=self._statuses())
             .order_by("-run__year", "run__fund", "run__kind", "-run__month", "-run__created_at", "-run_id")
         )
 
     @extend_schema(
         summary="Your monthly and annual statements (one line per clearing run)",
-        description="Lines of draft and finalized runs; a draft may still change, a finalized one is final.",
+        description=(
+            "By default the lines of binding runs only: one per period, the finalized run that is not superseded. "
+            "`?include=superseded,draft` adds the lines of superseded runs (finalized, then replaced by a re-run of the "
+            "same period; what they paid counts, and the successor pays only the difference) and of drafts (may still "
+            "change). Each line says its `standing` and links `supersedes` / `superseded_by`."
+        ),
+        parameters=[INCLUDE_PARAMETER],
         responses={200: s.StatementSerializer(many=True), **error_responses(400, 401, 404, 429)},
     )
     def get(self, request):
@@ -53,16 +87,14 @@ class StatementCollectionView(InstitutionAPIView):
 
 class StatementDetailView(InstitutionAPIView):
     @extend_schema(
-        summary="Your statement line of one clearing run",
+        summary="Your statement line of one clearing run (binding, superseded or draft: see `standing`)",
         parameters=[OpenApiParameter("run_id", int, OpenApiParameter.PATH)],
         responses={200: s.StatementSerializer, **error_responses(401, 404, 429)},
     )
     def get(self, request, run_id: int):
-        line = (
+        line = statement_lines(
             InstitutionLine.objects.filter(institution=self.institution, run_id=run_id, run__status__in=STATEMENT_RUN_STATUSES)
-            .select_related("run")
-            .first()
-        )
+        ).first()
         if line is None:
             raise ApiError([ApiErrorItem(code="not_found", message="Not found.")], status_code=404)
         return Response(s.StatementSerializer(line).data)

@@ -1,8 +1,14 @@
 """SETTLEMENT.md §3–§5: institution points, annual clearing and monthly provisional clearing.
 
 Works on per-institution totals (a pool has tens to a few thousand institutions), in exact
-arithmetic: Decimal for the given amounts, Fraction where the spec divides (point value), and the
-roundings of common.precision exactly where the spec rounds. Pure: no Django.
+rational arithmetic: Decimal for the given amounts (exact), Fraction for every quotient and every
+product a rounding is applied to (B_m, V, gross, due, prepaid to date, withheld, quality deduction,
+the TCM rate), and the roundings of common.precision exactly where the spec rounds. Pure: no Django.
+
+A statement is a payment order (SETTLEMENT.md §6): a monthly prepayment is net of every earlier
+finalized prepayment of the year, an annual balance net of the prepayments and of every earlier
+finalized annual balance (`settled_before`). An institution that was paid before but has no valued
+case any more gets a line that recovers what it was paid.
 """
 from __future__ import annotations
 
@@ -80,6 +86,7 @@ class AnnualLine:
     quality_score: Decimal
     quality_deduction: Decimal
     balance: Decimal
+    settled_before: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,12 @@ def tcm_uplift(*, tcm_cost: Decimal, total_cost: Decimal, tiers: Sequence[Uplift
 
 def institution_points(*, raw_points: Decimal, penalty: Decimal, uplift: Decimal) -> Decimal:
     """points_h = max(0, r4((raw − penalty) × (1 + uplift)))."""
-    return max(ZERO, r4((raw_points - penalty) * (1 + uplift)))
+    return max(ZERO, r4((Fraction(raw_points) - Fraction(penalty)) * (1 + Fraction(uplift))))
+
+
+def quality_deduction(*, withheld: Decimal, score: Decimal) -> Decimal:
+    """r2(withheld × (100 − score) / 100)."""
+    return r2(Fraction(withheld) * (100 - Fraction(score)) / 100)
 
 
 def distributed_amount(*, drg_budget: Decimal, fund_claims: Decimal, reserve: Decimal, params: ClearingParameters) -> tuple[Decimal, Fraction, Decimal]:
@@ -175,8 +187,12 @@ def annual_clearing(
     prepaid: Mapping[str, Decimal] | None = None,
     withheld: Mapping[str, Decimal] | None = None,
     scores: Mapping[str, Decimal] | None = None,
+    settled_before: Mapping[str, Decimal] | None = None,
 ) -> AnnualResult:
+    """§3/§4. `prepaid`: Σ of the year's finalized monthly prepayments per institution;
+    `settled_before`: Σ of its balances in the pool-year's earlier finalized annual runs."""
     penalties, prepaid, withheld, scores = penalties or {}, prepaid or {}, withheld or {}, scores or {}
+    settled_before = settled_before or {}
     members = sorted((i for i in institutions if i.case_count > 0), key=lambda i: i.code)
     if not members:
         raise ClearingError("the pool has no valued cases in the period")
@@ -214,8 +230,9 @@ def annual_clearing(
         code = inst.code
         held = withheld.get(code, ZERO)
         score = Decimal(scores.get(code, HUNDRED))
-        quality = r2(held * (HUNDRED - score) / HUNDRED)
+        quality = quality_deduction(withheld=held, score=score)
         paid_before = prepaid.get(code, ZERO)
+        settled = settled_before.get(code, ZERO)
         lines.append(
             AnnualLine(
                 code=code,
@@ -235,9 +252,21 @@ def annual_clearing(
                 withheld=held,
                 quality_score=score,
                 quality_deduction=quality,
-                balance=pay[code] - quality - paid_before,
+                balance=pay[code] - quality - paid_before - settled,
+                settled_before=settled,
             )
         )
+    for code in _paid_without_cases(members, prepaid, settled_before):
+        paid_before, settled = prepaid.get(code, ZERO), settled_before.get(code, ZERO)
+        lines.append(
+            AnnualLine(
+                code=code, case_count=0, raw_points=ZERO, penalty_points=ZERO, tcm_rate=None, uplift=ZERO, points=ZERO,
+                point_value=r4(value), gross_amount=ZERO, self_pay=ZERO, fund_payment=ZERO, itemized_fund=ZERO,
+                surplus=ZERO, prepaid=paid_before, withheld=ZERO, quality_score=Decimal(scores.get(code, HUNDRED)),
+                quality_deduction=ZERO, balance=-paid_before - settled, settled_before=settled,
+            )
+        )
+    lines.sort(key=lambda line: line.code)
     return AnnualResult(
         drg_budget=drg_budget,
         fund_claims=fund_claims,
@@ -250,6 +279,13 @@ def annual_clearing(
         point_value=r4(value),
         lines=tuple(lines),
     )
+
+
+def _paid_without_cases(members: Sequence[InstitutionTotals], *paid: Mapping[str, Decimal]) -> list[str]:
+    """Codes paid before (a non-zero amount in any of `paid`) without a valued case now: their line
+    recovers what they were paid (no points, no payment)."""
+    present = {inst.code for inst in members}
+    return sorted({code for mapping in paid for code, amount in mapping.items() if amount and code not in present})
 
 
 def monthly_budget(*, inpatient: Decimal, month: int, itemized_to_date: Decimal) -> Decimal:
@@ -266,7 +302,9 @@ def monthly_clearing(
     params: ClearingParameters,
     prepaid_before: Mapping[str, Decimal] | None = None,
 ) -> MonthlyResult:
-    """§5: cumulative year-to-date provisional clearing, without penalties or TCM uplift."""
+    """§5: cumulative year-to-date provisional clearing, without penalties or TCM uplift.
+    `prepaid_before`: Σ of every prepayment of the year's finalized monthly runs per institution
+    (superseded runs included: whatever was paid counts)."""
     if not 1 <= month <= 12:
         raise ClearingError(f"month must be 1..12, got {month}")
     prepaid_before = prepaid_before or {}
@@ -304,6 +342,14 @@ def monthly_clearing(
                 itemized_fund=inst.fund_claims,
             )
         )
+    for code in _paid_without_cases(members, prepaid_before):
+        lines.append(
+            MonthlyLine(
+                code=code, case_count=0, points=ZERO, point_value=r4(value), due_exact=Fraction(0), due=ZERO,
+                prepaid_to_date=ZERO, prepay=-prepaid_before[code], withheld=ZERO, self_pay=ZERO, itemized_fund=ZERO,
+            )
+        )
+    lines.sort(key=lambda line: line.code)
     return MonthlyResult(
         budget_to_date=budget_to_date,
         fund_claims=fund_claims,

@@ -123,7 +123,7 @@ def test_statements_show_only_the_callers_lines_with_run_period_and_status(api, 
         make_line(run, h1)
         make_line(run, h2, points=Decimal("5"))
 
-    body = api.get("/api/v1/statements/").json()
+    body = api.get("/api/v1/statements/?include=draft").json()
     monthly_only = api.get("/api/v1/statements/?kind=monthly&month=3").json()
 
     assert body["count"] == 2
@@ -131,6 +131,38 @@ def test_statements_show_only_the_callers_lines_with_run_period_and_status(api, 
     assert all(r["points"] == "100.0000" for r in body["results"])
     assert [r["run"]["id"] for r in monthly_only["results"]] == [monthly.pk]
     assert api.get(f"/api/v1/statements/{monthly.pk}/").json()["prepay"] == "9465.71"
+
+
+def test_statements_list_binding_runs_by_default_and_say_which_run_superseded_which(api, h1, region):
+    replaced = make_run(region, month=3, status=RunStatus.SUPERSEDED)
+    binding = make_run(region, month=3, status=RunStatus.FINALIZED)
+    binding.supersedes = replaced
+    binding.save()
+    draft = make_run(region)
+    make_line(replaced, h1, prepaid_to_date=Decimal("9465.71"), prepay=Decimal("9465.71"), settled_before=Decimal("0"))
+    make_line(binding, h1, prepaid_to_date=Decimal("9500.00"), prepay=Decimal("34.29"), settled_before=Decimal("9465.71"))
+    make_line(draft, h1)
+
+    default = api.get("/api/v1/statements/").json()["results"]
+    everything = api.get("/api/v1/statements/?include=superseded,draft").json()["results"]
+    superseded_only = api.get("/api/v1/statements/?include=superseded").json()["results"]
+    drafts = api.get("/api/v1/statements/?status=draft").json()["results"]
+    detail = api.get(f"/api/v1/statements/{replaced.pk}/").json()
+
+    assert [(r["run"]["id"], r["standing"], r["supersedes"], r["superseded_by"]) for r in default] == [(binding.pk, "binding", replaced.pk, None)]
+    assert default[0]["prepay"] == "34.29" and default[0]["settled_before"] == "9465.71"
+    assert {r["run"]["id"]: r["standing"] for r in everything} == {binding.pk: "binding", replaced.pk: "superseded", draft.pk: "draft"}
+    assert {r["run"]["id"] for r in superseded_only} == {binding.pk, replaced.pk}
+    assert [r["run"]["id"] for r in drafts] == [draft.pk]
+    assert (detail["standing"], detail["superseded_by"], detail["run"]["status"]) == ("superseded", binding.pk, "superseded")
+
+
+@pytest.mark.parametrize("include", ["bogus", "draft,final", "%00", "superseded%00", "x" * 5000])
+def test_an_unknown_include_is_refused_with_400_naming_the_parameter(api, include):
+    response = api.get(f"/api/v1/statements/?include={include}")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "include"
 
 
 def test_payout_lines_of_the_caller_and_its_group(api, h1, region):

@@ -34,6 +34,20 @@ def test_the_schema_describes_every_v1_endpoint(db):
     assert {"200", "400", "409", "413", "422"} <= set(submit["responses"])
 
 
+def test_the_schema_describes_the_binding_standing_of_statement_lines(db):
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    statement = schema["components"]["schemas"]["Statement"]["properties"]
+    assert {"standing", "supersedes", "superseded_by", "settled_before"} <= set(statement)
+    standing = statement["standing"]
+    ref = standing.get("$ref") or standing["allOf"][0]["$ref"]
+    choices = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["enum"]
+    assert set(choices) == {"binding", "superseded", "draft"}
+    listing = schema["paths"]["/api/v1/statements/"]["get"]
+    assert "include" in {p["name"] for p in listing["parameters"]}
+    assert "superseded" in {p["name"]: p for p in listing["parameters"]}["status"]["schema"]["enum"]
+
+
 def test_the_docs_page_is_served(db):
     response = APIClient().get("/api/docs/")
 

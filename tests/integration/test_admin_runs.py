@@ -65,7 +65,8 @@ def test_an_approver_is_refused_finalizing_their_own_run(client, pool, django_ca
     both = make_user("dora", "operator")
     both.groups.add(Group.objects.get(name="approver"))
     client.force_login(both)
-    start_in_admin(client, django_capture_on_commit_callbacks, pool, month="3")
+    make_case(pool.institutions.get(code="H1"), "c00", admission_date=dt.date(2025, 1, 3), discharge_date=dt.date(2025, 1, 9))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool, month="1")
     run = ClearingRun.objects.get()
 
     page = client.get(reverse("admin:settlement_clearingrun_change", args=[run.pk])).content.decode()
@@ -75,7 +76,7 @@ def test_an_approver_is_refused_finalizing_their_own_run(client, pool, django_ca
     assert "another approver must finalize it" in page
     assert "maker-checker" in messages_of(refused) and "maker-checker" in messages_of(bulk)
     run.refresh_from_db()
-    assert run.status == "draft" and run.kind == "monthly" and run.month == 3
+    assert run.status == "draft" and run.kind == "monthly" and run.month == 1
 
 
 def test_a_finalized_run_and_its_lines_are_read_only(client, pool, django_capture_on_commit_callbacks, admin_user):
@@ -114,7 +115,8 @@ def test_the_comparison_explains_what_changed_since_the_previous_run(client, poo
 
 def test_the_pool_page_shows_budget_against_claims_as_svg_charts(client, pool, django_capture_on_commit_callbacks):
     client.force_login(make_user("olga", "operator"))
-    start_in_admin(client, django_capture_on_commit_callbacks, pool, month="3")
+    make_case(pool.institutions.get(code="H1"), "c00", admission_date=dt.date(2025, 1, 3), discharge_date=dt.date(2025, 1, 9))
+    start_in_admin(client, django_capture_on_commit_callbacks, pool, month="1")
 
     response = client.get(reverse("admin:settlement_pool", args=[pool.pk, "employee", 2025]))
 
@@ -140,8 +142,8 @@ def test_statements_download_from_the_run_admin(client, pool, django_capture_on_
 
     assert xlsx["Content-Type"].startswith("application/vnd.openxmlformats")
     workbook = load_workbook(io.BytesIO(xlsx.content))
-    assert workbook.sheetnames == ["结算单 Statement", "计算参数 Inputs"]
+    assert workbook.sheetnames == ["结算单 Statement", "计算参数 Inputs", "此前结算 Earlier settlements"]
     text = csv_response.content.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("institution_code,institution_name,case_count")
     assert [row.split(",")[0] for row in text.splitlines()[1:]] == ["H1", "H2"]
-    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单 Statement", "计算参数 Inputs", "病例 Cases"]
+    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单 Statement", "计算参数 Inputs", "此前结算 Earlier settlements", "病例 Cases"]

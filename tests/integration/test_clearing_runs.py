@@ -62,7 +62,7 @@ def test_a_changed_case_changes_the_fingerprint(region, users):
 
 def test_finalize_needs_an_approver_other_than_the_starter(region, users):
     operator, approver = users
-    run = services.clearing_run_start(region=region, fund="employee", year=2025, month=3, user=operator)
+    run = services.clearing_run_start(region=region, fund="employee", year=2025, month=1, user=operator)
     with pytest.raises(PermissionDenied):
         services.clearing_run_finalize(run=run, user=operator)
     run = services.clearing_run_finalize(run=run, user=approver)
@@ -148,10 +148,16 @@ def test_a_pool_year_without_budget_scheme_or_catalog_is_refused_before_any_run_
 def test_beat_queues_last_months_run_for_every_pool_once(region, django_capture_on_commit_callbacks):
     import datetime as dt
 
+    from common.users import system_user
+
+    batch = system_user()
+    for fund in ("employee", "resident"):
+        for month in (1, 2):
+            services.clearing_run_finalize(run=services.clearing_run_start(region=region, fund=fund, year=2025, month=month, user=batch), user=batch, system=True)
     with django_capture_on_commit_callbacks(execute=True):
         started = services.clearing_runs_schedule_monthly(today=dt.date(2025, 4, 5))
     assert sorted((r.fund, r.month) for r in started) == [("employee", 3), ("resident", 3)]
-    assert set(ClearingRun.objects.values_list("status", flat=True)) == {RunStatus.DRAFT}  # executed (eager Celery)
+    assert set(ClearingRun.objects.filter(month=3).values_list("status", flat=True)) == {RunStatus.DRAFT}  # executed (eager Celery)
     assert services.clearing_runs_schedule_monthly(today=dt.date(2025, 4, 5)) == []
     with django_capture_on_commit_callbacks(execute=True):
         annual = services.clearing_runs_offer_annual(today=dt.date(2026, 1, 15))

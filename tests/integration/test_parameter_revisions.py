@@ -147,17 +147,17 @@ def test_institution_attributes_change_by_revision_and_institutions_cannot_be_dr
 
 def test_a_run_after_an_approved_revision_uses_it_and_an_older_run_stays_explained_by_its_own(region, users):
     operator, approver = users
-    before = services.clearing_run_start(region=region, fund="employee", year=2025, month=3, user=operator)
+    before = services.clearing_run_start(region=region, fund="employee", year=2025, month=1, user=operator)
     used_before = {rev.kind: rev for rev in before.parameter_revisions.all()}
     assert set(used_before) == {ParameterKind.SCHEME, ParameterKind.CATALOG, ParameterKind.INSTITUTIONS}
     assert before.parameters["revisions"]["scheme"] == {"id": used_before["scheme"].pk, "revision": used_before["scheme"].revision}
 
     draft = revisions.parameter_revision_draft(region=region, kind=ParameterKind.SCHEME, year=2025,
                                                values=scheme_with(region, prepay_ratio="0.90"), reason="预付比例调整", user=operator)
-    pending = services.clearing_run_start(region=region, fund="employee", year=2025, month=3, user=operator)
+    pending = services.clearing_run_start(region=region, fund="employee", year=2025, month=1, user=operator)
     assert pending.parameters["scheme"]["prepay_ratio"] == "0.950000"  # a draft changes nothing
     revisions.parameter_revision_approve(revision=draft, user=approver)
-    after = services.clearing_run_start(region=region, fund="employee", year=2025, month=3, user=operator)
+    after = services.clearing_run_start(region=region, fund="employee", year=2025, month=1, user=operator)
 
     used_after = {rev.kind: rev for rev in after.parameter_revisions.all()}
     assert used_after["scheme"] == draft and used_after["catalog"] == used_before["catalog"]

@@ -1,47 +1,67 @@
-"""A straightforward, row-by-row Decimal implementation of SETTLEMENT.md §2, written from the text
-and independent of drg.domain.valuation, for the property tests to compare against."""
+"""A straightforward, row-by-row implementation of SETTLEMENT.md §2 in exact rational arithmetic
+(`fractions.Fraction`), written from the text and independent of drg.domain.valuation, for the
+property tests to compare against: every formula is evaluated as written (r = total / avg first)
+and rounded once, ROUND_HALF_UP to 0.0001, where the spec says r4."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import Decimal
+from fractions import Fraction
 
-P4 = Decimal("0.0001")
+UNIT = 10_000
 
 
-def r4(x: Decimal) -> Decimal:
-    return x.quantize(P4, rounding=ROUND_HALF_UP)
+def F(value) -> Fraction:
+    """A Decimal, int or Fraction as an exact Fraction (never through a float)."""
+    return value if isinstance(value, Fraction) else Fraction(value)
+
+
+def r4(x: Fraction) -> Decimal:
+    """ROUND_HALF_UP to 0.0001 of an exact value ≥ 0 (points are never negative)."""
+    scaled = F(x) * UNIT
+    units = (scaled + Fraction(1, 2)).__floor__()
+    return Decimal(units).scaleb(-4)
+
+
+def is_half_tie(x: Fraction) -> bool:
+    """True when x lies exactly half-way between two ten-thousandths."""
+    return (F(x) * UNIT - Fraction(1, 2)).denominator == 1
 
 
 def value_case_reference(case: dict, groups: dict, coefficients: dict, defaults: dict, tcm: dict, scheme: dict) -> dict:
-    with localcontext() as ctx:
-        ctx.prec = 28  # the default context: what a straightforward Decimal implementation uses
-        group_code = case["drg_code"]
-        if case["tcm_treatment"] and group_code in tcm:
-            group_code = tcm[group_code]
-        g = groups[group_code]
-        c = coefficients.get((case["institution"], group_code), defaults.get(case["institution"]) or Decimal(1))
-        if g["same_price"]:
-            c = Decimal(1)
-        bed_days = max(1, (case["discharge_date"] - case["admission_date"]).days)
-        A = scheme["A"]
-        if case.get("review") is not None:
-            return {"group": group_code, "category": "special_review", "points": r4(case["review"] / A * 100)}
-        if g["kind"] == "per_diem":
-            return {"group": group_code, "category": "per_diem", "points": r4(g["daily"] * bed_days)}
-        if g["kind"] == "unstable":
-            return {"group": group_code, "category": "unstable", "points": r4(case["total"] / A * 100)}
-        base = g["base"]
-        r = case["total"] / g["avg"]
-        m = None
-        for upto, multiple in scheme["tiers"]:
-            if upto is None or upto >= base:
-                m = multiple
-                break
-        if m is not None and r >= m:
-            return {"group": group_code, "category": "high", "points": r4(base * c + base * (r - m))}
-        if case["status"] in ("transfer", "against_advice", "death") or r <= scheme["low"]:
-            return {"group": group_code, "category": "low", "points": r4(min(base * c * r, base))}
-        return {"group": group_code, "category": "normal", "points": r4(base * c)}
+    """One case: {group, category, exact, points} with `exact` the value before rounding."""
+    group_code = case["drg_code"]
+    if case["tcm_treatment"] and group_code in tcm:
+        group_code = tcm[group_code]
+    g = groups[group_code]
+    c = F(coefficients.get((case["institution"], group_code), defaults.get(case["institution"]) or 1))
+    if g["same_price"]:
+        c = Fraction(1)
+    bed_days = max(1, (case["discharge_date"] - case["admission_date"]).days)
+    A = F(scheme["A"])
+    total = F(case["total"])
+
+    def result(category: str, exact: Fraction) -> dict:
+        return {"group": group_code, "category": category, "exact": exact, "points": r4(exact)}
+
+    if case.get("review") is not None:
+        return result("special_review", F(case["review"]) / A * 100)
+    if g["kind"] == "per_diem":
+        return result("per_diem", F(g["daily"]) * bed_days)
+    if g["kind"] == "unstable":
+        return result("unstable", total / A * 100)
+    base = F(g["base"])
+    r = total / F(g["avg"])
+    m = None
+    for upto, multiple in scheme["tiers"]:
+        if upto is None or F(upto) >= base:
+            m = F(multiple)
+            break
+    if m is not None and r >= m:
+        return result("high", base * c + base * (r - m))
+    if case["status"] in ("transfer", "against_advice", "death") or r <= F(scheme["low"]):
+        return result("low", min(base * c * r, base))
+    return result("normal", base * c)
 
 
 def value_cases_reference(cases: list[dict], groups, coefficients, defaults, tcm, scheme) -> list[dict]:
@@ -65,7 +85,7 @@ def value_cases_reference(cases: list[dict], groups, coefficients, defaults, tcm
                 results[earlier]["halved"] = True
     for result in results:
         if result["halved"]:
-            result["points"] = r4(result["points"] * scheme["factor"])
+            result["points"] = r4(F(result["points"]) * F(scheme["factor"]))
     return results
 
 

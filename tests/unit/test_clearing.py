@@ -132,3 +132,109 @@ def test_itemized_payments_that_use_up_the_inpatient_budget_are_refused_with_a_c
         annual_clearing([inst], inpatient=D("1000"), itemized=D("1000"), reserve=D("0"), params=ClearingParameters())
     with pytest.raises(ClearingError, match="budget to month 1"):
         monthly_clearing([inst], inpatient=D("1200"), month=1, itemized_to_date=D("150"), params=ClearingParameters())
+
+
+# --- exact quotients: the value is the mathematical value, rounded only where the spec rounds ------
+
+def test_the_budget_to_date_rounds_an_exact_half_cent_up_even_through_m_over_12():
+    # 1000.02 × 5 / 12 = 416.675 exactly (5/12 does not terminate); × 3 / 12 = 250.005; × 9 / 12 = 750.015
+    assert monthly_budget(inpatient=D("1000.02"), month=5, itemized_to_date=D("0")) == D("416.68")
+    assert monthly_budget(inpatient=D("1000.02"), month=3, itemized_to_date=D("0")) == D("250.01")
+    assert monthly_budget(inpatient=D("1000.02"), month=9, itemized_to_date=D("0.02")) == D("750.02") - D("0.02")
+
+
+def test_a_prepayment_exactly_half_a_cent_is_rounded_up_although_the_point_value_does_not_terminate():
+    # V = 1000.60 / 3 = 333.5333…; due = 1.5 × V = 500.30 exactly; × 0.95 = 475.285 → 475.29, × 0.05 = 25.015 → 25.02.
+    # A truncated V (28 or 60 digits) leaves due a hair off 500.30 and can round the other way.
+    insts = [InstitutionTotals("H1", D("1.5"), D("0"), D("2000.00"), case_count=1), InstitutionTotals("H2", D("1.5"), D("0"), D("2000.00"), case_count=1)]
+    result = monthly_clearing(insts, inpatient=D("1000.60"), month=12, itemized_to_date=D("0"), params=ClearingParameters())
+    assert result.point_value_exact == Fraction(100060, 300) and result.point_value == D("333.5333")
+    for line in result.lines:
+        assert line.due_exact == Fraction(50030, 100)
+        assert (line.due, line.prepaid_to_date, line.prepay, line.withheld) == (D("500.30"), D("475.29"), D("475.29"), D("25.02"))
+
+
+def test_gross_and_the_quality_deduction_round_exact_halves_up():
+    # V = 1000.61 / 3; gross = 1.5 × V = 500.305 exactly → 500.31; the exact pays are 500.305 each: the
+    # missing cent goes to H1 (largest remainder, ties by code). Quality: 0.10 × (100 − 95) / 100 = 0.005 → 0.01.
+    insts = [InstitutionTotals("H1", D("1.5"), D("0"), D("1000.61"), case_count=1), InstitutionTotals("H2", D("1.5"), D("0"), D("0"), case_count=1)]
+    result = annual_clearing(insts, inpatient=D("1000.61"), itemized=D("0"), reserve=D("0"), params=ClearingParameters(),
+                             withheld={"H1": D("0.10")}, scores={"H1": D("95")})
+    h1, h2 = result.lines
+    assert (h1.gross_amount, h2.gross_amount) == (D("500.31"), D("500.31"))
+    assert (h1.fund_payment, h2.fund_payment) == (D("500.31"), D("500.30"))
+    assert h1.quality_deduction == D("0.01") and h1.balance == D("500.31") - D("0.01")
+
+
+def test_the_tcm_rate_is_compared_with_its_tiers_exactly():
+    # 200 / 300 = 2/3 lies below 0.6666666666666666666666666667, which is what a 28-digit Decimal makes of
+    # it (rounded up): the tier must not apply
+    tiers = (UpliftTier(D("0.6666666666666666666666666667"), D("0.05")), UpliftTier(D("0.3"), D("0.02")))
+    params = ClearingParameters(tcm_rate_tiers=tiers)
+    insts = [InstitutionTotals("H2", D("100"), D("0"), D("300.00"), D("300.00"), D("200.00"), 1, "tcm", 2)]
+    line = annual_clearing(insts, inpatient=D("1000.00"), itemized=D("0"), reserve=D("0"), params=params).lines[0]
+    assert line.tcm_rate == Fraction(2, 3) and line.uplift == D("0.02") and line.points == D("102.0000")
+
+
+def test_an_annual_rerun_is_net_of_the_balances_already_settled_and_recovers_from_an_institution_without_cases():
+    insts = [InstitutionTotals("H1", D("100"), D("0"), D("600.00"), case_count=1), InstitutionTotals("H2", D("100"), D("0"), D("400.00"), case_count=1)]
+    result = annual_clearing(
+        insts, inpatient=D("1000.00"), itemized=D("0"), reserve=D("0"), params=ClearingParameters(),
+        prepaid={"H1": D("450.00"), "H2": D("400.00"), "H9": D("30.00")}, settled_before={"H1": D("40.00"), "H9": D("5.00")},
+    )
+    h1, h2, h9 = result.lines
+    assert (h1.fund_payment, h1.settled_before, h1.balance) == (D("500.00"), D("40.00"), D("500.00") - D("450.00") - D("40.00"))
+    assert (h2.settled_before, h2.balance) == (D("0"), D("100.00"))
+    # H9 was paid before but has no valued case now: no points, no payment, its payments recovered
+    assert (h9.code, h9.case_count, h9.points, h9.fund_payment, h9.quality_deduction) == ("H9", 0, D("0"), D("0"), D("0"))
+    assert h9.balance == D("-35.00") and h9.prepaid + h9.settled_before + h9.balance == 0
+    assert sum(line.fund_payment for line in result.lines) == result.distributed
+
+
+def test_a_monthly_rerun_recovers_the_prepayments_of_an_institution_without_cases_any_more():
+    insts = [InstitutionTotals("H1", D("100"), D("0"), D("1000.00"), case_count=1)]
+    result = monthly_clearing(insts, inpatient=D("1200.00"), month=1, itemized_to_date=D("0"), params=PARAMS,
+                              prepaid_before={"H1": D("90.00"), "H9": D("12.34")})
+    h1, h9 = result.lines
+    assert h1.prepay == D("95.00") - D("90.00")
+    assert (h9.code, h9.case_count, h9.prepaid_to_date, h9.prepay, h9.withheld) == ("H9", 0, D("0"), D("-12.34"), D("0"))
+
+
+def _monthly_reference(rows, inpatient_fen: int, month: int, itemized_fen: int, ratio: Fraction, before: dict):
+    """§5 from the text in Fraction arithmetic, rounded to the cent where the spec says r2 (ROUND_HALF_UP:
+    ties away from zero, also for a negative due)."""
+    def r2(x: Fraction) -> Fraction:
+        magnitude = Fraction((abs(x) * 100 + Fraction(1, 2)).__floor__(), 100)
+        return magnitude if x >= 0 else -magnitude
+
+    b_m = r2(Fraction(inpatient_fen, 100) * month / 12) - Fraction(itemized_fen, 100)
+    f = sum(Fraction(fund, 100) for _, _, fund in rows)
+    s = sum(Fraction(self_pay, 100) for _, self_pay, _ in rows)
+    p = sum(Fraction(points, 10_000) for points, _, _ in rows)
+    v = (min(b_m, f) + s) / p
+    lines = []
+    for i, (points, self_pay, _) in enumerate(rows):
+        due = Fraction(points, 10_000) * v - Fraction(self_pay, 100)
+        to_date = r2(due * ratio)
+        lines.append((r2(due), to_date, to_date - before.get(f"H{i:03d}", 0), r2(due * (1 - ratio))))
+    return v, lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 5_000_0000), st.integers(0, 10_000_00), st.integers(0, 1_000_000_00)), min_size=1, max_size=12),
+    st.integers(1_000_00, 100_000_000_00), st.integers(1, 12), st.sampled_from(["0.95", "0.85", "0.9", "0.875", "1"]),
+    st.integers(0, 1000_00),
+)
+def test_the_monthly_clearing_equals_exact_rational_arithmetic(rows, inpatient_fen, month, ratio, before_fen):
+    itemized_fen = 0
+    assume_budget = Fraction(inpatient_fen, 100) * month / 12
+    if assume_budget < 1:
+        return
+    before = {"H000": Fraction(before_fen, 100)}
+    insts = [InstitutionTotals(f"H{i:03d}", D(p).scaleb(-4), D(sp).scaleb(-2), D(fund).scaleb(-2), case_count=1) for i, (p, sp, fund) in enumerate(rows)]
+    result = monthly_clearing(insts, inpatient=D(inpatient_fen).scaleb(-2), month=month, itemized_to_date=D(itemized_fen).scaleb(-2),
+                              params=ClearingParameters(prepay_ratio=D(ratio)), prepaid_before={k: D(v.numerator * 100 // v.denominator).scaleb(-2) for k, v in before.items()})
+    v, expected = _monthly_reference(rows, inpatient_fen, month, itemized_fen, Fraction(D(ratio)), before)
+    assert result.point_value_exact == v
+    assert [(Fraction(l.due), Fraction(l.prepaid_to_date), Fraction(l.prepay), Fraction(l.withheld)) for l in result.lines] == expected

@@ -1,9 +1,13 @@
 """drg.domain.valuation: hand-computed cases of SETTLEMENT.md §2/§8 and property tests against a
-plain Decimal implementation."""
+plain exact-rational (Fraction) implementation, including inputs built to land exactly on a half
+ten-thousandth."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal as D
+from fractions import Fraction
+from math import gcd
 
 import pandas as pd
 import pytest
@@ -11,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drg.domain.valuation import Catalog, Tier, ValuationInputError, ValuationScheme, value_cases
-from tests.unit.reference_valuation import days, value_cases_reference
+from tests.unit.reference_valuation import days, is_half_tie, value_case_reference, value_cases_reference
 
 SCHEME = ValuationScheme(all_case_avg_cost=D("10000.00"))
 
@@ -143,7 +147,7 @@ def test_huge_values_fall_back_to_exact_python_integers():
     assert points_of(result) == [f"{expected:.4f}"]
 
 
-# --- property tests against the plain Decimal implementation -------------------------------------
+# --- property tests against the plain Fraction implementation ------------------------------------
 
 money = st.integers(min_value=1, max_value=5_000_000_00).map(lambda f: D(f).scaleb(-2))
 points4 = st.integers(min_value=1, max_value=3000_0000).map(lambda p: D(p).scaleb(-4))
@@ -225,7 +229,7 @@ def run_engine(groups, coefficients, defaults, tcm, cases, scheme, scale=1, keye
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pools())
-def test_vectorised_valuation_equals_plain_decimal_arithmetic(pool):
+def test_vectorised_valuation_equals_exact_rational_arithmetic(pool):
     groups, coefficients, defaults, tcm, cases, scheme = pool
     result = run_engine(*pool)
     reference = value_cases_reference(
@@ -266,12 +270,160 @@ def test_readmission_pairs_by_patient_key_when_the_frame_has_one():
         assert points_of(result) == ["50.0000", "100.0000", "100.0000", "100.0000"]
 
 
-def test_an_exact_half_reached_through_a_non_terminating_ratio_is_rounded_as_28_digit_decimal_does():
-    # r = 2.96 / 0.24 = 12.333…; exactly 37.9155 × 0.5 + 37.9155 × (r − 3) = 372.83575, but the
-    # spec's reference arithmetic (Decimal, 28 digits, r first) gives 372.83574999… → 372.8357.
-    groups = [{"code": "G1", "base": "37.9155", "avg": "0.24"}]
-    result = value_cases(cases_frame([{"drg": "G1", "total": "2.96"}]),
-                         catalog(groups, coefficients=[("H1", "G1", u("0.5"))]), SCHEME)
+# --- exact half-way ties (SETTLEMENT.md §0): the exact value rounds up, however it is reached ------
 
+@pytest.mark.parametrize(
+    ("base", "avg", "coefficient", "total", "exact", "points"),
+    [
+        ("200.0555", "20005.55", "1.00", "48313.40", Fraction(61297, 160), "383.1063"),  # exactly 383.10625
+        ("200.765", "20076.50", "1.05", "43525.85", Fraction(1379657, 4000), "344.9143"),  # exactly 344.91425
+        ("37.9155", "0.24", "0.5", "2.96", Fraction(7456715, 20000), "372.8358"),  # r = 12.333…; exactly 372.83575
+    ],
+)
+def test_a_high_outlier_exactly_half_way_rounds_up_even_when_the_ratio_does_not_terminate(base, avg, coefficient, total, exact, points):
+    # m = 1.5 for a base above 200 (and 3 for 37.9155 ≤ 100): base × c + base × (total / avg − m)
+    m = D("1.5") if D(base) > 200 else D(3)
+    assert Fraction(D(base)) * Fraction(D(coefficient)) + Fraction(D(base)) * (Fraction(D(total)) / Fraction(D(avg)) - Fraction(m)) == exact
+    result = value_cases(
+        cases_frame([{"drg": "G1", "total": total}]),
+        catalog([{"code": "G1", "base": base, "avg": avg}], coefficients=[("H1", "G1", u(coefficient))]), SCHEME,
+    )
     assert result["category"].tolist() == ["high"]
-    assert result["points_u"].tolist() == [u("372.8357")]
+    assert points_of(result) == [points]
+
+
+def _half_way_fen(a: Fraction, b: Fraction, low: int, high: int, pick: int) -> int | None:
+    """An integer t in [low, high] with a + b·t exactly half-way between two integers (None if no t
+    is): the linear congruence 2a·D + 2b·D·t ≡ D (mod 2D), D the common denominator."""
+    d = (2 * a).denominator * (2 * b).denominator
+    na, nb = int(2 * a * d), int(2 * b * d)
+    modulus = 2 * d
+    rhs = (d - na) % modulus
+    g = gcd(nb % modulus, modulus)
+    if nb % modulus == 0 or rhs % g:
+        return None
+    period = modulus // g
+    t0 = (rhs // g) * pow((nb // g) % period, -1, period) % period if period > 1 else 0
+    first = t0 + ((low - t0 + period - 1) // period) * period
+    if first > high:
+        return None
+    count = (high - first) // period + 1
+    return first + (pick % count) * period
+
+
+NON_TERMINATING = (3, 7, 9, 11, 13, 21, 33, 49)
+TIE_GROUPS_SCHEME = {"tiers": ((D(100), D(3)), (D(200), D(2)), (None, D("1.5"))), "low": D("0.4"), "days": 15, "factor": D("0.5")}
+
+
+DIVISORS_OF_2U = tuple(k for k in range(1, 20_001) if 20_000 % k == 0)
+
+
+def _tie_case(rng: random.Random, i: int, a_fen: int, rule: str | None = None) -> tuple[dict, dict] | None:
+    """One case and its group, built backwards from an exact answer half-way between two
+    ten-thousandths (None when the drawn group admits no such cost).
+
+    Stable rules: avg_fen = d·w·s and base_u = d·e with d a factor that makes r = total / avg
+    non-terminating (3, 7, …), w a divisor of 2 × 10000, and total_fen = s·t'; then base × r =
+    e·t' / (w·10000) terminates although r does not, and t' is solved for so that the points land on
+    the half. Unstable and special-review costs are solved for directly against A.
+    """
+    U = 10_000
+    rule = rule or rng.choice(["high", "high", "low", "unstable", "special_review"])
+    d = rng.choice(NON_TERMINATING)
+    w = 20_000 if rule == "high" and rng.random() < 0.7 else rng.choice(DIVISORS_OF_2U)
+    scale = rng.randint(1, max(1, 2_000_000 // (d * w)))
+    e = rng.randint(1, 3000_0000 // d)
+    base_u, avg_fen = d * e, d * w * scale
+    coef_u = rng.randint(5000, 20000)
+    if rule == "low" and rng.random() < 0.7:  # base × c a whole number of ten-thousandths: small periods
+        step = U // gcd(U, e)
+        coef_u = rng.choice([k * step for k in range(-(-5000 // step), 20000 // step + 1)] or [coef_u])
+    group = {"code": f"T{i}", "kind": "stable", "base": D(base_u).scaleb(-4), "avg": D(avg_fen).scaleb(-2), "daily": None,
+             "same_price": False, "exempt": True}
+    case = {"case_no": f"t{i:05d}", "institution": "H1", "patient_id": f"Q{i}", "admission_date": days(0), "discharge_date": days(5),
+            "drg_code": group["code"], "status": "normal", "tcm_treatment": False, "review": None, "coef_u": coef_u}
+    pick = rng.randint(0, 10**9)
+    if rule == "high":
+        m_u = 30000 if base_u <= 100 * U else 20000 if base_u <= 200 * U else 15000
+        # points × U = base_u × (c_u − m_u) / U + e × t' / w, with r = t' / (d·w) ≥ m
+        t = _half_way_fen(Fraction(base_u * (coef_u - m_u), U), Fraction(e, w), -(-m_u * d * w // U), 40 * d * w, pick)
+    elif rule == "low":
+        case["status"] = rng.choice(["transfer", "against_advice", "death"])
+        # points × U = e × c_u × t' / (U × w), below the cap (c × r < 1) and below r = m (≥ 1.5)
+        t = _half_way_fen(Fraction(0), Fraction(e * coef_u, U * w), 1, min((U * d * w - 1) // coef_u, d * w * 3 // 2 - 1), pick)
+    else:
+        # points × U = cost_fen × 100 × U / A_fen
+        if rule == "unstable":
+            group = {**group, "kind": "unstable", "base": None, "avg": None}
+        cost = _half_way_fen(Fraction(0), Fraction(100 * U, a_fen), 1, 10**9, pick)
+        if cost is None:
+            return None
+        if rule == "special_review":
+            case["review"] = D(cost).scaleb(-2)
+            case["total"] = D(rng.randint(1, 10**8)).scaleb(-2)
+        else:
+            case["total"] = D(cost).scaleb(-2)
+        return case, group
+    if t is None:
+        return None
+    case["total"] = D(t * scale).scaleb(-2)
+    return case, group
+
+
+def test_inputs_built_to_land_exactly_half_way_round_up_as_exact_rational_arithmetic_does():
+    rng = random.Random(20251202)
+    # A = 12000.00: cost / A × 100 in ten-thousandths is 5 × cost_fen / 6, a non-terminating quotient
+    # that is exactly half-way for every cost_fen ≡ 3 (mod 6)
+    a_fen = 1_200_000
+    cases, groups = [], {}
+    for rule, quota in (("high", 1000), ("low", 400), ("unstable", 300), ("special_review", 300)):
+        made = 0
+        while made < quota:
+            built = _tie_case(rng, len(cases), a_fen, rule)
+            if built is not None:
+                case, group = built
+                cases.append(case)
+                groups[group["code"]] = group
+                made += 1
+    coefficients = {("H1", c["drg_code"]): D(c.pop("coef_u")).scaleb(-4) for c in cases}
+    scheme = {**TIE_GROUPS_SCHEME, "A": D(a_fen).scaleb(-2)}
+    reference = [value_case_reference(c, groups, coefficients, {}, {}, scheme) for c in cases]
+
+    # every input is an exact tie of the rule it was built for …
+    assert all(is_half_tie(r["exact"]) for r in reference)
+    categories = [r["category"] for r in reference]
+    assert [categories.count(cat) for cat in ("high", "low", "unstable", "special_review")] == [1000, 400, 300, 300]
+    # … most of them reached through a ratio total / avg that does not terminate
+    stable = [c for c, r in zip(cases, reference) if r["category"] in ("high", "low")]
+    non_terminating = [c for c in stable if _has_prime_beyond_2_and_5((Fraction(c["total"]) / Fraction(groups[c["drg_code"]]["avg"])).denominator)]
+    assert len(non_terminating) > len(stable) // 2
+
+    engine = run_engine(groups, coefficients, {}, {}, cases, scheme)
+    assert engine["category"].tolist() == categories
+    assert [D(int(p)).scaleb(-4) for p in engine["points_u"]] == [r["points"] for r in reference]
+    # and the reference rounded each one up: the exact value plus half a ten-thousandth
+    assert all(Fraction(r["points"]) == r["exact"] + Fraction(1, 20000) for r in reference)
+
+
+def _has_prime_beyond_2_and_5(n: int) -> bool:
+    for p in (2, 5):
+        while n % p == 0:
+            n //= p
+    return n > 1
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.integers(0, 2**32), st.sampled_from([1_200_000, 2_400_000, 1_000_000, 1_234_56, 999_999]))
+def test_any_tie_the_generator_builds_is_valued_as_the_fraction_reference_values_it(seed, a_fen):
+    built = _tie_case(random.Random(seed), 0, a_fen)
+    from hypothesis import assume
+
+    assume(built is not None)
+    case, group = built
+    coefficients = {("H1", case["drg_code"]): D(case.pop("coef_u")).scaleb(-4)}
+    scheme = {**TIE_GROUPS_SCHEME, "A": D(a_fen).scaleb(-2)}
+    reference = value_case_reference(case, {group["code"]: group}, coefficients, {}, {}, scheme)
+    assert is_half_tie(reference["exact"])
+    engine = run_engine({group["code"]: group}, coefficients, {}, {}, [case], scheme)
+    assert engine["category"].tolist() == [reference["category"]]
+    assert [D(int(p)).scaleb(-4) for p in engine["points_u"]] == [reference["points"]]

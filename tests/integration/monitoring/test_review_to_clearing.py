@@ -116,7 +116,7 @@ def test_finalizing_a_run_stores_the_pools_indicators(worked_bundle, django_capt
     bundle_load(path=worked_bundle)
     region = Region.objects.get(code="331083")
     batch = system_user()
-    run = clearing_run_start(region=region, fund="resident", year=2025, month=6, user=batch)
+    run = clearing_run_start(region=region, fund="resident", year=2025, month=1, user=batch)
     with django_capture_on_commit_callbacks(execute=True):
         clearing_run_finalize(run=run, user=batch, system=True)
     rows = IndicatorValue.objects.filter(region=region, fund="resident", year=2025)
