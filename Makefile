@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean migrate screenshots
+.PHONY: install demo serve-demo test lint bench clean migrate screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ migrate: install
 
 demo: install
 	$(PY) manage.py demo $(DEMO_ARGS)
+
+serve-demo: install  # the database `make demo` made, in the admin at http://127.0.0.1:8000/admin/ (users printed by make demo)
+	DATABASE_URL=sqlite:///$(CURDIR)/var/demo.sqlite3 CELERY_BROKER_URL= $(PY) manage.py runserver 127.0.0.1:$${PORT:-8000}
 
 lint: install  # the import contracts of pyproject.toml: layers, pure domain/ packages, no cycles
 	$(VENV)/bin/lint-imports

@@ -13,17 +13,14 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from benefits import selectors
+from common.spreadsheet import formula_safe
 from benefits.choices import Payer
 from drg.models import Region
 
 OUTPUT_COLUMNS = ("claim_no", "institution_code", "fund", "patient_id", "basic", "critical", "assistance", "patient")
 STATEMENT_COLUMNS = ("month", "institution_code", "institution_name", "fund", "claims", "amount")
-FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell_text(value: str) -> str:
-    """Text that a spreadsheet would read as a formula is written with a leading apostrophe."""
-    return "'" + value if value.startswith(FORMULA_LEADS) else value
+# Text a spreadsheet would read as a formula gets a leading apostrophe: the one guard of common/.
+cell_text = formula_safe
 
 
 def _money(value: Decimal) -> str:
@@ -41,7 +38,7 @@ def special_outpatient_csv_text(*, region: Region, year: int) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(OUTPUT_COLUMNS)
     for claim_no, inst, fund, patient_id, basic, critical, assistance, patient in rows:
-        writer.writerow([claim_no, inst, fund, patient_id, _money(basic), _money(critical), _money(assistance), _money(patient)])
+        writer.writerow([cell_text(claim_no), cell_text(inst), fund, cell_text(patient_id), _money(basic), _money(critical), _money(assistance), _money(patient)])
     return buffer.getvalue()
 
 

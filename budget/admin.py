@@ -5,6 +5,7 @@ view, so the browser shows exactly what the server will store.
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 
@@ -16,24 +17,31 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from budget.choices import BudgetStatus
 from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
 from budget.models import Budget
-from budget.services import INPUT_FIELDS, budget_approve, budget_compute_lines, budget_draft, budget_inputs_of, budget_update_draft
+from budget.services import (
+    INPUT_FIELDS,
+    budget_approve,
+    budget_compute_lines,
+    budget_draft,
+    budget_inputs_of,
+    budget_rule_message,
+    budget_send_back,
+    budget_update_draft,
+)
 from common.reviews import error_text
 from drg.admin import HistoryAdmin, money, num_cell, status_badge
 from drg.models import Region
 
 LINE_FIELDS = ("total", "reserve", "outpatient", "inpatient", "primary_care_earmark")
 LINE_LABELS = {
-    "total": "总额 total",
-    "reserve": "调剂金 reserve",
-    "outpatient": "门诊 outpatient",
-    "inpatient": "住院 inpatient",
-    "primary_care_earmark": "基层倾斜 primary-care earmark",
+    "total": _("总额"),
+    "reserve": _("调剂金"),
+    "outpatient": _("门诊"),
+    "inpatient": _("住院"),
+    "primary_care_earmark": _("基层倾斜"),
 }
 
 
@@ -41,12 +49,54 @@ def pool_url(budget: Budget) -> str:
     return reverse("admin:settlement_pool", args=[budget.region_id, budget.fund, budget.year])
 
 
+RATE_FIELDS = ("growth_rate", "growth_cap", "reserve_rate", "outpatient_share", "primary_care_share")
+
+
+class PercentInput(forms.NumberInput):
+    """Shows a stored fraction (0.05) as a percentage (5) with a % sign after the box."""
+
+    def format_value(self, value):
+        if value in (None, ""):
+            return None
+        try:
+            return format(Decimal(str(value)) * 100, "f").rstrip("0").rstrip(".") or "0"
+        except (InvalidOperation, ValueError):
+            return value  # what the officer typed, redisplayed with its error
+
+
+class PercentField(forms.DecimalField):
+    """A rate typed as a percentage: 5 or 5.5 (%), stored as the fraction 0.05 / 0.055."""
+
+    widget = PercentInput
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_digits", 9)
+        kwargs.setdefault("decimal_places", 4)
+        super().__init__(*args, **kwargs)
+        self.widget.attrs.update({"step": "0.0001", "style": "width:7em"})
+
+    def to_python(self, value):
+        percent = super().to_python(value)
+        return None if percent is None else percent / 100
+
+
 class BudgetForm(forms.ModelForm):
-    """Inputs only; the lines are computed. A growth rate above the cap is refused, never clipped."""
+    """Inputs only; the lines are computed. A growth rate above the cap is refused, never clipped.
+    Rates are typed as percentages (5 for 5%)."""
 
     class Meta:
         model = Budget
         fields = ("region", "fund", "year", "reason", *INPUT_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in RATE_FIELDS:
+            if name in self.fields:
+                old = self.fields[name]
+                self.fields[name] = PercentField(
+                    label=old.label, required=old.required, initial=old.initial,
+                    help_text=_("以百分数填写，如 5 表示 5%"),
+                )
 
     def clean(self):
         data = super().clean()
@@ -63,9 +113,9 @@ class BudgetForm(forms.ModelForm):
             if region and fund and year:
                 pool = Budget.objects.filter(region=region, fund=fund, year=year)
                 if pool.filter(status=BudgetStatus.DRAFT).exists():
-                    raise ValidationError("this pool already has a draft budget; change or approve that one")
+                    raise ValidationError(_("此基金池已有预算草稿：请修改或批准该草稿"))
                 if pool.exists() and not (data.get("reason") or "").strip():
-                    self.add_error("reason", "a revision of an approved budget needs a reason (重大政策调整)")
+                    self.add_error("reason", _("已批准预算的修订须填写理由（重大政策调整）"))
         return data
 
     def _post_clean(self):
@@ -76,10 +126,17 @@ class BudgetForm(forms.ModelForm):
         super()._post_clean()
 
 
+class SendBackForm(forms.Form):
+    reason = forms.CharField(
+        label=_("退回理由"), widget=forms.Textarea(attrs={"rows": 3, "cols": 70}), max_length=2000,
+        help_text=_("经办人在预算草稿页面上看到此理由"),
+    )
+
+
 class RevisionForm(forms.Form):
     reason = forms.CharField(
-        label="修订理由 reason (重大政策调整)", widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
-        help_text="why the approved budget is revised; the new revision starts as a draft with the same inputs",
+        label=_("修订理由（重大政策调整）"), widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        help_text=_("为何修订已批准的预算；新修订以相同的输入作为草稿开始"),
     )
 
 
@@ -96,43 +153,43 @@ class BudgetAdmin(HistoryAdmin):
     list_select_related = ("region", "drafted_by", "approved_by")
     actions = ["approve_selected", "new_revision", "open_next_year"]
     fieldsets = (
-        ("基金池 Pool", {"fields": ("region", "fund", "year", "revision", "reason")}),
-        ("输入 Inputs (SETTLEMENT.md §1)", {"fields": INPUT_FIELDS}),
-        ("审批 Maker-checker", {"fields": ("status", "drafted_by", "created_at", "approved_by", "approved_at")}),
+        (_("基金池"), {"fields": ("region", "fund", "year", "revision", "reason")}),
+        (_("输入"), {"fields": INPUT_FIELDS}),
+        (_("审批"), {"fields": ("status", "drafted_by", "created_at", "approved_by", "approved_at", "returned_reason", "returned_by", "returned_at")}),
     )
 
     # --- columns
-    @admin.display(description="基金池 pool", ordering="region__code")
+    @admin.display(description=_("基金池"), ordering="region__code")
     def pool(self, obj):
-        return f"{obj.region.code} · {obj.get_fund_display()} · {obj.year}"
+        return f"{obj.region.name} · {obj.get_fund_display()} · {obj.year}"
 
-    @admin.display(description="状态 status", ordering="status")
+    @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
         return status_badge(obj)
 
-    @admin.display(description="总额 total", ordering="total")
+    @admin.display(description=_("总额"), ordering="total")
     def total_col(self, obj):
         return num_cell(money(obj.total))
 
-    @admin.display(description="调剂金 reserve")
+    @admin.display(description=_("调剂金"))
     def reserve_col(self, obj):
         return num_cell(money(obj.reserve))
 
-    @admin.display(description="门诊 outpatient")
+    @admin.display(description=_("门诊"))
     def outpatient_col(self, obj):
         return num_cell(money(obj.outpatient))
 
-    @admin.display(description="住院 inpatient")
+    @admin.display(description=_("住院"))
     def inpatient_col(self, obj):
         return num_cell(money(obj.inpatient))
 
-    @admin.display(description="基层 earmark")
+    @admin.display(description=_("基层"))
     def earmark_col(self, obj):
         return num_cell(money(obj.primary_care_earmark))
 
     @admin.display(description="")
     def pool_link(self, obj):
-        return format_html('<a href="{}">基金池 pool page</a>', pool_url(obj))
+        return format_html('<a href="{}">{}</a>', pool_url(obj), _("基金池页面"))
 
     # --- permissions: an approved revision is immutable
     def has_change_permission(self, request, obj=None):
@@ -152,14 +209,14 @@ class BudgetAdmin(HistoryAdmin):
         return request.user.has_perm("budget.add_budget")
 
     def get_readonly_fields(self, request, obj=None):
-        always = ("revision", *LINE_FIELDS, "status", "drafted_by", "created_at", "approved_by", "approved_at")
+        always = ("revision", *LINE_FIELDS, "status", "drafted_by", "created_at", "approved_by", "approved_at", "returned_reason", "returned_by", "returned_at")
         if obj is None:
             return always
         return ("region", "fund", "year", "reason", *always)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return tuple((name, opts) for name, opts in self.fieldsets if name != "审批 Maker-checker")
+            return tuple((name, opts) for name, opts in self.fieldsets if name != _("审批"))
         return self.fieldsets
 
     # --- writes go through the services
@@ -175,10 +232,40 @@ class BudgetAdmin(HistoryAdmin):
         obj.__dict__.update(saved.__dict__)
 
     # --- approve
-    @admin.action(description="批准所选预算 Approve selected drafts", permissions=["approve"])
+    @admin.action(description=_("批准所选预算"), permissions=["approve"])
     def approve_selected(self, request, queryset):
-        for budget in queryset:
-            self._approve(request, budget)
+        """Bulk approval asks first: each draft's lines, inputs and drafter."""
+        budgets = list(queryset.select_related("region", "drafted_by"))
+        if request.POST.get("confirmed") == "yes":
+            for budget in budgets:
+                self._approve(request, budget)
+            return None
+        return self._approve_confirm(request, budgets, bulk=True)
+
+    def _approve_confirm(self, request, budgets, *, bulk: bool):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("确认批准预算"),
+            "opts": Budget._meta,
+            "budgets": [
+                {
+                    "budget": b, "mine": b.drafted_by_id == request.user.pk, "draft": b.status == BudgetStatus.DRAFT,
+                    "lines": [(LINE_LABELS[name], money(getattr(b, name))) for name in LINE_FIELDS],
+                    "inputs": [
+                        (Budget._meta.get_field(name).verbose_name,
+                         f"{getattr(b, name) * 100:.2f}%" if name in RATE_FIELDS else money(getattr(b, name)))
+                        for name in INPUT_FIELDS
+                    ],
+                    "url": reverse("admin:budget_budget_change", args=[b.pk]),
+                }
+                for b in budgets
+            ],
+            "bulk": bulk,
+            "selected": [b.pk for b in budgets],
+            "action_url": "" if bulk else reverse("admin:budget_budget_approve", args=[budgets[0].pk]),
+            "cancel_url": reverse("admin:budget_budget_changelist") if bulk else reverse("admin:budget_budget_change", args=[budgets[0].pk]),
+        }
+        return TemplateResponse(request, "admin/budget/budget/approve_confirm.html", context)
 
     def _approve(self, request, budget: Budget) -> bool:
         try:
@@ -186,28 +273,59 @@ class BudgetAdmin(HistoryAdmin):
         except PermissionDenied as exc:
             self.message_user(
                 request,
-                f"{budget}: {exc} — 经办与审核须为不同人员, another approver must approve it.",
+                _("%(budget)s：经办与审核须为不同人员，须由另一位审核人批准。") % {"budget": budget},
                 messages.ERROR,
             )
         except ValidationError as exc:
             self.message_user(request, f"{budget}: {error_text(exc)}", messages.ERROR)
         else:
-            self.message_user(request, f"已批准 Approved: {budget.region.code} {budget.fund} {budget.year} r{budget.revision}.", messages.SUCCESS)
+            budget = Budget.objects.get(pk=budget.pk)
+            self.log_change(request, budget, str(_("批准")))  # the cockpit's recent actions
+            self.message_user(request, _("已批准：%(budget)s。") % {"budget": budget}, messages.SUCCESS)
             return True
         return False
 
     def approve_view(self, request, object_id):
-        if request.method != "POST" or not self.has_approve_permission(request):
+        """GET: what approving will fix (lines, inputs, drafter); POST with the confirmation: approve."""
+        if not self.has_approve_permission(request):
             raise PermissionDenied
-        budget = get_object_or_404(Budget, pk=object_id)
+        budget = get_object_or_404(Budget.objects.select_related("region", "drafted_by"), pk=object_id)
+        if request.method != "POST" or request.POST.get("confirmed") != "yes":
+            return self._approve_confirm(request, [budget], bulk=False)
         self._approve(request, budget)
         return HttpResponseRedirect(reverse("admin:budget_budget_change", args=[budget.pk]))
+
+    def send_back_view(self, request, object_id):
+        """An approver returns a draft to its maker with a reason; it stays a draft."""
+        if not self.has_approve_permission(request):
+            raise PermissionDenied
+        budget = get_object_or_404(Budget.objects.select_related("region", "drafted_by"), pk=object_id)
+        form = SendBackForm(request.POST if request.method == "POST" else None)
+        change_url = reverse("admin:budget_budget_change", args=[budget.pk])
+        if form.is_bound and form.is_valid():
+            try:
+                budget_send_back(budget=budget, user=request.user, reason=form.cleaned_data["reason"])
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(request, error_text(exc) if isinstance(exc, ValidationError) else str(exc), messages.ERROR)
+            else:
+                self.log_change(request, budget, str(_("退回：%(reason)s") % {"reason": form.cleaned_data["reason"][:150]}))
+                self.message_user(request, _("已将 %(budget)s 退回给经办人 %(who)s。") % {"budget": budget, "who": budget.drafted_by or "—"}, messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("退回预算草稿"),
+            "opts": Budget._meta,
+            "original": budget,
+            "form": form,
+            "cancel_url": change_url,
+        }
+        return TemplateResponse(request, "admin/budget/budget/send_back.html", context)
 
     # --- open the next year
     def has_open_year_permission(self, request):
         return request.user.has_perm("budget.add_budget") and request.user.has_perm("drg.add_parameterrevision")
 
-    @admin.action(description=gettext_lazy("开启下一年度（起草方案、目录与预算，待审核）"), permissions=["open_year"])
+    @admin.action(description=_("开启下一年度（起草方案、目录与预算，待审核）"), permissions=["open_year"])
     def open_next_year(self, request, queryset):
         """For each region-year of the selected budgets, open the year after (budget.services.year_open)."""
         from budget.services import year_open
@@ -224,10 +342,10 @@ class BudgetAdmin(HistoryAdmin):
                     messages.SUCCESS)
 
     # --- revise
-    @admin.action(description="新修订 New revision of the selected approved budget (重大政策调整)", permissions=["revise"])
+    @admin.action(description=_("为所选已批准预算起草新修订（重大政策调整）"), permissions=["revise"])
     def new_revision(self, request, queryset):
         if queryset.count() != 1:
-            self.message_user(request, "select exactly one approved budget to revise", messages.ERROR)
+            self.message_user(request, _("请只选择一个已批准预算进行修订"), messages.ERROR)
             return None
         return HttpResponseRedirect(reverse("admin:budget_budget_revise", args=[queryset.get().pk]))
 
@@ -245,11 +363,11 @@ class BudgetAdmin(HistoryAdmin):
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                self.message_user(request, f"新修订 Revision {draft.revision} drafted; change its inputs below and have another user approve it.", messages.SUCCESS)
+                self.message_user(request, _("已起草第 %(revision)s 版修订：请在下方修改输入，并由另一人批准。") % {"revision": draft.revision}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:budget_budget_change", args=[draft.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": f"新修订 New revision of {base}",
+            "title": _("修订 %(budget)s") % {"budget": base},
             "opts": Budget._meta,
             "original": base,
             "form": form,
@@ -270,21 +388,21 @@ class BudgetAdmin(HistoryAdmin):
                 if name in defaults:
                     values[name] = Decimal(str(defaults[name]))
                     continue
-                errors[name] = "required"
+                errors[name] = str(_("必填"))
                 continue
             try:
-                values[name] = Decimal(raw)
+                values[name] = Decimal(raw) / 100 if name in RATE_FIELDS else Decimal(raw)  # the form types rates as percentages
             except InvalidOperation:
-                errors[name] = f"not a number: {raw}"
+                errors[name] = str(_("不是数字：%(raw)s") % {"raw": raw[:40]})
                 continue
             if not values[name].is_finite():
-                errors[name] = f"not a number: {raw}"
+                errors[name] = str(_("不是数字：%(raw)s") % {"raw": raw[:40]})
         if errors:
             return JsonResponse({"ok": False, "errors": errors})
         try:
             lines = budget_lines(BudgetInputs(**values))
         except BudgetRuleError as exc:
-            return JsonResponse({"ok": False, "errors": {exc.field: exc.message}})
+            return JsonResponse({"ok": False, "errors": {exc.field: budget_rule_message(exc)}})
         return JsonResponse({"ok": True, "lines": {k: f"{v:,.2f}" for k, v in asdict(lines).items()}})
 
     def get_urls(self):
@@ -293,6 +411,7 @@ class BudgetAdmin(HistoryAdmin):
             path("lines/", wrap(self.lines_view), name="budget_budget_lines"),
             path("<path:object_id>/approve/", wrap(self.approve_view), name="budget_budget_approve"),
             path("<path:object_id>/revise/", wrap(self.revise_view), name="budget_budget_revise"),
+            path("<path:object_id>/send-back/", wrap(self.send_back_view), name="budget_budget_send_back"),
             *super().get_urls(),
         ]
 
@@ -301,6 +420,7 @@ class BudgetAdmin(HistoryAdmin):
             lines_url=reverse("admin:budget_budget_lines"),
             line_labels=[(name, LINE_LABELS[name], money(getattr(obj, name)) if obj else "—") for name in LINE_FIELDS],
             input_fields=INPUT_FIELDS,
+            input_labels={name: str(Budget._meta.get_field(name).verbose_name) for name in INPUT_FIELDS},
             # live only where the inputs are editable (an approver reading a draft sees the stored lines)
             live=add or (obj is not None and obj.status == BudgetStatus.DRAFT and self.has_change_permission(request, obj)),
         )
@@ -309,6 +429,7 @@ class BudgetAdmin(HistoryAdmin):
                 pool_url=pool_url(obj),
                 can_approve=obj.status == BudgetStatus.DRAFT and self.has_approve_permission(request),
                 approve_url=reverse("admin:budget_budget_approve", args=[obj.pk]),
+                send_back_url=reverse("admin:budget_budget_send_back", args=[obj.pk]),
                 drafted_by_me=obj.drafted_by_id == request.user.pk,
                 can_revise=obj.status == BudgetStatus.APPROVED and self.has_revise_permission(request),
                 revise_url=reverse("admin:budget_budget_revise", args=[obj.pk]),

@@ -1,6 +1,7 @@
+from django.utils.translation import gettext_lazy as _
 from django.db import models
 
 
 class BudgetStatus(models.TextChoices):
-    DRAFT = "draft", "草稿 draft"
-    APPROVED = "approved", "已批准 approved"
+    DRAFT = "draft", _("草稿")
+    APPROVED = "approved", _("已批准")

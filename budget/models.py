@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
@@ -18,35 +20,40 @@ class Budget(models.Model):
     budget.domain.lines (SETTLEMENT.md §1) and stored. An approved revision is immutable; a major
     policy change (重大政策调整) is a new revision with a reason."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="budgets")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    revision = models.PositiveSmallIntegerField(default=1)
-    reason = models.TextField(blank=True, help_text="why this revision (required from revision 2 on)")
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="budgets")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    revision = models.PositiveSmallIntegerField(_("修订版次"), default=1)
+    reason = models.TextField(_("理由"), blank=True, help_text=_("修订原因（第 2 版起必填）"))
 
-    base_amount = models.DecimalField("上年度决算 base", **MONEY)
-    growth_rate = models.DecimalField(**RATE)
-    growth_cap = models.DecimalField(**RATE, default=Decimal("0.10"))
-    policy_adjustment = models.DecimalField(**MONEY, default=Decimal("0"))
-    reserve_rate = models.DecimalField(**RATE, default=Decimal("0.05"))
-    outpatient_share = models.DecimalField(**RATE, default=Decimal("0"))
-    primary_care_share = models.DecimalField(**RATE, default=Decimal("0"))
+    base_amount = models.DecimalField(_("上年度决算"), **MONEY)
+    growth_rate = models.DecimalField(_("增长率"), **RATE)
+    growth_cap = models.DecimalField(_("增长率上限"), **RATE, default=Decimal("0.10"))
+    policy_adjustment = models.DecimalField(_("政策调整"), **MONEY, default=Decimal("0"))
+    reserve_rate = models.DecimalField(_("调剂金比例"), **RATE, default=Decimal("0.05"))
+    outpatient_share = models.DecimalField(_("门诊占比"), **RATE, default=Decimal("0"))
+    primary_care_share = models.DecimalField(_("基层倾斜比例"), **RATE, default=Decimal("0"))
 
-    total = models.DecimalField(**MONEY)
-    reserve = models.DecimalField("调剂金 reserve", **MONEY)
-    outpatient = models.DecimalField(**MONEY)
-    inpatient = models.DecimalField(**MONEY)
-    primary_care_earmark = models.DecimalField(**MONEY)
+    total = models.DecimalField(_("总额"), **MONEY)
+    reserve = models.DecimalField(_("调剂金"), **MONEY)
+    outpatient = models.DecimalField(_("门诊"), **MONEY)
+    inpatient = models.DecimalField(_("住院"), **MONEY)
+    primary_care_earmark = models.DecimalField(_("基层倾斜"), **MONEY)
 
-    status = models.CharField(max_length=16, choices=BudgetStatus.choices, default=BudgetStatus.DRAFT, db_index=True)
-    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    approved_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(_("状态"), max_length=16, choices=BudgetStatus.choices, default=BudgetStatus.DRAFT, db_index=True)
+    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("批准人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    approved_at = models.DateTimeField(_("批准时间"), null=True, blank=True)
+    returned_reason = models.TextField(_("退回理由"), blank=True)
+    returned_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("退回人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    returned_at = models.DateTimeField(_("退回时间"), null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
-        permissions = [("approve_budget", "Can approve a budget (maker-checker)")]
+        verbose_name = _("区域总额预算")
+        verbose_name_plural = pgettext_lazy("plural", "区域总额预算")
+        permissions = [("approve_budget", _("可批准预算（经办与审核分离）"))]
         ordering = ["region__code", "year", "fund", "-revision"]
         constraints = [
             models.UniqueConstraint(fields=["region", "fund", "year", "revision"], name="budget_revision_unique"),
@@ -63,4 +70,7 @@ class Budget(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.region.code} {self.fund} {self.year} r{self.revision} ({self.status})"
+        return _("%(region)s %(fund)s %(year)s 年预算 第 %(revision)s 版（%(status)s）") % {
+            "region": self.region.name, "fund": self.get_fund_display(), "year": self.year, "revision": self.revision,
+            "status": self.get_status_display(),
+        }

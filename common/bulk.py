@@ -22,7 +22,7 @@ def read_frame(sql: str, params: Sequence, columns: Sequence[str], dtypes: dict 
     if is_postgres():
         with connection.cursor() as cursor:
             raw = cursor.connection  # the psycopg Connection
-            with raw.cursor() as pg_cursor:
+            with connection.wrap_database_errors, raw.cursor() as pg_cursor:  # psycopg errors as Django's
                 query = pg_cursor.mogrify(sql, list(params)) if params else sql
                 buffer = io.BytesIO()
                 with pg_cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
@@ -62,7 +62,7 @@ def write_frame(table: str, frame: pd.DataFrame, columns: Sequence[str], units: 
         buffer = io.StringIO()
         frame[cols].to_csv(buffer, header=False, index=False, quoting=csv.QUOTE_MINIMAL, na_rep="")
         with connection.cursor() as cursor:
-            with cursor.connection.cursor() as pg_cursor:
+            with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
                 with pg_cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN WITH (FORMAT csv)") as copy:
                     copy.write(buffer.getvalue())
         return len(frame)
@@ -135,7 +135,7 @@ def copy_create(model, objs: list) -> list:
         json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
         names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         attnames = [f.attname for f in fields]
-        with cursor.connection.cursor() as pg_cursor:
+        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
             with pg_cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN") as copy:
                 for obj in objs:
                     row = [getattr(obj, name) for name in attnames]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
 from django.utils import timezone
 
 from common.models import ReviewStatus
@@ -107,28 +108,30 @@ def record_creator_id(record: models.Model) -> int | None:
     return None
 
 
+CREATED_IT = _("此记录由你创建")
+
+
 def review_can_decide(*, record: models.Model, user) -> str | None:
     """None if `user` may decide `record` now, else the reason why not (for greying out buttons)."""
     if not is_pending(record):
-        return f"already {record.status}"
+        return str(_("已处理（%(status)s）") % {"status": record.get_status_display()})
     if not user.has_perm(review_spec(type(record)).permission):
-        return "no review permission"
+        return str(_("无审核权限"))
     if record_creator_id(record) == user.pk:
-        return "you created this record"
+        return str(CREATED_IT)
     return None
 
 
 def _check(record: models.Model, user, system: bool) -> None:
     if not is_pending(record):
-        raise ValidationError(f"{record._meta.verbose_name} #{record.pk} is already {record.status}; only a pending record can be decided")
+        raise ValidationError(_("%(record)s 已处理（%(status)s），只能审核待审记录") % {"record": record, "status": record.get_status_display()})
     if system:
         return
     if user is None or not user.has_perm(review_spec(type(record)).permission):
-        raise PermissionDenied(f"you may not decide {record._meta.verbose_name_plural}")
+        raise PermissionDenied(_("你无权审核%(what)s") % {"what": record._meta.verbose_name_plural})
     if record_creator_id(record) == user.pk:
         raise PermissionDenied(
-            f"maker-checker: you created {record._meta.verbose_name} #{record.pk}; another approver must decide it "
-            "(经办与审核须为不同人员)"
+            _("经办与审核须为不同人员：%(record)s 由你创建，须由另一位审核人处理") % {"record": record}
         )
 
 
@@ -160,9 +163,9 @@ def review_approve(*, record: models.Model, user, amount: Decimal | None = None,
         if value is None and spec.requested_field:
             value = getattr(record, spec.requested_field)
         if value is None:
-            raise ValidationError({spec.amount_field: "an approval needs an amount (nothing was requested)"})
+            raise ValidationError({spec.amount_field: _("批准须有核定金额（申请未填金额）")})
         if value < 0:
-            raise ValidationError({spec.amount_field: "the approved amount must not be negative"})
+            raise ValidationError({spec.amount_field: _("核定金额不能为负数")})
         setattr(record, spec.amount_field, value)
     elif amount is not None:
         raise ValidationError(f"{record._meta.verbose_name} has no amount to approve")
@@ -179,7 +182,7 @@ def review_reject(*, record: models.Model, user, reason: str, system: bool = Fal
     and in the change history always)."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"rejection_reason": "a rejection needs a reason"})
+        raise ValidationError({"rejection_reason": _("驳回须填写理由")})
     record = _locked(record)
     _check(record, user, system)
     if hasattr(record, "rejection_reason"):

@@ -15,6 +15,10 @@ app.conf.beat_schedule = {
         "task": "settlement.tasks.schedule_monthly_clearings",
         "schedule": crontab(minute=0, hour=2, day_of_month=5),
     },
+    "fail-stalled-clearing-runs": {
+        "task": "settlement.tasks.fail_stalled_runs",
+        "schedule": crontab(minute="*"),
+    },
     "purge-idempotency-records": {
         "task": "drg.tasks.purge_idempotency_records",
         "schedule": crontab(minute=30, hour=4),

@@ -25,6 +25,9 @@ TARGETS = {
     "peak_mb": 2048.0,  # every phase
     "clearing_peak_mb": 2048.0,
     "valuation_cases_per_s": 1_500_000,
+    "rate_setting_seconds": 20.0,
+    "scenario_seconds": 15.0,
+    "forecast_seconds": 1.0,
     "monitoring_seconds": 20.0,
 }
 
@@ -314,6 +317,80 @@ def measure_copy_ratio(*, region: str, fund: str, year: int, clearing_load_secon
 
 # --- verdicts -------------------------------------------------------------------------------------
 
+def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: Path) -> dict:
+    """PLANNING.md: two earlier years of `cases` cases are generated and loaded into the bench region
+    (not timed as targets); the previous year's annual run is cleared and finalized (the binding run
+    and the forecast's season). Then, timed: the rate-setting for year + 1 over the three years, an
+    unchanged and a changed annual scenario of the previous year's pool, and the forecast after a
+    finalized monthly run of the bench year (the previous year's season recorded once after its annual
+    finalization, timed apart as season_record_seconds)."""
+    from common.users import system_user
+    from drg.models import Region
+    from exchange.bundle import bundle_load
+    from exchange.synthetic import generate_bundle
+    from planning import services
+    from planning.models import Forecast, Season
+    from settlement.services import clearing_run_finalize, clearing_run_start
+
+    region_obj = Region.objects.get(code=region)
+    user = system_user()
+    figures: dict = {}
+    started = time.perf_counter()
+    history = (year - 2, year - 1)
+    for offset, past in enumerate(history):
+        out = scratch / f"bundle-{past}"
+        generate_bundle(out=out, cases=cases, seed=seed - 2 + offset, year=past, region=region, employee_share=1.0)
+        bundle_load(path=out)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    figures["history_load_seconds"] = round(time.perf_counter() - started, 3)
+
+    started = time.perf_counter()
+    annual = clearing_run_finalize(run=clearing_run_start(region=region_obj, fund="employee", year=year - 1, user=user), user=user, system=True)
+    figures["history_clear_seconds"] = round(time.perf_counter() - started, 3)
+
+    started = time.perf_counter()
+    unchanged = services.scenario_create(region=region_obj, fund="employee", year=year - 1, month=None, name="bench: unchanged",
+                                         changes={}, user=user, run_async=False)
+    unchanged_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    changed = services.scenario_create(region=region_obj, fund="employee", year=year - 1, month=None, name="bench: growth −1 pt",
+                                       changes={"budget": {"growth_rate": "0.01"}}, user=user, run_async=False)
+    scenario_seconds = time.perf_counter() - started
+    binding = {line.institution_id: (line.points, line.fund_payment, line.balance) for line in annual.lines.all()}
+    same = {line.institution_id: (line.points, line.fund_payment, line.balance) for line in unchanged.lines.all()}
+    figures["scenario"] = {
+        "cases": annual.case_count, "seconds": round(scenario_seconds, 3), "unchanged_seconds": round(unchanged_seconds, 3),
+        "phases": changed.timings, "unchanged_equals_binding": same == binding and unchanged.totals["point_value"] == annual.totals["point_value"],
+        "point_value_binding": annual.totals["point_value"], "point_value_changed": changed.totals.get("point_value"),
+        "status": changed.status, "error": changed.error,
+    }
+
+    Season.objects.filter(run=annual).delete()  # recorded on finalization (eager here): timed apart
+    started = time.perf_counter()
+    services.season_record(run_id=annual.pk)
+    season_seconds = time.perf_counter() - started
+    monthly = clearing_run_finalize(run=clearing_run_start(region=region_obj, fund="employee", year=year, month=6, user=user), user=user, system=True)
+    timings = []
+    for label in ("first", "again"):
+        Forecast.objects.filter(run=monthly).delete()
+        started = time.perf_counter()
+        forecast = services.forecast_after_run(run_id=monthly.pk)
+        timings.append((label, time.perf_counter() - started))
+    figures["forecast"] = {
+        "month_cases": monthly.case_count, "seconds": round(timings[0][1], 3), "again_seconds": round(timings[1][1], 3),
+        "season_record_seconds": round(season_seconds, 3),
+        "season": forecast.season_source, "point_value_estimate": str(forecast.point_value), "run_point_value": str(forecast.run_point_value),
+    }
+
+    started = time.perf_counter()
+    result = services.rate_setting_compute(region=region_obj, year=year + 1, reference_years=(year - 2, year - 1, year), weights=(2, 3, 5))
+    services.rate_setting_write(result=result, out_dir=scratch / "rate_setting")
+    seconds = time.perf_counter() - started
+    summary = result.summary()
+    figures["rate_setting"] = {"seconds": round(seconds, 3), "cases_kept": summary["cases"], "trimmed": summary["trimmed"],
+                               "groups": summary["groups"], "all_case_avg_cost": summary["all_case_avg_cost"]}
 def measure_monitoring(*, region: str, fund: str, year: int) -> dict:
     """Indicators and all five screening rules over the pool's annual run (monitoring/bench.py)."""
     from monitoring.bench import measure_monitoring as measure
@@ -373,6 +450,11 @@ def verdicts(results: dict) -> list[str]:
     valuation = results.get("valuation", {})
     check("valuation alone (wall)", valuation.get("cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
     check("valuation alone (per CPU-second)", valuation.get("cpu_cases_per_s"), TARGETS["valuation_cases_per_s"], True, "cases/s")
+    planning = results.get("planning", {})
+    if planning and "error" not in planning:
+        check("rate-setting, 3 years", planning["rate_setting"]["seconds"], TARGETS["rate_setting_seconds"], False, "s")
+        check("annual scenario", planning["scenario"]["seconds"], TARGETS["scenario_seconds"], False, "s")
+        check("forecast after a monthly run", planning["forecast"]["seconds"], TARGETS["forecast_seconds"], False, "s")
     monitoring = results.get("monitoring", {})
     check("monitoring (indicators + 5 screens, read included)", monitoring.get("seconds"), TARGETS["monitoring_seconds"], False, "s",
           _slowest(monitoring.get("phases", {}), "monitoring phase"))

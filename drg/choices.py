@@ -1,38 +1,39 @@
+from django.utils.translation import gettext_lazy as _
 from django.db import models
 
 
 class Fund(models.TextChoices):
-    EMPLOYEE = "employee", "职工医保 employee"
-    RESIDENT = "resident", "城乡居民医保 resident"
+    EMPLOYEE = "employee", _("职工医保")
+    RESIDENT = "resident", _("城乡居民医保")
 
 
 class InstitutionCategory(models.TextChoices):
-    GENERAL = "general", "综合 general"
-    TCM = "tcm", "中医 tcm"
-    SPECIALIST = "specialist", "专科 specialist"
-    PRIMARY = "primary", "基层 primary"
+    GENERAL = "general", _("综合")
+    TCM = "tcm", _("中医")
+    SPECIALIST = "specialist", _("专科")
+    PRIMARY = "primary", _("基层")
 
 
 class GroupKind(models.TextChoices):
-    STABLE = "stable", "稳定病组 stable"
-    UNSTABLE = "unstable", "非稳定病组 unstable"
-    PER_DIEM = "per_diem", "床日付费 per_diem"
+    STABLE = "stable", _("稳定病组")
+    UNSTABLE = "unstable", _("非稳定病组")
+    PER_DIEM = "per_diem", _("床日付费")
 
 
 class DischargeStatus(models.TextChoices):
-    NORMAL = "normal", "正常出院 normal"
-    TRANSFER = "transfer", "转院 transfer"
-    AGAINST_ADVICE = "against_advice", "自动出院 against_advice"
-    DEATH = "death", "死亡 death"
+    NORMAL = "normal", _("正常出院")
+    TRANSFER = "transfer", _("转院")
+    AGAINST_ADVICE = "against_advice", _("自动出院")
+    DEATH = "death", _("死亡")
 
 
 class CaseCategory(models.TextChoices):
-    SPECIAL_REVIEW = "special_review", "特病单议 special_review"
-    PER_DIEM = "per_diem", "床日 per_diem"
-    UNSTABLE = "unstable", "非稳定 unstable"
-    HIGH = "high", "高倍率 high"
-    LOW = "low", "低倍率 low"
-    NORMAL = "normal", "正常 normal"
+    SPECIAL_REVIEW = "special_review", _("特病单议")
+    PER_DIEM = "per_diem", _("床日")
+    UNSTABLE = "unstable", _("非稳定")
+    HIGH = "high", _("高倍率")
+    LOW = "low", _("低倍率")
+    NORMAL = "normal", _("正常")
 
 
 class ChangeSource(models.TextChoices):
@@ -44,12 +45,12 @@ class ChangeSource(models.TextChoices):
 class ParameterKind(models.TextChoices):
     """What a parameter revision puts in force (SETTLEMENT.md §6)."""
 
-    SCHEME = "scheme", "支付方案 payment scheme"
-    CATALOG = "catalog", "病组目录 catalog (groups, coefficients, TCM equivalents)"
-    INSTITUTIONS = "institutions", "机构属性 institution attributes"
+    SCHEME = "scheme", _("支付方案")
+    CATALOG = "catalog", _("病组目录")
+    INSTITUTIONS = "institutions", _("机构属性")
 
 
 class RevisionStatus(models.TextChoices):
-    DRAFT = "draft", "草稿 draft"
-    APPROVED = "approved", "已批准 approved"
-    REJECTED = "rejected", "已驳回 rejected"
+    DRAFT = "draft", _("草稿")
+    APPROVED = "approved", _("已批准")
+    REJECTED = "rejected", _("已驳回")

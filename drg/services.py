@@ -56,6 +56,8 @@ def credential_hash(raw_key: str) -> str:
 
 def credential_split(raw_key: str) -> tuple[str, str] | None:
     prefix, dot, secret = raw_key.partition(".")
+    if not raw_key.isascii() or not raw_key.isprintable():
+        return None
     if not dot or not prefix or not secret or len(prefix) > 12 or len(raw_key) > 200:
         return None
     return prefix, secret
@@ -457,24 +459,31 @@ def case_of_institution(*, institution: Institution, case_no: str) -> Case:
 
 def special_review_submit(
     *, institution: Institution, case_no: str, reason: str, requested_cost: Decimal, documents: list[str]
-) -> tuple[SpecialReview, bool]:
-    """Request 特病单议 for a case. Returns (review, changed). A pending or rejected request is
-    replaced by the new one (back to submitted); an approved one cannot change (AlreadyDecided).
-    Sending the same pending request again changes nothing."""
+) -> tuple[SpecialReview, str]:
+    """Request 特病单议 for a case. Returns (review, CREATED / UPDATED / UNCHANGED). A pending or
+    rejected request is replaced by the new one (back to submitted); an approved one cannot change
+    (AlreadyDecided). Sending the same pending request again changes nothing. Of parallel first
+    requests of a case exactly one creates the review; the others then see it (see reviewable_submit)."""
     with transaction.atomic():
         case = case_of_institution(institution=institution, case_no=case_no)
         review = SpecialReview.objects.select_for_update().filter(case=case).first()
         if review is None:
-            review = SpecialReview(institution=institution, case=case)
-        elif review.status == ReviewStatus.APPROVED:
+            review = SpecialReview(
+                institution=institution, case=case, reason=reason, requested_cost=requested_cost, documents=list(documents)
+            )
+            review._change_reason = "submitted through the hospital API"
+            if _created_first(review):
+                return review, CREATED
+            review = SpecialReview.objects.select_for_update().get(case=case)
+        if review.status == ReviewStatus.APPROVED:
             raise AlreadyDecided(f"the special review of case {case_no} is already approved")
-        elif (
+        if (
             review.status == ReviewStatus.SUBMITTED
             and review.reason == reason
             and review.requested_cost == requested_cost
             and list(review.documents or []) == list(documents)
         ):
-            return review, False
+            return review, UNCHANGED
         review.reason = reason
         review.requested_cost = requested_cost
         review.documents = list(documents)
@@ -482,9 +491,9 @@ def special_review_submit(
         review.decided_at = None
         review.decided_by = None
         review.rejection_reason = ""
-        review._change_reason = "submitted through the hospital API"
+        review._change_reason = "resubmitted through the hospital API"
         review.save()
-    return review, True
+    return review, UPDATED
 
 
 def correction_request_submit(
@@ -730,6 +739,18 @@ def correction_request_approved(*, record: CorrectionRequest, user, note: str = 
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 
+def _created_first(record) -> bool:
+    """Insert a new record in a savepoint. False when a parallel request inserted the same key first
+    (the unique constraint refused this one): the caller then reads and updates the stored record,
+    so of parallel first submissions one is created and the others answer like a resubmission."""
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:
+        return False
+    return True
+
+
 def reviewable_submit(*, model, lookup: dict[str, Any], values: dict[str, Any]) -> tuple[Any, str]:
     """Submit a ``Reviewable`` record identified by ``lookup`` (which includes the institution).
 
@@ -741,8 +762,9 @@ def reviewable_submit(*, model, lookup: dict[str, Any], values: dict[str, Any]) 
         if record is None:
             record = model(**lookup, **values)
             record._change_reason = "submitted through the hospital API"
-            record.save()
-            return record, CREATED
+            if _created_first(record):
+                return record, CREATED
+            record = model.objects.select_for_update().get(**lookup)
         if record.status == ReviewStatus.APPROVED:
             raise AlreadyDecided(f"this {model._meta.verbose_name} is already approved")
         if record.status == ReviewStatus.SUBMITTED and all(getattr(record, k) == v for k, v in values.items()):

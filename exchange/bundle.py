@@ -356,7 +356,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     assert params is not None
     year = params.year
     system = system_user()
-    w = _Writer(user=user, system=system, now=timezone.now(), reason=f"bundle {bundle.path.resolve()}")
+    w = _Writer(user=user, system=system, now=timezone.now(), reason=f"数据包 {bundle.path.resolve()}")
     report = LoadReport(path=bundle.path, region=params.region_code, year=year)
     typed = bundle.typed
 
@@ -556,7 +556,7 @@ def _budgets_upsert(*, region: Region, params: BundleParams, w: _Writer) -> File
             counts.unchanged += 1
             continue
         exists = Budget.objects.filter(region=region, fund=fund, year=params.year).exists()
-        reason = f"{w.reason}: params.json budgets.{fund}"
+        reason = f"{w.reason}：params.json budgets.{fund}"
         draft = budget_draft(region=region, fund=fund, year=params.year, inputs=inputs, user=w.user, reason=reason)
         budget_approve(budget=draft, user=w.system, system=True)
         if exists:

@@ -1,7 +1,8 @@
 """The files the bulk commands write (EXCHANGE.md): a clearing run's outputs (`export_clearing`)
 and a year's incentive payout (`pay_incentives`). The numbers are the apps' (settlement's stored
 run lines and case results, incentives' payout); this module only lays them out as the public
-contract says."""
+contract says. Text cells pass common.spreadsheet.formula_safe (the worked example's files are
+unchanged by it: none of their texts looks like a formula)."""
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,7 @@ import pandas as pd
 from django.core.exceptions import ValidationError
 
 from common.precision import r2, r4
+from common.spreadsheet import formula_safe, formula_safe_series
 from drg.models import Region
 from incentives.exports import payout_csv_text, payout_xlsx_bytes
 from incentives.models import Payout
@@ -54,12 +56,14 @@ def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for line in lines:
-            writer.writerow([line.institution.code] + [_text(c, getattr(line, c)) for c in columns[1:]])
+            writer.writerow([formula_safe(line.institution.code)] + [_text(c, getattr(line, c)) for c in columns[1:]])
     written.append(out_dir / name)
     if run.kind == RunKind.ANNUAL:
         results = run_case_results_frame(run=run, with_case=True)[["case_no", "institution_code", "valuation_group", "category", "points"]]
         results = results.sort_values(["institution_code", "case_no"], kind="stable")
         results.insert(2, "fund", run.fund)
+        for column in ("case_no", "institution_code", "valuation_group"):  # text a spreadsheet must not evaluate
+            results[column] = formula_safe_series(results[column])
         results["points"] = [str(r4(p)) for p in results["points"]]
         results.to_csv(out_dir / "case_points.csv", index=False, lineterminator="\r\n")
         written.append(out_dir / "case_points.csv")

@@ -1,4 +1,5 @@
-"""Render a payout for finance: incentives.csv (EXCHANGE.md) and a formatted Excel workbook."""
+"""Render a payout for finance: incentives.csv (EXCHANGE.md) and a formatted Excel workbook. Every
+text cell goes through common.spreadsheet.formula_safe (no payee code or name becomes a formula)."""
 from __future__ import annotations
 
 import csv
@@ -12,6 +13,7 @@ from openpyxl.utils import get_column_letter
 from django.utils import timezone
 
 from common.precision import r2
+from common.spreadsheet import formula_safe, formula_safe_row
 from incentives.models import Payout
 from incentives.selectors import payout_lines
 
@@ -35,7 +37,7 @@ def payout_csv_text(*, payout: Payout) -> str:
     writer.writerow(CSV_COLUMNS)
     rows = payout.lines.order_by("payee_code", "rule_code").values_list("payee_code", "rule_code", "count", "amount")
     for payee_code, rule_code, count, amount in rows:
-        writer.writerow([payee_code, rule_code, count, _money(amount)])
+        writer.writerow([formula_safe(payee_code), formula_safe(rule_code), count, _money(amount)])
     return buffer.getvalue()
 
 
@@ -72,7 +74,7 @@ def payout_xlsx_bytes(*, payout: Payout) -> bytes:
     lines = list(payout_lines(payout=payout).defer(None))
     for line in lines:
         ws.append(
-            [
+            formula_safe_row([
                 line.payee_code,
                 line.institution.name if line.institution_id else "健共体集团 group",
                 line.rule_code,
@@ -85,7 +87,7 @@ def payout_xlsx_bytes(*, payout: Payout) -> bytes:
                 line.capped_amount,
                 line.amount,
                 len(line.source_ids),
-            ]
+            ])
         )
     last = ws.max_row
     total_row = last + 1
@@ -120,7 +122,7 @@ def payout_xlsx_bytes(*, payout: Payout) -> bytes:
         ("total payable 实付合计", payout.total),
     ]
     for label, value in rows:
-        summary.append([label, value])
+        summary.append([label, formula_safe(value)])
     for row in summary.iter_rows(min_row=1, max_row=summary.max_row):
         row[0].font = bold
         if isinstance(row[1].value, Decimal):

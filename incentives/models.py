@@ -4,6 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
@@ -14,56 +16,73 @@ from incentives.domain.rules import RuleSpec, overlapping, parse_grade_amounts, 
 
 
 class HospiceKind(models.TextChoices):
-    BED = "bed", "新增安宁疗护床位 bed"
-    INPATIENT = "inpatient", "住院安宁疗护 inpatient"
-    HOME = "home", "居家安宁疗护 home"
+    BED = "bed", _("新增安宁疗护床位")
+    INPATIENT = "inpatient", _("住院安宁疗护")
+    HOME = "home", _("居家安宁疗护")
 
 
 class ChronicEnrollment(Reviewable):
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="chronic_enrollments")
-    patient_id = models.CharField(max_length=64)
-    disease = models.CharField(max_length=64)
-    enrolled_on = models.DateField()
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="chronic_enrollments")
+    patient_id = models.CharField(_("患者编号"), max_length=64)
+    disease = models.CharField(_("慢病病种"), max_length=64)
+    enrolled_on = models.DateField(_("纳管日期"))
 
     class Meta:
+        verbose_name = _("慢病纳管")
+        verbose_name_plural = pgettext_lazy("plural", "慢病纳管")
         ordering = ["institution__code", "patient_id", "disease"]
         constraints = [models.UniqueConstraint(fields=["institution", "patient_id", "disease"], name="chronic_enrollment_unique")]
         indexes = [models.Index(fields=["patient_id", "enrolled_on"], name="chronic_patient_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.patient_id} · {self.disease}"
+
 
 class TcmWorkload(Reviewable):
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="tcm_workloads")
-    month = models.DateField(help_text="first day of the month reported")
-    prescriptions = models.PositiveIntegerField()
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="tcm_workloads")
+    month = models.DateField(_("月份"), help_text=_("填报月份的第一天"))
+    prescriptions = models.PositiveIntegerField(_("中药饮片处方数"))
 
     class Meta:
+        verbose_name = _("中医工作量")
+        verbose_name_plural = pgettext_lazy("plural", "中医工作量")
         ordering = ["institution__code", "month"]
         constraints = [models.UniqueConstraint(fields=["institution", "month"], name="tcm_workload_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.month:%Y-%m}"
+
 
 class HospiceService(Reviewable):
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="hospice_services")
-    kind = models.CharField(max_length=16, choices=HospiceKind.choices)
-    patient_id = models.CharField(max_length=64, blank=True)
-    service_date = models.DateField()
-    quantity = models.PositiveIntegerField(default=1)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="hospice_services")
+    kind = models.CharField(_("服务类型"), max_length=16, choices=HospiceKind.choices)
+    patient_id = models.CharField(_("患者编号"), max_length=64, blank=True)
+    service_date = models.DateField(_("服务日期"))
+    quantity = models.PositiveIntegerField(_("数量"), default=1)
 
     class Meta:
+        verbose_name = _("安宁疗护服务")
+        verbose_name_plural = pgettext_lazy("plural", "安宁疗护服务")
         ordering = ["institution__code", "service_date", "kind"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "kind", "patient_id", "service_date"], name="hospice_service_unique"),
             models.CheckConstraint(condition=Q(kind="bed") | ~Q(patient_id=""), name="hospice_patient_required"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.get_kind_display()} · {self.service_date}"
+
 
 class Screening(Reviewable):
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="screenings")
-    patient_id = models.CharField(max_length=64)
-    screening_date = models.DateField()
-    fee = models.DecimalField(**MONEY)
-    high_risk = models.BooleanField(default=False)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="screenings")
+    patient_id = models.CharField(_("患者编号"), max_length=64)
+    screening_date = models.DateField(_("筛查日期"))
+    fee = models.DecimalField(_("筛查费用"), **MONEY)
+    high_risk = models.BooleanField(_("高风险"), default=False)
 
     class Meta:
+        verbose_name = _("高风险人群筛查")
+        verbose_name_plural = pgettext_lazy("plural", "高风险人群筛查")
         ordering = ["institution__code", "screening_date", "patient_id"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "patient_id", "screening_date"], name="screening_unique"),
@@ -73,6 +92,9 @@ class Screening(Reviewable):
 
 # --- Rules and payouts (SETTLEMENT.md §7; see docs/incentives.md) ---------------------------------
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.patient_id} · {self.screening_date}"
+
 
 class IncentiveRule(models.Model):
     """One incentive rule, as data: what it counts (basis), how it is priced (amount per unit,
@@ -80,23 +102,25 @@ class IncentiveRule(models.Model):
     [valid_from, valid_to). A record counts under the rule whose window holds the record's date.
     To change a rule from a date on, close it (valid_to) and add a successor with a new code."""
 
-    code = models.CharField(max_length=64, unique=True, help_text="written in incentives.csv, e.g. tumor_surgery")
-    name = models.CharField(max_length=200)
-    basis = models.CharField(max_length=32, choices=IncentiveBasis.choices)
-    amount = models.DecimalField("amount per unit", **MONEY, null=True, blank=True)
+    code = models.CharField(_("规则编码"), max_length=64, unique=True, help_text=_("写入 incentives.csv 的编码，例如 tumor_surgery"))
+    name = models.CharField(_("规则名称"), max_length=200)
+    basis = models.CharField(_("计奖依据"), max_length=32, choices=IncentiveBasis.choices)
+    amount = models.DecimalField(_("每单位金额"), **MONEY, null=True, blank=True)
     grade_amounts = models.JSONField(
-        "amounts per surgery grade", default=dict, blank=True, help_text='surgery rules only, e.g. {"3": "1000", "4": "2000"}'
+        _("分级金额"), default=dict, blank=True, help_text=_('仅手术类规则，例如 {"3": "1000", "4": "2000"}')
     )
-    rate = models.DecimalField("rate of fees", **RATE, null=True, blank=True, help_text="fee-based rules only, e.g. 0.30")
-    public_only = models.BooleanField("public institutions only", default=False)
-    payee = models.CharField(max_length=16, choices=PayeeKind.choices, default=PayeeKind.INSTITUTION)
-    valid_from = models.DateField()
-    valid_to = models.DateField(null=True, blank=True, help_text="exclusive; empty = open-ended")
-    yearly_cap = models.DecimalField("yearly cap per payee", **MONEY, null=True, blank=True)
-    description = models.TextField(blank=True, help_text="policy reference (文件依据)")
+    rate = models.DecimalField(_("费用比例"), **RATE, null=True, blank=True, help_text=_("仅按费用计奖的规则，例如 0.30 即 30%"))
+    public_only = models.BooleanField(_("仅限公立机构"), default=False)
+    payee = models.CharField(_("收款方"), max_length=16, choices=PayeeKind.choices, default=PayeeKind.INSTITUTION)
+    valid_from = models.DateField(_("生效日期"))
+    valid_to = models.DateField(_("失效日期"), null=True, blank=True, help_text=_("不含当日；留空为长期有效"))
+    yearly_cap = models.DecimalField(_("每年封顶"), **MONEY, null=True, blank=True)
+    description = models.TextField(_("文件依据"), blank=True, help_text=_("政策文件名称与文号"))
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("奖补规则")
+        verbose_name_plural = pgettext_lazy("plural", "奖补规则")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(condition=Q(valid_to__isnull=True) | Q(valid_to__gt=F("valid_from")), name="incentive_rule_valid_window"),
@@ -147,13 +171,15 @@ class IncentiveBudget(models.Model):
     """财政 budget line for a region's incentives of one year. When the payouts exceed it, every
     line is scaled down pro rata (largest remainder to the cent), so Σ payout = this amount."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="incentive_budgets")
-    year = models.PositiveSmallIntegerField()
-    amount = models.DecimalField(**MONEY)
-    note = models.TextField(blank=True)
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="incentive_budgets")
+    year = models.PositiveSmallIntegerField(_("年度"))
+    amount = models.DecimalField(_("预算金额"), **MONEY)
+    note = models.TextField(_("备注"), blank=True)
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("奖补财政预算")
+        verbose_name_plural = pgettext_lazy("plural", "奖补财政预算")
         ordering = ["region__code", "year"]
         constraints = [
             models.UniqueConstraint(fields=["region", "year"], name="incentive_budget_unique"),
@@ -161,7 +187,7 @@ class IncentiveBudget(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.region.code} {self.year}: {self.amount}"
+        return _("%(region)s %(year)s 年奖补预算 %(amount)s 元") % {"region": self.region.name, "year": self.year, "amount": f"{self.amount:,.2f}"}
 
 
 class Payout(models.Model):
@@ -169,24 +195,26 @@ class Payout(models.Model):
     the one who computed it, then marked paid. One per region and year; a draft is replaced when
     recomputed, an approved or paid payout is final."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="incentive_payouts")
-    year = models.PositiveSmallIntegerField()
-    status = models.CharField(max_length=16, choices=PayoutStatus.choices, default=PayoutStatus.DRAFT, db_index=True)
-    computed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    computed_at = models.DateTimeField()
-    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    approved_at = models.DateTimeField(null=True, blank=True)
-    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    paid_at = models.DateTimeField(null=True, blank=True)
-    gross_total = models.DecimalField("Σ line amounts before caps", **MONEY)
-    capped_total = models.DecimalField("Σ after caps", **MONEY)
-    total = models.DecimalField("Σ payable", **MONEY)
-    budget_amount = models.DecimalField("fiscal budget applied", **MONEY, null=True, blank=True)
-    prorated = models.BooleanField(default=False)
-    rules_snapshot = models.JSONField(default=list, help_text="the rules as they were when computed")
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="incentive_payouts")
+    year = models.PositiveSmallIntegerField(_("年度"))
+    status = models.CharField(_("状态"), max_length=16, choices=PayoutStatus.choices, default=PayoutStatus.DRAFT, db_index=True)
+    computed_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("计算人"), on_delete=models.PROTECT, related_name="+")
+    computed_at = models.DateTimeField(_("计算时间"))
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("批准人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField(_("批准时间"), null=True, blank=True)
+    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("支付人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
+    gross_total = models.DecimalField(_("封顶前合计"), **MONEY)
+    capped_total = models.DecimalField(_("封顶后合计"), **MONEY)
+    total = models.DecimalField(_("应付合计"), **MONEY)
+    budget_amount = models.DecimalField(_("财政预算"), **MONEY, null=True, blank=True)
+    prorated = models.BooleanField(_("按比例分配"), default=False)
+    rules_snapshot = models.JSONField(_("计算时规则"), default=list, help_text=_("计算时的规则"))
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("奖补发放")
+        verbose_name_plural = pgettext_lazy("plural", "奖补发放")
         ordering = ["region__code", "-year"]
         permissions = [
             ("approve_payout", "Can approve an incentive payout (maker-checker)"),
@@ -205,7 +233,9 @@ class Payout(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"incentives {self.region.code} {self.year} ({self.status})"
+        return _("%(region)s %(year)s 年奖补发放 #%(id)s（%(status)s）") % {
+            "region": self.region.name, "year": self.year, "id": self.pk, "status": self.get_status_display(),
+        }
 
 
 class PayoutLine(models.Model):
@@ -213,28 +243,30 @@ class PayoutLine(models.Model):
     after the rule's cap (capped_amount) and the fiscal budget's pro rata. source_ids lists the
     ids of the counted records of source_model (compact: one JSON array per line)."""
 
-    payout = models.ForeignKey(Payout, on_delete=models.CASCADE, related_name="lines")
-    payee_code = models.CharField(max_length=32)
+    payout = models.ForeignKey(Payout, verbose_name=_("奖补发放"), on_delete=models.CASCADE, related_name="lines")
+    payee_code = models.CharField(_("收款方编码"), max_length=32)
     institution = models.ForeignKey(
-        Institution, null=True, blank=True, on_delete=models.PROTECT, related_name="incentive_lines", help_text="empty when a group is paid"
+        Institution, verbose_name=_("机构"), null=True, blank=True, on_delete=models.PROTECT, related_name="incentive_lines", help_text=_("付给健共体集团时为空")
     )
-    rule = models.ForeignKey(IncentiveRule, on_delete=models.PROTECT, related_name="payout_lines")
-    rule_code = models.CharField(max_length=64)
-    count = models.PositiveBigIntegerField()
-    unit_amount = models.DecimalField(**MONEY, null=True, blank=True)
-    rate = models.DecimalField(**RATE, null=True, blank=True)
-    basis_amount = models.DecimalField("fees the rate applies to", **MONEY, null=True, blank=True)
-    detail = models.JSONField(default=dict, blank=True)
-    gross_amount = models.DecimalField(**MONEY)
-    capped_amount = models.DecimalField(**MONEY)
-    amount = models.DecimalField(**MONEY)
-    source_model = models.CharField(max_length=32)
-    source_ids = models.JSONField(default=list)
+    rule = models.ForeignKey(IncentiveRule, verbose_name=_("奖补规则"), on_delete=models.PROTECT, related_name="payout_lines")
+    rule_code = models.CharField(_("规则编码"), max_length=64)
+    count = models.PositiveBigIntegerField(_("计数"))
+    unit_amount = models.DecimalField(_("单价"), **MONEY, null=True, blank=True)
+    rate = models.DecimalField(_("比例"), **RATE, null=True, blank=True)
+    basis_amount = models.DecimalField(_("计奖费用"), **MONEY, null=True, blank=True)
+    detail = models.JSONField(_("明细"), default=dict, blank=True)
+    gross_amount = models.DecimalField(_("封顶前金额"), **MONEY)
+    capped_amount = models.DecimalField(_("封顶后金额"), **MONEY)
+    amount = models.DecimalField(_("应付金额"), **MONEY)
+    source_model = models.CharField(_("来源记录类型"), max_length=32)
+    source_ids = models.JSONField(_("来源记录"), default=list)
 
     class Meta:
+        verbose_name = _("奖补明细")
+        verbose_name_plural = pgettext_lazy("plural", "奖补明细")
         ordering = ["payout_id", "payee_code", "rule_code"]
         constraints = [models.UniqueConstraint(fields=["payout", "payee_code", "rule_code"], name="incentive_line_unique")]
         indexes = [models.Index(fields=["institution", "payout"], name="incentive_line_inst_idx")]
 
     def __str__(self) -> str:
-        return f"{self.payee_code} {self.rule_code} {self.amount}"
+        return f"{self.payee_code} · {self.rule_code} · {self.amount:,.2f}"

@@ -7,9 +7,10 @@ from decimal import Decimal
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
+
+from common.spreadsheet import formula_safe
 from openpyxl.styles import Font
 
-FORMULA_PREFIXES = ("=", "+", "-", "@")
 INDICATOR_LABELS = {
     "institution_code": "机构编码", "period": "期间", "cases": "病例数", "points": "点数", "cmi": "CMI",
     "cost_per_point": "每点费用", "time_index": "时间消耗指数", "cost_index": "费用消耗指数", "high_share": "高倍率占比",
@@ -26,9 +27,7 @@ def safe_cell(value):
     if isinstance(value, (int, Decimal)):
         return value
     text = "".join(ch for ch in str(value) if ch in "\t\n" or ch >= " ")
-    if text.startswith(FORMULA_PREFIXES):
-        return "'" + text
-    return text
+    return formula_safe(text)
 
 
 def indicators_workbook(*, title: str, rows: list, names: dict[str, str]) -> bytes:

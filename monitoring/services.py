@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from common.spreadsheet import formula_safe
 from common.reviews import review_approve, review_reject
 from drg.models import Case, Institution, Region
 from monitoring import selectors
@@ -97,7 +98,7 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, Decimal):
         return f"{value:.4f}"
-    return str(value)
+    return formula_safe(str(value))
 
 
 def screen_files_write(*, result: PoolScreen, out_dir: Path) -> list[Path]:
@@ -114,12 +115,12 @@ def screen_files_write(*, result: PoolScreen, out_dir: Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(FINDING_COLUMNS)
         for f in result.findings:
-            writer.writerow([f.rule, f.institution, year, _cell(f.value), _cell(f.reference), len(f.evidence)])
+            writer.writerow([f.rule, formula_safe(f.institution), year, _cell(f.value), _cell(f.reference), len(f.evidence)])
     with open(paths[2], "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(FINDING_CASE_COLUMNS)
         for f in result.findings:
-            writer.writerows([f.rule, f.institution, inst, no] for inst, no in f.evidence)
+            writer.writerows([f.rule, formula_safe(f.institution), formula_safe(inst), formula_safe(no)] for inst, no in f.evidence)
     return paths
 
 

@@ -3,6 +3,7 @@ clearing runs: start (queued on Celery), watch, compare, finalize (maker-checker
 statements; plus the pool page. See docs/admin.md."""
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 import datetime as dt
 
 from django import forms
@@ -23,6 +24,9 @@ from common.reviews import error_text
 from drg.admin import (
     BureauAdmin,
     CaseAdmin,
+    DischargeRangeFilter,
+    DrgCodeFilter,
+    case_search,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ReviewAdmin,
@@ -45,7 +49,7 @@ from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLi
 class MonthFilter(admin.SimpleListFilter):
     """月份 of a first-of-month date field."""
 
-    title = "月份 month"
+    title = _("月份")
     parameter_name = "month"
 
     def lookups(self, request, model_admin):
@@ -64,7 +68,7 @@ class MonthFilter(admin.SimpleListFilter):
 
 
 class YearFilter(admin.SimpleListFilter):
-    title = "年度 year"
+    title = _("年度")
     parameter_name = "year"
 
     def lookups(self, request, model_admin):
@@ -81,7 +85,7 @@ class ItemizedClaimForm(forms.ModelForm):
     class Meta:
         model = ItemizedClaim
         fields = ("institution", "claim_no", "fund", "month", "patient_id", "claimed_amount")
-        help_texts = {"month": "any day of the month; stored as the first day"}
+        help_texts = {"month": _("填该月任意一天，保存为当月第一天")}
 
     def clean_month(self):
         value = self.cleaned_data["month"]
@@ -94,13 +98,13 @@ class CaseResultInline(ReadOnlyInline):
     model = CaseResult
     fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
     readonly_fields = fields
-    verbose_name_plural = "估值结果 valuation in clearing runs (why these points)"
+    verbose_name_plural = _("估值结果（各清算批次的计点依据）")
     fk_name = "case"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("run__region").order_by("-run_id")
 
-    @admin.display(description="run")
+    @admin.display(description=_("清算批次"))
     def run_link(self, obj):
         return admin_link(obj.run)
 
@@ -129,15 +133,15 @@ class ItemizedClaimAdmin(ReviewAdmin):
         obj.region_id = obj.institution.region_id
         super().save_model(request, obj, form, change)
 
-    @admin.display(description="月份 month", ordering="month")
+    @admin.display(description=_("月份"), ordering="month")
     def month_col(self, obj):
         return obj.month.strftime("%Y-%m")
 
-    @admin.display(description="申报 claimed", ordering="claimed_amount")
+    @admin.display(description=_("申报"), ordering="claimed_amount")
     def claimed_col(self, obj):
         return num_cell(money(obj.claimed_amount))
 
-    @admin.display(description="核定 approved", ordering="approved_amount")
+    @admin.display(description=_("核定"), ordering="approved_amount")
     def approved_col(self, obj):
         return num_cell(money(obj.approved_amount))
 
@@ -157,10 +161,10 @@ class PointAdjustmentAdmin(ReviewAdmin):
             group_base=Subquery(base.values("base_points")[:1], output_field=DecimalField(max_digits=14, decimal_places=4))
         )
 
-    @admin.display(description="扣点 penalty points")
+    @admin.display(description=_("扣点"))
     def penalty_col(self, obj):
         base = getattr(obj, "group_base", None)
-        return num_cell(points(obj.multiple * base) if base is not None else "unknown group")
+        return num_cell(points(obj.multiple * base) if base is not None else _("病组未知"))
 
 
 @admin.register(Evaluation)
@@ -176,12 +180,12 @@ class EvaluationAdmin(ReviewAdmin):
 # --- clearing runs --------------------------------------------------------------------------------
 
 class StartRunForm(forms.Form):
-    region = forms.ModelChoiceField(label="统筹区 region", queryset=Region.objects.all())
-    fund = forms.ChoiceField(label="险种 fund", choices=Fund.choices)
-    year = forms.IntegerField(label="年度 year", min_value=2000, max_value=2100)
+    region = forms.ModelChoiceField(label=_("统筹区"), queryset=Region.objects.all())
+    fund = forms.ChoiceField(label=_("险种"), choices=Fund.choices)
+    year = forms.IntegerField(label=_("年度"), min_value=2000, max_value=2100)
     month = forms.TypedChoiceField(
-        label="期间 period", required=False, coerce=int, empty_value=None,
-        choices=[("", "年度清算 annual clearing"), *((m, f"{m:02d}月 monthly provisional (1–{m})") for m in range(1, 13))],
+        label=_("期间"), required=False, coerce=int, empty_value=None,
+        choices=[("", _("年度清算")), *((m, _("%(month)02d 月预付（1–%(month)s 月累计）") % {"month": m}) for m in range(1, 13))],
     )
 
     def clean(self):
@@ -220,7 +224,7 @@ class AcknowledgedFilter(admin.SimpleListFilter):
 
 class InstitutionLineInline(ReadOnlyInline):
     model = InstitutionLine
-    verbose_name_plural = "机构结算 Institution lines"
+    verbose_name_plural = _("机构结算")
     ANNUAL = ("institution", "case_count", "raw_points", "penalty_points", "uplift", "points", "point_value", "gross_amount", "self_pay",
               "fund_payment", "itemized_fund", "surplus", "prepaid", "withheld", "quality_deduction", "settled_before", "balance", "downloads")
     MONTHLY = ("institution", "case_count", "points", "point_value", "due", "prepaid_to_date", "settled_before", "prepay", "withheld",
@@ -235,14 +239,22 @@ class InstitutionLineInline(ReadOnlyInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("institution").order_by("institution__code")
 
-    @admin.display(description="结算单 statement")
+    @admin.display(description=_("结算单"))
     def downloads(self, obj):
         args = [obj.run_id, obj.institution_id]
         return format_html(
-            '<a href="{}">xlsx</a> · <a href="{}">csv</a>',
+            '<a href="{}">Excel</a> · <a href="{}">PDF</a> · <a href="{}">CSV</a>',
             reverse("admin:settlement_clearingrun_institution_statement", args=[*args, "xlsx"]),
+            reverse("admin:settlement_clearingrun_institution_statement", args=[*args, "pdf"]),
             reverse("admin:settlement_clearingrun_institution_statement", args=[*args, "csv"]),
         )
+
+
+class FailStuckRunForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("原因 reason"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy("例如：worker 已被终止，运行停滞"),
+    )
 
 
 @admin.register(ClearingRun)
@@ -255,16 +267,16 @@ class ClearingRunAdmin(BureauAdmin):
     list_filter = ("region", "fund", YearFilter, "kind", "status", "month", AcknowledgedFilter)
     list_select_related = ("region", "started_by", "finalized_by", "superseded_by")
     search_fields = ("region__code", "fingerprint")
-    search_help_text = "run number, region code or inputs fingerprint"
+    search_help_text = _("批次号、统筹区编码或输入指纹")
     inlines = (InstitutionLineInline,)
-    actions = ["finalize_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
+    actions = ["finalize_selected", "fail_stuck_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
-        ("清算 Run", {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress", "error", "acknowledgement")}),
-        ("结果 Totals", {"fields": ("totals_table",)}),
-        ("耗时 Timings", {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
-        ("经办/审核 Maker-checker", {"fields": ("started_by", "finalized_by", "finalized_at")}),
+        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress", "error", "acknowledgement")}),
+        (_("结果"), {"fields": ("totals_table",)}),
+        (_("耗时"), {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
+        (_("经办/审核"), {"fields": ("started_by", "finalized_by", "finalized_at", "failed_by", "heartbeat_at")}),
         (gettext_lazy("参数修订（本次清算使用的现行参数）"), {"fields": ("revisions_used",)}),
-        ("可复现 Reproducibility", {"fields": ("fingerprint", "parameters_json"), "classes": ("collapse",)}),
+        (_("可复现"), {"fields": ("fingerprint", "parameters_json"), "classes": ("collapse",)}),
     )
 
     def get_search_results(self, request, queryset, search_term):
@@ -292,60 +304,60 @@ class ClearingRunAdmin(BureauAdmin):
         return [f for _, opts in self.fieldsets for f in opts["fields"]]
 
     # --- columns
-    @admin.display(description="基金池 pool", ordering="region__code")
+    @admin.display(description=_("基金池"), ordering="region__code")
     def pool(self, obj):
         return format_html(
-            '<a href="{}" title="pool page" style="white-space:nowrap">{} {} {}</a>',
-            reverse("admin:settlement_pool", args=[obj.region_id, obj.fund, obj.year]), obj.region.code, obj.fund, obj.year,
+            '<a href="{}" title="{}" style="white-space:nowrap">{} · {} · {}</a>',
+            reverse("admin:settlement_pool", args=[obj.region_id, obj.fund, obj.year]), _("基金池页面"), obj.region.name, obj.get_fund_display(), obj.year,
         )
 
-    @admin.display(description="期间 period", ordering="month")
+    @admin.display(description=_("期间"), ordering="month")
     def period(self, obj):
-        return f"{obj.month:02d}月 monthly" if obj.kind == RunKind.MONTHLY else "年度 annual"
+        return _("%(month)02d 月预付") % {"month": obj.month} if obj.kind == RunKind.MONTHLY else _("年度清算")
 
-    @admin.display(description="状态 status", ordering="status")
+    @admin.display(description=_("状态"), ordering="status")
     def status_col(self, obj):
         if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
             return format_html('{} → <a href="{}">#{}</a>', status_badge(obj),
                                reverse("admin:settlement_clearingrun_change", args=[obj.successor.pk]), obj.successor.pk)
         return status_badge(obj)
 
-    @admin.display(description="有效性 standing")
+    @admin.display(description=_("有效性"))
     def standing(self, obj):
         """Binding, superseded (with a link to the successor) or not final, with the predecessor."""
         link = lambda run: format_html('<a href="{}">run #{}</a>', reverse("admin:settlement_clearingrun_change", args=[run.pk]), run.pk)
         parts = [statements.run_standing(obj)]
         if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
-            parts = [format_html("已被 {} 取代，非有效结算 superseded by {}: not binding", link(obj.successor), link(obj.successor))]
+            parts = [format_html(_("已被 {} 取代，非有效结算"), link(obj.successor), link(obj.successor))]
         if obj.supersedes_id:
-            parts.append(format_html("取代 supersedes {}", link(obj.supersedes)))
+            parts.append(format_html(_("取代"), link(obj.supersedes)))
         return format_html_join(mark_safe(" · "), "{}", ((p,) for p in parts))
 
-    @admin.display(description="点值 V")
+    @admin.display(description=_("点值"))
     def point_value_col(self, obj):
         return num_cell(points(obj.totals.get("point_value")))
 
-    @admin.display(description="可分配 A / 预算 B_m")
+    @admin.display(description=_("可分配 A / 预算"))
     def distributed_col(self, obj):
         return num_cell(money(obj.totals.get("distributed", obj.totals.get("budget_to_date"))))
 
-    @admin.display(description="进度 progress")
+    @admin.display(description=_("进度"))
     def progress_col(self, obj):
         seconds = (obj.timings or {}).get("total")
-        return f"{obj.progress}" + (f" · {seconds:.1f}s" if isinstance(seconds, (int, float)) else "")
+        return admin_views.progress_text(obj.progress) + (" · " + str(_("%(s)s 秒") % {"s": f"{seconds:.1f}"}) if isinstance(seconds, (int, float)) else "")
 
     @admin.display(description="")
     def links(self, obj):
         if obj.status not in RESULT_RUN_STATUSES:
             return ""
         return format_html(
-            '<a href="{}">对比 compare</a> · <a href="{}">xlsx</a> · <a href="{}">csv</a>',
-            reverse("admin:settlement_clearingrun_compare", args=[obj.pk]),
+            '<a href="{}">{}</a> · <a href="{}">Excel</a> · <a href="{}">PDF</a>',
+            reverse("admin:settlement_clearingrun_compare", args=[obj.pk]), _("对比"),
             reverse("admin:settlement_clearingrun_statement", args=[obj.pk, "xlsx"]),
-            reverse("admin:settlement_clearingrun_statement", args=[obj.pk, "csv"]),
+            reverse("admin:settlement_clearingrun_statement", args=[obj.pk, "pdf"]),
         )
 
-    @admin.display(description="合计 totals")
+    @admin.display(description=_("合计"))
     def totals_table(self, obj):
         if not obj.totals:
             return "—"
@@ -354,7 +366,7 @@ class ClearingRunAdmin(BureauAdmin):
             format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", admin_views.totals_rows(obj.totals)),
         )
 
-    @admin.display(description="各阶段耗时 seconds per stage")
+    @admin.display(description=_("各阶段耗时"))
     def timings_table(self, obj):
         if not obj.timings:
             return "—"
@@ -362,13 +374,13 @@ class ClearingRunAdmin(BureauAdmin):
             if isinstance(value, list):  # per-chunk timings of a scaled-out run: one line a chunk
                 return format_html_join(
                     mark_safe("<br>"), "{}",
-                    ((", ".join(f"{k} {v}" for k, v in item.items()) if isinstance(item, dict) else str(item),) for item in value),
+                    (("，".join(f"{admin_views.stage_label(k)} {v}" for k, v in item.items()) if isinstance(item, dict) else str(item),) for item in value),
                 )
             return f"{value}"
 
         return format_html(
             "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((k, cell(v)) for k, v in obj.timings.items())),
+            format_html_join("", "<tr><th>{}</th><td style='text-align:right'>{}</td></tr>", ((admin_views.stage_label(k), cell(v)) for k, v in obj.timings.items())),
         )
 
     @admin.display(description=gettext_lazy("参数修订"))
@@ -388,9 +400,12 @@ class ClearingRunAdmin(BureauAdmin):
             return "—"
         return format_html("{} · {} · {}", obj.acknowledged_at.strftime("%Y-%m-%d %H:%M"), obj.acknowledged_by or "—", obj.acknowledgement_note)
 
-    @admin.display(description="参数 parameters")
+    @admin.display(description=_("参数"))
     def parameters_json(self, obj):
-        return pretty_json(obj.parameters)
+        rows = admin_views.parameter_rows(obj.parameters)
+        if not rows:
+            return "—"
+        return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     # --- start: the "add" screen starts a run through the service, queued on Celery
     def add_view(self, request, form_url="", extra_context=None):
@@ -412,22 +427,75 @@ class ClearingRunAdmin(BureauAdmin):
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                self.message_user(request, f"已排队 Run #{run.pk} queued; this page follows its progress.", messages.SUCCESS)
+                self.log_addition(request, run, str(_("发起清算")))
+                self.message_user(request, _("清算批次 %(run)s 已排队，本页显示其进度。") % {"run": run}, messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": "发起清算 Start a clearing run",
+            "title": _("发起清算"),
             "opts": self.model._meta,
             "form": form,
-            "active": ClearingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("region"),
+            "active": [
+                (run, admin_views.progress_text(run.progress))
+                for run in ClearingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("region")
+            ],
         }
         return TemplateResponse(request, "admin/settlement/clearingrun/start.html", context)
 
+    # --- fail a stuck run by hand (approver, with a reason)
+    @admin.action(description=gettext_lazy("标记所选排队/运行中的清算为失败（需填写原因）Fail selected stuck runs"), permissions=["finalize"])
+    def fail_stuck_selected(self, request, queryset):
+        from settlement.services import clearing_run_fail_stuck
+
+        runs = list(queryset.select_related("region"))
+        form = FailStuckRunForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            for run in runs:
+                try:
+                    clearing_run_fail_stuck(run=run, user=request.user, reason=form.cleaned_data["reason"])
+                except ValidationError as exc:
+                    self.message_user(request, f"run #{run.pk}: {error_text(exc)}", messages.ERROR)
+                else:
+                    self.message_user(request, _("清算 #%(pk)s 已标记失败，基金池已释放。") % {"pk": run.pk}, messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("标记清算失败 Fail stuck runs"),
+            "opts": self.model._meta,
+            "form": form,
+            "runs": runs,
+        }
+        return TemplateResponse(request, "admin/settlement/clearingrun/fail.html", context)
+
     # --- finalize (approver; the starter is refused by the service)
-    @admin.action(description="定稿所选清算 Finalize selected draft runs", permissions=["finalize"])
+    @admin.action(description=_("定稿所选清算"), permissions=["finalize"])
     def finalize_selected(self, request, queryset):
-        for run in queryset:
-            self._finalize(request, run)
+        """Bulk finalization asks first: the runs, their totals and who started each."""
+        runs = list(queryset.select_related("region", "started_by"))
+        if request.POST.get("confirmed") == "yes":
+            for run in runs:
+                self._finalize(request, run)
+            return None
+        return self._finalize_confirm(request, runs, bulk=True)
+
+    def _finalize_confirm(self, request, runs, *, bulk: bool):
+        from settlement.admin_views import totals_rows
+
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("确认定稿"),
+            "opts": self.model._meta,
+            "runs": [
+                {"run": run, "totals": totals_rows(run.totals), "lines": run.lines.count(), "mine": run.started_by_id == request.user.pk,
+                 "url": reverse("admin:settlement_clearingrun_change", args=[run.pk])}
+                for run in runs
+            ],
+            "bulk": bulk,
+            "action_url": "" if bulk else reverse("admin:settlement_clearingrun_finalize", args=[runs[0].pk]),
+            "cancel_url": reverse("admin:settlement_clearingrun_change", args=[runs[0].pk]) if not bulk else reverse("admin:settlement_clearingrun_changelist"),
+            "selected": [run.pk for run in runs],
+        }
+        return TemplateResponse(request, "admin/settlement/clearingrun/finalize_confirm.html", context)
 
     def _finalize(self, request, run: ClearingRun) -> None:
         from settlement.services import clearing_run_finalize
@@ -435,16 +503,19 @@ class ClearingRunAdmin(BureauAdmin):
         try:
             clearing_run_finalize(run=run, user=request.user)
         except PermissionDenied as exc:
-            self.message_user(request, f"run #{run.pk}: {exc} — 经办与审核须为不同人员, another approver must finalize it.", messages.ERROR)
+            self.message_user(request, _("%(run)s：经办与审核须为不同人员，须由另一位审核人定稿。") % {"run": run}, messages.ERROR)
         except ValidationError as exc:
-            self.message_user(request, f"run #{run.pk}: {error_text(exc)}", messages.ERROR)
+            self.message_user(request, f"{run}：{error_text(exc)}", messages.ERROR)
         else:
-            self.message_user(request, f"已定稿 Run #{run.pk} finalized.", messages.SUCCESS)
+            self.log_change(request, run, str(_("定稿")))  # the cockpit's recent actions
+            self.message_user(request, _("%(run)s 已定稿。") % {"run": run}, messages.SUCCESS)
 
     def finalize_view(self, request, object_id):
-        if request.method != "POST" or not self.has_finalize_permission(request):
+        if not self.has_finalize_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(ClearingRun, pk=object_id)
+        run = get_object_or_404(ClearingRun.objects.select_related("region", "started_by"), pk=object_id)
+        if request.method != "POST" or request.POST.get("confirmed") != "yes":
+            return self._finalize_confirm(request, [run], bulk=False)
         self._finalize(request, run)
         return HttpResponseRedirect(reverse("admin:settlement_clearingrun_change", args=[run.pk]))
 
@@ -479,42 +550,46 @@ class ClearingRunAdmin(BureauAdmin):
         return TemplateResponse(request, "admin/settlement/clearingrun/acknowledge.html", context)
 
     # --- downloads
-    @admin.action(description="下载结算单 Download pool statement (Excel)", permissions=["view"])
+    @admin.action(description=_("下载结算单（Excel）"), permissions=["view"])
     def download_xlsx(self, request, queryset):
         return self._one_download(request, queryset, "xlsx")
 
-    @admin.action(description="下载结算单 Download pool statement (CSV)", permissions=["view"])
+    @admin.action(description=_("下载结算单（CSV）"), permissions=["view"])
     def download_csv(self, request, queryset):
         return self._one_download(request, queryset, "csv")
 
-    @admin.action(description="年终结算包 Download the year-end pack (finance)", permissions=["view"])
+    @admin.action(description=_("年终结算包"), permissions=["view"])
     def download_year_end_pack(self, request, queryset):
         pools = {(run.region_id, run.year) for run in queryset}
         if len(pools) != 1:
-            self.message_user(request, "select runs of one region and year", messages.ERROR)
+            self.message_user(request, _("请选择同一统筹区、同一年度的清算批次"), messages.ERROR)
             return None
         region_id, year = pools.pop()
         return self.year_end_pack_view(request, region_id, year)
 
     def _one_download(self, request, queryset, ext):
         if queryset.count() != 1:
-            self.message_user(request, "select exactly one run to download", messages.ERROR)
+            self.message_user(request, _("请只选择一个清算批次下载"), messages.ERROR)
             return None
         return self.statement_view(request, queryset.get().pk, ext)
 
     def _file(self, content: bytes, filename: str, ext: str) -> HttpResponse:
-        content_type = "text/csv; charset=utf-8" if ext == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        content_type = {
+            "csv": "text/csv; charset=utf-8", "pdf": "application/pdf",
+        }.get(ext, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         response = HttpResponse(content, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
     def statement_view(self, request, object_id, ext, institution_id=None):
-        if not self.has_view_permission(request) or ext not in ("xlsx", "csv"):
+        if not self.has_view_permission(request) or ext not in ("xlsx", "csv", "pdf"):
             raise PermissionDenied
         run = get_object_or_404(ClearingRun.objects.select_related("region", "started_by", "finalized_by"), pk=object_id)
         institution = get_object_or_404(Institution, pk=institution_id) if institution_id is not None else None
         try:
-            builder = statements.statement_xlsx if ext == "xlsx" else statements.statement_csv
+            from settlement.statement_pdf import statement_pdf
+
+            builder = {"xlsx": statements.statement_xlsx, "csv": statements.statement_csv, "pdf": statement_pdf}[ext]
             content = builder(run=run, institution=institution)
         except statements.StatementError as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -563,12 +638,14 @@ class ClearingRunAdmin(BureauAdmin):
                 earlier_settlements=earlier,
                 earlier_total=sum((e.amount for e in earlier), 0),
                 run=run,
+                progress_text=admin_views.progress_text(run.progress),
                 active=run.status in ACTIVE_RUN_STATUSES,
                 has_results=has_results,
                 pool_url=reverse("admin:settlement_pool", args=[run.region_id, run.fund, run.year]),
                 compare_url=reverse("admin:settlement_clearingrun_compare", args=[run.pk]) if has_results else None,
                 xlsx_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "xlsx"]) if has_results else None,
                 csv_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "csv"]) if has_results else None,
+                pdf_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "pdf"]) if has_results else None,
                 pack_url=reverse("admin:settlement_clearingrun_year_end_pack", args=[run.region_id, run.year])
                 if run.kind == RunKind.ANNUAL and run.status == RunStatus.FINALIZED else None,
                 results_url=reverse("admin:settlement_caseresult_changelist") + f"?run={run.pk}" if has_results else None,
@@ -588,33 +665,42 @@ class InstitutionLineAdmin(ReadOnlyAdmin):
     search_fields = ("institution__code", "institution__name")
     list_select_related = ("run__region", "institution")
 
-    @admin.display(description="run", ordering="run")
+    @admin.display(description=_("清算批次"), ordering="run")
     def run_link(self, obj):
         return admin_link(obj.run)
 
-    @admin.display(description="points", ordering="points")
+    @admin.display(description=_("点数"), ordering="points")
     def points_col(self, obj):
         return num_cell(points(obj.points))
 
-    @admin.display(description="point value")
+    @admin.display(description=_("点值"))
     def point_value_col(self, obj):
         return num_cell(points(obj.point_value))
 
-    @admin.display(description="fund payment")
+    @admin.display(description=_("统筹支付"))
     def fund_payment_col(self, obj):
         return num_cell(money(obj.fund_payment))
 
-    @admin.display(description="due")
+    @admin.display(description=_("应预付"))
     def due_col(self, obj):
         return num_cell(money(obj.due))
 
-    @admin.display(description="prepay")
+    @admin.display(description=_("本月预付"))
     def prepay_col(self, obj):
         return num_cell(money(obj.prepay))
 
-    @admin.display(description="balance")
+    @admin.display(description=_("清算差额"))
     def balance_col(self, obj):
         return num_cell(money(obj.balance))
+
+
+class CaseResultDischargeFilter(DischargeRangeFilter):
+    field = "case__discharge_date"
+
+
+class CaseResultDrgFilter(DrgCodeFilter):
+    title = _("计点病组")
+    field = "valuation_group"
 
 
 @admin.register(CaseResult)
@@ -622,20 +708,19 @@ class CaseResultAdmin(ReadOnlyAdmin):
     """Why each case got its points in a run (open from a run: ?run=<id>)."""
 
     list_display = ("case_no", "institution", "valuation_group", "category", "coefficient", "ratio", "base_points", "points_before_readmission", "readmission_halved", "points", "run")
-    list_filter = ("category", "readmission_halved")
+    list_filter = (CaseResultDischargeFilter, CaseResultDrgFilter, "category", "readmission_halved", "run__fund", "institution__category")
     list_select_related = ("case", "institution", "run__region")
     search_fields = ("case__case_no",)
-    search_help_text = "病案号 case_no (exact)"
+    search_help_text = _("病案号（可输入部分）、患者编号、机构编码或机构名称")
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        return (queryset.filter(case__case_no=term) if term else queryset), False
+        return case_search(queryset, search_term, prefix="case__"), False
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in ("run", "run__id__exact", "institution", "institution__id__exact") or super().lookup_allowed(lookup, value, request)
 
-    @admin.display(description="case", ordering="case__case_no")
+    @admin.display(description=_("病案号"), ordering="case__case_no")
     def case_no(self, obj):
         return obj.case.case_no
 

@@ -7,12 +7,15 @@ stay Decimal; floats appear only as pixel coordinates of the drawing.
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import ExtractMonth
@@ -41,6 +44,24 @@ MONTHS = range(1, 13)
 RESULT_STATUSES = RESULT_RUN_STATUSES
 
 
+# --- extension point: panels of the apps above settlement on the pool page ------------------------
+
+#: Callables `(request, region, fund, year) -> SafeString | None`, registered by the apps above
+#: settlement (planning's forecast panel) so that settlement never imports them.
+POOL_PAGE_PANELS: list = []
+
+
+def register_pool_panel(panel):
+    """Add a panel to the pool page (used as a decorator by the apps above settlement)."""
+    if panel not in POOL_PAGE_PANELS:
+        POOL_PAGE_PANELS.append(panel)
+    return panel
+
+
+def _pool_panels(request, region, fund: str, year: int) -> list:
+    return [html for html in (panel(request, region, fund, year) for panel in POOL_PAGE_PANELS) if html]
+
+
 # --- SVG charts ----------------------------------------------------------------------------------
 
 @dataclass
@@ -63,7 +84,7 @@ def _nice_step(span: float) -> float:
 
 def _tick_label(value: float, decimals: int) -> str:
     if abs(value) >= 10_000:
-        return f"{value / 10_000:,.1f}万"
+        return str(_("%(n)s万") % {"n": f"{value / 10_000:,.1f}"})
     return f"{value:,.{decimals}f}"
 
 
@@ -76,8 +97,8 @@ def svg_chart(*, title: str, x_labels: list[str], series: list[Series], width: i
     if not present:
         return format_html(
             '<svg class="drg-chart" role="img" aria-label="{0}" width="{1}" height="60" xmlns="http://www.w3.org/2000/svg">'
-            '<text x="8" y="20" font-weight="bold">{0}</text><text x="8" y="44" fill="#777">no data yet</text></svg>',
-            title, width,
+            '<text x="8" y="20" font-weight="bold">{0}</text><text x="8" y="44" fill="#777">{2}</text></svg>',
+            title, width, _("暂无数据"),
         )
     low = min(0.0, min(present)) if y_from_zero else min(present)
     high = max(present)
@@ -196,7 +217,7 @@ class MonthRow:
     def cells(self) -> list[str]:
         """The row as the pool page shows it (money 2 places, points and point values 4)."""
         return [
-            f"{self.month:02d}", str(self.cases), money_text(self.total_cost), money_text(self.self_pay),
+            f"{self.month:02d}", f"{self.cases:,}", money_text(self.total_cost), money_text(self.self_pay),
             money_text(self.fund_claims), money_text(self.claims_to_date), money_text(self.itemized),
             money_text(self.budget_to_date), points(self.points), points(self.point_value),
         ]
@@ -296,7 +317,7 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
         itemized_to_date=itemized_cum, fund_claims_to_date=claims_cum,
     )
     if budget is None:
-        overview.warnings.append("此基金池尚无已批准预算 No approved budget for this pool: runs cannot start.")
+        overview.warnings.append(_("此基金池尚无已批准预算"))
     elif last_month:
         spent = sum((rows[m].fund_claims + rows[m].itemized for m in MONTHS if m <= last_month), ZERO)
         overview.projected_claims = r2(Fraction(spent) * 12 / last_month)
@@ -321,22 +342,22 @@ def pool_charts(overview: PoolOverview, *, width: int = 620) -> list[SafeString]
     annual_value = overview.annual_run.totals.get("point_value") if overview.annual_run else None
     return [
         svg_chart(
-            title="预算与按项目费用（累计）Budget vs fund claims, cumulative (yuan)",
+            title=_("预算与基金按项目费用（累计，元）"),
             x_labels=labels,
             series=[
-                Series("DRG预算 B_m budget to date", [r.budget_to_date for r in rows], "#1f6fb2", "dashed"),
-                Series("基金按项目 F claims to date", [r.claims_to_date if r.month <= upto else None for r in rows], "#c0392b"),
-                Series("门诊特殊病 itemized", [r.itemized or None for r in rows], "#e0a100", "bar", show_values=True),
+                Series(_("DRG 预算（至本月）"), [r.budget_to_date for r in rows], "#1f6fb2", "dashed"),
+                Series(_("基金按项目"), [r.claims_to_date if r.month <= upto else None for r in rows], "#c0392b"),
+                Series(_("门诊特殊病"), [r.itemized or None for r in rows], "#e0a100", "bar", show_values=True),
             ],
             width=width,
         ),
         svg_chart(
-            title="点值（月度预付，累计）Point value month by month (yuan per point)",
+            title=_("点值（月度预付，元/点）"),
             x_labels=labels,
             series=[
-                Series("V_m monthly run", [r.point_value for r in rows], "#6a1b9a", show_values=True),
+                Series(_("月度点值"), [r.point_value for r in rows], "#6a1b9a", show_values=True),
                 *(
-                    [Series(f"V annual {points(annual_value)} (run #{overview.annual_run.pk})", [Decimal(str(annual_value))] * 12, "#999", "dashed")]
+                    [Series(_("年度点值 %(value)s（#%(run)s）") % {"value": points(annual_value), "run": overview.annual_run.pk}, [Decimal(str(annual_value))] * 12, "#999", "dashed")]
                     if annual_value else []
                 ),
             ],
@@ -345,9 +366,9 @@ def pool_charts(overview: PoolOverview, *, width: int = 620) -> list[SafeString]
             width=width,
         ),
         svg_chart(
-            title="点数（按出院月）Points by discharge month" + (f" · run #{overview.points_run.pk}" if overview.points_run else ""),
+            title=_("点数（按出院月）") + (f" · #{overview.points_run.pk}" if overview.points_run else ""),
             x_labels=labels,
-            series=[Series("点数 points", [r.points for r in rows], "#2e7d32", "bar")],
+            series=[Series(_("点数"), [r.points for r in rows], "#2e7d32", "bar")],
             width=width,
         ),
     ]
@@ -373,10 +394,13 @@ def previous_run(run: ClearingRun) -> ClearingRun | None:
 
 
 def comparable_runs(run: ClearingRun) -> list[ClearingRun]:
+    """Every other run of the pool with results, monthly and annual alike (an annual run against the
+    December prepayment shows what the clearing changed)."""
     return list(
-        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, kind=run.kind, status__in=RESULT_STATUSES)
+        ClearingRun.objects.filter(region_id=run.region_id, fund=run.fund, year=run.year, status__in=RESULT_STATUSES)
         .exclude(pk=run.pk)
-        .order_by("month", "-created_at", "-id")
+        .select_related("region")
+        .order_by("kind", "month", "-created_at", "-id")
     )
 
 
@@ -419,9 +443,9 @@ def compare_runs(*, run: ClearingRun, baseline: ClearingRun | None) -> tuple[lis
         inst = (a or b).institution
         cells = []
         for label, name, places in (
-            ("点数 points", "points", 4), ("点值 point value", "point_value", 4),
-            ("基金支付 fund payment" if money_field == "fund_payment" else "应付 due", money_field, 2),
-            *((("清算余额 balance", "balance", 2),) if run.kind == RunKind.ANNUAL else (("本月预付 prepay", "prepay", 2),)),
+            (_("点数"), "points", 4), (_("点值"), "point_value", 4),
+            (_("基金支付") if money_field == "fund_payment" else _("应付"), money_field, 2),
+            *(((_("清算余额"), "balance", 2),) if run.kind == RunKind.ANNUAL else ((_("本月预付"), "prepay", 2),)),
         ):
             old = _d(getattr(b, name, None)) if b else None
             new = _d(getattr(a, name, None)) if a else None
@@ -429,35 +453,35 @@ def compare_runs(*, run: ClearingRun, baseline: ClearingRun | None) -> tuple[lis
             cells.append((label, fmt(old), fmt(new), _delta(old, new, places)))
         why: list[str] = []
         if b is None:
-            why.append("新进入清算 new in this run (first valued cases)")
+            why.append(_("新进入清算"))
         elif a is None:
-            why.append("不在本次清算 no valued cases in this run")
+            why.append(_("不在本次清算"))
         else:
             if a.case_count != b.case_count:
-                why.append(f"病例数 cases {b.case_count}→{a.case_count} ({a.case_count - b.case_count:+d})")
+                why.append(_("病例数 %(before)s→%(after)s（%(diff)s）") % {"before": f"{b.case_count:,}", "after": f"{a.case_count:,}", "diff": f"{a.case_count - b.case_count:+,d}"})
             if corrected.get(institution_id):
-                why.append(f"病例更正 {corrected[institution_id]} case correction(s) since the earlier run")
+                why.append(_("对比批次之后病例更正 %(n)s 例") % {"n": corrected[institution_id]})
             if a.itemized_fund != b.itemized_fund:
-                why.append(f"按项目 F_h {a.itemized_fund - b.itemized_fund:+,.2f}")
+                why.append(_("按项目统筹支付 %(diff)s") % {"diff": f"{a.itemized_fund - b.itemized_fund:+,.2f}"})
             if a.raw_points != b.raw_points and a.case_count == b.case_count:
-                why.append(f"原始点数 raw points {a.raw_points - b.raw_points:+,.4f} (corrections / valuation)")
+                why.append(_("原始点数 %(diff)s（更正或计点变化）") % {"diff": f"{a.raw_points - b.raw_points:+,.4f}"})
             if (a.penalty_points or ZERO) != (b.penalty_points or ZERO):
-                why.append(f"扣点 penalty {b.penalty_points:,.4f}→{a.penalty_points:,.4f}")
+                why.append(_("扣点 %(before)s→%(after)s") % {"before": f"{b.penalty_points:,.4f}", "after": f"{a.penalty_points:,.4f}"})
             if (a.uplift or ZERO) != (b.uplift or ZERO):
-                why.append(f"中治率上浮 uplift {_pct(b.uplift)}→{_pct(a.uplift)}")
+                why.append(_("中治率上浮 %(before)s→%(after)s") % {"before": _pct(b.uplift), "after": _pct(a.uplift)})
             if a.point_value != b.point_value:
-                why.append(f"点值 pool point value {a.point_value - b.point_value:+,.4f}")
+                why.append(_("基金池点值 %(diff)s") % {"diff": f"{a.point_value - b.point_value:+,.4f}"})
             if run.kind == RunKind.ANNUAL and a.quality_score != b.quality_score:
-                why.append(f"考核得分 score {b.quality_score}→{a.quality_score}")
+                why.append(_("考核得分 %(before)s→%(after)s") % {"before": b.quality_score, "after": a.quality_score})
             if run.kind == RunKind.ANNUAL and a.prepaid != b.prepaid:
-                why.append(f"已预付 prepaid {money_text(b.prepaid)}→{money_text(a.prepaid)}")
+                why.append(_("已预付 %(before)s→%(after)s") % {"before": money_text(b.prepaid), "after": money_text(a.prepaid)})
         rows.append(CompareRow(code=inst.code, name=inst.name, before=b, after=a, cells=cells, why=why))
     keys = (
-        ("drg_budget", "B DRG预算", 2), ("fund_claims", "F 基金按项目", 2), ("self_pay", "S 个人负担", 2),
-        ("points", "P 点数", 4), ("distributed", "A 可分配", 2), ("point_value", "V 点值", 4),
+        ("drg_budget", _("B DRG 预算"), 2), ("fund_claims", _("F 基金按项目"), 2), ("self_pay", _("S 个人负担"), 2),
+        ("points", _("P 点数"), 4), ("distributed", _("A 可分配"), 2), ("point_value", _("V 点值"), 4),
     ) if run.kind == RunKind.ANNUAL else (
-        ("budget_to_date", "B_m 预算至本月", 2), ("fund_claims", "F 基金按项目", 2), ("self_pay", "S 个人负担", 2),
-        ("points", "P 点数", 4), ("point_value", "V_m 点值", 4),
+        ("budget_to_date", _("B_m 预算至本月"), 2), ("fund_claims", _("F 基金按项目"), 2), ("self_pay", _("S 个人负担"), 2),
+        ("points", _("P 点数"), 4), ("point_value", _("V_m 点值"), 4),
     )
     pool_rows = []
     for key, label, places in keys:
@@ -465,7 +489,7 @@ def compare_runs(*, run: ClearingRun, baseline: ClearingRun | None) -> tuple[lis
         new = _d(run.totals.get(key)) if run.totals.get(key) is not None else None
         fmt = points if places == 4 else money_text
         pool_rows.append((label, fmt(old), fmt(new), _delta(old, new, places)))
-    pool_rows.append(("病例数 cases", str(baseline.case_count) if baseline else "—", str(run.case_count), _delta(baseline.case_count if baseline else None, run.case_count, 0)))
+    pool_rows.append((_("病例数"), f"{baseline.case_count:,}" if baseline else "—", f"{run.case_count:,}", _delta(baseline.case_count if baseline else None, run.case_count, 0)))
     return rows, pool_rows
 
 
@@ -489,10 +513,10 @@ def corrections_between(*, run: ClearingRun, baseline: ClearingRun | None) -> di
 
 # A run's stored totals, in the order and with the labels of SETTLEMENT.md (unknown keys last, as stored).
 TOTAL_LABELS = {
-    "total": "总额 total", "reserve": "调剂金 reserve", "outpatient": "门诊 outpatient", "inpatient": "住院 inpatient",
-    "special_outpatient": "门诊特殊病 itemized", "drg_budget": "B DRG预算", "budget_to_date": "B_m 预算至本月",
-    "fund_claims": "F 基金按项目", "self_pay": "S 个人负担", "points": "P 点数", "banded": "结余留用·超支分担 banded",
-    "from_reserve": "动用调剂金 from reserve", "distributed": "A 可分配", "point_value": "V 点值",
+    "total": _("总额"), "reserve": _("调剂金"), "outpatient": _("门诊"), "inpatient": _("住院"),
+    "special_outpatient": _("门诊特殊病"), "drg_budget": _("B DRG 预算"), "budget_to_date": _("B_m 预算至本月"),
+    "fund_claims": _("F 基金按项目"), "self_pay": _("S 个人负担"), "points": _("P 点数"), "banded": _("结余留用·超支分担"),
+    "from_reserve": _("动用调剂金"), "distributed": _("A 可分配"), "point_value": _("V 点值"),
 }
 POINT_KEYS = ("points", "point_value")
 
@@ -513,7 +537,7 @@ def totals_rows(totals: dict, *, same_as: Budget | None = None) -> list[tuple[st
             text = points(value) if key in POINT_KEYS else money_text(value)
         except (ArithmeticError, TypeError, ValueError):  # not a number (a note, a fraction): shown as stored
             text = str(value)
-        rows.append((TOTAL_LABELS.get(key, key), text))
+        rows.append((str(TOTAL_LABELS.get(key, key)), text))
     return rows
 
 
@@ -539,31 +563,32 @@ def pool_view(model_admin, request, region_id: int, fund: str, year: int):
     if not (user.has_perm("settlement.view_clearingrun") or user.has_perm("budget.view_budget")):
         raise PermissionDenied
     if fund not in Fund.values:
-        raise Http404("unknown fund")
+        raise Http404(_("未知险种"))
     region = get_object_or_404(Region, pk=region_id)
     overview = pool_overview(region=region, fund=fund, year=year)
     budget = overview.budget
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"基金池 Pool {region.code} {region.name} · {Fund(fund).label} · {year}",
+        "title": _("基金池 %(region)s · %(fund)s · %(year)s") % {"region": f"{region.code} {region.name}", "fund": Fund(fund).label, "year": year},
         "opts": ClearingRun._meta,
         "overview": overview,
         "charts": pool_charts(overview),
+        "panels": _pool_panels(request, region, fund, year),
         "fund_label": Fund(fund).label,
         "budget_lines": [] if budget is None else [
             (label, money_text(value)) for label, value in (
-                ("总额 total", budget.total), ("调剂金 reserve", budget.reserve), ("门诊 outpatient", budget.outpatient),
-                ("住院 inpatient", budget.inpatient), ("基层倾斜 primary-care earmark", budget.primary_care_earmark),
+                (_("总额"), budget.total), (_("调剂金"), budget.reserve), (_("门诊"), budget.outpatient),
+                (_("住院"), budget.inpatient), (_("基层倾斜"), budget.primary_care_earmark),
             )
         ],
         "against": [] if budget is None else [
-            (label, money_text(value)) for label, value in (
-                ("门诊特殊病按项目 itemized to date", overview.itemized_to_date),
-                ("DRG预算 B = inpatient − itemized", budget.inpatient - overview.itemized_to_date),
-                (f"基金按项目 F to date (months 1–{overview.last_month or 0})", overview.fund_claims_to_date),
-                ("全年预测 projected F + itemized", overview.projected_claims),
+            (str(label), money_text(value)) for label, value in (
+                (_("门诊特殊病按项目（累计）"), overview.itemized_to_date),
+                (_("DRG 预算 B = 住院 − 门诊特殊病"), budget.inpatient - overview.itemized_to_date),
+                (_("基金按项目 F（1–%(month)s 月）") % {"month": overview.last_month or 0}, overview.fund_claims_to_date),
+                (_("全年预测"), overview.projected_claims),
             )
-        ] + ([("预测 ÷ 住院预算 projected ÷ inpatient", f"{overview.projected_ratio:.1%}")] if overview.projected_ratio is not None else []),
+        ] + ([(str(_("预测 ÷ 住院预算")), f"{overview.projected_ratio:.1%}")] if overview.projected_ratio is not None else []),
         "annual_totals": [] if overview.annual_run is None else totals_rows(overview.annual_run.totals, same_as=budget),
         "switch_funds": [(Fund(f).label, reverse("admin:settlement_pool", args=[region.pk, f, year])) for f in Fund.values if f != fund],
         "switch_years": [(y, reverse("admin:settlement_pool", args=[region.pk, fund, y])) for y in (year - 1, year + 1)],
@@ -590,7 +615,7 @@ def compare_view(model_admin, request, object_id):
     rows, pool_rows = compare_runs(run=run, baseline=baseline) if run.status in RESULT_STATUSES else ([], [])
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"对比 Compare run #{run.pk} with " + (f"run #{baseline.pk}" if baseline else "— (no earlier run)"),
+        "title": (_("对比 %(run)s 与 %(baseline)s") % {"run": run, "baseline": baseline}) if baseline else (_("对比 %(run)s（无更早批次）") % {"run": run}),
         "opts": ClearingRun._meta,
         "run": run,
         "baseline": baseline,
@@ -612,16 +637,17 @@ def cockpit_context(request) -> dict:
     pools of this year and last (budget, latest run, pool page). Shown above the app list."""
     user = request.user
     queues = []
+    overdue_before = timezone.now() - dt.timedelta(days=settings.REVIEW_OVERDUE_DAYS)
     for perm, model, status, label in (
-        ("budget.view_budget", Budget, BudgetStatus.DRAFT, "待批预算 budgets to approve"),
-        ("drg.view_parameterrevision", ParameterRevision, RevisionStatus.DRAFT, "待批参数修订 parameter revisions to approve"),
-        ("drg.view_specialreview", SpecialReview, ReviewStatus.SUBMITTED, "特病单议 special reviews"),
-        ("settlement.view_itemizedclaim", ItemizedClaim, ReviewStatus.SUBMITTED, "门诊特殊病 itemized claims"),
-        ("drg.view_correctionrequest", CorrectionRequest, ReviewStatus.SUBMITTED, "病例更正 correction requests"),
-        ("settlement.view_pointadjustment", PointAdjustment, "draft", "违规扣点 point adjustments"),
-        ("settlement.view_evaluation", Evaluation, "draft", "考核评价 evaluations"),
-        ("settlement.view_clearingrun", ClearingRun, RunStatus.DRAFT, "待定稿清算 runs to finalize"),
-        ("settlement.view_clearingrun", ClearingRun, RunStatus.FAILED, "失败清算 failed runs"),
+        ("budget.view_budget", Budget, BudgetStatus.DRAFT, _("待批预算")),
+        ("drg.view_parameterrevision", ParameterRevision, RevisionStatus.DRAFT, _("待批参数修订")),
+        ("drg.view_specialreview", SpecialReview, ReviewStatus.SUBMITTED, _("特病单议")),
+        ("settlement.view_itemizedclaim", ItemizedClaim, ReviewStatus.SUBMITTED, _("门诊特殊病")),
+        ("drg.view_correctionrequest", CorrectionRequest, ReviewStatus.SUBMITTED, _("病例更正")),
+        ("settlement.view_pointadjustment", PointAdjustment, "draft", _("违规扣点")),
+        ("settlement.view_evaluation", Evaluation, "draft", _("考核评价")),
+        ("settlement.view_clearingrun", ClearingRun, RunStatus.DRAFT, _("待定稿清算")),
+        ("settlement.view_clearingrun", ClearingRun, RunStatus.FAILED, _("失败清算")),
     ):
         if user.has_perm(perm):
             opts = model._meta
@@ -649,10 +675,75 @@ def cockpit_context(request) -> dict:
             seen.add(key)
             run = latest_runs.get(key)
             pools.append({
-                "label": f"{budget.region.code} {budget.region.name} · {budget.get_fund_display()} · {budget.year}",
-                "budget": f"r{budget.revision} {budget.get_status_display()} · {money_text(budget.total)}",
-                "run": None if run is None else f"#{run.pk} {'%02d月' % run.month if run.month else '年度'} {run.get_status_display()}",
+                "label": f"{budget.region.name} · {budget.get_fund_display()} · {budget.year}",
+                "budget": _("第 %(revision)s 版 %(status)s · %(total)s") % {"revision": budget.revision, "status": budget.get_status_display(), "total": money_text(budget.total)},
+                "run": None if run is None else f"{run} · {run.get_status_display()}",
                 "run_url": None if run is None else reverse("admin:settlement_clearingrun_change", args=[run.pk]),
                 "url": reverse("admin:settlement_pool", args=[budget.region_id, budget.fund, budget.year]),
             })
     return {"cockpit_queues": queues, "cockpit_pools": pools}
+
+
+# --- a run's stored progress, timings and parameters, as an officer reads them ----------------------
+
+PROGRESS_PATTERNS = (
+    (re.compile(r"^queued$"), _("排队中")),
+    (re.compile(r"^loading inputs$"), _("读取输入")),
+    (re.compile(r"^valuing (?P<n>\d+) cases in (?P<k>\d+) chunks$"), _("分 %(k)s 块计点 %(n)s 例病例")),
+    (re.compile(r"^valuing (?P<n>\d+) cases$"), _("计点 %(n)s 例病例")),
+    (re.compile(r"^clearing$"), _("清算")),
+    (re.compile(r"^storing (?P<n>\d+) case results$"), _("保存 %(n)s 条病例结果")),
+    (re.compile(r"^done$"), _("完成")),
+    (re.compile(r"^failed$"), _("失败")),
+)
+
+STAGE_LABELS = {
+    "load": _("读取"), "value": _("计点"), "clear": _("清算"), "store": _("保存"), "total": _("合计"),
+    "chunks": _("分块"), "reduce": _("汇总"), "start": _("开始"), "end": _("结束"),
+}
+
+PARAMETER_LABELS = {
+    "scheme": _("付费方案"), "budget": _("预算"), "itemized": _("门诊特殊病"), "period": _("期间"), "start": _("起"), "end": _("止"),
+    "revision": _("修订版次"), "total": _("总额"), "reserve": _("调剂金"), "outpatient": _("门诊"), "inpatient": _("住院"),
+    "penalties": _("扣点"), "scores": _("考核得分"), "prepaid": _("已预付"), "withheld": _("暂扣"), "prepaid_before": _("此前已预付"),
+    "upto": _("上限"), "multiple": _("倍数"), "hospital_share": _("医院留用比例"), "fund_share": _("基金分担比例"),
+    "min_rate": _("最低中治率"), "uplift": _("上浮"), "all_case_avg_cost": _("全部病例次均费用"),
+    "high_outlier_tiers": _("高倍率分档"), "low_outlier_multiple": _("低倍率界值"), "readmission_days": _("再入院天数"),
+    "readmission_factor": _("再入院系数"), "prepay_ratio": _("预付比例"), "surplus_tiers": _("结余分档"),
+    "overrun_tiers": _("超支分档"), "tcm_rate_tiers": _("中医占比分档"), "month": _("月份"), "year": _("年度"),
+}
+
+
+def progress_text(progress: str) -> str:
+    """The stored progress (written by the services in a fixed vocabulary) in the user's language."""
+    for pattern, label in PROGRESS_PATTERNS:
+        match = pattern.match(progress or "")
+        if match:
+            return str(label % {k: f"{int(v):,}" for k, v in match.groupdict().items()})
+    return progress or ""
+
+
+def stage_label(key: str) -> str:
+    return str(STAGE_LABELS.get(key, key))
+
+
+def _param_value(value) -> str:
+    if value is None:
+        return str(_("无上限"))
+    if isinstance(value, list):
+        return "；".join(_param_value(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return "，".join(f"{PARAMETER_LABELS.get(k, k)} {_param_value(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def parameter_rows(parameters: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(label, value) rows of a run's parameters: nested sections flattened, tiers written out."""
+    rows: list[tuple[str, str]] = []
+    for key, value in (parameters or {}).items():
+        label = f"{prefix}{PARAMETER_LABELS.get(key, key)}"
+        if isinstance(value, dict) and value and all(isinstance(v, (dict, list)) or k in PARAMETER_LABELS for k, v in value.items()):
+            rows.extend(parameter_rows(value, prefix=f"{label} · "))
+        else:
+            rows.append((label, _param_value(value)))
+    return rows

@@ -1,18 +1,19 @@
+from django.utils.translation import gettext_lazy as _
 from django.db import models
 
 
 class RunKind(models.TextChoices):
-    MONTHLY = "monthly", "月度预付 monthly"
-    ANNUAL = "annual", "年度清算 annual"
+    MONTHLY = "monthly", _("月度预付")
+    ANNUAL = "annual", _("年度清算")
 
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued", "排队 queued"
-    RUNNING = "running", "运行中 running"
-    DRAFT = "draft", "草稿 draft"
-    FINALIZED = "finalized", "已定稿 finalized"
-    SUPERSEDED = "superseded", "已被取代 superseded"
-    FAILED = "failed", "失败 failed"
+    QUEUED = "queued", _("排队")
+    RUNNING = "running", _("运行中")
+    DRAFT = "draft", _("草稿")
+    FINALIZED = "finalized", _("已定稿")
+    SUPERSEDED = "superseded", _("已被取代")
+    FAILED = "failed", _("失败")
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -24,13 +25,13 @@ RESULT_RUN_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED, RunStatus.SUPERSEDE
 
 
 class AdjustmentStatus(models.TextChoices):
-    DRAFT = "draft", "草稿 draft"
-    APPROVED = "approved", "已批准 approved"
-    REJECTED = "rejected", "已驳回 rejected"
+    DRAFT = "draft", _("草稿")
+    APPROVED = "approved", _("已批准")
+    REJECTED = "rejected", _("已驳回")
 
 
 class ItemizedSource(models.TextChoices):
     """Where an itemized special-outpatient payment comes from (both are paid at actual, §5)."""
 
-    ADJUDICATED = "", "单议核定 adjudicated (bundle, admin)"
-    SPECIAL_OUTPATIENT = "special_outpatient", "门特一站式结算 settled special-outpatient claim"
+    ADJUDICATED = "", _("单议核定")
+    SPECIAL_OUTPATIENT = "special_outpatient", _("门特一站式结算")

@@ -7,8 +7,11 @@ Nothing else in settlement imports settlement.tasks.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from celery import chord
 from django.db import transaction
+from kombu.exceptions import KombuError
 
 
 def _tasks():
@@ -17,10 +20,55 @@ def _tasks():
     return tasks
 
 
-def clearing_run_enqueue(*, run_id: int, chunks: int | None) -> None:
-    """Queue the run's task once the current transaction commits (the worker must see the run)."""
+# What publishing raises when the broker cannot be reached (after the short connection timeout and
+# publish retries of config/settings.py): kombu's OperationalError, or a socket/redis error.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, OSError, ConnectionError, TimeoutError)
+try:  # the Redis client's own connection errors, when the broker is Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+
+    BROKER_ERRORS += (RedisConnectionError, RedisTimeoutError)
+except ImportError:  # pragma: no cover - redis is installed with celery[redis]
+    pass
+
+
+class BrokerUnreachable(Exception):
+    """A task could not be queued: the broker (or the result backend, which a publish subscribes to)
+    cannot be reached. ``cause`` is the connection error."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def broker_error_of(exc: BaseException) -> BaseException | None:
+    """The connection error behind ``exc`` (Celery's result backend wraps it in a RuntimeError), if any."""
+    while exc is not None:
+        if isinstance(exc, BROKER_ERRORS):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+def clearing_run_enqueue(*, run_id: int, chunks: int | None, on_broker_error: Callable[[BaseException], None]) -> None:
+    """Queue the run's task once the current transaction commits (the worker must see the run).
+    When the broker cannot be reached, ``on_broker_error(exc)`` is called at once (it fails the run,
+    so the pool is not blocked, and raises the error the caller shows)."""
     tasks = _tasks()
-    transaction.on_commit(lambda: tasks.clearing_run_task.apply_async(kwargs={"run_id": run_id, "chunks": chunks}))
+
+    def publish() -> None:
+        if tasks.clearing_run_task.app.conf.task_always_eager:  # no broker: runs here, errors are the run's own
+            tasks.clearing_run_task.apply_async(kwargs={"run_id": run_id, "chunks": chunks})
+            return
+        try:
+            tasks.clearing_run_task.apply_async(kwargs={"run_id": run_id, "chunks": chunks})
+        except Exception as exc:
+            cause = broker_error_of(exc)
+            if cause is None:
+                raise
+            on_broker_error(cause)
+            raise BrokerUnreachable(cause) from exc
+
+    transaction.on_commit(publish)
 
 
 def clearing_run_chunks_dispatch(*, run_id: int, layout: list[dict], reduce_id: str) -> None:

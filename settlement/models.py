@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
@@ -32,6 +34,8 @@ class ItemizedClaim(Reviewable):
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("按项目付费申报")
+        verbose_name_plural = pgettext_lazy("plural", "按项目付费申报")
         permissions = [("review_itemizedclaim", "Can approve or reject itemized claims")]
         ordering = ["institution__code", "claim_no"]
         constraints = [
@@ -41,24 +45,29 @@ class ItemizedClaim(Reviewable):
         ]
         indexes = [models.Index(fields=["region", "fund", "month"], name="itemized_pool_month_idx")]
 
+    def __str__(self) -> str:
+        return _("按项目付费申报 %(claim_no)s（%(institution)s）") % {"claim_no": self.claim_no, "institution": self.institution.name}
+
 
 class PointAdjustment(models.Model):
     """违规扣点: multiple × base points of the group, deducted from the institution's annual points."""
 
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="point_adjustments")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    drg_code = models.CharField(max_length=16)
-    multiple = models.DecimalField(max_digits=8, decimal_places=4)
-    reason = models.CharField(max_length=500)
-    status = models.CharField(max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="point_adjustments")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    drg_code = models.CharField(_("DRG 编码"), max_length=16)
+    multiple = models.DecimalField(_("扣点倍数"), max_digits=8, decimal_places=4)
+    reason = models.CharField(_("扣点理由"), max_length=500)
+    status = models.CharField(_("状态"), max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("扣点")
+        verbose_name_plural = pgettext_lazy("plural", "扣点")
         permissions = [("approve_pointadjustment", "Can approve point adjustments")]
         ordering = ["institution__code", "year", "fund", "drg_code"]
         constraints = [
@@ -66,27 +75,35 @@ class PointAdjustment(models.Model):
             models.UniqueConstraint(fields=["institution", "fund", "year", "drg_code", "reason"], name="point_adjustment_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.drg_code} · {self.year}"
+
 
 class Evaluation(models.Model):
     """DRG付费评价 score (0–100) of an institution for a fund and year; drives the quality deduction."""
 
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="evaluations")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    score = models.DecimalField(max_digits=6, decimal_places=2)
-    status = models.CharField(max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="evaluations")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    score = models.DecimalField(_("考核得分"), max_digits=6, decimal_places=2)
+    status = models.CharField(_("状态"), max_length=16, choices=AdjustmentStatus.choices, default=AdjustmentStatus.DRAFT, db_index=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("经办人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("年度考核")
+        verbose_name_plural = pgettext_lazy("plural", "年度考核")
         permissions = [("approve_evaluation", "Can approve evaluations")]
         ordering = ["institution__code", "year", "fund"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "fund", "year"], name="evaluation_unique"),
             models.CheckConstraint(condition=Q(score__gte=0, score__lte=100), name="evaluation_score_0_100"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.get_fund_display()} · {self.year}"
 
 
 class ClearingRun(models.Model):
@@ -112,6 +129,13 @@ class ClearingRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="last sign of life of the worker executing the run (DRG_RUN_HEARTBEAT_SECONDS)"
+    )
+    failed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="the approver who failed a stuck run by hand (the reason is in error)",
+    )
     # One binding run per pool and period (SETTLEMENT.md §6): finalizing a run marks the finalized run
     # of the same pool, kind and month superseded and links the two (run.supersedes / run.superseded_by).
     supersedes = models.OneToOneField(
@@ -159,8 +183,12 @@ class ClearingRun(models.Model):
         indexes = [models.Index(fields=["region", "fund", "year", "kind", "month", "status"], name="run_pool_period_idx")]
 
     def __str__(self) -> str:
-        period = f"{self.year}-{self.month:02d}" if self.month else f"{self.year}"
-        return f"run #{self.pk} {self.region.code} {self.fund} {period} {self.kind} ({self.status})"
+        """What an officer reads: #28 职工医保 2025 年度清算, #17 职工医保 2025 年 3 月预付."""
+        if self.kind == RunKind.MONTHLY and self.month:
+            period = _("%(year)s 年 %(month)s 月预付") % {"year": self.year, "month": self.month}
+        else:
+            period = _("%(year)s 年度清算") % {"year": self.year}
+        return f"#{self.pk} {self.get_fund_display()} {period}"
 
     @property
     def is_binding(self) -> bool:
@@ -182,21 +210,26 @@ class CaseResult(models.Model):
     # these rows by COPY, and every redundant index costs write time.
     # No database FK on run either: its deferred per-row check at commit cost ≈ 1.7 s per 200,000
     # results; the rows are written only by the run's own service under the run's row lock.
-    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="case_results", db_index=False, db_constraint=False)
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="results", db_constraint=False, db_index=False)
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
-    valuation_group = models.CharField(max_length=16)
-    coefficient = models.DecimalField(max_digits=8, decimal_places=4)
-    ratio = models.DecimalField(max_digits=14, decimal_places=4, null=True)
-    category = models.CharField(max_length=16, choices=CaseCategory.choices)
-    base_points = models.DecimalField(**POINTS, null=True)
-    readmission_halved = models.BooleanField(default=False)
-    points_before_readmission = models.DecimalField(**POINTS)
-    points = models.DecimalField(**POINTS)
+    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="case_results", db_index=False, db_constraint=False)
+    case = models.ForeignKey(Case, verbose_name=_("病例"), on_delete=models.PROTECT, related_name="results", db_constraint=False, db_index=False)
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
+    valuation_group = models.CharField(_("计点病组"), max_length=16)
+    coefficient = models.DecimalField(_("差异系数"), max_digits=8, decimal_places=4)
+    ratio = models.DecimalField(_("费用倍率"), max_digits=14, decimal_places=4, null=True)
+    category = models.CharField(_("病例类别"), max_length=16, choices=CaseCategory.choices)
+    base_points = models.DecimalField(_("基准点数"), **POINTS, null=True)
+    readmission_halved = models.BooleanField(_("再入院减半"), default=False)
+    points_before_readmission = models.DecimalField(_("再入院调整前点数"), **POINTS)
+    points = models.DecimalField(_("点数"), **POINTS)
 
     class Meta:
+        verbose_name = _("病例计点结果")
+        verbose_name_plural = pgettext_lazy("plural", "病例计点结果")
         ordering = ["run", "institution", "case"]
         indexes = [models.Index(fields=["run", "institution"], name="case_result_run_inst_idx"), models.Index(fields=["case"], name="case_result_case_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.case.case_no} · {self.run}"
 
 
 class InstitutionLine(models.Model):
@@ -232,5 +265,10 @@ class InstitutionLine(models.Model):
     )
 
     class Meta:
+        verbose_name = _("机构结算行")
+        verbose_name_plural = pgettext_lazy("plural", "机构结算行")
         ordering = ["run", "institution__code"]
         constraints = [models.UniqueConstraint(fields=["run", "institution"], name="line_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.institution.code} {self.institution.name} · {self.run}"

@@ -172,6 +172,12 @@ def pool_scheme(*, region_id: int, year: int) -> SchemeParameters:
     scheme = PaymentScheme.objects.filter(region_id=region_id, year=year).first()
     if scheme is None:
         raise PaymentScheme.DoesNotExist(f"no payment scheme for region {region_id} and year {year}")
+    return scheme_parameters(scheme)
+
+
+def scheme_parameters(scheme: PaymentScheme) -> SchemeParameters:
+    """The valuation and clearing parameters of a payment scheme (stored, or an unsaved copy with
+    changed values, e.g. a planning scenario's)."""
     valuation = ValuationScheme(
         all_case_avg_cost=scheme.all_case_avg_cost,
         high_outlier_tiers=tuple(Tier(None if t.get("upto") is None else _dec(t["upto"]), _dec(t["multiple"])) for t in scheme.high_outlier_tiers),
@@ -282,11 +288,12 @@ class EarlierSettlements:
     settled_before: dict[int, Decimal]  # Σ balance over every finalized annual run of the year
 
 
-def earlier_settlements(*, region_id: int, fund: str, year: int) -> EarlierSettlements:
+def earlier_settlements(*, region_id: int, fund: str, year: int, run_ids: _Sequence[int] | None = None) -> EarlierSettlements:
     """One read of the pool-year's payment orders so far (SETTLEMENT.md §6): Σ prepayments of every
     finalized monthly run and Σ balances of every finalized annual run, per institution id, with the
-    ids of the runs summed."""
-    run_ids = tuple(paid_run_ids(region_id=region_id, fund=fund, year=year))
+    ids of the runs summed. `run_ids` names the runs to sum instead (a scenario replays the binding
+    run, which is net of the runs it recorded, not of itself)."""
+    run_ids = tuple(paid_run_ids(region_id=region_id, fund=fund, year=year) if run_ids is None else sorted(run_ids))
     prepaid: dict[int, Decimal] = {}
     settled: dict[int, Decimal] = {}
     rows = InstitutionLine.objects.filter(run_id__in=run_ids).values_list("institution_id", "run__kind", "prepay", "balance")

@@ -18,8 +18,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -55,6 +57,10 @@ SETTLED_RUNS = "settled_runs"  # parameters key: ids of the finalized runs of th
 
 class ClearingRunConflict(ValidationError):
     """Another run of the pool is queued or running."""
+
+
+class ClearingRunNotQueued(ValidationError):
+    """The run could not be handed to Celery (the broker is unreachable); it was failed at once."""
 
 
 class ClearingPeriodRefused(ValidationError):
@@ -148,7 +154,10 @@ def clearing_run_start(
             "wait for it to finish"
         ) from exc
     if run_async:
-        dispatch.clearing_run_enqueue(run_id=run.pk, chunks=chunks)
+        try:
+            dispatch.clearing_run_enqueue(run_id=run.pk, chunks=chunks, on_broker_error=lambda exc: _not_queued(run.pk, exc))
+        except dispatch.BrokerUnreachable as exc:
+            raise ClearingRunNotQueued(_not_queued_message(run.pk, exc.cause)) from exc
     else:
         clearing_run_execute(run_id=run.pk, chunks=chunks)
         run.refresh_from_db()
@@ -157,6 +166,18 @@ def clearing_run_start(
             # commit hands them out)
             run = _wait_for_run(run_id=run.pk, seconds=settings.CELERY_TASK_TIME_LIMIT)
     return run
+
+
+def _not_queued_message(run_id: int, exc: BaseException) -> str:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
+    return (
+        f"消息代理不可达，清算未能排队 The message broker (CELERY_BROKER_URL) cannot be reached: {type(exc).__name__}: {reason}. "
+        f"Run #{run_id} was marked failed and does not block the pool; start it again once the broker is back."
+    )
+
+
+def _not_queued(run_id: int, exc: BaseException) -> None:
+    clearing_run_fail(run_id=run_id, error=_not_queued_message(run_id, exc), statuses=(RunStatus.QUEUED,))
 
 
 def clearing_run_check_inputs(*, region: Region, fund: str, year: int) -> None:
@@ -183,6 +204,93 @@ def _fail_abandoned_runs(*, region: Region, fund: str, year: int) -> None:
     for run_id in abandoned.values_list("pk", flat=True):  # clearing_run_fail also removes what its chunks stored
         clearing_run_fail(run_id=run_id, error="abandoned: no worker finished the run within the task time limit",
                           statuses=ACTIVE_RUN_STATUSES)
+    clearing_runs_fail_stalled(region=region, fund=fund, year=year)
+
+
+# --- stuck runs: heartbeat, stall deadline, failing by hand -----------------------------------------
+
+def _beat(run_id: int) -> None:
+    ClearingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+@contextmanager
+def _heartbeat(run_id: int):
+    """While the body runs, refresh the run's heartbeat_at every DRG_RUN_HEARTBEAT_SECONDS from a
+    thread with its own connection (PostgreSQL; SQLite has one writer, and runs there inline)."""
+    _beat(run_id)
+    interval = float(settings.DRG_RUN_HEARTBEAT_SECONDS)
+    if connection.vendor != "postgresql" or interval <= 0:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat_until_stopped() -> None:
+        try:
+            while not stop.wait(interval):
+                _beat(run_id)
+        except Exception:  # a heartbeat must never break the run; a missing one shows as a stall
+            logger.warning("run %s: heartbeat failed", run_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat_until_stopped, name=f"run-{run_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 10)
+
+
+def _stalled(now: dt.datetime) -> Q:
+    limit = now - dt.timedelta(seconds=float(settings.DRG_RUN_STALL_SECONDS))
+    return Q(status=RunStatus.RUNNING) & (Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, started_at__lt=limit))
+
+
+def clearing_runs_fail_stalled(*, region: Region | None = None, fund: str | None = None, year: int | None = None) -> list[int]:
+    """Fail every running run (of one pool, or all) whose worker gave no sign of life for
+    DRG_RUN_STALL_SECONDS (killed, lost, its machine gone): it blocks its pool otherwise until the
+    broker's visibility timeout (an hour) redelivers its task. What its chunks stored is removed.
+    Re-checked under the run's row lock, so a run that is still beating is never failed."""
+    pools = {k: v for k, v in (("region", region), ("fund", fund), ("year", year)) if v is not None}
+    failed = []
+    for run_id in ClearingRun.objects.filter(_stalled(timezone.now()), **pools).values_list("pk", flat=True):
+        with transaction.atomic():
+            locked = ClearingRun.objects.select_for_update().filter(_stalled(timezone.now()), pk=run_id).first()
+            if locked is None:
+                continue
+            last = timezone.localtime(locked.heartbeat_at or locked.started_at)
+            clearing_run_fail(
+                run_id=run_id, statuses=(RunStatus.RUNNING,),
+                error=(
+                    f"停滞 stalled: no sign of life from its worker since {last:%Y-%m-%d %H:%M:%S} "
+                    f"(more than DRG_RUN_STALL_SECONDS={settings.DRG_RUN_STALL_SECONDS:g} s); the worker was "
+                    "probably killed or lost. Start the run again."
+                ),
+            )
+        logger.warning("run %s failed: stalled", run_id)
+        failed.append(run_id)
+    return failed
+
+
+def clearing_run_fail_stuck(*, run: ClearingRun, user, reason: str) -> ClearingRun:
+    """An approver fails a queued or running run by hand (a stuck run whose pool must be freed), with
+    a reason; recorded on the run (failed_by, error). What its chunks stored is removed; a worker
+    still at it discards its results (its status guard)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("请填写原因 a reason is required to fail a run by hand")
+    with transaction.atomic():
+        locked = ClearingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status not in ACTIVE_RUN_STATUSES:
+            raise ValidationError(f"run #{locked.pk} is {locked.status}; only a queued or running run can be failed by hand")
+        stamp = timezone.localtime()
+        clearing_run_fail(
+            run_id=locked.pk, statuses=ACTIVE_RUN_STATUSES,
+            error=f"由 {user.get_username()} 于 {stamp:%Y-%m-%d %H:%M} 手工标记失败 failed by hand: {reason[:1000]}",
+        )
+        ClearingRun.objects.filter(pk=locked.pk).update(failed_by=user)
+    return ClearingRun.objects.get(pk=run.pk)
 
 
 def _wait_for_run(*, run_id: int, seconds: float) -> ClearingRun:
@@ -237,13 +345,19 @@ def clearing_run_execute(*, run_id: int, chunks: int | None = None) -> ClearingR
     A pool of DRG_SCALEOUT_MIN_CASES cases or more (or any pool when `chunks` is given) is valued in
     chunks by a Celery chord: the run stays 'running' until the reduce step makes it a draft.
     """
+    now = timezone.now()
     claimed = ClearingRun.objects.filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES, task_id="").update(
-        status=RunStatus.RUNNING, started_at=timezone.now(), progress="loading inputs", error=""
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, progress="loading inputs", error=""
     )
     run = ClearingRun.objects.select_related("region").get(pk=run_id)
     if not claimed:
         logger.info("run %s is %s%s; nothing to do", run_id, run.status, f" (chunks handed out as {run.task_id})" if run.task_id else "")
         return run
+    with _heartbeat(run_id):
+        return _execute_claimed(run, run_id=run_id, chunks=chunks)
+
+
+def _execute_claimed(run: ClearingRun, *, run_id: int, chunks: int | None) -> ClearingRun:
     timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
@@ -297,7 +411,7 @@ def clearing_run_fail(*, run_id: int, error: str, timings: dict | None = None, s
 
 
 def _progress(run: ClearingRun, text: str) -> None:
-    ClearingRun.objects.filter(pk=run.pk).update(progress=text[:200])
+    ClearingRun.objects.filter(pk=run.pk).update(progress=text[:200], heartbeat_at=timezone.now())
 
 
 def _period(year: int, month: int | None) -> tuple[dt.date, dt.date]:
@@ -347,9 +461,12 @@ def _compute(run: ClearingRun, timings: dict, *, started: float | None = None) -
                      parameters=cleared.parameters, fingerprint=fingerprint, revisions=inputs.revisions)
 
 
-def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) -> _Cleared:
+def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict], *,
+           settled_run_ids: Iterable[int] | None = None) -> _Cleared:
     """From per-institution aggregates (scaleout.institution_aggregates) to the run's lines, totals
-    and parameters: the clearing of SETTLEMENT.md §3–§5, shared by the single and the chunked path."""
+    and parameters: the clearing of SETTLEMENT.md §3–§5, shared by the single and the chunked path.
+    `settled_run_ids`: the finalized runs the result is net of (default: every one of the pool-year
+    so far; a scenario passes those its binding run recorded)."""
     region_id, fund, year, month = run.region_id, run.fund, run.year, run.month
     budget, scheme, institutions, itemized = inputs.budget, inputs.scheme, inputs.institutions, inputs.itemized
     totals_by_inst = _institution_totals(aggregates, institutions)
@@ -365,7 +482,7 @@ def _clear(run: ClearingRun, inputs: _PoolInputs, aggregates: Iterable[dict]) ->
     }
     # What the pool-year's finalized runs already paid (superseded ones included), read once; the ids
     # are recorded so that finalizing this run is refused if another run is finalized in between.
-    earlier = selectors.earlier_settlements(region_id=region_id, fund=fund, year=year)
+    earlier = selectors.earlier_settlements(region_id=region_id, fund=fund, year=year, run_ids=settled_run_ids)
     parameters[SETTLED_RUNS] = list(earlier.run_ids)
     if month:
         prepaid_before = {codes[k]: v for k, v in earlier.prepaid.items()}
@@ -554,6 +671,11 @@ def clearing_run_value_chunk(*, run_id: int, chunk_no: int, institution_ids: lis
     if run.status != RunStatus.RUNNING:
         logger.info("run %s is %s; chunk %s skipped", run_id, run.status, chunk_no)
         return {"chunk": chunk_no, "skipped": run.status}
+    with _heartbeat(run_id):
+        return _value_chunk(run, run_id=run_id, chunk_no=chunk_no, institution_ids=institution_ids, worker=worker)
+
+
+def _value_chunk(run: ClearingRun, *, run_id: int, chunk_no: int, institution_ids: list[int], worker: str) -> dict:
     timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
@@ -605,6 +727,11 @@ def clearing_run_reduce(*, run_id: int, results: list) -> ClearingRun:
     if run.status != RunStatus.RUNNING:
         logger.info("run %s is %s; nothing to reduce", run_id, run.status)
         return run
+    with _heartbeat(run_id):
+        return _reduce(run, run_id=run_id, results=results)
+
+
+def _reduce(run: ClearingRun, *, run_id: int, results: list) -> ClearingRun:
     planned = dict(run.timings or {})
     try:
         started = time.perf_counter()

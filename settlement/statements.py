@@ -6,12 +6,14 @@ shows what the run computed, never a recomputation. Every statement says whether
 binding one of its period, a superseded one (and by which run) or a draft, and shows the earlier
 settlements the run is net of (SETTLEMENT.md §6): the `settled_before` column, and, line by line,
 `earlier_settlements()` — the Excel sheet and the admin run page render those rows, and any other
-format (a PDF) renders the same rows. Amounts are written as numbers with the
+format (a PDF) renders the same rows. Every text cell goes through common.spreadsheet.formula_safe (a hospital's code or case_no that a
+spreadsheet would read as a formula is written as text). Amounts are written as numbers with the
 formats 0.00 (money) and 0.0000 (points, point values); CSV writes the same values as text with
 exactly 2 or 4 decimals (UTF-8 with a BOM so that Excel opens the Chinese names correctly).
 """
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 import csv
 import io
 import json
@@ -21,11 +23,13 @@ from decimal import Decimal
 from typing import Iterable, Sequence
 
 from django.utils import timezone
+from django.utils.functional import Promise
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from common.precision import r2, r4
+from common.spreadsheet import formula_safe
 from drg.models import Institution, Region
 from settlement.choices import PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.models import ClearingRun, InstitutionLine
@@ -51,55 +55,55 @@ class Column:
 
 
 ANNUAL_COLUMNS: tuple[Column, ...] = (
-    Column("institution_code", "机构编码 code", TEXT),
-    Column("institution_name", "机构名称 institution", TEXT),
-    Column("case_count", "病例数 cases", INT, True),
-    Column("raw_points", "原始点数 raw points", POINTS, True),
-    Column("penalty_points", "扣减点数 penalty", POINTS, True),
-    Column("tcm_rate", "中治率 TCM rate", RATE),
-    Column("uplift", "上浮 uplift", RATE),
-    Column("points", "结算点数 points", POINTS, True),
-    Column("point_value", "点值 point value", POINTS),
-    Column("gross_amount", "点数金额 gross", MONEY, True),
-    Column("self_pay", "个人负担 self pay", MONEY, True),
-    Column("fund_payment", "基金支付 fund payment", MONEY, True),
-    Column("itemized_fund", "按项目基金 itemized fund", MONEY, True),
-    Column("surplus", "结余(+)/超支(−) surplus", MONEY, True),
-    Column("prepaid", "已预付 prepaid", MONEY, True),
-    Column("withheld", "质量保证金 withheld", MONEY, True),
-    Column("quality_score", "考核得分 score", MONEY),
-    Column("quality_deduction", "质量扣款 quality deduction", MONEY, True),
-    Column("settled_before", "此前年度清算已结算 settled before", MONEY, True),
-    Column("balance", "清算余额 balance (+pay / −recover)", MONEY, True),
+    Column("institution_code", _("机构编码"), TEXT),
+    Column("institution_name", _("机构名称"), TEXT),
+    Column("case_count", _("病例数"), INT, True),
+    Column("raw_points", _("原始点数"), POINTS, True),
+    Column("penalty_points", _("扣减点数"), POINTS, True),
+    Column("tcm_rate", _("中治率"), RATE),
+    Column("uplift", _("上浮"), RATE),
+    Column("points", _("结算点数"), POINTS, True),
+    Column("point_value", _("点值"), POINTS),
+    Column("gross_amount", _("点数金额"), MONEY, True),
+    Column("self_pay", _("个人负担"), MONEY, True),
+    Column("fund_payment", _("基金支付"), MONEY, True),
+    Column("itemized_fund", _("按项目基金"), MONEY, True),
+    Column("surplus", _("结余(+)/超支(−)"), MONEY, True),
+    Column("prepaid", _("已预付"), MONEY, True),
+    Column("withheld", _("质量保证金"), MONEY, True),
+    Column("quality_score", _("考核得分"), MONEY),
+    Column("quality_deduction", _("质量扣款"), MONEY, True),
+    Column("settled_before", _("此前年度清算已结算"), MONEY, True),
+    Column("balance", _("清算余额"), MONEY, True),
 )
 
 MONTHLY_COLUMNS: tuple[Column, ...] = (
-    Column("institution_code", "机构编码 code", TEXT),
-    Column("institution_name", "机构名称 institution", TEXT),
-    Column("case_count", "病例数 cases (YTD)", INT, True),
-    Column("points", "点数 points (YTD)", POINTS, True),
-    Column("point_value", "点值 point value", POINTS),
-    Column("due", "应付 due (YTD)", MONEY, True),
-    Column("prepaid_to_date", "累计预付 prepaid to date", MONEY, True),
-    Column("settled_before", "此前已预付 prepaid before", MONEY, True),
-    Column("prepay", "本月预付 prepay this month", MONEY, True),
-    Column("withheld", "质量保证金 withheld (YTD)", MONEY, True),
-    Column("self_pay", "个人负担 self pay", MONEY, True),
-    Column("itemized_fund", "按项目基金 itemized fund", MONEY, True),
+    Column("institution_code", _("机构编码"), TEXT),
+    Column("institution_name", _("机构名称"), TEXT),
+    Column("case_count", _("病例数"), INT, True),
+    Column("points", _("点数"), POINTS, True),
+    Column("point_value", _("点值"), POINTS),
+    Column("due", _("应付"), MONEY, True),
+    Column("prepaid_to_date", _("累计预付"), MONEY, True),
+    Column("settled_before", _("此前已预付"), MONEY, True),
+    Column("prepay", _("本月预付"), MONEY, True),
+    Column("withheld", _("质量保证金"), MONEY, True),
+    Column("self_pay", _("个人负担"), MONEY, True),
+    Column("itemized_fund", _("按项目基金"), MONEY, True),
 )
 
 CASE_COLUMNS: tuple[Column, ...] = (
-    Column("case_no", "病案号 case_no", TEXT),
-    Column("discharge_date", "出院日期 discharged", TEXT),
-    Column("drg_code", "病组 DRG", TEXT),
-    Column("valuation_group", "计价病组 valued as", TEXT),
-    Column("category", "类别 category", TEXT),
-    Column("coefficient", "系数 coefficient", POINTS),
-    Column("ratio", "倍率 ratio", POINTS),
-    Column("base_points", "基准点数 base", POINTS),
-    Column("points_before_readmission", "点数(折前) before readmission", POINTS),
-    Column("readmission_halved", "再入院减半 halved", TEXT),
-    Column("points", "点数 points", POINTS, True),
+    Column("case_no", _("病案号"), TEXT),
+    Column("discharge_date", _("出院日期"), TEXT),
+    Column("drg_code", _("病组"), TEXT),
+    Column("valuation_group", _("计价病组"), TEXT),
+    Column("category", _("类别"), TEXT),
+    Column("coefficient", _("系数"), POINTS),
+    Column("ratio", _("倍率"), POINTS),
+    Column("base_points", _("基准点数"), POINTS),
+    Column("points_before_readmission", _("点数(折前)"), POINTS),
+    Column("readmission_halved", _("再入院减半"), TEXT),
+    Column("points", _("点数"), POINTS, True),
 )
 
 
@@ -112,13 +116,13 @@ def columns_of(run: ClearingRun) -> tuple[Column, ...]:
 def run_standing(run: ClearingRun) -> str:
     """Binding, superseded (by which run) or draft, as every statement says it."""
     if run.status == RunStatus.FINALIZED:
-        return "有效结算 binding"
+        return _("有效结算")
     if run.status == RunStatus.SUPERSEDED:
         successor = run.successor
         by = f"run #{successor.pk}" if successor is not None else "a later run"
         return f"已被 {by} 取代，非有效结算 SUPERSEDED by {by}, not binding"
     if run.status == RunStatus.DRAFT:
-        return "草稿，非最终 DRAFT, not final"
+        return _("草稿，非最终")
     return run.get_status_display()
 
 
@@ -163,13 +167,13 @@ def earlier_settlements(*, run: ClearingRun, institution: Institution | None = N
 
 
 EARLIER_COLUMNS: tuple[Column, ...] = (
-    Column("institution_code", "机构编码 code", TEXT),
-    Column("institution_name", "机构名称 institution", TEXT),
-    Column("run", "清算批次 run", TEXT),
-    Column("period", "期间 period", TEXT),
-    Column("finalized_at", "定稿时间 finalized", TEXT),
-    Column("standing", "状态 standing", TEXT),
-    Column("amount", "已结算金额 amount settled", MONEY, True),
+    Column("institution_code", _("机构编码"), TEXT),
+    Column("institution_name", _("机构名称"), TEXT),
+    Column("run", _("清算批次"), TEXT),
+    Column("period", _("期间"), TEXT),
+    Column("finalized_at", _("定稿时间"), TEXT),
+    Column("standing", _("状态"), TEXT),
+    Column("amount", _("已结算金额"), MONEY, True),
 )
 
 
@@ -187,7 +191,7 @@ def statement_lines(*, run: ClearingRun, institution: Institution | None = None)
         lines = lines.filter(institution=institution)
     lines = list(lines)
     if institution is not None and not lines:
-        raise StatementError(f"institution {institution.code} has no line in run #{run.pk} (no valued cases in the pool)")
+        raise StatementError(_("机构 %(institution)s 在 %(run)s 中没有结算行（本基金池无其计点病例）") % {"institution": f"{institution.code} {institution.name}", "run": run})
     return lines
 
 
@@ -213,14 +217,14 @@ def check_conservation(*, run: ClearingRun, lines: Sequence[InstitutionLine]) ->
     if run.kind == RunKind.ANNUAL:
         distributed = Decimal(str(run.totals.get("distributed", "0")))
         if paid != distributed:
-            raise StatementError(f"run #{run.pk}: Σ fund payments {paid} ≠ distributed {distributed}; the statement is not issued")
+            raise StatementError(_("%(run)s：统筹支付合计 %(paid)s ≠ 可分配 %(distributed)s，不出具结算单") % {"run": run, "paid": paid, "distributed": distributed})
     return paid
 
 
 def period_label(run: ClearingRun) -> str:
     if run.kind == RunKind.MONTHLY:
-        return f"{run.year}-{run.month:02d} 月度预付 monthly (1–{run.month})"
-    return f"{run.year} 年度清算 annual"
+        return str(_("%(year)s 年 %(month)02d 月预付（1–%(month)s 月累计）") % {"year": run.year, "month": run.month})
+    return str(_("%(year)s 年度清算") % {"year": run.year})
 
 
 def statement_filename(*, run: ClearingRun, institution: Institution | None = None, ext: str) -> str:
@@ -239,55 +243,55 @@ def pool_inputs(run: ClearingRun) -> list[tuple[str, object, str]]:
         return None if value in (None, "") else Decimal(str(value))
 
     rows: list[tuple[str, object, str]] = [
-        ("统筹区 region", f"{run.region.code} {run.region.name}", TEXT),
-        ("险种 fund", run.get_fund_display(), TEXT),
-        ("期间 period", period_label(run), TEXT),
-        ("清算批次 run", f"#{run.pk} ({run.get_status_display()})", TEXT),
-        ("状态 standing", run_standing(run), TEXT),
-        ("取代 supersedes", f"#{run.supersedes_id}" if run.supersedes_id else "—", TEXT),
-        ("发起 started by", str(run.started_by or "—"), TEXT),
-        ("定稿 finalized by", f"{run.finalized_by} {timezone.localtime(run.finalized_at):%Y-%m-%d %H:%M}" if run.finalized_by else "—", TEXT),
-        ("输入指纹 inputs fingerprint", run.fingerprint, TEXT),
-        ("预算修订 budget revision", budget.get("revision", "—"), TEXT),
-        ("总额 total budget", dec(totals.get("total", budget.get("total"))), MONEY),
-        ("调剂金 reserve", dec(totals.get("reserve", budget.get("reserve"))), MONEY),
-        ("门诊 outpatient", dec(totals.get("outpatient", budget.get("outpatient"))), MONEY),
-        ("住院 inpatient", dec(totals.get("inpatient", budget.get("inpatient"))), MONEY),
-        ("门诊特殊病按项目 special outpatient itemized", dec(totals.get("special_outpatient", params.get("itemized"))), MONEY),
+        (_("统筹区"), f"{run.region.code} {run.region.name}", TEXT),
+        (_("险种"), run.get_fund_display(), TEXT),
+        (_("期间"), period_label(run), TEXT),
+        (_("清算批次"), f"#{run.pk} ({run.get_status_display()})", TEXT),
+        (_("状态"), run_standing(run), TEXT),
+        (_("取代"), f"#{run.supersedes_id}" if run.supersedes_id else "—", TEXT),
+        (_("发起"), str(run.started_by or "—"), TEXT),
+        (_("定稿"), f"{run.finalized_by} {timezone.localtime(run.finalized_at):%Y-%m-%d %H:%M}" if run.finalized_by else "—", TEXT),
+        (_("输入指纹"), run.fingerprint, TEXT),
+        (_("预算修订"), budget.get("revision", "—"), TEXT),
+        (_("总额"), dec(totals.get("total", budget.get("total"))), MONEY),
+        (_("调剂金"), dec(totals.get("reserve", budget.get("reserve"))), MONEY),
+        (_("门诊"), dec(totals.get("outpatient", budget.get("outpatient"))), MONEY),
+        (_("住院"), dec(totals.get("inpatient", budget.get("inpatient"))), MONEY),
+        (_("门诊特殊病按项目"), dec(totals.get("special_outpatient", params.get("itemized"))), MONEY),
     ]
     if run.kind == RunKind.ANNUAL:
         rows += [
-            ("B  DRG预算 drg budget = inpatient − itemized", dec(totals.get("drg_budget")), MONEY),
-            ("F  基金按项目 fund claims Σ(total − self pay)", dec(totals.get("fund_claims")), MONEY),
-            ("S  个人负担 self pay Σ", dec(totals.get("self_pay")), MONEY),
-            ("P  点数 points Σ", dec(totals.get("points")), POINTS),
-            ("结余留用/超支分担 banded (retained surplus or fund share)", dec(totals.get("banded")), MONEY),
-            ("调剂金支出 from reserve", dec(totals.get("from_reserve")), MONEY),
-            ("A  可分配 distributed", dec(totals.get("distributed")), MONEY),
-            ("V  点值 point value = (A + S) / P", dec(totals.get("point_value")), POINTS),
-            ("V  exact", totals.get("point_value_exact", ""), TEXT),
+            (_("B  DRG 预算 = 住院 − 门诊特殊病"), dec(totals.get("drg_budget")), MONEY),
+            (_("F  基金按项目"), dec(totals.get("fund_claims")), MONEY),
+            (_("S  个人负担"), dec(totals.get("self_pay")), MONEY),
+            (_("P  点数"), dec(totals.get("points")), POINTS),
+            (_("结余留用/超支分担"), dec(totals.get("banded")), MONEY),
+            (_("调剂金支出"), dec(totals.get("from_reserve")), MONEY),
+            (_("A  可分配"), dec(totals.get("distributed")), MONEY),
+            (_("V  点值"), dec(totals.get("point_value")), POINTS),
+            (_("V  精确值"), totals.get("point_value_exact", ""), TEXT),
         ]
     else:
         budget_to_date = dec(totals.get("budget_to_date"))
         fund_claims = dec(totals.get("fund_claims"))
         rows += [
-            ("B_m  预算至本月 budget to date = r2(inpatient × m/12) − itemized", budget_to_date, MONEY),
-            ("F  基金按项目 fund claims (YTD)", fund_claims, MONEY),
-            ("S  个人负担 self pay (YTD)", dec(totals.get("self_pay")), MONEY),
-            ("P  点数 points (YTD)", dec(totals.get("points")), POINTS),
+            (_("B_m  预算至本月"), budget_to_date, MONEY),
+            (_("F  基金按项目"), fund_claims, MONEY),
+            (_("S  个人负担"), dec(totals.get("self_pay")), MONEY),
+            (_("P  点数"), dec(totals.get("points")), POINTS),
             ("A  min(B_m, F)", min(budget_to_date, fund_claims) if budget_to_date is not None and fund_claims is not None else None, MONEY),
-            ("V_m  点值 point value = (min(B_m, F) + S) / P", dec(totals.get("point_value")), POINTS),
+            (_("V_m  点值"), dec(totals.get("point_value")), POINTS),
             ("V_m  exact", totals.get("point_value_exact", ""), TEXT),
         ]
     rows += [
-        ("全部病例次均费用 A (all-case average cost)", dec(scheme.get("all_case_avg_cost")), MONEY),
-        ("预付比例 prepay ratio", dec(scheme.get("prepay_ratio")), POINTS),
-        ("结余分档 surplus tiers", _tiers(scheme.get("surplus_tiers"), "hospital_share"), TEXT),
-        ("超支分档 overrun tiers", _tiers(scheme.get("overrun_tiers"), "fund_share"), TEXT),
-        ("中治率分档 TCM rate tiers", json.dumps(scheme.get("tcm_rate_tiers", []), ensure_ascii=False), TEXT),
-        ("高倍率分档 high-outlier tiers", json.dumps(scheme.get("high_outlier_tiers", []), ensure_ascii=False), TEXT),
-        ("低倍率界值 low-outlier multiple", dec(scheme.get("low_outlier_multiple")), POINTS),
-        ("再入院 readmission days / factor", f"{scheme.get('readmission_days', '—')} / {scheme.get('readmission_factor', '—')}", TEXT),
+        (_("全部病例次均费用"), dec(scheme.get("all_case_avg_cost")), MONEY),
+        (_("预付比例"), dec(scheme.get("prepay_ratio")), POINTS),
+        (_("结余分档"), _tiers(scheme.get("surplus_tiers"), "hospital_share"), TEXT),
+        (_("超支分档"), _tiers(scheme.get("overrun_tiers"), "fund_share"), TEXT),
+        (_("中治率分档"), json.dumps(scheme.get("tcm_rate_tiers", []), ensure_ascii=False), TEXT),
+        (_("高倍率分档"), json.dumps(scheme.get("high_outlier_tiers", []), ensure_ascii=False), TEXT),
+        (_("低倍率界值"), dec(scheme.get("low_outlier_multiple")), POINTS),
+        (_("再入院"), f"{scheme.get('readmission_days', '—')} / {scheme.get('readmission_factor', '—')}", TEXT),
     ]
     return rows
 
@@ -300,7 +304,7 @@ def _tiers(tiers, share_key: str) -> str:
 
     parts = []
     for tier in tiers:
-        upto = "∞" if tier.get("upto") is None else f"{pct(tier['upto'])}% of B"
+        upto = "∞" if tier.get("upto") is None else f"{pct(tier['upto'])}% B"
         parts.append(f"≤{upto}: {pct(tier.get(share_key, 0))}%")
     return "; ".join(parts)
 
@@ -318,7 +322,7 @@ def _text(value, kind: str) -> str:
         return str(Decimal(value))
     if isinstance(value, bool):
         return "1" if value else "0"
-    return str(value)
+    return formula_safe(str(value))
 
 
 def statement_csv(*, run: ClearingRun, institution: Institution | None = None) -> bytes:
@@ -352,21 +356,23 @@ def _display_width(text: str) -> int:
 def _cell_value(value, kind: str):
     if value is None:
         return None
+    if isinstance(value, Promise):  # a translated label
+        value = str(value)
     if kind in (MONEY, POINTS, RATE) and not isinstance(value, Decimal):
         return Decimal(str(value))
     if kind == TEXT and isinstance(value, bool):
-        return "是 yes" if value else ""
-    return value
+        return str(_("是")) if value else ""
+    return formula_safe(value)
 
 
 def _write_table(ws, *, title: str, subtitle: str, columns: Sequence[Column], rows: Iterable[Sequence], totals: dict | None = None) -> None:
     """Title, subtitle, a styled header row (frozen), the rows, an optional total row; widths fitted."""
-    ws.cell(row=1, column=1, value=title).font = TITLE_FONT
-    ws.cell(row=2, column=1, value=subtitle)
+    ws.cell(row=1, column=1, value=formula_safe(str(title))).font = TITLE_FONT
+    ws.cell(row=2, column=1, value=formula_safe(str(subtitle)))
     header_row = 3
-    widths = [_display_width(c.header) + 2 for c in columns]
+    widths = [_display_width(str(c.header)) + 2 for c in columns]
     for index, column in enumerate(columns, start=1):
-        cell = ws.cell(row=header_row, column=index, value=column.header)
+        cell = ws.cell(row=header_row, column=index, value=str(column.header))
         cell.font = HEADER_FONT
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
@@ -380,7 +386,7 @@ def _write_table(ws, *, title: str, subtitle: str, columns: Sequence[Column], ro
             widths[index - 1] = max(widths[index - 1], _display_width(_text(value, column.kind)) + 2)
     if totals is not None:
         row_number += 1
-        ws.cell(row=row_number, column=1, value="合计 Total").font = TOTAL_FONT
+        ws.cell(row=row_number, column=1, value=str(_("合计"))).font = TOTAL_FONT
         for index, column in enumerate(columns, start=1):
             cell = ws.cell(row=row_number, column=index)
             cell.border = TOTAL_BORDER
@@ -395,17 +401,17 @@ def _write_table(ws, *, title: str, subtitle: str, columns: Sequence[Column], ro
 
 
 def _write_inputs(ws, run: ClearingRun, *, title: str | None = None, start_row: int = 1) -> int:
-    ws.cell(row=start_row, column=1, value=title or f"计算参数 Inputs of run #{run.pk}").font = TITLE_FONT
+    ws.cell(row=start_row, column=1, value=str(title or _("清算批次 %(run)s 的计算参数") % {"run": run})).font = TITLE_FONT
     header = start_row + 1
-    for index, text in enumerate(("项目 item", "数值 value"), start=1):
-        cell = ws.cell(row=header, column=index, value=text)
+    for index, text in enumerate((_("项目"), _("数值")), start=1):
+        cell = ws.cell(row=header, column=index, value=str(text))
         cell.font = HEADER_FONT
         cell.fill = HEADER_FILL
     row = header
     for label, value, kind in pool_inputs(run):
         row += 1
-        ws.cell(row=row, column=1, value=label)
-        cell = ws.cell(row=row, column=2, value=_cell_value(value, kind) if value is not None else "—")
+        ws.cell(row=row, column=1, value=formula_safe(str(label)))
+        cell = ws.cell(row=row, column=2, value=_cell_value(value, kind) if value is not None else "—")  # text: formula_safe
         if kind in NUMBER_FORMATS and value is not None:
             cell.number_format = NUMBER_FORMATS[kind]
     ws.column_dimensions["A"].width = 56
@@ -433,8 +439,8 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
     columns = columns_of(run)
     wb = Workbook()
     ws = wb.active
-    ws.title = "结算单 Statement"
-    who = f"{institution.code} {institution.name}" if institution is not None else "全部机构 all institutions"
+    ws.title = str(_("结算单"))
+    who = f"{institution.code} {institution.name}" if institution is not None else _("全部机构")
     title = f"DRG点数付费结算单 · {run.region.name} · {run.get_fund_display()} · {period_label(run)}"
     subtitle = f"{who} · run #{run.pk} · {run_standing(run)}"
     totals = None
@@ -442,12 +448,12 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
         check_conservation(run=run, lines=lines)
         totals = line_totals(lines, columns)
     _write_table(ws, title=title, subtitle=subtitle, columns=columns, rows=_line_rows(lines, columns), totals=totals)
-    _write_inputs(wb.create_sheet("计算参数 Inputs"), run)
+    _write_inputs(wb.create_sheet(str(_("计算参数"))), run)
     earlier = earlier_settlements(run=run, institution=institution)
     _write_table(
-        wb.create_sheet("此前结算 Earlier settlements"),
-        title=("此前已预付 Prepayments already made this year" if run.kind == RunKind.MONTHLY
-               else "此前年度清算 Annual balances already settled this year") + f" · {who}",
+        wb.create_sheet(str(_("此前结算"))),
+        title=(_("此前已预付") if run.kind == RunKind.MONTHLY
+               else _("此前年度清算")) + f" · {who}",
         subtitle=f"run #{run.pk} is net of these (the settled_before column); superseded runs included: whatever was paid counts"
         if earlier else f"run #{run.pk}: none (the first finalized run of its kind this year)",
         columns=EARLIER_COLUMNS, rows=_earlier_rows(earlier), totals={"amount": sum((e.amount for e in earlier), ZERO)},
@@ -463,7 +469,7 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
             row[1] = row[1].isoformat() if row[1] else ""
             row[9] = bool(row[9])
         _write_table(
-            wb.create_sheet("病例 Cases"), title=f"病例点数 Case points · {who}", subtitle=f"run #{run.pk}",
+            wb.create_sheet(str(_("病例"))), title=f"{_('病例点数')} · {who}", subtitle=str(run),
             columns=CASE_COLUMNS, rows=rows, totals={"points": sum((r[-1] for r in rows), ZERO)},
         )
     return _to_bytes(wb)
@@ -472,22 +478,22 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
 # --- year-end pack -----------------------------------------------------------------------------
 
 SUMMARY_COLUMNS: tuple[Column, ...] = (
-    Column("fund", "险种 fund", TEXT),
-    Column("run", "清算批次 run", TEXT),
-    Column("total", "总额 total", MONEY, True),
-    Column("reserve", "调剂金 reserve", MONEY, True),
-    Column("inpatient", "住院 inpatient", MONEY, True),
-    Column("special_outpatient", "门诊特殊病 itemized", MONEY, True),
+    Column("fund", _("险种"), TEXT),
+    Column("run", _("清算批次"), TEXT),
+    Column("total", _("总额"), MONEY, True),
+    Column("reserve", _("调剂金"), MONEY, True),
+    Column("inpatient", _("住院"), MONEY, True),
+    Column("special_outpatient", _("门诊特殊病"), MONEY, True),
     Column("drg_budget", "B DRG预算", MONEY, True),
     Column("fund_claims", "F 基金按项目", MONEY, True),
-    Column("distributed", "A 可分配 distributed", MONEY, True),
-    Column("from_reserve", "调剂金支出 from reserve", MONEY, True),
+    Column("distributed", _("A 可分配"), MONEY, True),
+    Column("from_reserve", _("调剂金支出"), MONEY, True),
     Column("point_value", "V 点值", POINTS),
-    Column("fund_payment", "Σ 基金支付 fund payment", MONEY, True),
-    Column("prepaid", "Σ 已预付 prepaid", MONEY, True),
+    Column("fund_payment", _("Σ 基金支付"), MONEY, True),
+    Column("prepaid", _("Σ 已预付"), MONEY, True),
     Column("quality_deduction", "Σ 质量扣款", MONEY, True),
-    Column("settled_before", "Σ 此前已结算 settled before", MONEY, True),
-    Column("balance", "Σ 清算余额 balance", MONEY, True),
+    Column("settled_before", _("Σ 此前已结算"), MONEY, True),
+    Column("balance", _("Σ 清算余额"), MONEY, True),
 )
 
 
@@ -513,7 +519,7 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
         raise StatementError(f"region {region.code} has no finalized annual run for {year}; finalize the annual clearing first")
     wb = Workbook()
     summary = wb.active
-    summary.title = "汇总 Summary"
+    summary.title = str(_("汇总"))
     summary_rows = []
     for fund, run in sorted(runs.items()):
         lines = statement_lines(run=run)
@@ -526,10 +532,12 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
             ("total", "reserve", "inpatient", "special_outpatient", "drg_budget", "fund_claims", "distributed", "from_reserve", "point_value")),
             paid, sums["prepaid"], sums["quality_deduction"], sums["settled_before"], sums["balance"],
         ])
-        ws = wb.create_sheet(f"{fund} 清算 clearing"[:31])
+        ws = wb.create_sheet(f"{run.get_fund_display()}{_('清算')}"[:31])
         _write_table(
-            ws, title=f"年度清算 Annual clearing · {region.name} · {run.get_fund_display()} · {year}",
-            subtitle=f"run #{run.pk} · finalized by {run.finalized_by} {timezone.localtime(run.finalized_at):%Y-%m-%d} · Σ fund payment = distributed = {paid}",
+            ws, title=f"{_('年度清算')} · {region.name} · {run.get_fund_display()} · {year}",
+            subtitle=_("%(run)s · %(who)s 于 %(when)s 定稿 · 统筹支付合计 = 可分配 = %(paid)s") % {
+                "run": run, "who": run.finalized_by, "when": f"{timezone.localtime(run.finalized_at):%Y-%m-%d}", "paid": f"{paid:,.2f}",
+            },
             columns=ANNUAL_COLUMNS, rows=_line_rows(lines, ANNUAL_COLUMNS), totals=sums,
         )
         # every finalized monthly run counts, superseded ones included (a re-run prepays the difference)
@@ -540,8 +548,8 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
         )
         months = sorted({line.run.month for line in monthly_lines})
         prepay_columns = (
-            Column("institution_code", "机构编码 code", TEXT), Column("institution_name", "机构名称 institution", TEXT),
-            *(Column(f"m{m:02d}", f"{m:02d}月 prepay", MONEY, True) for m in months), Column("sum", "合计 Σ", MONEY, True),
+            Column("institution_code", _("机构编码"), TEXT), Column("institution_name", _("机构名称"), TEXT),
+            *(Column(f"m{m:02d}", f"{m:02d}{_('月预付')}", MONEY, True) for m in months), Column("sum", _("合计"), MONEY, True),
         )
         grid: dict[int, dict[str, Decimal]] = {}
         names: dict[int, tuple[str, str]] = {}
@@ -556,18 +564,18 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
             prepay_rows.append([code, name, *(values.get(f"m{m:02d}") for m in months), sum(values.values(), ZERO)])
         prepay_totals = {c.field: sum((row[i] or ZERO for row in prepay_rows), ZERO) for i, c in enumerate(prepay_columns) if c.total}
         _write_table(
-            wb.create_sheet(f"{fund} 月度预付 prepay"[:31]),
+            wb.create_sheet(f"{run.get_fund_display()}{_('月度预付')}"[:31]),
             title=f"月度预付 Monthly prepayments · {run.get_fund_display()} · {year}",
             subtitle="finalized monthly runs, re-runs (补差) included; the annual clearing deducts their sum as prepaid",
             columns=prepay_columns, rows=prepay_rows, totals=prepay_totals,
         )
-        _write_inputs(wb.create_sheet(f"{fund} 参数 inputs"[:31]), run)
+        _write_inputs(wb.create_sheet(f"{run.get_fund_display()}{_('参数')}"[:31]), run)
     missing = sorted({c for c, _ in ClearingRun._meta.get_field("fund").choices} - set(runs))
     subtitle = "finalized annual runs only · generated from the stored run results"
     if missing:
         subtitle += f" · not finalized, not included: {', '.join(missing)}"
     _write_table(
-        summary, title=f"年终结算汇总 Year-end pack · {region.code} {region.name} · {year}", subtitle=subtitle,
+        summary, title=f"{_('年终结算汇总')} · {region.code} {region.name} · {year}", subtitle=subtitle,
         columns=SUMMARY_COLUMNS, rows=summary_rows,
         totals={c.field: sum((row[i] for row in summary_rows), ZERO) for i, c in enumerate(SUMMARY_COLUMNS) if c.total},
     )

@@ -49,3 +49,9 @@ def offer_annual_clearings(*, today: str | None = None) -> list[int]:
     """Beat, after year end (Jan–Jun): the annual clearing of last year, as a draft for staff to review."""
     day = dt.date.fromisoformat(today) if today else timezone.localdate()
     return [run.pk for run in services.clearing_runs_offer_annual(today=day)]
+
+
+@shared_task
+def fail_stalled_runs() -> list[int]:
+    """Beat, every minute: fail the runs whose worker gave no sign of life for DRG_RUN_STALL_SECONDS."""
+    return services.clearing_runs_fail_stalled()

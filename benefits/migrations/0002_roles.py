@@ -30,7 +30,6 @@ def revoke(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    # after the latest sync of the roles (budget/migrations/0002_roles.sync_roles sets each group's
-    # permissions to exactly its list, which names the apps below benefits only)
+    # after the groups exist (budget's roles migrations); their re-syncs touch only the apps below
     dependencies = [("benefits", "0001_initial"), ("budget", "0003_roles_parameter_revisions")]
     operations = [migrations.RunPython(grant, revoke)]

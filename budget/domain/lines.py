@@ -12,10 +12,12 @@ ZERO = Decimal("0")
 class BudgetRuleError(ValueError):
     """A budget input the rules refuse (the message names the field and why)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, *, code: str = "", **params):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.code = code  # with params: lets the interface say it in the user's language
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,18 @@ class BudgetLines:
 
 def validate_budget_inputs(inputs: BudgetInputs) -> None:
     if inputs.base_amount < 0:
-        raise BudgetRuleError("base_amount", "must not be negative")
+        raise BudgetRuleError("base_amount", "must not be negative", code="negative")
     if inputs.growth_rate > inputs.growth_cap:
         raise BudgetRuleError(
             "growth_rate",
             f"growth rate {inputs.growth_rate} exceeds the growth cap {inputs.growth_cap} "
             "(年增速不超过上限); lower the rate or record a different cap",
+            code="above_cap", rate=inputs.growth_rate, cap=inputs.growth_cap,
         )
     for field in ("reserve_rate", "outpatient_share", "primary_care_share"):
         value = getattr(inputs, field)
         if not ZERO <= value <= 1:
-            raise BudgetRuleError(field, f"must be between 0 and 1, got {value}")
+            raise BudgetRuleError(field, f"must be between 0 and 1, got {value}", code="out_of_range", value=value)
 
 
 def budget_lines(inputs: BudgetInputs) -> BudgetLines:
@@ -66,7 +69,8 @@ def budget_lines(inputs: BudgetInputs) -> BudgetLines:
             "primary_care_share",
             f"the primary-care earmark {earmark} would exceed the outpatient budget {outpatient}; "
             "it is reported inside the outpatient budget",
+            code="earmark_above_outpatient", earmark=earmark, outpatient=outpatient,
         )
     if total < 0:
-        raise BudgetRuleError("policy_adjustment", f"the total budget would be negative ({total})")
+        raise BudgetRuleError("policy_adjustment", f"the total budget would be negative ({total})", code="negative_total", total=total)
     return BudgetLines(total=total, reserve=reserve, outpatient=outpatient, inpatient=inpatient, primary_care_earmark=earmark)

@@ -10,7 +10,8 @@
 
 Every role views every record of the four apps and its history. The groups are synchronised, not just
 created: running `sync_roles` again (a later migration may import and call it after adding models)
-sets each group's permissions to exactly what is listed here, for the models that exist then.
+sets each group's permissions on the four apps to exactly what is listed here, for the models that
+exist then; permissions on the apps above them (their own roles migrations) are left as they are.
 """
 from django.db import migrations
 
@@ -93,9 +94,13 @@ def sync_roles(apps, schema_editor) -> None:
     for app_label, names in AUDITOR_EXTRA.items():
         auditor |= codenames(app_label, names)
 
+    # Only the permissions of APPS (and auth) are synchronised: the apps above (planning, monitoring,
+    # benefits) grant their own in their roles migrations, and a re-sync here leaves those alone.
+    managed = Permission.objects.filter(content_type__app_label__in=(*APPS, "auth"))
     for name, permission_ids in (("operator", operator), ("approver", approver), ("auditor", auditor)):
         group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set(permission_ids)
+        group.permissions.remove(*managed.exclude(pk__in=permission_ids))
+        group.permissions.add(*Permission.objects.filter(pk__in=permission_ids))
 
 
 def drop_roles(apps, schema_editor) -> None:

@@ -32,6 +32,7 @@ BUNDLE = ROOT.parent / "shared" / "spec" / "worked-example" / "bundle"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1", "--virtual-time-budget=4000",
+    "--lang=zh-CN", "--accept-lang=zh-CN,zh",  # the bureau's language
 ]
 
 

@@ -11,6 +11,7 @@ import hmac
 
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
@@ -28,14 +29,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         try:
-            keyword, _, token = header.decode("ascii").partition(" ")
+            keyword, _space, token = header.decode("ascii").partition(" ")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid API key header.")
+            raise exceptions.AuthenticationFailed(_("接口密钥请求头无效。"))
         if keyword.lower() != KEYWORD.lower():
             return None
         parts = credential_split(token.strip())
         if parts is None:
-            raise exceptions.AuthenticationFailed("Malformed API key: expected Api-Key <prefix>.<secret>.")
+            raise exceptions.AuthenticationFailed(_("接口密钥格式错误：应为 Api-Key <prefix>.<secret>。"))
         prefix, _secret = parts
         credential = (
             InstitutionCredential.objects.select_related("institution", "institution__region")
@@ -45,9 +46,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # Compare a hash even when the prefix is unknown, so timing does not tell prefixes apart.
         expected = credential.key_hash if credential else "0" * 64
         if not hmac.compare_digest(expected, credential_hash(token.strip())) or credential is None:
-            raise exceptions.AuthenticationFailed("Invalid API key.")
+            raise exceptions.AuthenticationFailed(_("接口密钥无效。"))
         if credential.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This API key has been revoked.")
+            raise exceptions.AuthenticationFailed(_("该接口密钥已被吊销。"))
         now = timezone.now()
         if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
             InstitutionCredential.objects.filter(pk=credential.pk).update(last_used_at=now)

@@ -18,6 +18,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from common.text import has_unstorable, printable, storable_json
 from drg.api.authentication import ApiKeyAuthentication, HasInstitutionCredential
 from drg.api.errors import ApiError, ApiErrorItem, api_exception_handler, too_large
 from drg.api.parsers import ExactJSONParser
@@ -71,6 +72,7 @@ class InstitutionAPIView(generics.GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        self._refuse_unstorable_url(request, kwargs)
         if request.method in ("POST", "PUT", "PATCH"):
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             try:
@@ -83,6 +85,22 @@ class InstitutionAPIView(generics.GenericAPIView):
                 request._request.body  # read (and size-check) the body once; parsers read the copy
             except RequestDataTooBig:
                 raise too_large(f"The request body is larger than {limit} bytes.")
+
+    @staticmethod
+    def _refuse_unstorable_url(request, kwargs) -> None:
+        """NUL or a lone surrogate in the URL never reaches a query (PostgreSQL refuses them): in a
+        path parameter the record cannot exist (404), in a query parameter the filter is refused (400)."""
+        for name, value in kwargs.items():
+            if isinstance(value, str) and has_unstorable(value):
+                raise ApiError(
+                    [ApiErrorItem(code="not_found", message=f"No record '{printable(value, 40)}': {name} holds a NUL character.", field=name)],
+                    status_code=404,
+                )
+        for name, values in request.query_params.lists():
+            if has_unstorable(name) or any(has_unstorable(v) for v in values):
+                raise ApiError([ApiErrorItem(
+                    code="invalid_characters", message=f"The query parameter {printable(name)} holds a NUL character.", field=printable(name),
+                )])
 
     # --- Idempotency-Key -------------------------------------------------------------------------
 
@@ -126,7 +144,8 @@ class InstitutionAPIView(generics.GenericAPIView):
                 response = api_exception_handler(exc, self.get_exception_handler_context())
             if response.status_code in REPLAYABLE_STATUSES:
                 record.status_code = response.status_code
-                record.response_body = json.loads(JSONRenderer().render(response.data) or b"null")
+                # An answer may quote what was sent; JSONB takes no NUL, so such text is stored escaped.
+                record.response_body = storable_json(json.loads(JSONRenderer().render(response.data) or b"null"))
                 record.save(update_fields=["status_code", "response_body"])
             else:
                 record.delete()

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -87,7 +88,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         items = flatten_detail(exc.detail)
     elif isinstance(exc, exceptions.NotFound):
-        items = [ApiErrorItem(code="not_found", message="Not found.")]
+        items = [ApiErrorItem(code="not_found", message=str(_("未找到。")))]
     else:
         # DRF's codes are stable: parse_error, not_authenticated, authentication_failed,
         # permission_denied, method_not_allowed, not_acceptable, unsupported_media_type, throttled.

@@ -7,6 +7,9 @@ from decimal import Decimal
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, JSONParser
 
+from common.text import has_unstorable, printable, unstorable_text_path
+from drg.api.errors import ApiError, ApiErrorItem
+
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not allowed")
@@ -23,11 +26,33 @@ class ExactJSONParser(JSONParser):
             text = raw.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
             if not text.strip():
                 raise ParseError("The request body is empty; a JSON document is expected.", code="malformed_json")
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            data = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
         except ParseError:
             raise
         except (ValueError, UnicodeDecodeError, LookupError, RecursionError) as exc:
-            raise ParseError(f"Malformed JSON: {exc}", code="malformed_json")
+            raise ParseError(f"Malformed JSON: {printable(str(exc), 300)}", code="malformed_json")
+        refuse_unstorable_text(data)
+        return data
+
+
+def refuse_unstorable_text(data) -> None:
+    """400 naming the first string (key or value) that holds NUL or a lone surrogate: PostgreSQL
+    cannot store either, and no field of this API needs them. In a bulk array the index is the
+    ``row``; elsewhere the dotted path is the ``field``."""
+    path = unstorable_text_path(data)
+    if path is None:
+        return
+    row = None
+    if path and isinstance(path[0], int) and isinstance(data, list):
+        row, path = path[0], path[1:]
+    field = ".".join(printable(str(part)) for part in path) or None
+    bad_key = bool(path) and isinstance(path[-1], str) and has_unstorable(path[-1])
+    what = f"the field name {field}" if bad_key else (field or "the value")
+    raise ApiError([ApiErrorItem(
+        code="invalid_characters",
+        message=f"{what} contains a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), which no text field accepts.",
+        row=row, field=field,
+    )])
 
 
 class CSVParser(BaseParser):

@@ -8,6 +8,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
+from common.text import identifier_problem
 from drg.choices import CaseCategory, DischargeStatus, Fund
 from drg.models import Case, CaseCorrection, CorrectionRequest, SpecialReview
 
@@ -15,6 +16,20 @@ MAX_BATCH = 5000
 
 
 # --- common -----------------------------------------------------------------------------------------
+
+
+class IdentifierField(serializers.CharField):
+    """An identifier as hospitals' systems issue it (case_no, claim_no, patient_id): letters, digits
+    and ``-_./``, starting with a letter or digit (common.text.identifier_problem). Whitespace-only
+    text, control characters and a leading ``=``, ``+``, ``-`` or ``@`` are refused (code
+    ``invalid_identifier``), so none of them reaches a statement or a spreadsheet."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problem = identifier_problem(value)
+        if problem:
+            raise serializers.ValidationError(f"{self.field_name or 'identifier'} {problem}", code="invalid_identifier")
+        return value
 
 
 class StrictSerializer(serializers.Serializer):
@@ -57,6 +72,9 @@ class ErrorResponseSerializer(serializers.Serializer):
     errors = ErrorItemSerializer(many=True)
     truncated = serializers.BooleanField(required=False, help_text="true when more errors were found than listed")
     links = ErrorLinksSerializer(required=False)
+    missing_columns = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="CSV upload: the required columns its header lacks"
+    )
 
 
 class MeSerializer(serializers.Serializer):
@@ -142,7 +160,7 @@ class CaseCorrectionSerializer(serializers.ModelSerializer):
 
 
 class SpecialReviewInSerializer(StrictSerializer):
-    case_no = serializers.CharField(max_length=40)
+    case_no = IdentifierField(max_length=40)
     reason = serializers.CharField(max_length=5000)
     requested_cost = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0)
     documents = serializers.ListField(
@@ -206,7 +224,7 @@ class CorrectionRequestInSerializer(StrictSerializer):
         choices=CorrectionRequest.Kind.choices, required=False, default=CorrectionRequest.Kind.CHANGE,
         help_text="change (default): correct a stored case; late_case: add a new case discharged in a finalized period",
     )
-    case_no = serializers.CharField(max_length=40, help_text="the stored case to change, or the late case's new case_no")
+    case_no = IdentifierField(max_length=40, help_text="the stored case to change, or the late case's new case_no")
     reason = serializers.CharField(max_length=5000)
     proposed = ProposedField(
         help_text="change: the case fields to change, with their new values (ProposedCase); "

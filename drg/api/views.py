@@ -24,6 +24,7 @@ from drg.api.errors import ApiError, ApiErrorItem
 from common.models import ReviewStatus
 from drg.models import Case, CaseCorrection, CorrectionRequest, SpecialReview
 from drg.services import (
+    CREATED,
     AlreadyDecided,
     CaseNotFound,
     CasesInvalid,
@@ -113,9 +114,8 @@ class SpecialReviewCollectionView(InstitutionAPIView):
         serializer = s.SpecialReviewInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        existed = SpecialReview.objects.filter(institution=self.institution, case__case_no=data["case_no"]).exists()
         try:
-            review, _changed = special_review_submit(
+            review, outcome = special_review_submit(
                 institution=self.institution, case_no=data["case_no"], reason=data["reason"],
                 requested_cost=data["requested_cost"], documents=data["documents"],
             )
@@ -123,7 +123,7 @@ class SpecialReviewCollectionView(InstitutionAPIView):
             raise case_not_found(data["case_no"], field="case_no")
         except AlreadyDecided as exc:
             raise ApiError([ApiErrorItem(code="already_decided", message=str(exc))], status_code=409)
-        return Response(s.SpecialReviewSerializer(review).data, status=200 if existed else 201)
+        return Response(s.SpecialReviewSerializer(review).data, status=201 if outcome == CREATED else 200)
 
 
 class SpecialReviewDetailView(InstitutionAPIView):

@@ -155,6 +155,7 @@ _REASON_CODES: tuple[tuple[re.Pattern, str], ...] = tuple(
         (r"^self_pay .* exceeds total_cost", "above_total_cost"),
         (r"^tcm_cost .* exceeds total_cost", "above_total_cost"),
         (r"not UTF-8", "malformed_csv"),
+        (r"' (is only whitespace|contains control characters|starts with |may hold only letters)", "invalid_identifier"),
     )
 )
 

@@ -52,10 +52,10 @@ def parse_cases(
     year's catalog, (institution, case_no) unique, discharge not before admission, self_pay and
     tcm_cost not above total_cost."""
     rows = _Rows(frame, CASES)
-    rows.text("case_no", max_length=40)
+    rows.identifier("case_no", max_length=40)
     rows.known("institution_code", rows.text("institution_code", max_length=32), frozenset(known_institutions), "institution")
     rows.enum("fund", FUNDS)
-    rows.text("patient_id", max_length=64)
+    rows.identifier("patient_id", max_length=64)
     admission_ok = rows.date("admission_date")
     discharge_ok = rows.date("discharge_date")
     rows.known("drg_code", rows.text("drg_code", max_length=16), frozenset(known_groups), "DRG group (not in the year's catalog)")

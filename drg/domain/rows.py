@@ -30,6 +30,8 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from common.text import IDENTIFIER_PATTERN, identifier_problem, printable
+
 LINE = "_line"
 
 # The choices of drg.choices / settlement / incentives, restated here because the domain layer may
@@ -222,6 +224,17 @@ class _Rows:
         self.flag(too_long, column, f"longer than {max_length} characters")
         self.out[column] = values.to_numpy(dtype=object)
         return ~too_long & (~empty if required else True)
+
+    def identifier(self, column: str, *, max_length: int, required: bool = True) -> np.ndarray:
+        """An identifier as HIS systems issue them (case_no, claim_no, patient_id, institution code):
+        a text (see ``text``) of letters, digits and ``-_./`` that starts with a letter or digit, so
+        no whitespace-only value, control character or formula lead (``=+-@``) gets in
+        (common.text.identifier_problem names why). Returns the validity mask."""
+        valid = self.text(column, max_length=max_length, required=required)
+        values = self.raw(column)
+        bad = ~values.str.fullmatch(IDENTIFIER_PATTERN).to_numpy(dtype=bool) & (values != "").to_numpy()
+        self.flag(bad, column, lambda p: f"{column} '{printable(self.value(column, p))}' {identifier_problem(self.value(column, p))}")
+        return valid & ~bad
 
     def enum(self, column: str, choices: tuple[str, ...]) -> np.ndarray:
         values = self.raw(column)

@@ -105,7 +105,7 @@ def sort_errors(errors: Iterable[RowError]) -> list[RowError]:
 def parse_institutions(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
     """code, name, level (int), category, is_public (bool), group_code, coef_u (Int64, <NA>: none)."""
     rows = _Rows(frame, INSTITUTIONS)
-    rows.text("code", max_length=32)
+    rows.identifier("code", max_length=32)
     rows.text("name", max_length=200)
     rows.integer("level", low=1, high=3)
     rows.enum("category", INSTITUTION_CATEGORIES)
@@ -160,7 +160,7 @@ def parse_special_reviews(frame: pd.DataFrame, *, known_cases: set[tuple[str, st
     """institution_code, case_no, approved_fen. The case must be in the bundle or stored."""
     rows = _Rows(frame, SPECIAL_REVIEWS)
     inst_ok = rows.text("institution_code", max_length=32)
-    case_ok = rows.text("case_no", max_length=40)
+    case_ok = rows.identifier("case_no", max_length=40)
     rows.decimal("approved_cost", places=2, int_digits=MONEY_INT_DIGITS, out="approved_fen", what="amount")
     keys = pd.MultiIndex.from_arrays([rows.raw("institution_code"), rows.raw("case_no")])
     found = keys.isin(list(known_cases)) if known_cases else np.zeros(len(rows), dtype=bool)
@@ -173,11 +173,11 @@ def parse_special_reviews(frame: pd.DataFrame, *, known_cases: set[tuple[str, st
 def parse_itemized_claims(frame: pd.DataFrame, *, known_institutions) -> tuple[pd.DataFrame, list[RowError]]:
     """claim_no, institution_code, fund, month (ISO first day), patient_id, approved_fen."""
     rows = _Rows(frame, ITEMIZED_CLAIMS)
-    rows.text("claim_no", max_length=40)
+    rows.identifier("claim_no", max_length=40)
     rows.known("institution_code", rows.text("institution_code", max_length=32), known_institutions, "institution")
     rows.enum("fund", FUNDS)
     rows.month("month")
-    rows.text("patient_id", max_length=64)
+    rows.identifier("patient_id", max_length=64)
     rows.decimal("approved_amount", places=2, int_digits=MONEY_INT_DIGITS, out="approved_fen", what="amount")
     rows.duplicates()
     return rows.result()
@@ -208,7 +208,7 @@ def parse_evaluations(frame: pd.DataFrame, *, known_institutions) -> tuple[pd.Da
 def parse_chronic_enrollments(frame: pd.DataFrame, *, known_institutions) -> tuple[pd.DataFrame, list[RowError]]:
     rows = _Rows(frame, CHRONIC_ENROLLMENTS)
     rows.known("institution_code", rows.text("institution_code", max_length=32), known_institutions, "institution")
-    rows.text("patient_id", max_length=64)
+    rows.identifier("patient_id", max_length=64)
     rows.text("disease", max_length=64)
     rows.date("enrolled_on")
     rows.duplicates()
@@ -230,7 +230,7 @@ def parse_hospice_services(frame: pd.DataFrame, *, known_institutions) -> tuple[
     rows = _Rows(frame, HOSPICE_SERVICES)
     rows.known("institution_code", rows.text("institution_code", max_length=32), known_institutions, "institution")
     kind_ok = rows.enum("kind", HOSPICE_KINDS)
-    rows.text("patient_id", max_length=64, required=False)
+    rows.identifier("patient_id", max_length=64, required=False)
     missing_patient = kind_ok & (rows.raw("kind") != "bed").to_numpy() & (rows.raw("patient_id") == "").to_numpy()
     rows.flag(missing_patient, "patient_id", lambda p: f"a {rows.value('kind', p)} service needs a patient_id")
     rows.date("service_date")
@@ -243,7 +243,7 @@ def parse_screenings(frame: pd.DataFrame, *, known_institutions) -> tuple[pd.Dat
     """institution_code, patient_id, screening_date, fee_fen, high_risk."""
     rows = _Rows(frame, SCREENINGS)
     rows.known("institution_code", rows.text("institution_code", max_length=32), known_institutions, "institution")
-    rows.text("patient_id", max_length=64)
+    rows.identifier("patient_id", max_length=64)
     rows.date("screening_date")
     rows.decimal("fee", places=2, int_digits=MONEY_INT_DIGITS, out="fee_fen", what="amount")
     rows.boolean("high_risk")

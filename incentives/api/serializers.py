@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from drg.api.serializers import StrictSerializer
+from drg.api.serializers import IdentifierField, StrictSerializer
 from incentives.models import ChronicEnrollment, HospiceKind, HospiceService, PayoutLine, Screening, TcmWorkload
 from settlement.api.serializers import MonthField
 
@@ -11,7 +11,7 @@ REVIEW_FIELDS = ["status", "submitted_at", "decided_at", "rejection_reason"]
 
 
 class ChronicEnrollmentInSerializer(StrictSerializer):
-    patient_id = serializers.CharField(max_length=64)
+    patient_id = IdentifierField(max_length=64)
     disease = serializers.CharField(max_length=64)
     enrolled_on = serializers.DateField()
 
@@ -39,7 +39,7 @@ class TcmWorkloadSerializer(serializers.ModelSerializer):
 
 class HospiceServiceInSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=HospiceKind.choices)
-    patient_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="", help_text="required unless kind=bed")
+    patient_id = IdentifierField(max_length=64, required=False, allow_blank=True, default="", help_text="required unless kind=bed")
     service_date = serializers.DateField()
     quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False, default=1, help_text="beds opened (kind=bed); else 1")
 
@@ -57,7 +57,7 @@ class HospiceServiceSerializer(serializers.ModelSerializer):
 
 
 class ScreeningInSerializer(StrictSerializer):
-    patient_id = serializers.CharField(max_length=64)
+    patient_id = IdentifierField(max_length=64)
     screening_date = serializers.DateField()
     fee = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0)
     high_risk = serializers.BooleanField(required=False, default=False)

@@ -32,8 +32,7 @@ def revoke(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    # after the latest roles sync (budget.migrations.0002_roles.sync_roles sets each group's permissions to
-    # exactly its list, which does not name monitoring): a later re-sync must depend on this or re-grant.
+    # after the groups exist (budget's roles migrations); their re-syncs touch only the apps below
     dependencies = [("monitoring", "0001_initial"), ("budget", "0003_roles_parameter_revisions")]
 
     operations = [migrations.RunPython(grant, revoke)]

@@ -19,6 +19,7 @@ from rest_framework import serializers as drf_serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from common.text import printable
 from drg.api import serializers as s
 from drg.api.base import IDEMPOTENCY_PARAMETER, InstitutionAPIView, error_responses
 from drg.api.errors import ApiError, ApiErrorItem, too_large
@@ -27,7 +28,7 @@ from drg.api.views import CASE_NO_PARAMETER, CASES_EXAMPLE, MAX_ERRORS_LISTED, c
 from drg.choices import CaseCategory, Fund
 from drg.domain.case_rows import error_code, json_rows_to_frame
 from drg.domain.cases import CASES
-from drg.domain.rows import read_csv_text
+from drg.domain.rows import LINE, read_csv_text
 from drg.models import Case
 from drg.services import CasesFinalized, CasesInvalid, cases_submit, cases_validate
 from settlement.api.serializers import ValuationSerializer
@@ -183,11 +184,17 @@ class CaseCsvUploadView(InstitutionAPIView):
             frame, errors = read_csv_text(text, CASES)
         except csv.Error as exc:  # e.g. a bare carriage return inside an unquoted field
             raise ApiError([ApiErrorItem(code="malformed_csv", message=f"The CSV cannot be read: {exc}")])
+        errors = [e for e in errors if not (e.line == 1 and e.column == "institution_code" and e.reason.startswith("missing required column"))]
+        header_errors = [e for e in errors if e.line == 1]
+        if header_errors:  # no usable header (missing columns, a PDF sent as CSV, …): nothing to check row by row
+            missing = [e.column for e in header_errors if e.reason.startswith("missing required column")]
+            raise ApiError(
+                [ApiErrorItem(code=error_code(e.reason), message=printable(e.reason, 300), row=1, field=printable(e.column) or None) for e in header_errors],
+                extra={"missing_columns": missing} if missing else None,
+            )
         pre_errors = [
-            ApiErrorItem(code=error_code(e.reason), message=e.reason, row=e.line, field=e.column or None)
-            for e in errors
-            if not (e.line == 1 and e.column == "institution_code" and e.reason.startswith("missing required column"))
-        ]
+            ApiErrorItem(code=error_code(e.reason), message=e.reason, row=e.line, field=e.column or None) for e in errors
+        ] + _unstorable_cells(frame)
         if len(frame) > s.MAX_BATCH:
             raise too_large(f"{len(frame)} cases in one file; at most {s.MAX_BATCH} are accepted.", code="too_many_cases")
         if frame.empty and not pre_errors:
@@ -197,6 +204,18 @@ class CaseCsvUploadView(InstitutionAPIView):
         return submit_frame(self, frame, pre_errors=pre_errors)
 
 
+
+
+def _unstorable_cells(frame) -> list[ApiErrorItem]:
+    """A CSV cell holding NUL (the one character UTF-8 text may carry that no database text takes)."""
+    items = []
+    for column in frame.columns:
+        if column == LINE or frame[column].dtype == "int64":
+            continue
+        bad = frame[column].astype(str).str.contains("\x00", regex=False)
+        for line in frame.loc[bad, LINE].tolist():
+            items.append(ApiErrorItem(code="invalid_characters", message=f"{column} contains a NUL character", row=int(line), field=column))
+    return items
 
 
 class CaseDetailView(InstitutionAPIView):

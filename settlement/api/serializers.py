@@ -8,7 +8,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from drg.api.serializers import StrictSerializer
+from drg.api.serializers import IdentifierField, StrictSerializer
 from drg.choices import CaseCategory, Fund
 from settlement.choices import RunKind, RunStatus
 from settlement.models import InstitutionLine, ItemizedClaim
@@ -112,10 +112,10 @@ class StatementSerializer(serializers.ModelSerializer):
 
 
 class ItemizedClaimInSerializer(StrictSerializer):
-    claim_no = serializers.CharField(max_length=40)
+    claim_no = IdentifierField(max_length=40)
     fund = serializers.ChoiceField(choices=Fund.choices)
     month = MonthField()
-    patient_id = serializers.CharField(max_length=64)
+    patient_id = IdentifierField(max_length=64)
     claimed_amount = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0)
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("cases/<str:case_no>/valuation/", cases.CaseValuationView.as_view(), name="case-valuation"),
     path("statements/", views.StatementCollectionView.as_view(), name="statements"),
     path("statements/<int:run_id>/", views.StatementDetailView.as_view(), name="statement-detail"),
+    path("statements/<int:run_id>/statement.<str:fmt>", views.StatementFileView.as_view(), name="statement-file"),
     path("itemized-claims/", views.ItemizedClaimCollectionView.as_view(), name="itemized-claims"),
     path("itemized-claims/<str:claim_no>/", views.ItemizedClaimDetailView.as_view(), name="itemized-claim-detail"),
 ]

@@ -1,8 +1,12 @@
 """Hospital API views: the caller's statements (clearing lines) and itemized claims."""
 from __future__ import annotations
 
+from django.http import HttpResponse
+from django.utils.translation import gettext_lazy as _
 from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from common.models import ReviewStatus
@@ -96,7 +100,7 @@ class StatementDetailView(InstitutionAPIView):
             InstitutionLine.objects.filter(institution=self.institution, run_id=run_id, run__status__in=STATEMENT_RUN_STATUSES)
         ).first()
         if line is None:
-            raise ApiError([ApiErrorItem(code="not_found", message="Not found.")], status_code=404)
+            raise ApiError([ApiErrorItem(code="not_found", message=str(_("未找到。")))], status_code=404)
         return Response(s.StatementSerializer(line).data)
 
 
@@ -147,3 +151,62 @@ class ItemizedClaimDetailView(InstitutionAPIView):
         if claim is None:
             raise ApiError([ApiErrorItem(code="not_found", message="Not found.")], status_code=404)
         return Response(s.ItemizedClaimSerializer(claim).data)
+
+
+class _FileNegotiation(BaseContentNegotiation):
+    """A file download answers its own content type whatever the client accepts; errors stay JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+MAX_ID = 2**63 - 1
+STATEMENT_FILE_TYPES = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+class StatementFileView(InstitutionAPIView):
+    """The caller's own statement of one run as a printable PDF or an Excel workbook (its line and its cases)."""
+
+    content_negotiation_class = _FileNegotiation
+
+    @extend_schema(
+        summary="Your statement of one clearing run as PDF or Excel",
+        description="PDF: a printable Chinese statement with the run's totals, inputs fingerprint and a signature/seal area. "
+        "xlsx: your line, the run's inputs and your cases' points. Only your own institution's statement is served.",
+        parameters=[
+            OpenApiParameter("run_id", int, OpenApiParameter.PATH),
+            OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=list(STATEMENT_FILE_TYPES)),
+        ],
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"): OpenApiTypes.BINARY,
+            **error_responses(401, 404, 429),
+        },
+    )
+    def get(self, request, run_id: int, fmt: str):
+        from settlement import statement_pdf, statements
+
+        if fmt not in STATEMENT_FILE_TYPES or not 0 < run_id <= MAX_ID:  # an id no column can hold is simply not found
+            raise ApiError([ApiErrorItem(code="not_found", message=str(_("未找到。")))], status_code=404)
+        line = (
+            InstitutionLine.objects.filter(institution=self.institution, run_id=run_id, run__status__in=STATEMENT_RUN_STATUSES)
+            .select_related("run__region", "run__finalized_by", "run__started_by")
+            .first()
+        )
+        if line is None:
+            raise ApiError([ApiErrorItem(code="not_found", message=str(_("未找到。")))], status_code=404)
+        build = statement_pdf.statement_pdf if fmt == "pdf" else statements.statement_xlsx
+        try:
+            content = build(run=line.run, institution=self.institution)
+        except statements.StatementError as exc:
+            raise ApiError([ApiErrorItem(code="statement_unavailable", message=str(exc))], status_code=409) from exc
+        response = HttpResponse(content, content_type=STATEMENT_FILE_TYPES[fmt])
+        filename = statements.statement_filename(run=line.run, institution=self.institution, ext=fmt)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

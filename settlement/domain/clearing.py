@@ -166,7 +166,7 @@ def quality_deduction(*, withheld: Decimal, score: Decimal) -> Decimal:
     return r2(Fraction(withheld) * (100 - Fraction(score)) / 100)
 
 
-def distributed_amount(*, drg_budget: Decimal, fund_claims: Decimal, reserve: Decimal, params: ClearingParameters) -> tuple[Decimal, Fraction, Decimal]:
+def distributed_amount(*, drg_budget: Decimal | Fraction, fund_claims: Decimal | Fraction, reserve: Decimal, params: ClearingParameters) -> tuple[Decimal, Fraction, Decimal]:
     """A of §4, with the banded amount and what comes out of the reserve (调剂金)."""
     if drg_budget >= fund_claims:
         retained = bands(drg_budget - fund_claims, drg_budget, params.surplus_tiers)

@@ -63,7 +63,20 @@ def test_a_revoked_key_answers_401(h1):
     response = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
 
     assert response.status_code == 401
-    assert "revoked" in response.json()["errors"][0]["message"]
+    assert response.json()["errors"][0]["message"] == "该接口密钥已被吊销。"
+
+
+def test_api_errors_follow_accept_language_in_one_language(h1):
+    """Chinese by default; with Accept-Language: en every message of the answer is English, DRF's and ours alike."""
+    missing_zh = APIClient().get("/api/v1/me/")
+    wrong_zh = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION="Api-Key abc.def")
+    missing_en = APIClient().get("/api/v1/me/", HTTP_ACCEPT_LANGUAGE="en")
+    wrong_en = APIClient().get("/api/v1/me/", HTTP_AUTHORIZATION="Api-Key abc.def", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert missing_zh.json()["errors"][0]["message"] == "身份认证信息未提供。"
+    assert wrong_zh.json()["errors"][0]["message"] == "接口密钥无效。"
+    assert missing_en.json()["errors"][0]["message"] == "Authentication credentials were not provided."
+    assert wrong_en.json()["errors"][0]["message"] == "Invalid API key."
 
 
 def test_revoking_twice_keeps_the_first_revocation_time(h1):

@@ -14,8 +14,8 @@ from tests.integration.admin_helpers import make_user, small_region
 pytestmark = pytest.mark.django_db
 
 INPUTS = {
-    "base_amount": "306650.00", "growth_rate": "0.06", "growth_cap": "0.10", "policy_adjustment": "0",
-    "reserve_rate": "0.05", "outpatient_share": "0", "primary_care_share": "0",
+    "base_amount": "306650.00", "growth_rate": "6", "growth_cap": "10", "policy_adjustment": "0",  # rates typed as percentages
+    "reserve_rate": "5", "outpatient_share": "0", "primary_care_share": "0",
 }
 
 
@@ -42,15 +42,19 @@ def test_a_budget_is_drafted_by_one_user_and_approved_by_another_and_the_drafter
     assert (budget.total, budget.reserve, budget.inpatient) == (Decimal("325049.00"), Decimal("16252.45"), Decimal("308796.55"))
 
     page = client.get(reverse("admin:budget_budget_change", args=[budget.pk]))
-    assert "another approver must approve it" in page.content.decode()
-    refused = client.post(reverse("admin:budget_budget_approve", args=[budget.pk]), follow=True)
-    assert "maker-checker" in messages_of(refused)
+    assert "须由另一位审核人批准" in page.content.decode()
+    refused = client.post(reverse("admin:budget_budget_approve", args=[budget.pk]), {"confirmed": "yes"}, follow=True)
+    assert "经办与审核须为不同人员" in messages_of(refused)
     budget.refresh_from_db()
     assert budget.status == "draft"
 
     client.force_login(approver)
-    approved = client.post(reverse("admin:budget_budget_approve", args=[budget.pk]), follow=True)
-    assert "Approved" in messages_of(approved)
+    confirm = client.get(reverse("admin:budget_budget_approve", args=[budget.pk])).content.decode()
+    assert "确认批准" in confirm and "dora" in confirm and "325,049.00" in confirm and "6.00%" in confirm
+    budget.refresh_from_db()
+    assert budget.status == "draft"  # the confirmation page changes nothing
+    approved = client.post(reverse("admin:budget_budget_approve", args=[budget.pk]), {"confirmed": "yes"}, follow=True)
+    assert "已批准" in messages_of(approved)
     budget.refresh_from_db()
     assert (budget.status, budget.approved_by) == ("approved", approver)
     history = list(budget.history.order_by("history_date"))
@@ -66,9 +70,13 @@ def test_the_bulk_approve_action_applies_maker_checker_too(client):
     draft_in_admin(client, region)
     budget = Budget.objects.get()
 
-    response = client.post(reverse("admin:budget_budget_changelist"), {"action": "approve_selected", "_selected_action": [budget.pk]}, follow=True)
+    asked = client.post(reverse("admin:budget_budget_changelist"), {"action": "approve_selected", "_selected_action": [budget.pk]})
+    assert "你起草了此预算" in asked.content.decode()
+    response = client.post(
+        reverse("admin:budget_budget_changelist"), {"action": "approve_selected", "_selected_action": [budget.pk], "confirmed": "yes"}, follow=True,
+    )
 
-    assert "maker-checker" in messages_of(response)
+    assert "经办与审核须为不同人员" in messages_of(response)
     budget.refresh_from_db()
     assert budget.status == "draft"
 
@@ -77,10 +85,10 @@ def test_a_growth_rate_above_the_cap_is_refused_with_a_clear_message(client):
     region = small_region()
     client.force_login(make_user("olga", "operator"))
 
-    response = draft_in_admin(client, region, growth_rate="0.12")
+    response = draft_in_admin(client, region, growth_rate="12")
 
     assert response.status_code == 200
-    assert "exceeds the growth cap" in response.content.decode()
+    assert "增长率 12% 超过增长率上限 10%" in response.content.decode()
     assert not Budget.objects.exists()
 
 
@@ -89,12 +97,12 @@ def test_the_live_lines_view_computes_what_will_be_stored(client):
     url = reverse("admin:budget_budget_lines")
 
     ok = client.get(url, INPUTS).json()
-    capped = client.get(url, {**INPUTS, "growth_rate": "0.2"}).json()
+    capped = client.get(url, {**INPUTS, "growth_rate": "20"}).json()
     bad = client.get(url, {**INPUTS, "base_amount": "abc"}).json()
 
     assert ok == {"ok": True, "lines": {"total": "325,049.00", "reserve": "16,252.45", "outpatient": "0.00", "inpatient": "308,796.55", "primary_care_earmark": "0.00"}}
-    assert capped["ok"] is False and "growth cap" in capped["errors"]["growth_rate"]
-    assert bad == {"ok": False, "errors": {"base_amount": "not a number: abc"}}
+    assert capped["ok"] is False and "超过增长率上限 10%" in capped["errors"]["growth_rate"]
+    assert bad == {"ok": False, "errors": {"base_amount": "不是数字：abc"}}
 
 
 def test_the_draft_form_carries_the_live_lines_script_and_no_cdn(client):
@@ -114,12 +122,12 @@ def test_an_approved_budget_is_read_only_and_revised_through_a_new_revision(clie
     draft_in_admin(client, region)
     first = Budget.objects.get()
     client.force_login(approver)
-    client.post(reverse("admin:budget_budget_approve", args=[first.pk]))
+    client.post(reverse("admin:budget_budget_approve", args=[first.pk]), {"confirmed": "yes"})
 
     client.force_login(operator)
     assert client.post(reverse("admin:budget_budget_change", args=[first.pk]), {**INPUTS, "base_amount": "1.00"}).status_code == 403
     page = client.get(reverse("admin:budget_budget_change", args=[first.pk])).content.decode()
-    assert "immutable" in page and "New revision" in page
+    assert "已批准预算不可修改" in page and "新修订" in page
 
     no_reason = client.post(reverse("admin:budget_budget_revise", args=[first.pk]), {"reason": ""})
     assert no_reason.status_code == 200 and Budget.objects.count() == 1
@@ -144,4 +152,26 @@ def test_a_second_draft_for_the_same_pool_is_refused(client):
     response = draft_in_admin(client, region, reason="again")
 
     assert response.status_code == 200
-    assert "already has a draft budget" in response.content.decode()
+    assert "此基金池已有预算草稿" in response.content.decode()
+
+
+def test_an_approver_sends_a_draft_back_to_its_maker_with_a_reason(client):
+    region = small_region()
+    operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
+    client.force_login(operator)
+    draft_in_admin(client, region)
+    budget = Budget.objects.get()
+
+    client.force_login(approver)
+    empty = client.post(reverse("admin:budget_budget_send_back", args=[budget.pk]), {"reason": ""})
+    sent = client.post(reverse("admin:budget_budget_send_back", args=[budget.pk]), {"reason": "增长率依据不足，请附测算说明"}, follow=True)
+    client.force_login(operator)
+    page = client.get(reverse("admin:budget_budget_change", args=[budget.pk])).content.decode()
+    refused = client.post(reverse("admin:budget_budget_send_back", args=[budget.pk]), {"reason": "x"})
+
+    assert empty.status_code == 200 and "errorlist" in empty.content.decode()
+    assert "退回给经办人 olga" in messages_of(sent)
+    budget.refresh_from_db()
+    assert (budget.status, budget.returned_by, budget.returned_reason) == ("draft", approver, "增长率依据不足，请附测算说明")
+    assert "增长率依据不足，请附测算说明" in page and 'value="6"' in page  # the maker sees why; rates shown as percentages
+    assert refused.status_code == 403  # sending back is the approver's

@@ -44,21 +44,21 @@ def test_the_pool_page_shows_the_worked_example_month_by_month(client, employee_
     html = response.content.decode()
     table = html.split('class="pool-months"')[1]
     charts = html.split('id="pool-charts"')[1].split('class="pool-months"')[0]
-    value_chart = charts.split("Point value month by month", 1)[1]
+    value_chart = charts.split("点值（月度预付，元/点）", 1)[1]
     for month, value in monthly_point_values(worked_expected).items():
         row = table.split(f'<td class="num">{month:02d}</td>')[1].split("</tr>")[0]
         assert f'<td class="num">{value}</td>' in row, (month, value)  # the V_m column of the month's row
         assert f">{value}</text>" in value_chart, (month, value)  # the label on the chart
-    assert f"V annual {pool['point_value']} (run #{annual.pk})" in value_chart
-    assert f"Points by discharge month · run #{annual.pk}" in charts
+    assert f"年度点值 {pool['point_value']}（#{annual.pk}）" in value_chart
+    assert f"点数（按出院月） · #{annual.pk}" in charts
     assert html.count('class="drg-chart"') == 3
     # Budget lines, claims to date and the annual run's totals, as stored in pool.json.
     for key in ("total", "reserve", "inpatient", "special_outpatient", "drg_budget", "fund_claims", "distributed"):
         assert f'<td class="num">{money(pool[key])}</td>' in html, key
     against = dict(response.context["against"])
-    assert against["门诊特殊病按项目 itemized to date"] == money(pool["special_outpatient"])
-    assert against["DRG预算 B = inpatient − itemized"] == money(pool["drg_budget"])
-    assert against["基金按项目 F to date (months 1–12)"] == money(pool["fund_claims"])
+    assert against["门诊特殊病按项目（累计）"] == money(pool["special_outpatient"])
+    assert against["DRG 预算 B = 住院 − 门诊特殊病"] == money(pool["drg_budget"])
+    assert against["基金按项目 F（1–12 月）"] == money(pool["fund_claims"])
     annual_totals = dict(response.context["annual_totals"])
     assert annual_totals["V 点值"] == pool["point_value"] and annual_totals["A 可分配"] == money(pool["distributed"])
     overview = response.context["overview"]
@@ -88,17 +88,17 @@ def test_the_comparison_explains_a_late_correction(client, employee_year, worked
     assert response.status_code == 200
     assert response.context["baseline"] == first
     html = response.content.decode()
-    assert f"Compare run #{second.pk} with run #{first.pk}" in html
+    assert f"对比 #{second.pk} 职工医保 2025 年度清算 与 #{first.pk} 职工医保 2025 年度清算" in html
     pool_rows = {label: (before, after, delta) for label, before, after, delta in response.context["pool_rows"]}
     added = case.total_cost * 3
     assert pool_rows["F 基金按项目"] == (money(pool["fund_claims"]), money(str(Decimal(pool["fund_claims"]) + added)), f"+{added:,.2f}")
-    assert pool_rows["B DRG预算"] == (money(pool["drg_budget"]), money(pool["drg_budget"]), "0")
+    assert pool_rows["B DRG 预算"] == (money(pool["drg_budget"]), money(pool["drg_budget"]), "0")
     assert pool_rows["V 点值"][0] == pool["point_value"] and pool_rows["V 点值"][1] != pool["point_value"]
     rows = {row.code: row for row in response.context["rows"]}
     assert sorted(rows) == ["H1", "H2", "H3"]
-    assert any("1 case correction(s)" in reason for reason in rows["H3"].why)
-    assert any(reason.startswith(f"按项目 F_h +{added:,.2f}") for reason in rows["H3"].why)
-    assert not any("correction" in reason for reason in rows["H1"].why)
+    assert any("对比批次之后病例更正 1 例" in reason for reason in rows["H3"].why)
+    assert any(reason == f"按项目统筹支付 +{added:,.2f}" for reason in rows["H3"].why)
+    assert not any("更正" in reason for reason in rows["H1"].why)
     points_cell = rows["H1"].cells[0]
-    assert points_cell[0] == "点数 points" and points_cell[3] == "0"  # H1's points did not move, its payment did
-    assert "1 case correction(s) since the earlier run" in html
+    assert points_cell[0] == "点数" and points_cell[3] == "0"  # H1's points did not move, its payment did
+    assert "对比批次之后病例更正 1 例" in html

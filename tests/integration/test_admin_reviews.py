@@ -42,7 +42,7 @@ def test_an_operator_enters_a_special_review_and_an_approver_approves_it_with_a_
     page = client.get(reverse("admin:drg_specialreview_change", args=[review.pk])).content.decode()
     assert reverse("admin:drg_specialreview_decide", args=[review.pk, "approved"]) in page
     form = client.get(reverse("admin:drg_specialreview_decide", args=[review.pk, "approved"]))
-    assert form.status_code == 200 and "approved cost" in form.content.decode()
+    assert form.status_code == 200 and "核定费用" in form.content.decode()
     done = client.post(reverse("admin:drg_specialreview_decide", args=[review.pk, "approved"]), {"amount": "80000.00", "reason": "expert panel", "apply": "1"})
 
     assert done.status_code == 302
@@ -68,10 +68,10 @@ def test_nobody_approves_a_record_they_created(client, pool):
     assert (claim.month, claim.region) == (dt.date(2025, 3, 1), region)
 
     page = client.get(reverse("admin:settlement_itemizedclaim_change", args=[claim.pk])).content.decode()
-    assert "maker-checker" in page
+    assert "经办与审核须为不同人员" in page
     response = client.post(reverse("admin:settlement_itemizedclaim_decide", args=[claim.pk, "approved"]), {"apply": "1"}, follow=True)
 
-    assert "maker-checker" in messages_of(response)
+    assert "经办与审核须为不同人员" in messages_of(response)
     claim.refresh_from_db()
     assert claim.status == "submitted"
 
@@ -91,10 +91,10 @@ def test_itemized_claims_are_approved_in_bulk_through_an_intermediate_form(clien
     intermediate = client.post(url, {"action": "approve_selected", "_selected_action": ids})
     html = intermediate.content.decode()
     assert intermediate.status_code == 200
-    assert "approved amount" in html and 'name="apply"' in html and html.count('name="_selected_action"') == 3
+    assert "核定金额" in html and 'name="apply"' in html and html.count('name="_selected_action"') == 3
     done = client.post(url, {"action": "approve_selected", "_selected_action": ids, "index": "0", "apply": "1", "amount": "", "reason": ""}, follow=True)
 
-    assert "3 record(s) decided" in messages_of(done)
+    assert "已处理 3 条记录" in messages_of(done)
     assert sorted(ItemizedClaim.objects.values_list("status", "approved_amount")) == [
         ("approved", Decimal("1000.00")), ("approved", Decimal("1001.00")), ("approved", Decimal("1002.00")),
     ]
@@ -153,9 +153,9 @@ def test_an_approved_correction_request_is_applied_to_the_case_as_a_recorded_cor
     operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
     client.force_login(operator)
     case_page = client.get(reverse("admin:drg_case_change", args=[case.pk])).content.decode()
-    assert "Propose a correction" in case_page
+    assert "申请更正" in case_page
     client.post(reverse("admin:drg_correctionrequest_add"), {
-        "institution": institution.pk, "case": case.pk, "proposed": '{"total_cost": "9500.00", "discharge_status": "transfer"}',
+        "institution": institution.pk, "case": case.pk, "p_total_cost": "9500.00", "p_discharge_status": "transfer",
         "reason": "billing error found after month close",
     })
     request = CorrectionRequest.objects.get()
@@ -175,6 +175,25 @@ def test_an_approved_correction_request_is_applied_to_the_case_as_a_recorded_cor
     assert "9000.00 → 9500.00" in client.get(reverse("admin:drg_casecorrection_changelist")).content.decode()
 
 
+def test_the_correction_form_shows_each_case_field_with_its_current_value_and_no_errors_when_empty(client, pool):
+    region, institution = pool
+    case = make_case(institution, total_cost=Decimal("9000.00"))
+    client.force_login(make_user("olga", "operator"))
+
+    empty = client.get(reverse("admin:drg_correctionrequest_add") + f"?case={case.pk}&institution={institution.pk}").content.decode()
+    same = client.post(reverse("admin:drg_correctionrequest_add"), {
+        "institution": institution.pk, "case": case.pk, "p_total_cost": "9000.00", "reason": "r",
+    })
+    nothing = client.post(reverse("admin:drg_correctionrequest_add"), {"institution": institution.pk, "case": case.pk, "reason": "r"})
+
+    assert 'name="p_total_cost"' in empty and 'name="p_discharge_status"' in empty and 'name="proposed"' not in empty
+    assert "当前：<b>9,000.00</b>" in empty and "当前：<b>正常出院</b>" in empty
+    assert "errorlist" not in empty and "null" not in empty
+    assert "与当前值相同" in " ".join(same.context["adminform"].form.errors.get("p_total_cost", []))
+    assert "请至少填写一项要更正的字段" in " ".join(nothing.context["adminform"].form.non_field_errors())
+    assert not CorrectionRequest.objects.exists()
+
+
 def test_a_correction_request_with_a_bad_value_is_refused_and_stays_open(client, pool):
     region, institution = pool
     case = make_case(institution)
@@ -188,10 +207,7 @@ def test_a_correction_request_with_a_bad_value_is_refused_and_stays_open(client,
     assert request.status == "submitted" and not CaseCorrection.objects.exists()
 
 
-LATE_ROW = (
-    '{"fund": "employee", "patient_id": "P031", "admission_date": "2025-02-10", "discharge_date": "2025-02-18", '
-    '"drg_code": "GB25", "total_cost": 7600, "self_pay": "1500", "discharge_status": "normal"}'
-)
+LATE_ROW = {"p_fund": "employee", "p_patient_id": "P031", "p_admission_date": "2025-02-10", "p_discharge_date": "2025-02-18", "p_drg_code": "GB25", "p_total_cost": "7600", "p_self_pay": "1500", "p_discharge_status": "normal"}
 
 
 def test_an_operator_enters_a_late_case_which_the_approver_sees_in_full_and_approves(client, pool):
@@ -203,7 +219,7 @@ def test_an_operator_enters_a_late_case_which_the_approver_sees_in_full_and_appr
     operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
     client.force_login(operator)
     added = client.post(reverse("admin:drg_correctionrequest_add"), {
-        "institution": institution.pk, "kind": "late_case", "case_no": "c31", "proposed": LATE_ROW, "reason": "found in the audit",
+        "institution": institution.pk, "kind": "late_case", "case_no": "c31", **LATE_ROW, "reason": "found in the audit",
     })
     assert added.status_code == 302, added.content.decode()[:3000]
     request = CorrectionRequest.objects.get()
@@ -215,8 +231,8 @@ def test_an_operator_enters_a_late_case_which_the_approver_sees_in_full_and_appr
     page = client.get(reverse("admin:drg_correctionrequest_change", args=[request.pk])).content.decode()
     done = client.post(reverse("admin:drg_correctionrequest_decide", args=[request.pk, "approved"]), {"apply": "1", "reason": "checked"})
 
-    assert "c31 <i>(late case, not stored yet)</i>" in listed
-    assert "<b>new case c31</b>" in page and "<b>total_cost</b> = 7600.00" in page and "<b>discharge_date</b> = 2025-02-18" in page
+    assert "c31 <i>（补报病例，尚未入库）</i>" in listed
+    assert "<b>补报病例 c31</b>" in page and "<b>总费用</b>：7600.00" in page and "<b>出院日期</b>：2025-02-18" in page
     assert done.status_code == 302
     case = Case.objects.get(case_no="c31")
     assert (case.institution, case.region, case.total_cost) == (institution, region, Decimal("7600.00"))
@@ -231,9 +247,9 @@ def test_an_operator_enters_a_late_case_which_the_approver_sees_in_full_and_appr
     "values, field, message",
     [
         ({"kind": "late_case", "case_no": "c31"}, "case_no", "an open period (no month of it is finalized)"),
-        ({"kind": "late_case", "case_no": ""}, "case_no", "a late case needs its case_no"),
-        ({"kind": "late_case", "case_no": "c31", "proposed": '{"fund": "employee"}'}, "proposed", "patient_id: required value is empty"),
-        ({"kind": "change", "case_no": ""}, "case", "a change names the stored case to change"),
+        ({"kind": "late_case", "case_no": ""}, "case_no", "补报病例须填写病案号"),
+        ({"kind": "late_case", "case_no": "c31", "p_patient_id": ""}, "p_patient_id", "required value is empty"),
+        ({"kind": "change", "case_no": ""}, "case", "更正须指定要更正的已入库病例"),
     ],
 )
 def test_the_admin_form_checks_a_late_case_like_the_hospital_api(client, pool, values, field, message):
@@ -241,7 +257,7 @@ def test_the_admin_form_checks_a_late_case_like_the_hospital_api(client, pool, v
     client.force_login(make_user("olga", "operator"))
 
     response = client.post(reverse("admin:drg_correctionrequest_add"), {
-        "institution": institution.pk, "proposed": LATE_ROW, "reason": "r", **values,
+        "institution": institution.pk, **LATE_ROW, "reason": "r", **values,
     })
 
     assert response.status_code == 200

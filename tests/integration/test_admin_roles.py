@@ -150,6 +150,6 @@ def test_the_index_is_a_cockpit_of_what_waits_for_the_bureau(client):
 
     html = client.get(reverse("admin:index")).content.decode()
 
-    assert "Waiting for the bureau" in html
+    assert "待办" in html
     assert reverse("admin:drg_specialreview_changelist") + "?status__exact=submitted" in html
     assert reverse("admin:settlement_pool", args=[region.pk, "employee", year]) in html

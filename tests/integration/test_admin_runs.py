@@ -40,7 +40,7 @@ def test_an_operator_starts_a_run_and_an_approver_finalizes_it(client, pool, dja
     operator, approver = make_user("olga", "operator"), make_user("alan", "approver")
     client.force_login(operator)
     form = client.get(reverse("admin:settlement_clearingrun_add"))
-    assert form.status_code == 200 and "Start the run" in form.content.decode()
+    assert form.status_code == 200 and "发起清算" in form.content.decode()
 
     started = start_in_admin(client, django_capture_on_commit_callbacks, pool)
 
@@ -48,15 +48,23 @@ def test_an_operator_starts_a_run_and_an_approver_finalizes_it(client, pool, dja
     assert started.status_code == 302 and started["Location"].endswith(f"/{run.pk}/change/")
     assert (run.kind, run.status, run.started_by, run.case_count) == ("annual", "draft", operator, 2)
     page = client.get(started["Location"]).content.decode()
-    assert "Compare" in page and "Finalize run #" not in page  # an operator cannot finalize
-    assert client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk])).status_code == 403
+    assert "对比" in page and 'id="finalize-run"' not in page  # an operator cannot finalize
+    assert client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), {"confirmed": "yes"}).status_code == 403
 
     client.force_login(approver)
     page = client.get(reverse("admin:settlement_clearingrun_change", args=[run.pk])).content.decode()
-    assert f"Finalize run #{run.pk}" in page
-    done = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), follow=True)
+    assert f"定稿 #{run.pk}…" in page
+    confirm = client.get(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]))
+    unconfirmed = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.status == "draft"  # neither the confirmation page nor a POST without the confirmation finalizes
+    assert unconfirmed.status_code == 200 and "确认定稿" in unconfirmed.content.decode()
+    html = confirm.content.decode()
+    assert "确认定稿" in html and "olga" in html and run.fingerprint in html
+    assert f"{Decimal(run.totals['distributed']):,.2f}" in html  # the amounts it will fix
+    done = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), {"confirmed": "yes"}, follow=True)
 
-    assert "finalized" in messages_of(done)
+    assert "已定稿" in messages_of(done)
     run.refresh_from_db()
     assert (run.status, run.finalized_by) == ("finalized", approver)
 
@@ -70,11 +78,15 @@ def test_an_approver_is_refused_finalizing_their_own_run(client, pool, django_ca
     run = ClearingRun.objects.get()
 
     page = client.get(reverse("admin:settlement_clearingrun_change", args=[run.pk])).content.decode()
-    refused = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), follow=True)
-    bulk = client.post(reverse("admin:settlement_clearingrun_changelist"), {"action": "finalize_selected", "_selected_action": [run.pk]}, follow=True)
+    refused = client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), {"confirmed": "yes"}, follow=True)
+    asked = client.post(reverse("admin:settlement_clearingrun_changelist"), {"action": "finalize_selected", "_selected_action": [run.pk]})
+    bulk = client.post(
+        reverse("admin:settlement_clearingrun_changelist"), {"action": "finalize_selected", "_selected_action": [run.pk], "confirmed": "yes"}, follow=True,
+    )
 
-    assert "another approver must finalize it" in page
-    assert "maker-checker" in messages_of(refused) and "maker-checker" in messages_of(bulk)
+    assert "须由另一位审核人定稿" in page
+    assert "你发起了此次清算" in asked.content.decode()  # the bulk confirmation page says so before anything happens
+    assert "经办与审核须为不同人员" in messages_of(refused) and "经办与审核须为不同人员" in messages_of(bulk)
     run.refresh_from_db()
     assert run.status == "draft" and run.kind == "monthly" and run.month == 1
 
@@ -84,7 +96,7 @@ def test_a_finalized_run_and_its_lines_are_read_only(client, pool, django_captur
     start_in_admin(client, django_capture_on_commit_callbacks, pool)
     run = ClearingRun.objects.get()
     client.force_login(make_user("alan", "approver"))
-    client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]))
+    client.post(reverse("admin:settlement_clearingrun_finalize", args=[run.pk]), {"confirmed": "yes"})
 
     client.force_login(admin_user)
     assert client.post(reverse("admin:settlement_clearingrun_change", args=[run.pk]), {"status": "draft"}).status_code == 403
@@ -107,9 +119,9 @@ def test_the_comparison_explains_what_changed_since_the_previous_run(client, poo
 
     html = page.content.decode()
     assert page.status_code == 200
-    assert f"run #{first.pk}" in html
-    assert "cases 1→2 (+1)" in html  # the why column
-    assert "无变化 unchanged" not in html.split("H2")[0]
+    assert f"#{first.pk} 职工医保 2025 年度清算" in html
+    assert "病例数 1→2（+1）" in html  # the why column
+    assert "unchanged" not in html.split("H2")[0]
     assert client.get(reverse("admin:settlement_clearingrun_compare", args=[first.pk])).status_code == 200
 
 
@@ -123,7 +135,7 @@ def test_the_pool_page_shows_budget_against_claims_as_svg_charts(client, pool, d
     html = response.content.decode()
     assert response.status_code == 200
     assert html.count('class="drg-chart"') == 3 and "<script" not in html.split('id="content-main"')[1]
-    assert "Budget vs fund claims" in html and "Point value month by month" in html
+    assert "预算与基金按项目费用（累计，元）" in html and "点值（月度预付，元/点）" in html
     assert "1,050,000.00" in html or "1050000" in html  # the approved total budget
     assert client.get(reverse("admin:settlement_pool", args=[pool.pk, "nofund", 2025])).status_code == 404
 
@@ -142,8 +154,8 @@ def test_statements_download_from_the_run_admin(client, pool, django_capture_on_
 
     assert xlsx["Content-Type"].startswith("application/vnd.openxmlformats")
     workbook = load_workbook(io.BytesIO(xlsx.content))
-    assert workbook.sheetnames == ["结算单 Statement", "计算参数 Inputs", "此前结算 Earlier settlements"]
+    assert workbook.sheetnames == ["结算单", "计算参数", "此前结算"]
     text = csv_response.content.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("institution_code,institution_name,case_count")
     assert [row.split(",")[0] for row in text.splitlines()[1:]] == ["H1", "H2"]
-    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单 Statement", "计算参数 Inputs", "此前结算 Earlier settlements", "病例 Cases"]
+    assert load_workbook(io.BytesIO(one.content)).sheetnames == ["结算单", "计算参数", "此前结算", "病例"]

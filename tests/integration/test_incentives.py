@@ -313,12 +313,19 @@ def test_the_admin_approves_downloads_and_refuses_the_maker(client, small_region
     assert client.get(f"/admin/incentives/payout/{payout.pk}/change/").status_code == 200
     assert client.get("/admin/incentives/payout/").status_code == 200
 
-    client.post("/admin/incentives/payout/", {"action": "approve_selected", "_selected_action": [payout.pk]})
+    client.post("/admin/incentives/payout/", {"action": "approve_selected", "_selected_action": [payout.pk], "confirmed": "yes"})
     payout.refresh_from_db()
     assert payout.status == PayoutStatus.DRAFT  # the maker may not approve
 
     client.force_login(checker)
-    client.post("/admin/incentives/payout/", {"action": "approve_selected", "_selected_action": [payout.pk]})
+    page = client.get(f"/admin/incentives/payout/{payout.pk}/change/").content.decode()
+    asked = client.post("/admin/incentives/payout/", {"action": "approve_selected", "_selected_action": [payout.pk]})
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.DRAFT  # the confirmation page changes nothing
+    html = asked.content.decode()
+    assert "确认审核通过奖补发放" in html and str(payout.computed_by) in html and f"{payout.total:,.2f}" in html
+    assert 'class="rules-snapshot"' in page and "tcm_prescription" in page and '"rate":' not in page  # the rules as a table, not JSON
+    client.post("/admin/incentives/payout/", {"action": "approve_selected", "_selected_action": [payout.pk], "confirmed": "yes"})
     payout.refresh_from_db()
     assert (payout.status, payout.approved_by) == (PayoutStatus.APPROVED, checker)
 

@@ -197,3 +197,51 @@ def test_a_missing_bundle_directory_is_a_clear_error(tmp_path):
     errors = load_refused(tmp_path / "nowhere")
 
     assert errors == [f"{tmp_path / 'nowhere'}:0: not a bundle directory"]
+
+
+# --- hostile identifiers and a broken database connection -------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "   ", "c\x0001", "c\t01", "c 01"])
+def test_identifiers_that_his_systems_do_not_issue_are_bad_rows_named_by_file_line_and_column(copy, bad):
+    def break_cases(records):
+        records[2]["case_no"] = bad                                               # line 4
+        records[5]["patient_id"] = bad                                            # line 7
+        return records
+
+    rewrite(copy, "cases.csv", break_cases)
+    rewrite(copy, "itemized_claims.csv", lambda records: [{**records[0], "claim_no": bad}, *records[1:]])
+    rewrite(copy, "screenings.csv", lambda records: [{**records[0], "patient_id": bad}, *records[1:]])
+
+    errors = load_refused(copy)
+
+    assert counts() == {name: 0 for name in counts()}
+    text = "\n".join(errors)
+    for prefix in ("cases.csv:4 case_no:", "cases.csv:7 patient_id:", "itemized_claims.csv:2 claim_no:", "screenings.csv:2 patient_id:"):
+        assert any(e.startswith(prefix) for e in errors), (prefix, text)
+    assert "\x00" not in text
+
+
+def test_an_institution_code_like_a_formula_is_refused(copy):
+    rewrite(copy, "institutions.csv", lambda records: [{**records[0], "code": "=H1"}, *records[1:]])
+    errors = load_refused(copy)
+    assert any(e.startswith("institutions.csv:2 code:") and "'='" in e for e in errors), errors
+
+
+def test_a_broken_database_connection_mid_load_is_one_line_and_loads_nothing(worked_bundle, monkeypatch):
+    from django.db import OperationalError
+
+    import exchange.bundle
+
+    def connection_lost(**kwargs):  # the budgets are written after regions, catalogs and institutions
+        raise OperationalError("terminating connection due to administrator command\nserver closed the connection unexpectedly")
+
+    monkeypatch.setattr(exchange.bundle, "_budgets_upsert", connection_lost)
+
+    with pytest.raises(CommandError) as raised:
+        call_command("load_bundle", str(worked_bundle), stdout=StringIO(), stderr=StringIO())
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "数据库连接中断（terminating connection due to administrator command）" in message and "nothing was loaded" in message
+    assert counts() == {name: 0 for name in counts()}

@@ -35,7 +35,7 @@ def test_the_annual_excel_statement_carries_the_expected_numbers(employee_year, 
 
     workbook = load_workbook(io.BytesIO(statement_xlsx(run=annual)))
 
-    sheet = workbook["结算单 Statement"]
+    sheet = workbook["结算单"]
     header, rows = sheet_table(sheet)
     assert header == [c.header for c in ANNUAL_COLUMNS]
     fields = [c.field for c in ANNUAL_COLUMNS]
@@ -47,7 +47,7 @@ def test_the_annual_excel_statement_carries_the_expected_numbers(employee_year, 
             got = Decimal(str(body[code][name])).quantize(places)
             assert got == Decimal(want[name]), (code, name, got, want[name])
     total_row = rows[-1]
-    assert total_row[0] == "合计 Total"
+    assert total_row[0] == "合计"
     assert Decimal(str(total_row[fields.index("fund_payment")])).quantize(Decimal("0.01")) == Decimal("303459.57")
     # formatting: frozen header, number formats, widths
     assert sheet.freeze_panes == "C4"
@@ -64,20 +64,20 @@ def test_the_inputs_sheet_shows_the_formulas_inputs(employee_year, worked_expect
     _, _, annual = employee_year
     pool = json.loads((worked_expected / "employee" / "annual" / "pool.json").read_text())
 
-    inputs = load_workbook(io.BytesIO(statement_xlsx(run=annual)))["计算参数 Inputs"]
+    inputs = load_workbook(io.BytesIO(statement_xlsx(run=annual)))["计算参数"]
 
     values = {row[0]: row[1] for row in inputs.iter_rows(min_row=3, values_only=True)}
     def amount(prefix):
         label = next(k for k in values if k.startswith(prefix))
         return Decimal(str(values[label]))
-    assert amount("总额 total") == Decimal(pool["total"])
-    assert amount("调剂金 reserve") == Decimal(pool["reserve"])
+    assert amount("总额") == Decimal(pool["total"])
+    assert amount("调剂金") == Decimal(pool["reserve"])
     assert amount("B ") == Decimal(pool["drg_budget"])
     assert amount("F ") == Decimal(pool["fund_claims"])
     assert amount("A ") == Decimal(pool["distributed"])
     assert amount("V  点值").quantize(Decimal("0.0001")) == Decimal(pool["point_value"])
     assert amount("预付比例") == Decimal("0.95")
-    assert "85%" in values["结余分档 surplus tiers"]
+    assert "85%" in values["结余分档"]
     assert any(k.startswith("S ") for k in values) and any(k.startswith("P ") for k in values)
 
 
@@ -91,12 +91,12 @@ def test_an_institution_statement_has_its_line_and_its_cases(employee_year, work
     workbook = load_workbook(io.BytesIO(statement_xlsx(run=annual, institution=h2)))
     text = statement_csv(run=annual, institution=h2).decode("utf-8-sig")
 
-    _, rows = sheet_table(workbook["结算单 Statement"])
+    _, rows = sheet_table(workbook["结算单"])
     assert [r[0] for r in rows] == ["H2"]
     row = dict(csv.DictReader(io.StringIO(text)).__next__())
     assert {k: row[k] for k in ANNUAL_FIELDS} == {k: expected[k] for k in ANNUAL_FIELDS}
-    _, cases = sheet_table(workbook["病例 Cases"])
-    assert cases[-1][0] == "合计 Total"
+    _, cases = sheet_table(workbook["病例"])
+    assert cases[-1][0] == "合计"
     assert Decimal(str(cases[-1][-1])) == Decimal(row["raw_points"])
 
 
@@ -119,15 +119,15 @@ def test_the_year_end_pack_adds_up(employee_year, worked_expected):
 
     workbook = load_workbook(io.BytesIO(year_end_pack_xlsx(region=region, year=2025)))
 
-    assert workbook.sheetnames == ["汇总 Summary", "employee 清算 clearing", "employee 月度预付 prepay", "employee 参数 inputs"]
-    _, lines = sheet_table(workbook["employee 清算 clearing"])
+    assert workbook.sheetnames == ["汇总", "职工医保清算", "职工医保月度预付", "职工医保参数"]
+    _, lines = sheet_table(workbook["职工医保清算"])
     total = lines[-1]
-    assert total[0] == "合计 Total"
+    assert total[0] == "合计"
     payments = [Decimal(str(r[11])) for r in lines[:-1]]
     assert sum(payments) == Decimal(str(total[11])).quantize(Decimal("0.01")) == Decimal("303459.57")
-    summary = workbook["汇总 Summary"]
+    summary = workbook["汇总"]
     assert "not finalized, not included: resident" in summary.cell(row=2, column=1).value
-    _, prepay = sheet_table(workbook["employee 月度预付 prepay"])
+    _, prepay = sheet_table(workbook["职工医保月度预付"])
     prepaid_by_code = {r[0]: Decimal(str(r[-1])).quantize(Decimal("0.01")) for r in prepay[:-1]}
     expected = expected_rows(worked_expected / "employee" / "annual" / "clearing.csv")
     assert prepaid_by_code == {code: Decimal(row["prepaid"]) for code, row in expected.items()}
@@ -140,7 +140,7 @@ def test_no_statement_is_issued_when_the_payments_do_not_add_up(employee_year):
     region, _, annual = employee_year
     InstitutionLine.objects.filter(run=annual, institution__code="H1").update(fund_payment=Decimal("1.00"))
 
-    with pytest.raises(StatementError, match="distributed"):
+    with pytest.raises(StatementError, match="可分配"):
         statement_xlsx(run=annual)
-    with pytest.raises(StatementError, match="distributed"):
+    with pytest.raises(StatementError, match="可分配"):
         year_end_pack_xlsx(region=region, year=2025)

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PHASES = ("generate", "load", "reload", "rest", "clear", "monthly", "valuation", "copy", "monitoring", "benefits_settle", "benefits_counter")
+PHASES = ("generate", "load", "reload", "rest", "clear", "monthly", "valuation", "copy", "monitoring", "benefits_settle", "benefits_counter", "planning")
 
 
 class Command(BaseCommand):
@@ -72,6 +72,9 @@ class Command(BaseCommand):
             figures = bench.measure_clearing(region=region, fund="employee", year=year)
         elif phase == "valuation":
             figures = bench.measure_valuation(region=region, fund="employee", year=year)
+        elif phase == "planning":
+            figures = bench.measure_planning(region=region, year=year, cases=options["cases"], seed=options["seed"],
+                                             scratch=Path(options["bundle"]).parent)
         elif phase == "monitoring":
             figures = bench.measure_monitoring(region=region, fund="employee", year=year)
         elif phase == "benefits_settle":

@@ -34,6 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2025)
         parser.add_argument("--year", type=int, default=2025)
         parser.add_argument("--region", default=None, help="region code (default: the fictional demo county 339901)")
+        parser.add_argument("--history", type=int, default=2, help="earlier years generated and cleared before --year "
+                                                                  "(rate-setting, seasonality, forecast track record; default 2)")
         parser.add_argument(CHILD_FLAG, dest="in_demo_database", action="store_true", help="(internal)")
 
     def handle(self, *args, **options):
@@ -49,7 +51,7 @@ class Command(BaseCommand):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
         argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "demo", CHILD_FLAG,
                 "--cases", str(options["cases"]), "--out", str(options["out"]), "--seed", str(options["seed"]),
-                "--year", str(options["year"])]
+                "--year", str(options["year"]), "--history", str(options["history"])]
         if options["region"]:
             argv += ["--region", options["region"]]
         env = {**_environment(), "DATABASE_URL": f"sqlite:///{database}", "CELERY_BROKER_URL": "", "CELERY_RESULT_BACKEND": ""}
@@ -108,6 +110,7 @@ class _Demo:
         self.seed = options["seed"]
         self.year = options["year"]
         self.region_code = options["region"]
+        self.history = max(0, min(int(options.get("history") or 0), 5))
         self.steps: list[tuple[str, float]] = []
 
     def say(self, text: str = "") -> None:
@@ -124,7 +127,13 @@ class _Demo:
         self.say(f"   done in {seconds:.1f}s")
 
     def run(self) -> None:
+        import logging
+
         from tqdm import tqdm
+
+        # Celery runs eagerly here: the forecast and season tasks after each finalization would log a
+        # line each between the progress bars
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
 
         from common.users import system_user
         from exchange.bundle import BundleInvalid, bundle_load
@@ -139,38 +148,54 @@ class _Demo:
             self.say("   " + _migrate_from_template())
         user = system_user()
 
-        bundle_dir = self.out / "bundle"
-        with self.step(f"generate a region: {self.cases:,} cases, seed {self.seed}, year {self.year}"):
-            summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=self.seed, year=self.year, region=self.region_code, plant="demo")
-            self.say(f"   {bundle_dir}: " + ", ".join(f"{name.removesuffix('.csv')} {n:,}" for name, n in summary.rows.items()))
-            self.say(f"   planted monitoring patterns (ground truth): {summary.planted}")
+        years = list(range(self.year - self.history, self.year + 1))
+        region = None
+        all_runs: dict[int, dict[str, dict]] = {}
+        for offset, year in enumerate(years):
+            bundle_dir = self.out / "bundle" if year == self.year else self.out / "history" / f"bundle-{year}"
+            seed = self.seed if year == self.year else self.seed - (self.year - year)
+            with self.step(f"generate a region: {self.cases:,} cases, seed {seed}, year {year}"):
+                # the monitoring patterns are planted in the demo year only (its screening is checked against them)
+                summary = generate_bundle(out=bundle_dir, cases=self.cases, seed=seed, year=year, region=self.region_code,
+                                          plant="demo" if year == self.year else None)
+                self.say(f"   {bundle_dir}: " + ", ".join(f"{name.removesuffix('.csv')} {n:,}" for name, n in summary.rows.items()))
+                if year == self.year:
+                    self.say(f"   planted monitoring patterns (ground truth): {summary.planted}")
 
-        with self.step("load the bundle (bundle_load)"):
-            bar = tqdm(total=None, desc="   loading", unit=" step", leave=False, file=sys.stdout)
-            try:
-                report = bundle_load(path=bundle_dir, progress=lambda message: (bar.set_postfix_str(message[-60:]), bar.update(1)))
-            except BundleInvalid as exc:
-                for error in exc.errors[:20]:
-                    self.say(f"   {error}")
-                raise CommandError(f"the generated bundle did not load: {len(exc.errors)} bad rows") from exc
-            finally:
-                bar.close()
-            cases_rate = summary.rows["cases.csv"] / max(report.seconds, 1e-9)
-            self.say(f"   {summary.rows['cases.csv']:,} cases in {report.seconds:.1f}s ({cases_rate:,.0f} cases/s); "
-                     + ", ".join(f"{k} {v:.1f}s" for k, v in (report.timings or {}).items()))
-        region = Region.objects.get(code=summary.region)
+            with self.step(f"load the {year} bundle (bundle_load)"):
+                bar = tqdm(total=None, desc="   loading", unit=" step", leave=False, file=sys.stdout)
+                try:
+                    report = bundle_load(path=bundle_dir, progress=lambda message: (bar.set_postfix_str(message[-60:]), bar.update(1)))
+                except BundleInvalid as exc:
+                    for error in exc.errors[:20]:
+                        self.say(f"   {error}")
+                    raise CommandError(f"the generated bundle did not load: {len(exc.errors)} bad rows") from exc
+                finally:
+                    bar.close()
+                cases_rate = summary.rows["cases.csv"] / max(report.seconds, 1e-9)
+                self.say(f"   {summary.rows['cases.csv']:,} cases in {report.seconds:.1f}s ({cases_rate:,.0f} cases/s); "
+                         + ", ".join(f"{k} {v:.1f}s" for k, v in (report.timings or {}).items()))
+            region = Region.objects.get(code=summary.region)
 
-        runs: dict[str, dict] = {}
-        with self.step("monthly clearings (12 per fund, each finalized) and the annual clearing"):
-            pools = [(fund, month) for fund in ("employee", "resident") for month in [*range(1, 13), None]]
-            with refresh_on_finalize_paused():  # the monitoring step refreshes each pool's indicators once
-                for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
-                    run = clearing_run_start(region=region, fund=fund, year=self.year, month=month, user=user)
-                    run = clearing_run_finalize(run=run, user=user, system=True)
-                    runs.setdefault(fund, {})[month or "annual"] = run
+            runs: dict[str, dict] = {}
+            with self.step(f"{year}: monthly clearings (12 per fund, each finalized; each followed by the year-end forecast) "
+                           "and the annual clearing"):
+                pools = [(fund, month) for fund in ("employee", "resident") for month in [*range(1, 13), None]]
+                with refresh_on_finalize_paused():  # the monitoring step refreshes each pool's indicators once
+                    for fund, month in tqdm(pools, desc="   clearing", unit=" run", file=sys.stdout, leave=False):
+                        run = clearing_run_start(region=region, fund=fund, year=year, month=month, user=user)
+                        run = clearing_run_finalize(run=run, user=user, system=True)
+                        runs.setdefault(fund, {})[month or "annual"] = run
+            all_runs[year] = runs
+        runs = all_runs[self.year]
 
         self.summary(region, runs)
         self.benefits_summary(region)
+        if self.history:
+            with self.step(f"rate-setting for {self.year + 1} from {years[0]}–{self.year} (PLANNING.md §1)"):
+                self.rate_setting(region, years)
+            with self.step("year-end forecast error by month (PLANNING.md §3, estimates)"):
+                self.forecast_errors(region, years[1:])
 
         with self.step("monitoring: indicators and screening of each pool (MONITORING.md)"):
             self.monitoring(region, summary.planted)
@@ -179,12 +204,20 @@ class _Demo:
             written = self.write_outputs(region, runs)
             self.say(f"   {written} files")
 
+        from demo.users import demo_users_create
+
+        with self.step("demo users for the admin (one per role)"):
+            users = demo_users_create()
+
         total = time.perf_counter() - started
         self.say("\n== time per step")
         for title, seconds in self.steps:
             self.say(f"   {seconds:7.1f}s  {title}")
         self.say(f"   {total:7.1f}s  total")
         self.cmd.stdout.write(self.cmd.style.SUCCESS(f"demo finished: outputs in {self.out.resolve()}"))
+        self.say("\n== open it in the admin: make serve-demo, then http://127.0.0.1:8000/admin/")
+        for role, role_name, username, password in users:
+            self.say(f"   {role:<9} {role_name}  user {username:<7} password {password}")
 
     # --- summary ----------------------------------------------------------------------------------
 
@@ -222,6 +255,39 @@ class _Demo:
             for line in overruns:
                 self.say(f"     {line.institution.code} {_pad(line.institution.name, 26)} {_money(line.surplus):>15}  "
                          f"({_pct(line.surplus / line.itemized_fund) if line.itemized_fund else '-'} of its claims)")
+
+    # --- planning: rate-setting and the forecast's track record ------------------------------------
+
+    def rate_setting(self, region, years: list[int]) -> None:
+        from planning.services import rate_setting_compute, rate_setting_write
+
+        weights = (2, 3, 5) if len(years) == 3 else tuple(range(1, len(years) + 1))
+        result = rate_setting_compute(region=region, year=self.year + 1, reference_years=tuple(years), weights=weights)
+        rate_setting_write(result=result, out_dir=self.out / "rate_setting")
+        summary = result.summary()
+        self.say(f"   A (全部病例次均费用) = {summary['all_case_avg_cost']} from {','.join(map(str, years))}, weights "
+                 f"{':'.join(map(str, weights))}; groups set {summary['groups']['set']}, too few cases "
+                 f"{summary['groups']['too_few_cases']}, no cases {summary['groups']['no_cases']}; "
+                 f"cases kept {summary['cases']:,}, trimmed by the IQR rule {summary['trimmed']:,}")
+        changed = result.report[result.report["change"].notna()].copy()
+        changed["size"] = changed["change"].map(abs)
+        self.say("   largest changes of base points:")
+        for row in changed.sort_values(["size", "code"], ascending=[False, True]).head(8).itertuples():
+            self.say(f"     {row.code:<6} {row.kind:<9} {row.previous_points:>10} -> {row.points:>10}  ({row.change:+.2%}, {row.cases:,} cases)")
+        self.say(f"   files: {self.out / 'rate_setting'} (drg_groups.csv, scheme.json, rate_setting.csv)")
+
+    def forecast_errors(self, region, years: list[int]) -> None:
+        from planning.services import forecast_backtest
+
+        for year in years:
+            for fund in ("employee", "resident"):
+                rows = forecast_backtest(region=region, fund=fund, year=year)
+                actual = rows[0]["actual"] if rows else "—"
+                self.say(f"   {year} {fund}: annual V {actual}; season from "
+                         f"{'the previous year' if rows and rows[0]['season_source'] == 'previous_year' else 'm/12 (no previous year)'}")
+                self.say("     month " + " ".join(f"{row['month']:>6}" for row in rows))
+                self.say("     V̂     " + " ".join(f"{float(row['forecast']):>6.2f}" for row in rows))
+                self.say("     error " + " ".join(f"{float(row['error']) * 100:>5.2f}%" for row in rows))
 
     def monitoring(self, region, planted) -> None:
         """Screen each pool's binding annual run, record the findings for the admin's queue and

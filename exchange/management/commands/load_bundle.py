@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils.translation import gettext as _
 
 from exchange.bundle import BundleInvalid, bundle_load
 
@@ -22,6 +24,10 @@ class Command(BaseCommand):
             for error in exc.errors:
                 self.stderr.write(str(error))
             raise CommandError(f"{directory}: {len(exc.errors)} error(s); nothing was loaded") from exc
+        except (OperationalError, InterfaceError) as exc:
+            # The connection broke (the server restarted, the backend was terminated, the network
+            # went): the load's one transaction is gone with it. One line, no traceback.
+            raise CommandError(connection_lost_message(directory, exc)) from exc
         width = max(len(name) for name in report.files) if report.files else 10
         self.stdout.write(f"{'file':<{width}}  {'created':>9}  {'updated':>9}  {'unchanged':>9}")
         for name, counts in report.files.items():
@@ -31,3 +37,11 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"loaded {directory} (region {report.region}, year {report.year}) in {report.seconds:.2f} s")
         )
+
+
+def connection_lost_message(directory: Path, exc: DatabaseError) -> str:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return _(
+        "%(directory)s: 数据库连接中断（%(reason)s），nothing was loaded（载入在一个事务中，已整体回滚）；"
+        "数据库恢复后重新运行 load_bundle 即可"
+    ) % {"directory": directory, "reason": reason}
