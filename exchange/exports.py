@@ -20,7 +20,8 @@ from incentives.exports import payout_csv_text, payout_xlsx_bytes
 from incentives.models import Payout
 from incentives.services import payouts_compute
 from settlement.choices import RESULT_RUN_STATUSES, RunKind
-from settlement.models import CaseResult, ClearingRun
+from settlement.models import ClearingRun
+from settlement.selectors import run_case_results_frame
 
 ZERO = Decimal("0")
 
@@ -58,10 +59,7 @@ def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
             writer.writerow([formula_safe(line.institution.code)] + [_text(c, getattr(line, c)) for c in columns[1:]])
     written.append(out_dir / name)
     if run.kind == RunKind.ANNUAL:
-        results = pd.DataFrame.from_records(
-            CaseResult.objects.filter(run=run).values_list("case__case_no", "institution__code", "valuation_group", "category", "points"),
-            columns=["case_no", "institution_code", "valuation_group", "category", "points"],
-        )
+        results = run_case_results_frame(run=run, with_case=True)[["case_no", "institution_code", "valuation_group", "category", "points"]]
         results = results.sort_values(["institution_code", "case_no"], kind="stable")
         results.insert(2, "fund", run.fund)
         for column in ("case_no", "institution_code", "valuation_group"):  # text a spreadsheet must not evaluate

@@ -34,9 +34,10 @@ from common.precision import r2, r4
 from drg.choices import Fund
 from drg.choices import RevisionStatus
 from drg.models import Case, CaseCorrection, CorrectionRequest, ParameterRevision, Region, SpecialReview
+from settlement import selectors
 from settlement.choices import RESULT_RUN_STATUSES, RunKind, RunStatus
 from settlement.domain.clearing import monthly_budget
-from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
+from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 ZERO = Decimal("0")
 MONTHS = range(1, 13)
@@ -306,13 +307,8 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
     # Points by discharge month, from the run that covers most of the year.
     points_run = annual or next((rows[m].run for m in reversed(MONTHS) if rows[m].run is not None), None)
     if points_run is not None:
-        for row in (
-            CaseResult.objects.filter(run=points_run)
-            .annotate(m=ExtractMonth("case__discharge_date"))
-            .values("m")
-            .annotate(p=Sum("points"))
-        ):
-            rows[row["m"]].points = row["p"]
+        for m, points in selectors.run_points_by_discharge_month(run=points_run).items():
+            rows[m].points = points
 
     last_month = max((m for m in MONTHS if rows[m].cases or rows[m].itemized), default=0)
     overview = PoolOverview(

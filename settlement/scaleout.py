@@ -112,7 +112,8 @@ def institution_digests(cases: pd.DataFrame) -> dict[int, str]:
     digest is the same whether its cases were read with the whole pool or in a chunk."""
     if cases.empty:
         return {}
-    part = cases.drop(columns=["case_id"]).sort_values(["institution", "case_no"], kind="stable").reset_index(drop=True)
+    # patient_key is a read-local integer code (factorized per frame): not an input, not hashed
+    part = cases.drop(columns=["case_id", "patient_key"], errors="ignore").sort_values(["institution", "case_no"], kind="stable").reset_index(drop=True)
     for column in ("admission_date", "discharge_date"):
         part[column] = pd.to_datetime(part[column]).to_numpy(dtype="datetime64[D]").astype(np.int64)
     hashes = pd.util.hash_pandas_object(part, index=False).to_numpy()

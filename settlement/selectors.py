@@ -43,6 +43,10 @@ def is_period_finalized(*, frozen: dict[tuple[str, int], int], fund: str, discha
     return discharge_month <= frozen.get((fund, discharge_year), 0)
 
 
+# every table holding per-case results of runs (the bench reports their bytes on disk)
+CASE_RESULT_TABLES = ("settlement_caseresult",)
+
+
 # --- pool inputs -----------------------------------------------------------------------------------
 
 
@@ -53,9 +57,11 @@ CASE_FRAME_COLUMNS = [
 ]
 CASE_FRAME_DTYPES = {
     "case_id": "int64", "case_no": str, "institution": "int64", "patient_id": str, "admission_date": str,
-    "discharge_date": str, "drg_code": str, "total_fen": "int64", "self_fen": "int64", "tcm_fen": "int64",
-    "discharge_status": str, "tcm_treatment": "int64", "review_fen": "int64",
+    "discharge_date": str, "drg_code": "category", "total_fen": "int64", "self_fen": "int64", "tcm_fen": "int64",
+    "discharge_status": "category", "tcm_treatment": "int64", "review_fen": "int64",
 }
+# drg_code and discharge_status are read as categoricals: a few hundred distinct values that the
+# valuation looks up once each instead of once per case (drg.domain.valuation._codes)
 
 
 def _fen(column: str) -> str:
@@ -99,6 +105,9 @@ def pool_cases_frame(
     approved = {case_id: int(cost * 100) for case_id, cost in reviews}
     frame["review_fen"] = frame["case_id"].map(approved).fillna(-1).astype("int64") if approved else -1
     frame = frame.sort_values("case_id", kind="stable").reset_index(drop=True)
+    # one integer per distinct patient id of this read: the readmission rule groups by it instead of
+    # hashing the id strings inside the valuation (exact: equal ids, equal keys; nothing else)
+    frame["patient_key"] = pd.factorize(frame["patient_id"].to_numpy())[0].astype("int64")
     frame["tcm_treatment"] = frame["tcm_treatment"].astype(bool)
     frame["admission_date"] = pd.to_datetime(frame["admission_date"])
     frame["discharge_date"] = pd.to_datetime(frame["discharge_date"])
@@ -320,3 +329,68 @@ def latest_run(*, region, fund: str, year: int, month: int | None = None, status
     if statuses:
         runs = runs.filter(status__in=list(statuses))
     return runs.order_by("-created_at", "-id").first()
+
+
+# --- case results of a run: the one place that reads them ------------------------------------------
+
+CASE_RESULT_COLUMNS = (
+    "run_id", "case_id", "institution_id", "valuation_group", "coefficient", "ratio", "category", "base_points",
+    "readmission_halved", "points_before_readmission", "points",
+)
+# the case and institution columns run_case_results_frame(with_case=True) adds
+CASE_RESULT_CASE_COLUMNS = ("case_no", "discharge_date", "drg_code", "institution_code")
+
+
+def run_case_results_frame(*, run, institution_id: int | None = None, with_case: bool = False) -> pd.DataFrame:
+    """The per-case results of `run` (only `institution_id`'s when given) as a DataFrame with the
+    columns of CASE_RESULT_COLUMNS — amounts and points as exact Decimals (None where NULL), as the
+    model holds them — plus, with `with_case`, the case number, discharge date, DRG code and the
+    institution's code. Rows in case id order.
+
+    Every reader of case results (statements, the clearing files, the admin, the API, the apps
+    above settlement) goes through this function or run_case_result, so where and how the results
+    are stored can change in one place."""
+    from settlement.models import CaseResult
+
+    rows = CaseResult.objects.filter(run_id=getattr(run, "pk", run))
+    if institution_id is not None:
+        rows = rows.filter(institution_id=institution_id)
+    fields = list(CASE_RESULT_COLUMNS)
+    if with_case:
+        fields += ["case__case_no", "case__discharge_date", "case__drg_code", "institution__code"]
+    frame = pd.DataFrame.from_records(
+        list(rows.order_by("case_id").values_list(*fields)),
+        columns=list(CASE_RESULT_COLUMNS) + (list(CASE_RESULT_CASE_COLUMNS) if with_case else []),
+    )
+    return frame
+
+
+def run_case_result(*, run, case) -> dict | None:
+    """One case's result in `run` (a dict of CASE_RESULT_COLUMNS), or None when the run did not value it."""
+    from settlement.models import CaseResult
+
+    row = (
+        CaseResult.objects.filter(run_id=getattr(run, "pk", run), case_id=getattr(case, "pk", case))
+        .values(*CASE_RESULT_COLUMNS).first()
+    )
+    return row
+
+
+def run_case_result_count(*, run) -> int:
+    """How many case results `run` has stored."""
+    from settlement.models import CaseResult
+
+    return CaseResult.objects.filter(run_id=getattr(run, "pk", run)).count()
+
+
+def run_points_by_discharge_month(*, run) -> dict[int, Decimal]:
+    """Σ points of `run`'s case results per discharge month (1..12), summed by the database."""
+    from django.db.models.functions import ExtractMonth
+
+    from settlement.models import CaseResult
+
+    rows = (
+        CaseResult.objects.filter(run_id=getattr(run, "pk", run))
+        .annotate(m=ExtractMonth("case__discharge_date")).values("m").annotate(p=Sum("points")).order_by()
+    )
+    return {int(row["m"]): row["p"] for row in rows}

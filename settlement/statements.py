@@ -32,7 +32,8 @@ from common.precision import r2, r4
 from common.spreadsheet import formula_safe
 from drg.models import Institution, Region
 from settlement.choices import PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
-from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.models import ClearingRun, InstitutionLine
+from settlement.selectors import run_case_results_frame
 
 ZERO = Decimal("0")
 MONEY_FORMAT = "0.00"
@@ -458,15 +459,15 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
         columns=EARLIER_COLUMNS, rows=_earlier_rows(earlier), totals={"amount": sum((e.amount for e in earlier), ZERO)},
     )
     if institution is not None:
-        results = (
-            CaseResult.objects.filter(run=run, institution=institution)
-            .order_by("case__case_no")
-            .values_list("case__case_no", "case__discharge_date", "case__drg_code", "valuation_group", "category", "coefficient",
-                         "ratio", "base_points", "points_before_readmission", "readmission_halved", "points")
-        )
-        rows = [list(r) for r in results]
+        results = run_case_results_frame(run=run, institution_id=institution.pk, with_case=True)
+        results = results.sort_values("case_no", kind="stable")[
+            ["case_no", "discharge_date", "drg_code", "valuation_group", "category", "coefficient",
+             "ratio", "base_points", "points_before_readmission", "readmission_halved", "points"]
+        ]
+        rows = [[None if _is_missing(value) else value for value in row] for row in results.itertuples(index=False, name=None)]
         for row in rows:
             row[1] = row[1].isoformat() if row[1] else ""
+            row[9] = bool(row[9])
         _write_table(
             wb.create_sheet(str(_("病例"))), title=f"{_('病例点数')} · {who}", subtitle=str(run),
             columns=CASE_COLUMNS, rows=rows, totals={"points": sum((r[-1] for r in rows), ZERO)},
@@ -583,3 +584,7 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
 
 def year_end_pack_filename(*, region: Region, year: int) -> str:
     return f"year_end_pack_{region.code}_{year}.xlsx"
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

@@ -107,7 +107,9 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
 
     Input columns (CASE_COLUMNS): case_no, institution (any hashable key), patient_id,
     admission_date and discharge_date (datetime64 or date), drg_code, total_fen (int), discharge_status,
-    tcm_treatment (bool), review_fen (approved special-review cost in fen, or -1 / <NA> for none).
+    tcm_treatment (bool), review_fen (approved special-review cost in fen, or -1 / <NA> for none);
+    optionally patient_key: a non-negative integer per distinct patient_id (e.g. pd.factorize of the
+    ids, as settlement's pool reader adds), which spares hashing the id strings for readmissions.
 
     Output columns: valuation_group, coef_u, ratio_u (<NA> where the group has no avg cost),
     category, rule, base_u (<NA> where none), bed_days, readmission_halved, points_before_u, points_u.
@@ -117,17 +119,9 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
         return _empty_result(cases.index)
 
     groups = catalog.groups.drop_duplicates("code").set_index("code")
-    drg = cases["drg_code"].astype(str).to_numpy()
 
-    # 1. valuation group (TCM equivalents: 中西医同病同价)
-    valuation_group = drg.copy()
-    if catalog.tcm_equivalents:
-        tcm = cases["tcm_treatment"].to_numpy(dtype=bool)
-        equivalent = pd.Series(drg).map(dict(catalog.tcm_equivalents)).to_numpy()
-        use_equivalent = tcm & pd.notna(equivalent)
-        valuation_group[use_equivalent] = equivalent[use_equivalent]
-
-    position = groups.index.get_indexer(valuation_group)
+    # 1. valuation group (TCM equivalents: 中西医同病同价), and its row in the catalog
+    valuation_group, position = _valuation_groups(cases, groups.index, catalog)
     if (position < 0).any():
         missing = sorted(set(valuation_group[position < 0]))
         raise ValuationInputError(f"cases refer to groups missing from the catalog: {', '.join(missing[:20])}")
@@ -154,7 +148,6 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     total_fen = cases["total_fen"].to_numpy(dtype=np.int64)
     review = pd.to_numeric(cases["review_fen"], errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
     has_review = review >= 0
-    status = cases["discharge_status"].to_numpy()
     all_case_avg_fen = _units(scheme.all_case_avg_cost, 100)
     if all_case_avg_fen <= 0:
         raise ValuationInputError("all_case_avg_cost must be positive")
@@ -169,7 +162,7 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     m_u, has_tier = _high_multiple_u(base_u, scheme.high_outlier_tiers)
     low_u = _units(scheme.low_outlier_multiple)
     is_high = stable & has_tier & (total_fen * U >= m_u * avg_fen)
-    incomplete = np.isin(status, INCOMPLETE_STATUSES)
+    incomplete = _is_in(cases["discharge_status"], INCOMPLETE_STATUSES)
     is_low = stable & ~is_high & (incomplete | (total_fen * U <= low_u * avg_fen))
     is_normal = stable & ~is_high & ~is_low
 
@@ -308,7 +301,7 @@ def _readmission_flags(cases, institution_codes, group_position, admission, disc
     if len(idx) < 2:
         return halved
     inst_codes = institution_codes[idx].astype(np.int64)
-    patient_codes = pd.factorize(cases["patient_id"].to_numpy()[idx])[0].astype(np.int64)
+    patient_codes = _patient_codes(cases, idx)
     group_codes = group_position[idx].astype(np.int64)
     # one int64 key per (institution, patient, group): a single sort key instead of three
     n_patients, n_groups = int(patient_codes.max()) + 1, int(group_codes.max()) + 1
@@ -335,6 +328,50 @@ def _readmission_flags(cases, institution_codes, group_position, admission, disc
     pair = same_key & (gap >= 0) & (gap <= days)
     halved[s_idx[:-1][pair]] = True
     return halved
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, code per row) of a text column: from a categorical column as it is (the
+    pool reader's drg_code and discharge_status), else by factorizing the strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.categories.to_numpy(dtype=object), column.cat.codes.to_numpy(dtype=np.int64)
+    codes, uniques = pd.factorize(column.astype(str).to_numpy())
+    return np.asarray(uniques, dtype=object), codes.astype(np.int64)
+
+
+def _is_in(column: pd.Series, values) -> np.ndarray:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        uniques, codes = _codes(column)
+        return np.isin(uniques, list(values))[codes] if len(uniques) else np.zeros(len(column), dtype=bool)
+    return np.isin(column.to_numpy(), values)
+
+
+def _valuation_groups(cases: pd.DataFrame, group_index: pd.Index, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """Each case's valuation group (its DRG, or the TCM equivalent group when treated by TCM and
+    the catalog names one) and that group's position in `group_index` (−1 when missing).
+
+    The distinct DRG codes are looked up once each and spread to the rows by integer codes."""
+    uniques, codes = _codes(cases["drg_code"])
+    valuation_group = uniques[codes]
+    position = group_index.get_indexer(uniques)[codes] if len(uniques) else np.full(len(codes), -1, dtype=np.int64)
+    if catalog.tcm_equivalents:
+        tcm = cases["tcm_treatment"].to_numpy(dtype=bool)
+        equivalent = pd.Series(uniques, dtype=object).map(dict(catalog.tcm_equivalents)).to_numpy(dtype=object)[codes]
+        use_equivalent = tcm & pd.notna(equivalent)
+        if use_equivalent.any():
+            valuation_group[use_equivalent] = equivalent[use_equivalent]
+            position[use_equivalent] = group_index.get_indexer(equivalent[use_equivalent])
+    return valuation_group, position
+
+
+def _patient_codes(cases: pd.DataFrame, idx: np.ndarray) -> np.ndarray:
+    """Non-negative integer codes of the patients of rows `idx`: the frame's patient_key when it has
+    one (equal for equal patient ids, as pd.factorize gives), else the id strings factorized here."""
+    if "patient_key" in cases.columns:
+        codes = cases["patient_key"].to_numpy(dtype=np.int64)[idx]
+        if len(codes) and codes.min() >= 0:
+            return codes
+    return pd.factorize(cases["patient_id"].to_numpy()[idx])[0].astype(np.int64)
 
 
 def _check_catalog(groups: np.ndarray, bad: np.ndarray, message: str) -> None:

@@ -121,6 +121,29 @@ def test_a_changed_case_of_an_open_period_is_updated_and_recorded_as_a_correctio
     assert "1 case correction(s) recorded" in out
 
 
+def test_a_reload_read_by_whole_institutions_classifies_exactly_as_by_keys(worked_bundle, copy, monkeypatch):
+    """PostgreSQL reads the stored cases of a large reload by one COPY of its institutions' cases
+    (drg.selectors.PG_WHOLE_INSTITUTIONS_KEYS); forced here for every reload: the same unchanged and
+    changed rows, the same correction."""
+    from drg import selectors as drg_selectors
+
+    monkeypatch.setattr(drg_selectors, "PG_WHOLE_INSTITUTIONS_KEYS", 1)
+    load(worked_bundle)
+    before = counts()
+    out = load(worked_bundle)
+    assert counts() == before
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "0", str(len(rows(worked_bundle, "cases.csv")))]
+
+    rewrite(copy, "cases.csv", lambda rs: [{**r, "total_cost": "9000.00"} if r["case_no"] == "c01" else r for r in rs])
+    out = load(copy)
+    correction = CaseCorrection.objects.get()
+    assert correction.case == Case.objects.get(case_no="c01", institution__code="H1")
+    assert correction.before == {"total_cost": "8000.00"} and correction.after == {"total_cost": "9000.00"}
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "1", str(len(rows(worked_bundle, "cases.csv")) - 1)]
+
+
 def test_a_bundle_with_broken_rows_loads_nothing_and_names_every_broken_row(copy):
     def break_cases(records):
         by_no = {r["case_no"]: r for r in records}

@@ -192,7 +192,7 @@ def pools(draw):
     return groups, coefficients, defaults, tcm, cases, scheme
 
 
-def run_engine(groups, coefficients, defaults, tcm, cases, scheme, scale=1):
+def run_engine(groups, coefficients, defaults, tcm, cases, scheme, scale=1, keyed=False):
     cat = Catalog(
         pd.DataFrame({
             "code": list(groups),
@@ -216,6 +216,10 @@ def run_engine(groups, coefficients, defaults, tcm, cases, scheme, scale=1):
         "discharge_status": [c["status"] for c in cases], "tcm_treatment": [c["tcm_treatment"] for c in cases],
         "review_fen": [int(c["review"] * 100 * scale) if c["review"] is not None else -1 for c in cases],
     })
+    if keyed:  # as settlement's pool reader gives the frame: integer patient keys, categorical codes
+        frame["patient_key"] = pd.factorize(frame["patient_id"].to_numpy()[::-1])[0][::-1].astype("int64")
+        frame["drg_code"] = frame["drg_code"].astype("category")
+        frame["discharge_status"] = frame["discharge_status"].astype("category")
     sch = ValuationScheme(
         all_case_avg_cost=scheme["A"] * scale, high_outlier_tiers=tuple(Tier(a, b) for a, b in scheme["tiers"]),
         low_outlier_multiple=scheme["low"], readmission_days=scheme["days"], readmission_factor=scheme["factor"],
@@ -244,6 +248,26 @@ def test_vectorised_valuation_equals_exact_rational_arithmetic(pool):
 @given(pools(), st.sampled_from([2, 3, 10, 100]))
 def test_scaling_every_cost_together_leaves_points_unchanged(pool, k):
     assert run_engine(*pool)["points_u"].tolist() == run_engine(*pool, scale=k)["points_u"].tolist()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pools())
+def test_integer_patient_keys_and_categorical_codes_value_exactly_as_the_strings(pool):
+    keyed = run_engine(*pool, keyed=True)
+    pd.testing.assert_frame_equal(keyed, run_engine(*pool), check_exact=True)
+
+
+def test_readmission_pairs_by_patient_key_when_the_frame_has_one():
+    g = {"G1": {"kind": "stable", "base": D("100"), "avg": D("10000"), "daily": None, "same_price": False, "exempt": False}}
+    scheme = {"A": D("10000"), "tiers": ((None, D(3)),), "low": D("0.4"), "days": 15, "factor": D("0.5")}
+    stay = lambda no, patient, start: {"case_no": no, "institution": "H1", "patient_id": patient, "admission_date": days(start),
+                                       "discharge_date": days(start + 5), "drg_code": "G1", "total": D("10000"),
+                                       "status": "normal", "tcm_treatment": False, "review": None}
+    cases = [stay("a", "P-1", 0), stay("b", "P-2", 10), stay("c", "P-1", 12), stay("d", "P-1", 40)]
+    for keyed in (False, True):
+        result = run_engine(g, {}, {"H1": None}, {}, cases, scheme, keyed=keyed)
+        assert result["readmission_halved"].tolist() == [True, False, False, False]
+        assert points_of(result) == ["50.0000", "100.0000", "100.0000", "100.0000"]
 
 
 # --- exact half-way ties (SETTLEMENT.md §0): the exact value rounds up, however it is reached ------

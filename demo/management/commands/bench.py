@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PHASES = ("generate", "load", "rest", "clear", "valuation", "copy", "monitoring", "benefits_settle", "benefits_counter", "planning")
+PHASES = ("generate", "load", "reload", "rest", "clear", "monthly", "valuation", "copy", "monitoring", "benefits_settle", "benefits_counter", "planning")
 
 
 class Command(BaseCommand):
@@ -43,6 +43,9 @@ class Command(BaseCommand):
         parser.add_argument("--bundle", help="(internal)")
         parser.add_argument("--result", help="(internal)")
         parser.add_argument("--clearing-load", type=float, default=None, help="(internal)")
+        parser.add_argument("--clearing-seconds", type=float, default=None, help="(internal)")
+        parser.add_argument("--readme", default="README.md",
+                            help="README whose figures table (between the bench markers) is regenerated from the report; '' for none")
 
     def handle(self, *args, **options):
         if options["phase"]:
@@ -59,6 +62,10 @@ class Command(BaseCommand):
             figures = bench.measure_generation(out=Path(options["bundle"]), cases=options["cases"], seed=options["seed"], year=year, region=region)
         elif phase == "load":
             figures = bench.measure_load(bundle=Path(options["bundle"]), analyze=not options["no_analyze"])
+        elif phase == "reload":
+            figures = bench.measure_reload(bundle=Path(options["bundle"]), scratch=Path(options["bundle"]).parent)
+        elif phase == "monthly":
+            figures = bench.measure_monthly(region=region, fund="employee", year=year)
         elif phase == "rest":
             figures = bench.measure_rest(cases=options["rest_cases"], region=region)
         elif phase == "clear":
@@ -80,7 +87,8 @@ class Command(BaseCommand):
 
             figures = benefits_bench.measure_counter(earlier=200, requests=200, year=year)
         else:
-            figures = bench.measure_copy_ratio(region=region, fund="employee", year=year, clearing_load_seconds=options["clearing_load"])
+            figures = bench.measure_copy_ratio(region=region, fund="employee", year=year, clearing_load_seconds=options["clearing_load"],
+                                               clearing_seconds=options["clearing_seconds"])
         Path(options["result"]).write_text(json.dumps(figures, default=str), encoding="utf-8")
 
     # --- the whole bench (parent) -------------------------------------------------------------------
@@ -116,9 +124,11 @@ class Command(BaseCommand):
                     continue
                 extra = []
                 if phase == "copy" and "clearing" in results:
-                    extra = ["--clearing-load", str(results["clearing"].get("phases", {}).get("load", ""))]
-                    if extra[1] == "":
-                        extra = []
+                    load = results["clearing"].get("phases", {}).get("load")
+                    if load is not None:
+                        extra += ["--clearing-load", str(load)]
+                    if results["clearing"].get("seconds") is not None:
+                        extra += ["--clearing-seconds", str(results["clearing"]["seconds"])]
                 figures = self._run_phase(phase, common + extra, Path(scratch))
                 key = {"clear": "clearing", "copy": "copy_ratio"}.get(phase, phase)
                 results[key] = figures
@@ -130,6 +140,12 @@ class Command(BaseCommand):
 
         results["verdicts"] = bench.verdicts(results) + benefits_bench.verdicts(results)
         out.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        if options["readme"]:
+            from demo.figures import readme_update
+
+            readme = Path(settings.BASE_DIR) / options["readme"]
+            if readme_update(readme=readme, results=results):
+                self.stdout.write(f"figures table regenerated in {readme}")
         self.stdout.write("")
         for line in results["verdicts"]:
             style = self.style.SUCCESS if "MET" in line else self.style.WARNING
@@ -165,7 +181,9 @@ def _brief(figures: dict) -> str:
     if "skipped" in figures:
         return "skipped: " + figures["skipped"]
     parts = []
-    for key in ("cases", "claims", "p50_ms", "p95_ms", "append_p95_ms", "late_p95_ms", "baseline_me_p95_ms", "load_average_1m", "rows", "seconds", "cases_per_s", "new_cases_per_s", "unchanged_cases_per_s", "changed_cases_per_s", "peak_rss_mb", "analyze_seconds", "read_frame_seconds", "copy_seconds", "pool_cases_frame_seconds",
+    for key in ("cases", "claims", "p50_ms", "p95_ms", "append_p95_ms", "late_p95_ms", "baseline_me_p95_ms", "load_average_1m", "rows", "seconds",
+                "ratio_to_copy", "bare_copy_seconds", "result_bytes", "december_seconds", "ratio_clearing_to_copy", "cpu_cases_per_s",
+                "cases_per_s", "new_cases_per_s", "unchanged_cases_per_s", "changed_cases_per_s", "peak_rss_mb", "analyze_seconds", "read_frame_seconds", "copy_seconds", "pool_cases_frame_seconds",
                 "ratio_frame_to_copy", "ratio_clearing_load_to_copy"):
         if figures.get(key) is not None:
             value = figures[key]
