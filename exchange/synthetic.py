@@ -148,6 +148,12 @@ def _digits(values: np.ndarray) -> np.ndarray:
     return _SMALL_INTS[np.asarray(values, dtype=np.int64)]
 
 
+def _stable_unit(n: int) -> np.ndarray:
+    """A fixed number in [0, 1) per patient index, the same whatever the seed or the region's size
+    (Knuth's multiplicative hash of the index)."""
+    return ((np.arange(n, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)).astype(np.float64) / 2**32
+
+
 def _patient_ids(n_patients: int) -> np.ndarray:
     return np.array([f"P{p:09d}" for p in range(n_patients)], dtype=object)
 
@@ -325,7 +331,11 @@ def generate_frames(
 
     # 3. patients and funds (a patient belongs to one fund); chemotherapy patients come back in cycles
     n_patients = max(1000, int(cases * 0.82))
-    patient_fund_employee = rng.random(n_patients) < employee_share
+    # A patient id belongs to the same fund in every generated year of a region (a bundle's claims are
+    # checked against the patients stored from earlier years), so the fund follows from the id alone;
+    # the draw is still taken so that everything generated after it stays as it was for a seed.
+    rng.random(n_patients)
+    patient_fund_employee = _stable_unit(n_patients) < employee_share
     patient = rng.integers(0, n_patients, size=n_base)
     chemo = cat.exempt[group] & (cat.mdc[group] == "R")
     n_chemo = int(chemo.sum())
