@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 from benefits.choices import ClaimSource, DiseaseClass, PatientCategory
@@ -20,7 +21,7 @@ class Patient(models.Model):
     """A listed patient (patients.csv). A patient not listed is ordinary, with any fund. The category
     changes a family's money, so every change is kept (history) and re-settles the patient's claims."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="benefit_patients")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="benefit_patients", verbose_name=_("统筹区"))
     patient_id = models.CharField(_("参保人编号"), max_length=64)
     fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
     category = models.CharField(_("人员类别"), max_length=16, choices=PatientCategory.choices, default=PatientCategory.ORDINARY)
@@ -28,7 +29,7 @@ class Patient(models.Model):
 
     class Meta:
         verbose_name = _("参保人")
-        verbose_name_plural = _("参保人")
+        verbose_name_plural = pgettext_lazy("plural", "参保人")
         ordering = ["region__code", "patient_id"]
         constraints = [models.UniqueConstraint(fields=["region", "patient_id"], name="benefit_patient_unique")]
 
@@ -39,7 +40,7 @@ class Patient(models.Model):
 class SpecialDisease(models.Model):
     """门诊特殊病种 of one region's catalog for one year (class I/II, annual cap per patient)."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="special_diseases")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="special_diseases", verbose_name=_("统筹区"))
     year = models.PositiveSmallIntegerField(_("年度"))
     code = models.CharField(_("病种编码"), max_length=32)
     name = models.CharField(_("病种名称"), max_length=200)
@@ -49,7 +50,7 @@ class SpecialDisease(models.Model):
 
     class Meta:
         verbose_name = _("门诊特殊病种")
-        verbose_name_plural = _("门诊特殊病种目录")
+        verbose_name_plural = pgettext_lazy("plural", "门诊特殊病种目录")
         ordering = ["region__code", "year", "code"]
         constraints = [
             models.UniqueConstraint(fields=["region", "year", "code"], name="special_disease_unique"),
@@ -63,7 +64,7 @@ class SpecialDisease(models.Model):
 class BenefitParameters(models.Model):
     """⚙ of BENEFITS.md for one region, fund and year; a pool-year without a row takes the defaults."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="benefit_parameters")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="benefit_parameters", verbose_name=_("统筹区"))
     fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
     year = models.PositiveSmallIntegerField(_("年度"))
     ratio_level_1 = models.DecimalField(_("一级机构报销比例"), **RATE)
@@ -83,7 +84,7 @@ class BenefitParameters(models.Model):
 
     class Meta:
         verbose_name = _("待遇参数")
-        verbose_name_plural = _("待遇参数")
+        verbose_name_plural = pgettext_lazy("plural", "待遇参数")
         ordering = ["region__code", "year", "fund"]
         constraints = [
             models.UniqueConstraint(fields=["region", "fund", "year"], name="benefit_parameters_unique"),
@@ -104,8 +105,8 @@ class SpecialOutpatientClaim(models.Model):
     settlement of the patient's fund-year, recomputed as a whole when an earlier claim or a stay
     arrives (each change recorded as a SettlementCorrection)."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False)
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False, verbose_name=_("统筹区"))
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False, verbose_name=_("定点医疗机构"))
     claim_no = models.CharField(_("结算单号"), max_length=40)
     fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
     patient_id = models.CharField(_("参保人编号"), max_length=64)
@@ -120,11 +121,11 @@ class SpecialOutpatientClaim(models.Model):
     patient_pay = models.DecimalField(_("个人负担"), **MONEY, null=True, blank=True)
     explanation = models.JSONField(_("计算说明"), default=dict, blank=True)
     settled_at = models.DateTimeField(_("结算时间"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
 
     class Meta:
         verbose_name = _("门诊特殊病种结算")
-        verbose_name_plural = _("门诊特殊病种结算")
+        verbose_name_plural = pgettext_lazy("plural", "门诊特殊病种结算")
         ordering = ["service_date", "claim_no"]
         constraints = [
             models.UniqueConstraint(fields=["institution", "claim_no"], name="special_outpatient_claim_unique"),
@@ -151,15 +152,15 @@ class SettlementCorrection(models.Model):
     """A settled claim whose split changed when its patient's year was settled again (an earlier
     claim or stay arrived late, a category changed): what before, what after, why."""
 
-    claim = models.ForeignKey(SpecialOutpatientClaim, on_delete=models.CASCADE, related_name="corrections")
+    claim = models.ForeignKey(SpecialOutpatientClaim, on_delete=models.CASCADE, related_name="corrections", verbose_name=_("门诊特殊病种结算"))
     before = models.JSONField(_("更正前"))
     after = models.JSONField(_("更正后"))
     cause = models.CharField(_("原因"), max_length=300)
     source = models.CharField(_("来源"), max_length=16, choices=ClaimSource.choices)
     changed_at = models.DateTimeField(_("更正时间"), auto_now_add=True)
-    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("更正人"))
 
     class Meta:
         verbose_name = _("结算更正")
-        verbose_name_plural = _("结算更正")
+        verbose_name_plural = pgettext_lazy("plural", "结算更正")
         ordering = ["-changed_at", "-id"]

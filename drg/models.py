@@ -186,28 +186,28 @@ class ParameterRevision(models.Model):
     puts ``values`` in force in the catalog tables. ``values`` is the full snapshot of what the
     revision puts in force, so a run that recorded the revision is explained by it long after."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="parameter_revisions")
-    kind = models.CharField(max_length=16, choices=ParameterKind.choices)
-    year = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty for institution attributes (not per year)")
-    revision = models.PositiveSmallIntegerField()
-    reason = models.TextField()
-    values = models.JSONField(help_text="the full snapshot this revision puts in force")
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="parameter_revisions")
+    kind = models.CharField(_("参数类别"), max_length=16, choices=ParameterKind.choices)
+    year = models.PositiveSmallIntegerField(_("年度"), null=True, blank=True, help_text=_("机构属性不分年度，留空"))
+    revision = models.PositiveSmallIntegerField(_("修订号"))
+    reason = models.TextField(_("修订理由"))
+    values = models.JSONField(_("参数内容"), help_text=_("本次修订生效的完整参数快照"))
     based_on = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="the approved revision in force when this one was drafted",
+        "self", verbose_name=_("所依据的修订"), null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text=_("起草本修订时现行的已批准修订"),
     )
-    status = models.CharField(max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT, db_index=True)
-    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    rejection_reason = models.TextField(blank=True)
+    status = models.CharField(_("状态"), max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT, db_index=True)
+    drafted_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("起草人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("审核人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
+    rejection_reason = models.TextField(_("驳回理由"), blank=True)
     history = HistoricalRecords()
 
     class Meta:
-        verbose_name = "参数修订 parameter revision"
-        verbose_name_plural = "参数修订 parameter revisions"
+        verbose_name = _("参数修订")
+        verbose_name_plural = pgettext_lazy("plural", "参数修订")
         permissions = [("approve_parameterrevision", "Can approve or reject parameter revisions (maker-checker)")]
         ordering = ["region__code", "kind", "-year", "-revision"]
         constraints = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from drg.choices import Fund
 from drg.models import MONEY, POINTS, Institution, Region
@@ -21,18 +22,18 @@ class RateSetting(models.Model):
     reference_years = models.JSONField(_("参考年度"))
     weights = models.JSONField(_("权重"))
     all_case_avg_cost = models.DecimalField(_("全部病例次均费用 A"), **MONEY)
-    summary = models.JSONField(default=dict)
-    report = models.JSONField(default=list, help_text="rate_setting.csv rows as text")
-    catalog = models.JSONField(default=list, help_text="drg_groups.csv rows as text")
+    summary = models.JSONField(default=dict, verbose_name=_("测算汇总"))
+    report = models.JSONField(default=list, help_text=_("rate_setting.csv 各行（文本）"), verbose_name=_("测算报表"))
+    catalog = models.JSONField(default=list, help_text=_("drg_groups.csv 各行（文本）"), verbose_name=_("病组目录"))
     reason = models.TextField(_("理由"), blank=True)
     created_at = models.DateTimeField(_("采纳时间"), auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("起草人"))
     applied = models.JSONField(_("起草的参数修订"), default=dict, blank=True,
-                               help_text="the parameter revisions drafted for year Y: catalog_revision, scheme_revision (ids)")
+                               help_text=_("为 Y 年起草的参数修订：catalog_revision、scheme_revision（编号）"))
 
     class Meta:
         verbose_name = _("基准点数测算")
-        verbose_name_plural = _("基准点数测算")
+        verbose_name_plural = pgettext_lazy("plural", "基准点数测算")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -53,16 +54,16 @@ class Scenario(models.Model):
     status = models.CharField(_("状态"), max_length=16, choices=ScenarioStatus.choices, default=ScenarioStatus.QUEUED, db_index=True)
     fingerprint = models.CharField(_("输入指纹"), max_length=64, blank=True)
     same_inputs_as_base = models.BooleanField(_("输入与基准运行相同"), null=True)
-    totals = models.JSONField(default=dict, blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
+    totals = models.JSONField(default=dict, blank=True, verbose_name=_("合计"))
+    timings = models.JSONField(default=dict, blank=True, verbose_name=_("耗时"))
+    error = models.TextField(blank=True, verbose_name=_("错误"))
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("创建人"))
     finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("模拟测算")
-        verbose_name_plural = _("模拟测算")
+        verbose_name_plural = pgettext_lazy("plural", "模拟测算")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -74,8 +75,8 @@ class ScenarioLine(models.Model):
     """One institution's result in a scenario (annual: fund payment, surplus, balance; monthly:
     due as fund payment, surplus = due − itemized claims, balance = this month's prepayment)."""
 
-    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="lines")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+")
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="lines", verbose_name=_("模拟测算"))
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", verbose_name=_("定点医疗机构"))
     case_count = models.PositiveIntegerField(_("病例数"), default=0)
     points = models.DecimalField(_("点数"), **POINTS)
     point_value = models.DecimalField(_("点值"), **POINTS)
@@ -86,6 +87,8 @@ class ScenarioLine(models.Model):
     balance = models.DecimalField(_("应付差额"), **MONEY)
 
     class Meta:
+        verbose_name = _("模拟测算行")
+        verbose_name_plural = pgettext_lazy("plural", "模拟测算行")
         ordering = ["scenario", "institution__code"]
         constraints = [models.UniqueConstraint(fields=["scenario", "institution"], name="scenario_line_unique")]
 
@@ -95,10 +98,10 @@ class Season(models.Model):
     by discharge month (exact decimal strings), recorded once when the run is finalized so that a
     forecast never scans a year of case results."""
 
-    run = models.OneToOneField(ClearingRun, on_delete=models.CASCADE, related_name="+")
-    points_by_month = models.JSONField(default=dict)
-    claims_by_month = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
+    run = models.OneToOneField(ClearingRun, on_delete=models.CASCADE, related_name="+", verbose_name=_("清算批次"))
+    points_by_month = models.JSONField(default=dict, verbose_name=_("各月点数"))
+    claims_by_month = models.JSONField(default=dict, verbose_name=_("各月基金申报"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
 
 
 class Forecast(models.Model):
@@ -110,32 +113,34 @@ class Forecast(models.Model):
     year = models.PositiveSmallIntegerField(_("年度"))
     month = models.PositiveSmallIntegerField(_("月份"))
     run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="+", verbose_name=_("月度运行"))
-    season_points = models.CharField(max_length=200, help_text="season_P as an exact fraction")
-    season_claims = models.CharField(max_length=200, help_text="season_F as an exact fraction")
-    season_source = models.CharField(_("季节系数来源"), max_length=16, help_text="previous_year or uniform (m/12)")
+    season_points = models.CharField(max_length=200, help_text=_("season_P，精确分数"), verbose_name=_("季节点数"))
+    season_claims = models.CharField(max_length=200, help_text=_("season_F，精确分数"), verbose_name=_("季节基金申报"))
+    season_source = models.CharField(_("季节系数来源"), max_length=16, help_text=_("previous_year（上年）或 uniform（m/12）"))
     run_point_value = models.DecimalField(_("月度点值 V_m"), **POINTS)
     point_value = models.DecimalField(_("预测点值"), **POINTS)
     distributed = models.DecimalField(_("预测可分配总额"), **MONEY)
     points = models.DecimalField(_("预测年度点数"), **POINTS)
     fund_claims = models.DecimalField(_("预测基金按项目"), **MONEY)
     band = models.DecimalField(_("历史误差带"), max_digits=9, decimal_places=6, null=True, blank=True,
-                               help_text="largest |V̂ − V| / V of the same month's forecast in past years (none without history)")
+                               help_text=_("往年同月预测的最大 |V̂ − V| / V（无历史时为空）"))
     created_at = models.DateTimeField(_("预测时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("点值预测（估算）")
-        verbose_name_plural = _("点值预测（估算）")
+        verbose_name_plural = pgettext_lazy("plural", "点值预测（估算）")
         ordering = ["region", "fund", "year", "month"]
         constraints = [models.UniqueConstraint(fields=["run"], name="forecast_one_per_run")]
 
 
 class ForecastLine(models.Model):
-    forecast = models.ForeignKey(Forecast, on_delete=models.CASCADE, related_name="lines")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+")
-    points = models.DecimalField(**POINTS, help_text="points to date")
-    points_forecast = models.DecimalField(**POINTS)
+    forecast = models.ForeignKey(Forecast, on_delete=models.CASCADE, related_name="lines", verbose_name=_("点值预测"))
+    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="+", verbose_name=_("定点医疗机构"))
+    points = models.DecimalField(**POINTS, help_text=_("截至目前的点数"), verbose_name=_("至今点数"))
+    points_forecast = models.DecimalField(**POINTS, verbose_name=_("预测年度点数"))
     payment = models.DecimalField(_("预测年度基金支付"), **MONEY)
 
     class Meta:
+        verbose_name = _("点值预测行")
+        verbose_name_plural = pgettext_lazy("plural", "点值预测行")
         ordering = ["forecast", "institution__code"]
         constraints = [models.UniqueConstraint(fields=["forecast", "institution"], name="forecast_line_unique")]

@@ -17,7 +17,6 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from common.reviews import error_text
@@ -252,8 +251,8 @@ class InstitutionLineInline(ReadOnlyInline):
 
 class FailStuckRunForm(forms.Form):
     reason = forms.CharField(
-        label=gettext_lazy("原因 reason"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text=gettext_lazy("例如：worker 已被终止，运行停滞"),
+        label=gettext_lazy("原因"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy("例如：后台计算进程已被终止，清算停滞"),
     )
 
 
@@ -271,7 +270,7 @@ class ClearingRunAdmin(BureauAdmin):
     inlines = (InstitutionLineInline,)
     actions = ["finalize_selected", "fail_stuck_selected", "download_xlsx", "download_csv", "download_year_end_pack"]
     fieldsets = (
-        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress", "error", "acknowledgement")}),
+        (_("清算"), {"fields": ("region", "fund", "year", "month", "kind", "status", "standing", "progress_col", "error", "acknowledgement")}),
         (_("结果"), {"fields": ("totals_table",)}),
         (_("耗时"), {"fields": ("timings_table", "case_count", "created_at", "started_at", "finished_at")}),
         (_("经办/审核"), {"fields": ("started_by", "finalized_by", "finalized_at", "failed_by", "heartbeat_at")}),
@@ -325,12 +324,12 @@ class ClearingRunAdmin(BureauAdmin):
     @admin.display(description=_("有效性"))
     def standing(self, obj):
         """Binding, superseded (with a link to the successor) or not final, with the predecessor."""
-        link = lambda run: format_html('<a href="{}">run #{}</a>', reverse("admin:settlement_clearingrun_change", args=[run.pk]), run.pk)
+        link = lambda run: format_html('<a href="{}">{}</a>', reverse("admin:settlement_clearingrun_change", args=[run.pk]), _("清算 #%(pk)s") % {"pk": run.pk})
         parts = [statements.run_standing(obj)]
         if obj.status == RunStatus.SUPERSEDED and obj.successor is not None:
-            parts = [format_html(_("已被 {} 取代，非有效结算"), link(obj.successor), link(obj.successor))]
+            parts = [format_html(_("已被 {} 取代，非有效结算"), link(obj.successor))]
         if obj.supersedes_id:
-            parts.append(format_html(_("取代"), link(obj.supersedes)))
+            parts.append(format_html(_("取代 {}"), link(obj.supersedes)))
         return format_html_join(mark_safe(" · "), "{}", ((p,) for p in parts))
 
     @admin.display(description=_("点值"))
@@ -443,7 +442,7 @@ class ClearingRunAdmin(BureauAdmin):
         return TemplateResponse(request, "admin/settlement/clearingrun/start.html", context)
 
     # --- fail a stuck run by hand (approver, with a reason)
-    @admin.action(description=gettext_lazy("标记所选排队/运行中的清算为失败（需填写原因）Fail selected stuck runs"), permissions=["finalize"])
+    @admin.action(description=gettext_lazy("标记所选排队/运行中的清算为失败（需填写原因）"), permissions=["finalize"])
     def fail_stuck_selected(self, request, queryset):
         from settlement.services import clearing_run_fail_stuck
 
@@ -454,13 +453,13 @@ class ClearingRunAdmin(BureauAdmin):
                 try:
                     clearing_run_fail_stuck(run=run, user=request.user, reason=form.cleaned_data["reason"])
                 except ValidationError as exc:
-                    self.message_user(request, f"run #{run.pk}: {error_text(exc)}", messages.ERROR)
+                    self.message_user(request, _("清算 #%(pk)s：%(error)s") % {"pk": run.pk, "error": error_text(exc)}, messages.ERROR)
                 else:
                     self.message_user(request, _("清算 #%(pk)s 已标记失败，基金池已释放。") % {"pk": run.pk}, messages.SUCCESS)
             return None
         context = {
             **self.admin_site.each_context(request),
-            "title": _("标记清算失败 Fail stuck runs"),
+            "title": _("标记清算失败"),
             "opts": self.model._meta,
             "form": form,
             "runs": runs,

@@ -326,9 +326,11 @@ def pool_overview(*, region: Region, fund: str, year: int) -> PoolOverview:
             if overview.projected_claims > budget.inpatient:
                 over = overview.projected_claims - budget.inpatient
                 overview.warnings.append(
-                    f"超支预警 Overrun ahead: at the pace of months 1–{last_month}, fund claims plus itemized payments reach "
-                    f"{overview.projected_claims:,.2f} for the year, {over:,.2f} ({r4(Fraction(over) / Fraction(budget.inpatient)):.2%}) above the "
-                    f"inpatient budget {budget.inpatient:,.2f}."
+                    _("超支预警：按 1–%(last)s 月的进度，全年基金按项目申报加按项目付费将达 %(projected)s，"
+                      "超出住院预算 %(budget)s 共 %(over)s（%(share)s）。") % {
+                        "last": last_month, "projected": f"{overview.projected_claims:,.2f}", "over": f"{over:,.2f}",
+                        "share": f"{r4(Fraction(over) / Fraction(budget.inpatient)):.2%}", "budget": f"{budget.inpatient:,.2f}",
+                    }
                 )
     return overview
 
@@ -711,6 +713,8 @@ PARAMETER_LABELS = {
     "high_outlier_tiers": _("高倍率分档"), "low_outlier_multiple": _("低倍率界值"), "readmission_days": _("再入院天数"),
     "readmission_factor": _("再入院系数"), "prepay_ratio": _("预付比例"), "surplus_tiers": _("结余分档"),
     "overrun_tiers": _("超支分档"), "tcm_rate_tiers": _("中医占比分档"), "month": _("月份"), "year": _("年度"),
+    "revisions": _("参数修订"), "catalog": _("病组目录"), "institutions": _("机构属性"), "id": _("编号"),
+    "settled_runs": _("已计入的此前清算"),
 }
 
 

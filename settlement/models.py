@@ -19,17 +19,17 @@ class ItemizedClaim(Reviewable):
     """门诊特殊病 单议后按实支付: paid at actual in the month approved, outside points, charged to the
     pool's inpatient budget."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="itemized_claims")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="itemized_claims")
-    claim_no = models.CharField(max_length=40)
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    month = models.DateField(help_text="first day of the month the claim is approved for")
-    patient_id = models.CharField(max_length=64)
-    claimed_amount = models.DecimalField(**MONEY, null=True, blank=True)
-    approved_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="itemized_claims")
+    claim_no = models.CharField(_("单据号"), max_length=40)
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    month = models.DateField(_("月份"), help_text=_("核定所属月份的第一天"))
+    patient_id = models.CharField(_("患者编号"), max_length=64)
+    claimed_amount = models.DecimalField(_("申报金额"), **MONEY, null=True, blank=True)
+    approved_amount = models.DecimalField(_("核定金额"), **MONEY, null=True, blank=True)
     source = models.CharField(
-        max_length=24, choices=ItemizedSource.choices, default=ItemizedSource.ADJUDICATED, blank=True,
-        help_text="adjudicated elsewhere (bundle, admin) or written by the special-outpatient settlement (kept in sync with it)",
+        _("来源"), max_length=24, choices=ItemizedSource.choices, default=ItemizedSource.ADJUDICATED, blank=True,
+        help_text=_("在别处审核（数据包、管理后台），或由门诊特殊病种结算写入（与之同步）"),
     )
     history = HistoricalRecords()
 
@@ -109,47 +109,49 @@ class Evaluation(models.Model):
 class ClearingRun(models.Model):
     """A recorded, reproducible clearing job of one pool and period (SETTLEMENT.md §6)."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clearing_runs")
-    fund = models.CharField(max_length=16, choices=Fund.choices)
-    year = models.PositiveSmallIntegerField()
-    month = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1–12 for a monthly run; empty for annual")
-    kind = models.CharField(max_length=16, choices=RunKind.choices)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
-    parameters = models.JSONField(default=dict, blank=True)
-    fingerprint = models.CharField(max_length=64, blank=True)
-    totals = models.JSONField(default=dict, blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    progress = models.CharField(max_length=200, blank=True)
-    error = models.TextField(blank=True)
-    case_count = models.PositiveIntegerField(default=0)
-    task_id = models.CharField(max_length=64, blank=True)
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    finalized_at = models.DateTimeField(null=True, blank=True)
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="clearing_runs")
+    fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
+    year = models.PositiveSmallIntegerField(_("年度"))
+    month = models.PositiveSmallIntegerField(_("月份"), null=True, blank=True, help_text=_("月度预付填 1–12；年度清算留空"))
+    kind = models.CharField(_("清算类型"), max_length=16, choices=RunKind.choices)
+    status = models.CharField(_("状态"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    parameters = models.JSONField(_("参数"), default=dict, blank=True)
+    fingerprint = models.CharField(_("输入指纹"), max_length=64, blank=True)
+    totals = models.JSONField(_("合计"), default=dict, blank=True)
+    timings = models.JSONField(_("耗时"), default=dict, blank=True)
+    progress = models.CharField(_("进度"), max_length=200, blank=True)
+    error = models.TextField(_("错误"), blank=True)
+    case_count = models.PositiveIntegerField(_("病例数"), default=0)
+    task_id = models.CharField(_("任务编号"), max_length=64, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("发起人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    finalized_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("定稿人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+    finalized_at = models.DateTimeField(_("定稿时间"), null=True, blank=True)
     heartbeat_at = models.DateTimeField(
-        null=True, blank=True, help_text="last sign of life of the worker executing the run (DRG_RUN_HEARTBEAT_SECONDS)"
+        _("心跳时间"), null=True, blank=True, help_text=_("执行该清算的后台进程最近一次报告存活的时间（DRG_RUN_HEARTBEAT_SECONDS）")
     )
     failed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="the approver who failed a stuck run by hand (the reason is in error)",
+        settings.AUTH_USER_MODEL, verbose_name=_("标记失败人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text=_("将卡住的清算手工标记为失败的审核人（原因见“错误”）"),
     )
     # One binding run per pool and period (SETTLEMENT.md §6): finalizing a run marks the finalized run
     # of the same pool, kind and month superseded and links the two (run.supersedes / run.superseded_by).
     supersedes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
-        help_text="the finalized run of the same period this run replaced when it was finalized",
+        "self", verbose_name=_("取代的清算"), null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
+        help_text=_("本清算定稿时所取代的同期已定稿清算"),
     )
     # the parameter revisions (scheme, catalog, institution attributes) the run used (SETTLEMENT.md §6)
-    parameter_revisions = models.ManyToManyField(ParameterRevision, blank=True, related_name="clearing_runs")
+    parameter_revisions = models.ManyToManyField(ParameterRevision, verbose_name=_("参数修订"), blank=True, related_name="clearing_runs")
     # a failed run acknowledged by bureau staff, with a note, leaves the cockpit's count
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledgement_note = models.TextField(blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("确认人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    acknowledged_at = models.DateTimeField(_("确认时间"), null=True, blank=True)
+    acknowledgement_note = models.TextField(_("确认说明"), blank=True)
 
     class Meta:
+        verbose_name = _("清算批次")
+        verbose_name_plural = pgettext_lazy("plural", "清算批次")
         permissions = [
             ("start_clearingrun", "Can start a clearing run"),
             ("finalize_clearingrun", "Can finalize a clearing run (maker-checker)"),
@@ -235,33 +237,32 @@ class CaseResult(models.Model):
 class InstitutionLine(models.Model):
     """One institution's statement line in one run (monthly: due/prepay/withheld; annual: all)."""
 
-    run = models.ForeignKey(ClearingRun, on_delete=models.CASCADE, related_name="lines")
-    institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="clearing_lines")
-    case_count = models.PositiveIntegerField(default=0)
-    raw_points = models.DecimalField(**POINTS)
-    penalty_points = models.DecimalField(**POINTS, default=0)
-    tcm_rate = models.DecimalField(**RATE, null=True, blank=True)
-    uplift = models.DecimalField(**RATE, default=0)
-    points = models.DecimalField(**POINTS)
-    point_value = models.DecimalField(**POINTS)
-    gross_amount = models.DecimalField(**MONEY, null=True, blank=True)
-    self_pay = models.DecimalField(**MONEY)
-    itemized_fund = models.DecimalField(**MONEY)
-    fund_payment = models.DecimalField(**MONEY, null=True, blank=True)
-    surplus = models.DecimalField(**MONEY, null=True, blank=True)
-    due = models.DecimalField(**MONEY, null=True, blank=True, help_text="monthly: exact due, shown rounded")
-    due_exact = models.CharField(max_length=80, blank=True, help_text="monthly: the exact due as a fraction")
-    prepaid_to_date = models.DecimalField(**MONEY, null=True, blank=True)
-    prepay = models.DecimalField(**MONEY, null=True, blank=True)
-    prepaid = models.DecimalField(**MONEY, null=True, blank=True)
-    withheld = models.DecimalField(**MONEY, default=0)
-    quality_score = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
-    quality_deduction = models.DecimalField(**MONEY, null=True, blank=True)
-    balance = models.DecimalField(**MONEY, null=True, blank=True)
+    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="lines")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="clearing_lines")
+    case_count = models.PositiveIntegerField(_("病例数"), default=0)
+    raw_points = models.DecimalField(_("原始点数"), **POINTS)
+    penalty_points = models.DecimalField(_("扣减点数"), **POINTS, default=0)
+    tcm_rate = models.DecimalField(_("中医占比"), **RATE, null=True, blank=True)
+    uplift = models.DecimalField(_("中医加成"), **RATE, default=0)
+    points = models.DecimalField(_("点数"), **POINTS)
+    point_value = models.DecimalField(_("点值"), **POINTS)
+    gross_amount = models.DecimalField(_("应付总额"), **MONEY, null=True, blank=True)
+    self_pay = models.DecimalField(_("个人自付"), **MONEY)
+    itemized_fund = models.DecimalField(_("按项目统筹支付"), **MONEY)
+    fund_payment = models.DecimalField(_("统筹支付"), **MONEY, null=True, blank=True)
+    surplus = models.DecimalField(_("结余留用/超支分担"), **MONEY, null=True, blank=True)
+    due = models.DecimalField(_("应预付"), **MONEY, null=True, blank=True, help_text=_("月度：精确应预付，显示时舍入"))
+    due_exact = models.CharField(_("应预付（精确值）"), max_length=80, blank=True, help_text=_("月度：以分数表示的精确应预付"))
+    prepaid_to_date = models.DecimalField(_("累计已预付"), **MONEY, null=True, blank=True)
+    prepay = models.DecimalField(_("本月预付"), **MONEY, null=True, blank=True)
+    prepaid = models.DecimalField(_("已预付"), **MONEY, null=True, blank=True)
+    withheld = models.DecimalField(_("暂扣"), **MONEY, default=0)
+    quality_score = models.DecimalField(_("考核得分"), max_digits=6, decimal_places=2, null=True, blank=True)
+    quality_deduction = models.DecimalField(_("考核扣款"), **MONEY, null=True, blank=True)
+    balance = models.DecimalField(_("清算差额"), **MONEY, null=True, blank=True)
     settled_before = models.DecimalField(
-        **MONEY, null=True, blank=True,
-        help_text="what earlier finalized runs of the pool-year already settled: monthly, Σ earlier prepayments; "
-                  "annual, Σ balances of earlier finalized annual runs (SETTLEMENT.md §6)",
+        _("此前已结算"), **MONEY, null=True, blank=True,
+        help_text=_("本基金池本年度此前已定稿清算已结算的金额：月度为此前预付之和；年度为此前已定稿年度清算的清算差额之和（SETTLEMENT.md §6）"),
     )
 
     class Meta:

@@ -33,6 +33,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 
 from budget.services import budget_current
@@ -86,9 +87,8 @@ def clearing_run_check_period(*, region: Region, fund: str, year: int, month: in
     annual = selectors.binding_run(region_id=region.pk, fund=fund, year=year)
     if annual is not None:
         raise ClearingPeriodRefused(
-            _("%(pool)s 的年度清算已定稿（run #%(run)s），不能再发起月度预付；病例更正请重新进行年度清算补差。"
-              " The annual clearing of %(pool)s is finalized (run #%(run)s): no monthly run after it; "
-              "re-run the annual clearing to settle corrections.") % {"pool": pool, "run": annual.pk},
+            _("%(pool)s 的年度清算已定稿（清算 #%(run)s），不能再发起月度预付；病例更正请重新进行年度清算补差。")
+            % {"pool": pool, "run": annual.pk},
             code="annual_finalized",
         )
     latest = selectors.latest_finalized_month(region_id=region.pk, fund=fund, year=year)
@@ -96,21 +96,15 @@ def clearing_run_check_period(*, region: Region, fund: str, year: int, month: in
     if month not in allowed:
         values = {
             "pool": pool, "month": month, "latest": latest,
-            "months_zh": "、".join(f"{m}月" for m in allowed), "months": " or ".join(str(m) for m in allowed),
+            "months": get_text_list([str(_("%(month)s 月") % {"month": m}) for m in allowed], _("或")),
         }
         if latest == 0:
-            message = _("%(pool)s 不能发起%(month)s月的月度预付：本年度尚无已定稿的月度预付，只能发起%(months_zh)s。"
-                        " No monthly run of %(pool)s for month %(month)s: no month of the year is finalized yet; "
-                        "only %(months)s may run.")
+            message = _("%(pool)s 不能发起 %(month)s 月的月度预付：本年度尚无已定稿的月度预付，只能发起%(months)s。")
         elif month < latest:
-            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s"
-                        "（更早月份的变化由下一次累计清算补差）。 No monthly run of %(pool)s for month %(month)s: "
-                        "the latest finalized month is %(latest)s; only %(months)s may run "
-                        "(the next cumulative run picks up what changed in earlier months).")
+            message = _("%(pool)s 不能发起 %(month)s 月的月度预付：最新已定稿月份为 %(latest)s 月，只能发起%(months)s"
+                        "（更早月份的变化由下一次累计清算补差）。")
         else:
-            message = _("%(pool)s 不能发起%(month)s月的月度预付：最新已定稿月份为%(latest)s月，只能发起%(months_zh)s。"
-                        " No monthly run of %(pool)s for month %(month)s: the latest finalized month is %(latest)s; "
-                        "only %(months)s may run.")
+            message = _("%(pool)s 不能发起 %(month)s 月的月度预付：最新已定稿月份为 %(latest)s 月，只能发起%(months)s。")
         raise ClearingPeriodRefused(message % values, code="month_out_of_order")
 
 
@@ -838,9 +832,8 @@ def _check_not_stale(run: ClearingRun, paid: list[ClearingRun]) -> None:
     if newer:
         names = ", ".join(f"#{r.pk}" for r in sorted(newer, key=lambda r: r.pk))
         raise ClearingRunStale(
-            _("清算 run #%(run)s 计算之后，同一基金池年度的 run %(names)s 已定稿，其已结算金额（预付、此前结算）已过期，"
-              "请重新发起清算后再定稿。 Run #%(run)s was computed before run %(names)s of the same pool-year was finalized: "
-              "the earlier settlements it is net of have changed. Re-run the period and finalize the new run.")
+            _("清算 #%(run)s 计算之后，同一基金池年度的清算 %(names)s 已定稿，其已结算金额（预付、此前结算）已过期，"
+              "请重新发起清算后再定稿。")
             % {"run": run.pk, "names": names},
             code="stale",
         )

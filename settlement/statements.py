@@ -119,8 +119,9 @@ def run_standing(run: ClearingRun) -> str:
         return _("有效结算")
     if run.status == RunStatus.SUPERSEDED:
         successor = run.successor
-        by = f"run #{successor.pk}" if successor is not None else "a later run"
-        return f"已被 {by} 取代，非有效结算 SUPERSEDED by {by}, not binding"
+        if successor is not None:
+            return _("已被清算 #%(pk)s 取代，非有效结算") % {"pk": successor.pk}
+        return _("已被后续清算取代，非有效结算")
     if run.status == RunStatus.DRAFT:
         return _("草稿，非最终")
     return run.get_status_display()
@@ -442,7 +443,7 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
     ws.title = str(_("结算单"))
     who = f"{institution.code} {institution.name}" if institution is not None else _("全部机构")
     title = f"DRG点数付费结算单 · {run.region.name} · {run.get_fund_display()} · {period_label(run)}"
-    subtitle = f"{who} · run #{run.pk} · {run_standing(run)}"
+    subtitle = f"{who} · {_('清算')} #{run.pk} · {run_standing(run)}"
     totals = None
     if institution is None:
         check_conservation(run=run, lines=lines)
@@ -454,8 +455,8 @@ def statement_xlsx(*, run: ClearingRun, institution: Institution | None = None) 
         wb.create_sheet(str(_("此前结算"))),
         title=(_("此前已预付") if run.kind == RunKind.MONTHLY
                else _("此前年度清算")) + f" · {who}",
-        subtitle=f"run #{run.pk} is net of these (the settled_before column); superseded runs included: whatever was paid counts"
-        if earlier else f"run #{run.pk}: none (the first finalized run of its kind this year)",
+        subtitle=_("清算 #%(pk)s 扣除以下金额（即“此前已结算”列）；含已被取代的清算：已支付的都计入") % {"pk": run.pk}
+        if earlier else _("清算 #%(pk)s：无（本年度同类第一次定稿的清算）") % {"pk": run.pk},
         columns=EARLIER_COLUMNS, rows=_earlier_rows(earlier), totals={"amount": sum((e.amount for e in earlier), ZERO)},
     )
     if institution is not None:
@@ -565,15 +566,16 @@ def year_end_pack_xlsx(*, region: Region, year: int) -> bytes:
         prepay_totals = {c.field: sum((row[i] or ZERO for row in prepay_rows), ZERO) for i, c in enumerate(prepay_columns) if c.total}
         _write_table(
             wb.create_sheet(f"{run.get_fund_display()}{_('月度预付')}"[:31]),
-            title=f"月度预付 Monthly prepayments · {run.get_fund_display()} · {year}",
-            subtitle="finalized monthly runs, re-runs (补差) included; the annual clearing deducts their sum as prepaid",
+            title=f"{_('月度预付')} · {run.get_fund_display()} · {year}",
+            subtitle=_("已定稿的月度清算，含重新清算（补差）；年度清算以其合计作为已预付扣除"),
             columns=prepay_columns, rows=prepay_rows, totals=prepay_totals,
         )
         _write_inputs(wb.create_sheet(f"{run.get_fund_display()}{_('参数')}"[:31]), run)
-    missing = sorted({c for c, _ in ClearingRun._meta.get_field("fund").choices} - set(runs))
-    subtitle = "finalized annual runs only · generated from the stored run results"
+    fund_labels = dict(ClearingRun._meta.get_field("fund").choices)
+    missing = sorted(set(fund_labels) - set(runs))
+    subtitle = str(_("仅含已定稿的年度清算 · 由已存储的清算结果生成"))
     if missing:
-        subtitle += f" · not finalized, not included: {', '.join(missing)}"
+        subtitle += " · " + _("未定稿，未纳入：%(funds)s") % {"funds": "、".join(str(fund_labels[f]) for f in missing)}
     _write_table(
         summary, title=f"{_('年终结算汇总')} · {region.code} {region.name} · {year}", subtitle=subtitle,
         columns=SUMMARY_COLUMNS, rows=summary_rows,

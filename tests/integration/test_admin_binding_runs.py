@@ -44,9 +44,9 @@ def test_a_superseded_run_page_says_so_and_links_its_successor(client, rerun_yea
     listing = client.get(reverse("admin:settlement_clearingrun_changelist")).content.decode()
 
     successor_link = reverse("admin:settlement_clearingrun_change", args=[second.pk])
-    assert 'id="run-superseded"' in old and f'href="{successor_link}">run #{second.pk}</a>' in old
-    assert "not binding" in old
-    assert f"It superseded <a href=\"{reverse('admin:settlement_clearingrun_change', args=[first.pk])}\">run #{first.pk}</a>" in new
+    assert 'id="run-superseded"' in old and f'href="{successor_link}">清算 #{second.pk}</a>' in old
+    assert "已被取代，非有效结算" in old
+    assert f"它取代了 <a href=\"{reverse('admin:settlement_clearingrun_change', args=[first.pk])}\">清算 #{first.pk}</a>" in new
     assert 'id="earlier-settlements"' in new and f"#{first.pk}</a>" in new.split('id="earlier-settlements"')[1]
     assert f'→ <a href="{successor_link}">#{second.pk}</a>' in listing
 
@@ -57,8 +57,8 @@ def test_the_pool_page_shows_the_binding_annual_run(client, rerun_year):
 
     html = client.get(reverse("admin:settlement_pool", args=[region.pk, "employee", 2025])).content.decode()
 
-    annual_block = html.split("年度清算 Annual run")[1].split("</h2>")[0]
-    assert f"#{second.pk}</a>" in annual_block and "有效 binding" in annual_block
+    annual_block = html.split("<h2>年度清算 <a")[1].split("</h2>")[0]
+    assert f"#{second.pk}</a>" in annual_block and "(有效)" in annual_block
     assert f"#{first.pk}</a>" not in annual_block
     assert f"→ <a href=\"{reverse('admin:settlement_clearingrun_change', args=[second.pk])}\">#{second.pk}</a>" in html  # recent runs
 
@@ -80,17 +80,17 @@ def test_statements_show_the_earlier_settlements_and_mark_a_superseded_run(clien
     old_book = load_workbook(io.BytesIO(client.get(reverse("admin:settlement_clearingrun_statement", args=[first.pk, "xlsx"])).content))
     csv_text = client.get(reverse("admin:settlement_clearingrun_statement", args=[second.pk, "csv"])).content.decode("utf-8-sig")
 
-    sheet = new_book["结算单 Statement"]
+    sheet = new_book["结算单"]
     header = [c.value for c in sheet[3]]
     values = dict(zip(header, [c.value for c in sheet[4]]))
     first_h1 = first.lines.get(institution=h1)
-    assert Decimal(str(values["此前年度清算已结算 settled before"])) == first_h1.balance == Decimal("10250.83")
-    earlier = new_book["此前结算 Earlier settlements"]
+    assert Decimal(str(values["此前年度清算已结算"])) == first_h1.balance == Decimal("10250.83")
+    earlier = new_book["此前结算"]
     rows = [[c.value for c in row] for row in earlier.iter_rows(min_row=4)]
     assert rows[0][:3] == ["H1", h1.name, f"#{first.pk}"] and Decimal(str(rows[0][-1])) == Decimal("10250.83")
-    assert "SUPERSEDED" in rows[0][5]
-    assert "有效结算 binding" in sheet["A2"].value
-    assert f"SUPERSEDED by run #{second.pk}" in old_book["结算单 Statement"]["A2"].value
+    assert rows[0][5] == f"已被清算 #{second.pk} 取代，非有效结算"
+    assert "有效结算" in sheet["A2"].value
+    assert f"已被清算 #{second.pk} 取代，非有效结算" in old_book["结算单"]["A2"].value
     header_csv, *lines = csv_text.splitlines()
     assert "settled_before" in header_csv.split(",")
     h1_csv = dict(zip(header_csv.split(","), next(line for line in lines if line.startswith("H1,")).split(",")))
@@ -110,5 +110,5 @@ def test_the_start_form_refuses_a_month_that_may_not_run_with_a_form_error(clien
 
     assert response.status_code == 200
     errors = " ".join(str(e) for e in response.context["form"].non_field_errors())
-    assert "No monthly run of 331083/employee/2025 for month 4" in errors and "只能发起1月" in errors
+    assert "331083/employee/2025 不能发起 4 月的月度预付" in errors and "只能发起1 月" in errors
     assert not ClearingRun.objects.exists()

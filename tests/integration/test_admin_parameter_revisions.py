@@ -191,7 +191,7 @@ def test_a_failed_run_acknowledged_with_a_note_leaves_the_cockpit_count(client, 
 
     def failed_count():
         queues = client.get(reverse("admin:index")).context["cockpit_queues"]
-        return next(q["count"] for q in queues if "failed" in q["label"])
+        return next(q["count"] for q in queues if str(q["label"]) == "失败清算")
 
     client.force_login(make_user("audrey", "auditor"))
     assert failed_count() == 1

@@ -9,6 +9,7 @@ import io
 from decimal import Decimal as D
 
 import pytest
+from django.utils import translation
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
@@ -169,13 +170,15 @@ def test_monthly_runs_follow_the_latest_finalized_month(region, people):
     operator = people[0]
     start = lambda month: services.clearing_run_start(region=region, fund="employee", year=YEAR, month=month, user=operator)
 
-    with pytest.raises(services.ClearingPeriodRefused, match="only 1 may run"):
+    with pytest.raises(services.ClearingPeriodRefused, match="只能发起1 月"):
+        start(2)
+    with translation.override("en"), pytest.raises(services.ClearingPeriodRefused, match="only Month 1 may run"):
         start(2)
     rerun(region, "employee", people, 1)
     rerun(region, "employee", people, 2)
-    with pytest.raises(services.ClearingPeriodRefused, match="the latest finalized month is 2; only 2 or 3 may run"):
+    with translation.override("en"), pytest.raises(services.ClearingPeriodRefused, match="the latest finalized month is 2; only Month 2 or Month 3 may run"):
         start(4)
-    with pytest.raises(services.ClearingPeriodRefused, match="picks up what changed in earlier months"):
+    with pytest.raises(services.ClearingPeriodRefused, match="最新已定稿月份为 2 月，只能发起2 月 或 3 月（更早月份的变化由下一次累计清算补差）"):
         start(1)
     assert start(2).status == RunStatus.DRAFT and start(3).status == RunStatus.DRAFT
     assert not ClearingRun.objects.filter(month__in=[1, 4], status=RunStatus.DRAFT).exists()  # refused runs are not recorded
@@ -185,15 +188,15 @@ def test_monthly_runs_follow_the_latest_finalized_month(region, people):
 
 def test_no_monthly_run_after_the_finalized_annual_clearing(employee_year, people):
     region, _, annual = employee_year
-    with pytest.raises(services.ClearingPeriodRefused, match=f"annual clearing of 331083/employee/2025 is finalized \\(run #{annual.pk}\\)"):
+    with translation.override("en"), pytest.raises(services.ClearingPeriodRefused, match=f"annual clearing of 331083/employee/2025 is finalized \\(run #{annual.pk}\\)"):
         services.clearing_run_start(region=region, fund="employee", year=YEAR, month=12, user=people[0])
-    with pytest.raises(CommandError, match="no monthly run after it"):
+    with pytest.raises(CommandError, match="的年度清算已定稿"):
         call_command("clear", region="331083", fund="employee", year=YEAR, month=12, stdout=open("/dev/null", "w"))
     assert services.clearing_run_start(region=region, fund="employee", year=YEAR, user=people[0]).status == RunStatus.DRAFT
 
 
 def test_the_clear_command_names_the_months_that_may_run(region):
-    with pytest.raises(CommandError, match="No monthly run of 331083/employee/2025 for month 5: no month of the year is finalized yet"):
+    with translation.override("en"), pytest.raises(CommandError, match="No monthly run of 331083/employee/2025 for month 5: no month of the year is finalized yet"):
         call_command("clear", region="331083", fund="employee", year=YEAR, month=5, stdout=open("/dev/null", "w"))
 
 
@@ -206,14 +209,14 @@ def test_a_draft_computed_before_another_run_of_the_pool_year_was_finalized_cann
     second = services.clearing_run_start(region=region, fund="employee", year=YEAR, month=2, user=operator)
     services.clearing_run_finalize(run=second, user=approver)
 
-    with pytest.raises(services.ClearingRunStale, match=f"Run #{first.pk} was computed before run #{second.pk}"):
+    with translation.override("en"), pytest.raises(services.ClearingRunStale, match=f"Run #{first.pk} was computed before run #{second.pk}"):
         services.clearing_run_finalize(run=first, user=approver)
     first.refresh_from_db()
     assert first.status == RunStatus.DRAFT
 
     annual = services.clearing_run_start(region=region, fund="employee", year=YEAR, user=operator)
     rerun(region, "employee", people, 3)  # a prepayment the annual draft does not deduct
-    with pytest.raises(services.ClearingRunStale, match="Re-run the period"):
+    with pytest.raises(services.ClearingRunStale, match="请重新发起清算后再定稿"):
         services.clearing_run_finalize(run=annual, user=approver)
     assert rerun(region, "employee", people).status == RunStatus.FINALIZED  # the re-run is finalized
 

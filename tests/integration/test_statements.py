@@ -126,7 +126,7 @@ def test_the_year_end_pack_adds_up(employee_year, worked_expected):
     payments = [Decimal(str(r[11])) for r in lines[:-1]]
     assert sum(payments) == Decimal(str(total[11])).quantize(Decimal("0.01")) == Decimal("303459.57")
     summary = workbook["汇总"]
-    assert "not finalized, not included: resident" in summary.cell(row=2, column=1).value
+    assert "未定稿，未纳入：城乡居民医保" in summary.cell(row=2, column=1).value
     _, prepay = sheet_table(workbook["职工医保月度预付"])
     prepaid_by_code = {r[0]: Decimal(str(r[-1])).quantize(Decimal("0.01")) for r in prepay[:-1]}
     expected = expected_rows(worked_expected / "employee" / "annual" / "clearing.csv")
