@@ -360,7 +360,7 @@ def _copy_in(table: str, columns: dict[str, list]) -> None:
     options = f"FORMAT csv, FORCE_NOT_NULL ({not_null})" if not_null else "FORMAT csv"
     text = _csv_text(columns)
     with connection.cursor() as cursor:
-        with cursor.connection.cursor() as pg_cursor:
+        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
             with pg_cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH ({options})") as copy:
                 copy.write(text)
 

@@ -135,7 +135,8 @@ def wait_until(predicate, seconds: float, what: str):
 
 @pytest.fixture
 def big_pool(services_up, tmp_path):
-    """A generated region-year large enough that a run takes seconds (to be killed in the middle)."""
+    """A generated region-year large enough that a run takes several seconds even on a quiet machine
+    (to be killed in the middle)."""
     bundle = tmp_path / "bundle"
     call_command("generate_bundle", "--cases", "200000", "--seed", "11", "--out", str(bundle), stdout=io.StringIO())
     call_command("load_bundle", str(bundle), stdout=io.StringIO())
@@ -150,10 +151,8 @@ def kill_mid_run(broker: str, region: Region, fund: str, queue: str) -> Clearing
     try:
         run = ClearingRun.objects.create(region=region, fund=fund, year=2025, kind="annual", status=RunStatus.QUEUED)
         clearing_run_task.apply_async(kwargs={"run_id": run.pk}, queue=queue)
-        # kill as soon as the worker has claimed the run: mid-run (loading, valuing or storing) even on
-        # a quiet machine, where the whole run takes a couple of seconds
         wait_until(lambda: ClearingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists(), 60, "the worker claims the run")
-        time.sleep(0.2)
+        time.sleep(1.5)  # mid-run: loading, valuing or storing; at least one heartbeat from the thread
     finally:
         worker.kill()
     run.refresh_from_db()
