@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import serializers as drf_serializers
 from django.utils.translation import gettext as _
 from rest_framework.response import Response
 
@@ -13,7 +12,7 @@ from benefits import selectors
 from benefits.api import serializers as s
 from benefits.models import SpecialOutpatientClaim
 from benefits.services import ClaimConflict, ClaimRefused, special_outpatient_claim_submit
-from drg.api.base import IDEMPOTENCY_PARAMETER, InstitutionAPIView, error_responses
+from drg.api.base import IDEMPOTENCY_PARAMETER, InstitutionAPIView, error_responses, query_month
 from drg.api.errors import ApiError, ApiErrorItem, flatten_detail
 from drg.choices import Fund
 
@@ -29,12 +28,7 @@ class ClaimFilter(filters.FilterSet):
         fields = ["month", "patient_id", "disease_code", "fund"]
 
     def filter_month(self, queryset, name, value):
-        try:
-            year, month = (int(part) for part in value.split("-"))
-            if len(value) != 7 or not (1 <= month <= 12 and 1900 <= year <= 9999):
-                raise ValueError
-        except ValueError:
-            raise drf_serializers.ValidationError({"month": [drf_serializers.ErrorDetail("month must be YYYY-MM", code="invalid_month")]})
+        year, month = query_month(value)
         return queryset.filter(service_date__year=year, service_date__month=month)
 
 

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import exceptions, generics, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -157,3 +157,15 @@ def error_responses(*codes: int) -> dict:
     from drg.api.serializers import ErrorResponseSerializer
 
     return {code: ErrorResponseSerializer for code in codes}
+
+
+def query_month(value: str) -> tuple[int, int]:
+    """(year, month) of a `month=YYYY-MM` query parameter; a 400 naming `month` otherwise. Every list
+    filtered by month (cases by discharge, special-outpatient claims by service date) reads it here."""
+    try:
+        year, month = (int(part) for part in value.split("-"))
+        if len(value) != 7 or not (1 <= month <= 12 and 1900 <= year <= 9999):
+            raise ValueError
+    except ValueError:
+        raise serializers.ValidationError({"month": [serializers.ErrorDetail("month must be YYYY-MM", code="invalid_month")]})
+    return year, month

@@ -15,13 +15,12 @@ from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers as drf_serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from common.text import printable
 from drg.api import serializers as s
-from drg.api.base import IDEMPOTENCY_PARAMETER, InstitutionAPIView, error_responses
+from drg.api.base import IDEMPOTENCY_PARAMETER, InstitutionAPIView, error_responses, query_month
 from drg.api.errors import ApiError, ApiErrorItem, too_large
 from drg.api.parsers import CSVParser
 from drg.api.views import CASE_NO_PARAMETER, CASES_EXAMPLE, MAX_ERRORS_LISTED, case_not_found
@@ -55,12 +54,7 @@ class CaseFilter(filters.FilterSet):
         fields = ["month", "drg_code", "fund", "category"]
 
     def filter_month(self, queryset, name, value):
-        try:
-            year, month = (int(part) for part in value.split("-"))
-            if len(value) != 7 or not (1 <= month <= 12 and 1900 <= year <= 9999):
-                raise ValueError
-        except ValueError:
-            raise drf_serializers.ValidationError({"month": [drf_serializers.ErrorDetail("month must be YYYY-MM", code="invalid_month")]})
+        year, month = query_month(value)
         return queryset.filter(discharge_date__year=year, discharge_date__month=month)
 
 

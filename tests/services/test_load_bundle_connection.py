@@ -48,7 +48,7 @@ def test_a_terminated_connection_mid_load_is_one_line_and_stores_nothing(transac
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}",
-        "PGAPPNAME": APP_NAME,  # libpq names the loader's session, so only its backend is terminated
+        "PGAPPNAME": APP_NAME,  # libpq names the loader's connection, so only its backend is terminated
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     env.pop("DRG_SERVICE_TEST_DB", None)
