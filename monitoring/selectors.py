@@ -18,6 +18,7 @@ from monitoring.domain.parameters import ScreeningParameters
 from monitoring.models import Finding, IndicatorValue, ScreeningParameterSet
 from settlement.choices import RunKind, RunStatus
 from settlement.models import ClearingRun
+from settlement.selectors import run_case_results_units
 
 
 def binding_run(*, region_id: int, fund: str, year: int) -> ClearingRun | None:
@@ -38,8 +39,6 @@ def _fen(column: str) -> str:
     return f"CAST(ROUND({column} * 100) AS BIGINT)"
 
 
-RESULT_COLUMNS = ["case_id", "institution_id", "group", "category", "points_u", "halved"]
-RESULT_DTYPES = {"case_id": "int64", "institution_id": "int64", "group": object, "category": object, "points_u": "int64", "halved": "int64"}
 CASE_COLUMNS = ["case_id", "case_no", "patient_id", "admission_date", "discharge_date", "total_fen", "self_fen", "discharge_status"]
 CASE_DTYPES = {"case_id": "int64", "case_no": object, "patient_id": object, "admission_date": object, "discharge_date": object,
                "total_fen": "int64", "self_fen": "int64", "discharge_status": object}
@@ -56,19 +55,18 @@ def _run_period(run: ClearingRun) -> tuple[dt.date, dt.date]:
 
 
 def run_cases_frame(*, run: ClearingRun) -> pd.DataFrame:
-    """The run's valued cases (its CaseResults with their cases and valuation groups), as the frame
+    """The run's valued cases (its case results with their cases and valuation groups), as the frame
     monitoring.domain.cases describes.
 
-    Two COPY reads merged in pandas, no join for the planner to get wrong on freshly stored results:
-    the run's results (by the (run, institution) index) and the pool's cases of the run's period (by
-    the pool/period index the clearing reads with); a valued case changed out of that period or pool
-    since the run is read by id."""
-    results = read_frame(
-        """SELECT r.case_id, r.institution_id, r.valuation_group, r.category, CAST(ROUND(r.points * 10000) AS BIGINT),
-                  CASE WHEN r.readmission_halved THEN 1 ELSE 0 END
-           FROM settlement_caseresult r WHERE r.run_id = %s""",
-        [run.pk], RESULT_COLUMNS, RESULT_DTYPES,
-    )
+    The run's result blocks (settlement.selectors) merged in pandas with one COPY read of the pool's
+    cases of the run's period (by the pool/period index the clearing reads with); a valued case
+    changed out of that period or pool since the run is read by id."""
+    stored = run_case_results_units(run=run)
+    results = pd.DataFrame({
+        "case_id": stored["case_id"].to_numpy(np.int64), "institution_id": stored["institution_id"].to_numpy(np.int64),
+        "group": stored["valuation_group"].to_numpy(object), "category": stored["category"].to_numpy(object),
+        "points_u": stored["points"].to_numpy(np.int64), "halved": stored["readmission_halved"].to_numpy(bool).astype(np.int64),
+    })
     if results.empty:
         return empty_cases()
     start, end = _run_period(run)

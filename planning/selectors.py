@@ -7,8 +7,6 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-from django.db.models import Sum
-from django.db.models.functions import ExtractMonth
 
 from common.bulk import is_postgres, read_frame
 from common.models import ReviewStatus
@@ -16,7 +14,8 @@ from drg.models import DrgGroup, Institution, Region, SpecialReview
 from planning.choices import ScenarioStatus
 from planning.models import Forecast, ForecastLine, Scenario
 from settlement.choices import RunKind, RunStatus
-from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.models import ClearingRun, InstitutionLine
+from settlement.selectors import run_month_sums
 
 
 def reference_cases_frame(*, region_id: int, years: tuple[int, ...]) -> pd.DataFrame:
@@ -123,11 +122,10 @@ def scenarios_of_pool(*, region: Region, fund: str, year: int, month: int | None
 
 def annual_points_and_claims_by_month(*, run: ClearingRun) -> tuple[dict[int, Fraction], dict[int, Fraction]]:
     """Σ case points and Σ fund claims (total − self pay) of an annual run's cases by discharge
-    month: one aggregate query (planning.services.season_record keeps the result)."""
-    rows = (CaseResult.objects.filter(run=run).annotate(m=ExtractMonth("case__discharge_date")).values("m")
-            .annotate(p=Sum("points"), t=Sum("case__total_cost"), s=Sum("case__self_pay")).order_by("m"))
-    points = {int(r["m"]): Fraction(str(r["p"])) for r in rows}
-    claims = {int(r["m"]): Fraction(str(r["t"])) - Fraction(str(r["s"])) for r in rows}
+    month (planning.services.season_record keeps the result)."""
+    sums = run_month_sums(run=run)
+    points = {int(m): Fraction(int(p), 10_000) for m, p in zip(sums["month"], sums["points_u"])}
+    claims = {int(m): Fraction(int(t) - int(s), 100) for m, t, s in zip(sums["month"], sums["total_fen"], sums["self_fen"])}
     return points, claims
 
 

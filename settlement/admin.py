@@ -23,9 +23,6 @@ from common.reviews import error_text
 from drg.admin import (
     BureauAdmin,
     CaseAdmin,
-    DischargeRangeFilter,
-    DrgCodeFilter,
-    case_search,
     ReadOnlyAdmin,
     ReadOnlyInline,
     ReviewAdmin,
@@ -38,9 +35,9 @@ from drg.admin import (
 )
 from drg.choices import Fund
 from drg.models import Case, DrgGroup, Institution, Region
-from settlement import admin_views, statements
+from settlement import admin_views, selectors, statements
 from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RESULT_RUN_STATUSES, RunKind, RunStatus
-from settlement.models import CaseResult, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
+from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 # --- clearing inputs: review queues ---------------------------------------------------------------
 
@@ -91,27 +88,17 @@ class ItemizedClaimForm(forms.ModelForm):
         return value.replace(day=1) if value else value
 
 
-class CaseResultInline(ReadOnlyInline):
-    """Why the case got its points, run by run (SETTLEMENT.md §2.6)."""
-
-    model = CaseResult
-    fields = ("run_link", "valuation_group", "coefficient", "ratio", "category", "base_points", "points_before_readmission", "readmission_halved", "points")
-    readonly_fields = fields
-    verbose_name_plural = _("估值结果（各清算批次的计点依据）")
-    fk_name = "case"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run__region").order_by("-run_id")
-
-    @admin.display(description=_("清算批次"))
-    def run_link(self, obj):
-        return admin_link(obj.run)
-
-
 class CaseWithResultsAdmin(CaseAdmin):
-    """drg's case page plus the valuation of every clearing run that valued the case."""
+    """drg's case page plus the valuation of every clearing run that valued the case (SETTLEMENT.md §2.6)."""
 
-    inlines = (*CaseAdmin.inlines, CaseResultInline)
+    change_form_template = "admin/settlement/case_change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        case = self.get_object(request, object_id)
+        if case is not None:
+            extra_context["valuations"] = selectors.case_results_by_run(case=case)
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 admin.site.unregister(Case)
@@ -616,6 +603,7 @@ class ClearingRunAdmin(BureauAdmin):
             path("pool/<int:region_id>/<str:fund>/<int:year>/", wrap(lambda request, **kw: admin_views.pool_view(self, request, **kw)), name="settlement_pool"),
             path("year-end/<int:region_id>/<int:year>/pack.xlsx", wrap(self.year_end_pack_view), name="settlement_clearingrun_year_end_pack"),
             path("<int:object_id>/compare/", wrap(lambda request, object_id: admin_views.compare_view(self, request, object_id)), name="settlement_clearingrun_compare"),
+            path("<int:object_id>/results/", wrap(lambda request, object_id: admin_views.results_view(self, request, object_id)), name="settlement_clearingrun_results"),
             path("<int:object_id>/finalize/", wrap(self.finalize_view), name="settlement_clearingrun_finalize"),
             path("<int:object_id>/acknowledge/", wrap(self.acknowledge_view), name="settlement_clearingrun_acknowledge"),
             path("<int:object_id>/statement.<str:ext>", wrap(self.statement_view), name="settlement_clearingrun_statement"),
@@ -647,7 +635,7 @@ class ClearingRunAdmin(BureauAdmin):
                 pdf_url=reverse("admin:settlement_clearingrun_statement", args=[run.pk, "pdf"]) if has_results else None,
                 pack_url=reverse("admin:settlement_clearingrun_year_end_pack", args=[run.region_id, run.year])
                 if run.kind == RunKind.ANNUAL and run.status == RunStatus.FINALIZED else None,
-                results_url=reverse("admin:settlement_caseresult_changelist") + f"?run={run.pk}" if has_results else None,
+                results_url=reverse("admin:settlement_clearingrun_results", args=[run.pk]) if has_results else None,
                 can_finalize=run.status == RunStatus.DRAFT and self.has_finalize_permission(request),
                 started_by_me=run.started_by_id == request.user.pk,
                 finalize_url=reverse("admin:settlement_clearingrun_finalize", args=[run.pk]),
@@ -691,37 +679,6 @@ class InstitutionLineAdmin(ReadOnlyAdmin):
     @admin.display(description=_("清算差额"))
     def balance_col(self, obj):
         return num_cell(money(obj.balance))
-
-
-class CaseResultDischargeFilter(DischargeRangeFilter):
-    field = "case__discharge_date"
-
-
-class CaseResultDrgFilter(DrgCodeFilter):
-    title = _("计点病组")
-    field = "valuation_group"
-
-
-@admin.register(CaseResult)
-class CaseResultAdmin(ReadOnlyAdmin):
-    """Why each case got its points in a run (open from a run: ?run=<id>)."""
-
-    list_display = ("case_no", "institution", "valuation_group", "category", "coefficient", "ratio", "base_points", "points_before_readmission", "readmission_halved", "points", "run")
-    list_filter = (CaseResultDischargeFilter, CaseResultDrgFilter, "category", "readmission_halved", "run__fund", "institution__category")
-    list_select_related = ("case", "institution", "run__region")
-    search_fields = ("case__case_no",)
-    search_help_text = _("病案号（可输入部分）、患者编号、机构编码或机构名称")
-    show_full_result_count = False
-
-    def get_search_results(self, request, queryset, search_term):
-        return case_search(queryset, search_term, prefix="case__"), False
-
-    def lookup_allowed(self, lookup, value, request=None):
-        return lookup in ("run", "run__id__exact", "institution", "institution__id__exact") or super().lookup_allowed(lookup, value, request)
-
-    @admin.display(description=_("病案号"), ordering="case__case_no")
-    def case_no(self, obj):
-        return obj.case.case_no
 
 
 # --- the cockpit: the admin index shows what waits for the bureau (queues, pools) above the app list

@@ -751,3 +751,78 @@ def parameter_rows(parameters: dict, prefix: str = "") -> list[tuple[str, str]]:
         else:
             rows.append((label, _param_value(value)))
     return rows
+
+
+# --- a run's case results (why each case got its points) -------------------------------------------
+
+RESULTS_PER_PAGE = 100
+
+
+def results_view(model_admin, request, object_id):
+    """The per-case results of one run, read from its stored blocks: filter by institution, category,
+    readmission halving, valuation group and case number; 100 rows a page."""
+    from django.core.paginator import Paginator
+
+    from common.text import printable
+    from drg.choices import CaseCategory
+    from drg.models import Institution
+
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    run = get_object_or_404(ClearingRun.objects.select_related("region"), pk=object_id)
+    institutions = list(
+        Institution.objects.filter(pk__in=run.result_blocks.values("institution_id")).order_by("code").values_list("pk", "code", "name")
+    )
+    chosen = request.GET.get("institution", "")
+    institution_id = int(chosen) if chosen.isdigit() and any(pk == int(chosen) for pk, *_ in institutions) else None
+    has_results = run.status in RESULT_STATUSES
+    frame = selectors.run_case_results_units(run=run, institution_id=institution_id) if has_results else None
+    filters = {
+        "category": request.GET.get("category", "") if request.GET.get("category", "") in CaseCategory.values else "",
+        "halved": request.GET.get("halved", "") in ("1", "on", "true"),
+        "group": printable(request.GET.get("group", ""))[:16].strip(),
+        "q": printable(request.GET.get("q", ""))[:64].strip(),
+    }
+    total = 0
+    if frame is not None:
+        total = len(frame)
+        if filters["category"]:
+            frame = frame[frame["category"] == filters["category"]]
+        if filters["halved"]:
+            frame = frame[frame["readmission_halved"].to_numpy(bool)]
+        if filters["group"]:
+            frame = frame[frame["valuation_group"].astype(str).str.upper().str.startswith(filters["group"].upper())]
+        if filters["q"]:
+            matching = Case.objects.filter(
+                institution_id__in=[pk for pk, *_ in institutions], case_no__icontains=filters["q"]
+            ).values_list("pk", flat=True)
+            frame = frame[frame["case_id"].isin(list(matching[:10_000]))]
+        frame = frame.sort_values(["institution_id", "case_id"], kind="stable")
+    page = Paginator(frame if frame is not None else [], RESULTS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = []
+    if frame is not None and len(page.object_list):
+        shown = selectors.case_results_with_cases(page.object_list)
+        labels = dict(CaseCategory.choices)
+        rows = shown.astype(object).where(shown.notna(), None).to_dict("records")
+        for row in rows:
+            row["category_label"] = labels.get(row["category"], row["category"])
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("病例计点结果：%(run)s") % {"run": run},
+        "opts": ClearingRun._meta,
+        "run": run,
+        "run_url": reverse("admin:settlement_clearingrun_change", args=[run.pk]),
+        "institutions": institutions,
+        "institution_id": institution_id,
+        "categories": CaseCategory.choices,
+        "filters": filters,
+        "page": page,
+        "rows": rows,
+        "total": total,
+        "matched": len(frame) if frame is not None else 0,
+        "query": query.urlencode(),
+        "has_results": has_results,
+    }
+    return TemplateResponse(request, "admin/settlement/results.html", context)

@@ -205,33 +205,25 @@ class ClearingRun(models.Model):
             return None
 
 
-class CaseResult(models.Model):
-    """The valuation of one case in one run, with its explanation."""
+class CaseResultBlock(models.Model):
+    """One institution's per-case results in one run (valuation group, coefficient, cost ratio,
+    category, base points, readmission halving, points: SETTLEMENT.md §2.6), stored as one compressed
+    Parquet block (settlement.domain.results, docs/storage.md). Read through settlement.selectors
+    (run_case_results_frame, run_case_result, case_latest_results), never decoded elsewhere."""
 
-    # Indexed by the two composite/explicit indexes of Meta only: a run writes up to millions of
-    # these rows by COPY, and every redundant index costs write time.
-    # No database FK on run either: its deferred per-row check at commit cost ≈ 1.7 s per 200,000
-    # results; the rows are written only by the run's own service under the run's row lock.
-    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="case_results", db_index=False, db_constraint=False)
-    case = models.ForeignKey(Case, verbose_name=_("病例"), on_delete=models.PROTECT, related_name="results", db_constraint=False, db_index=False)
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False)
-    valuation_group = models.CharField(_("计点病组"), max_length=16)
-    coefficient = models.DecimalField(_("差异系数"), max_digits=8, decimal_places=4)
-    ratio = models.DecimalField(_("费用倍率"), max_digits=14, decimal_places=4, null=True)
-    category = models.CharField(_("病例类别"), max_length=16, choices=CaseCategory.choices)
-    base_points = models.DecimalField(_("基准点数"), **POINTS, null=True)
-    readmission_halved = models.BooleanField(_("再入院减半"), default=False)
-    points_before_readmission = models.DecimalField(_("再入院调整前点数"), **POINTS)
-    points = models.DecimalField(_("点数"), **POINTS)
+    run = models.ForeignKey(ClearingRun, verbose_name=_("清算批次"), on_delete=models.CASCADE, related_name="result_blocks")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="+")
+    cases = models.PositiveIntegerField(_("病例数"))
+    data = models.BinaryField(_("计点结果（列式压缩）"))
 
     class Meta:
-        verbose_name = _("病例计点结果")
-        verbose_name_plural = pgettext_lazy("plural", "病例计点结果")
-        ordering = ["run", "institution", "case"]
-        indexes = [models.Index(fields=["run", "institution"], name="case_result_run_inst_idx"), models.Index(fields=["case"], name="case_result_case_idx")]
+        verbose_name = _("病例计点结果块")
+        verbose_name_plural = pgettext_lazy("plural", "病例计点结果块")
+        ordering = ["run", "institution"]
+        constraints = [models.UniqueConstraint(fields=["run", "institution"], name="case_result_block_run_inst")]
 
     def __str__(self) -> str:
-        return f"{self.case.case_no} · {self.run}"
+        return f"{self.run} · {self.institution_id}"
 
 
 class InstitutionLine(models.Model):

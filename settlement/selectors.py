@@ -9,14 +9,16 @@ from typing import Sequence as _Sequence
 import pandas as pd
 from django.db.models import Count, Max, Sum
 
-from common.bulk import read_frame
+from common.bulk import is_postgres, read_frame
 from common.models import ReviewStatus
 from common.precision import r2
+from drg.choices import CaseCategory
 from drg.domain.valuation import Catalog, Tier, ValuationScheme
 from drg.models import Case, Coefficient, DrgGroup, Institution, PaymentScheme, SpecialReview, TcmEquivalent
 from settlement.choices import PAID_RUN_STATUSES, AdjustmentStatus, RunKind, RunStatus
+from settlement.domain import results as results_blocks
 from settlement.domain.clearing import Band, ClearingParameters, UpliftTier
-from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
+from settlement.models import CaseResultBlock, ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
 
 def finalized_through(*, region_id: int) -> dict[tuple[str, int], int]:
@@ -44,7 +46,7 @@ def is_period_finalized(*, frozen: dict[tuple[str, int], int], fund: str, discha
 
 
 # every table holding per-case results of runs (the bench reports their bytes on disk)
-CASE_RESULT_TABLES = ("settlement_caseresult",)
+CASE_RESULT_TABLES = ("settlement_caseresultblock",)
 
 
 # --- pool inputs -----------------------------------------------------------------------------------
@@ -332,6 +334,7 @@ def latest_run(*, region, fund: str, year: int, month: int | None = None, status
 
 
 # --- case results of a run: the one place that reads them ------------------------------------------
+# Stored as one compressed block per (run, institution) (settlement.domain.results, docs/storage.md).
 
 CASE_RESULT_COLUMNS = (
     "run_id", "case_id", "institution_id", "valuation_group", "coefficient", "ratio", "category", "base_points",
@@ -339,58 +342,189 @@ CASE_RESULT_COLUMNS = (
 )
 # the case and institution columns run_case_results_frame(with_case=True) adds
 CASE_RESULT_CASE_COLUMNS = ("case_no", "discharge_date", "drg_code", "institution_code")
+# run statuses whose results stand for "the latest valuation" of a case (the API, the case page)
+VALUED_RUN_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+
+
+def _run_id(run) -> int:
+    return int(getattr(run, "pk", run))
+
+
+def _decoded(blocks) -> pd.DataFrame:
+    """(run_id, institution_id, data) rows -> one frame of CASE_RESULT_COLUMNS in integer units."""
+    parts = []
+    for run_id, institution_id, data in blocks:
+        part = results_blocks.decode_block(data)
+        part.insert(0, "institution_id", institution_id)
+        part.insert(0, "run_id", run_id)
+        parts.append(part)
+    if not parts:
+        empty = results_blocks.empty_frame()
+        empty.insert(0, "institution_id", pd.Series(dtype="int64"))
+        empty.insert(0, "run_id", pd.Series(dtype="int64"))
+        return empty
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.astype({"run_id": "int64", "institution_id": "int64"})
+
+
+def run_case_results_units(*, run, institution_id: int | None = None) -> pd.DataFrame:
+    """The per-case results of `run` (only `institution_id`'s when given): CASE_RESULT_COLUMNS with
+    coefficient, ratio and points in integer ten-thousandths (Int64 with NA where NULL), in case id
+    order. The bulk readers' form (monitoring, planning, the clearing files)."""
+    blocks = CaseResultBlock.objects.filter(run_id=_run_id(run))
+    if institution_id is not None:
+        blocks = blocks.filter(institution_id=institution_id)
+    frame = _decoded(blocks.order_by("institution_id").values_list("run_id", "institution_id", "data").iterator(chunk_size=20))
+    return frame.sort_values("case_id", kind="stable", ignore_index=True)
+
+
+def _case_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """case_no, discharge_date, drg_code, institution_code of the frame's cases (one read of their institutions'
+    cases in the frame's id range, merged on the id)."""
+    columns = ["case_id", "case_no", "discharge_date", "drg_code", "institution_code"]
+    if frame.empty:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
+    institutions = sorted(int(i) for i in frame["institution_id"].unique())
+    ids = frame["case_id"]
+    rows = (
+        Case.objects.filter(institution_id__in=institutions, id__gte=int(ids.min()), id__lte=int(ids.max()))
+        .values_list("id", "case_no", "discharge_date", "drg_code", "institution__code")
+    )
+    if len(frame) > 50_000:
+        sql, params = rows.query.sql_with_params()
+        cases = read_frame(sql, params, columns, {"case_id": "int64", "case_no": str, "drg_code": str, "institution_code": str})
+        cases["discharge_date"] = pd.to_datetime(cases["discharge_date"]).dt.date
+    else:
+        cases = pd.DataFrame.from_records(list(rows), columns=columns)
+    return cases
 
 
 def run_case_results_frame(*, run, institution_id: int | None = None, with_case: bool = False) -> pd.DataFrame:
     """The per-case results of `run` (only `institution_id`'s when given) as a DataFrame with the
-    columns of CASE_RESULT_COLUMNS — amounts and points as exact Decimals (None where NULL), as the
-    model holds them — plus, with `with_case`, the case number, discharge date, DRG code and the
-    institution's code. Rows in case id order.
+    columns of CASE_RESULT_COLUMNS — coefficient, ratio and points as exact Decimals (None where
+    NULL) — plus, with `with_case`, the case number, discharge date, DRG code and the institution's
+    code. Rows in case id order.
 
     Every reader of case results (statements, the clearing files, the admin, the API, the apps
-    above settlement) goes through this function or run_case_result, so where and how the results
-    are stored can change in one place."""
-    from settlement.models import CaseResult
-
-    rows = CaseResult.objects.filter(run_id=getattr(run, "pk", run))
-    if institution_id is not None:
-        rows = rows.filter(institution_id=institution_id)
-    fields = list(CASE_RESULT_COLUMNS)
+    above settlement) goes through this module, so where and how the results are stored is decided
+    in one place."""
+    frame = results_blocks.as_decimals(run_case_results_units(run=run, institution_id=institution_id))
     if with_case:
-        fields += ["case__case_no", "case__discharge_date", "case__drg_code", "institution__code"]
-    frame = pd.DataFrame.from_records(
-        list(rows.order_by("case_id").values_list(*fields)),
-        columns=list(CASE_RESULT_COLUMNS) + (list(CASE_RESULT_CASE_COLUMNS) if with_case else []),
-    )
-    return frame
+        frame = frame.merge(_case_columns(frame), on="case_id", how="left", sort=False)
+    return frame[list(CASE_RESULT_COLUMNS) + (list(CASE_RESULT_CASE_COLUMNS) if with_case else [])]
+
+
+def case_results_with_cases(frame: pd.DataFrame) -> pd.DataFrame:
+    """Case results in integer units (a slice of run_case_results_units) -> exact Decimals plus the
+    case columns of CASE_RESULT_CASE_COLUMNS, in the frame's order."""
+    out = results_blocks.as_decimals(frame)
+    return out.merge(_case_columns(frame), on="case_id", how="left", sort=False)
 
 
 def run_case_result(*, run, case) -> dict | None:
-    """One case's result in `run` (a dict of CASE_RESULT_COLUMNS), or None when the run did not value it."""
-    from settlement.models import CaseResult
+    """One case's result in `run` (a dict of CASE_RESULT_COLUMNS, Decimals), or None when the run did not value it."""
+    case_id = int(getattr(case, "pk", case))
+    institution_id = getattr(case, "institution_id", None)
+    if institution_id is None:
+        institution_id = Case.objects.filter(pk=case_id).values_list("institution_id", flat=True).first()
+    frame = run_case_results_units(run=run, institution_id=institution_id)
+    found = frame[frame["case_id"] == case_id]
+    if found.empty:
+        return None
+    return _records(results_blocks.as_decimals(found))[0]
 
-    row = (
-        CaseResult.objects.filter(run_id=getattr(run, "pk", run), case_id=getattr(case, "pk", case))
-        .values(*CASE_RESULT_COLUMNS).first()
-    )
-    return row
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if v is pd.NA else v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")]
 
 
 def run_case_result_count(*, run) -> int:
     """How many case results `run` has stored."""
-    from settlement.models import CaseResult
+    return CaseResultBlock.objects.filter(run_id=_run_id(run)).aggregate(n=Sum("cases"))["n"] or 0
 
-    return CaseResult.objects.filter(run_id=getattr(run, "pk", run)).count()
+
+def run_case_result_bytes(*, run) -> int:
+    """Bytes of `run`'s stored case-result blocks (their compressed size)."""
+    from django.db.models.functions import Length
+
+    return CaseResultBlock.objects.filter(run_id=_run_id(run)).aggregate(n=Sum(Length("data")))["n"] or 0
+
+
+def run_month_sums(*, run) -> pd.DataFrame:
+    """Per discharge month (1..12) of `run`'s valued cases: Σ points (ten-thousandths), Σ total cost and
+    Σ self pay (fen) — columns month, points_u, total_fen, self_fen, months with cases only."""
+    frame = run_case_results_units(run=run)
+    columns = ["month", "points_u", "total_fen", "self_fen"]
+    if frame.empty:
+        return pd.DataFrame({name: pd.Series(dtype="int64") for name in columns})
+    institutions = sorted(int(i) for i in frame["institution_id"].unique())
+    ids = frame["case_id"]
+    sql = (
+        "SELECT id, CAST(EXTRACT(MONTH FROM discharge_date) AS INTEGER), CAST(ROUND(total_cost * 100) AS BIGINT), "
+        "CAST(ROUND(self_pay * 100) AS BIGINT) FROM drg_case WHERE id >= %s AND id <= %s AND institution_id IN ("
+        + ", ".join(["%s"] * len(institutions)) + ")"
+    )
+    if not is_postgres():
+        sql = sql.replace("CAST(EXTRACT(MONTH FROM discharge_date) AS INTEGER)", "CAST(strftime('%%m', discharge_date) AS INTEGER)")
+    cases = read_frame(sql, [int(ids.min()), int(ids.max()), *institutions], ["case_id", "month", "total_fen", "self_fen"],
+                       {"case_id": "int64", "month": "int64", "total_fen": "int64", "self_fen": "int64"})
+    merged = frame[["case_id", "points"]].merge(cases, on="case_id", how="inner", sort=False)
+    sums = merged.groupby("month", sort=True)[["points", "total_fen", "self_fen"]].sum().reset_index()
+    return sums.rename(columns={"points": "points_u"})[columns].astype("int64")
 
 
 def run_points_by_discharge_month(*, run) -> dict[int, Decimal]:
-    """Σ points of `run`'s case results per discharge month (1..12), summed by the database."""
-    from django.db.models.functions import ExtractMonth
+    """Σ points of `run`'s case results per discharge month (1..12)."""
+    sums = run_month_sums(run=run)
+    return {int(m): Decimal(int(p)).scaleb(-4) for m, p in zip(sums["month"], sums["points_u"])}
 
-    from settlement.models import CaseResult
 
-    rows = (
-        CaseResult.objects.filter(run_id=getattr(run, "pk", run))
-        .annotate(m=ExtractMonth("case__discharge_date")).values("m").annotate(p=Sum("points")).order_by()
+def case_latest_results(*, institution_id: int, case_ids=None, statuses=VALUED_RUN_STATUSES) -> pd.DataFrame:
+    """The latest valuation of an institution's cases: for each case, its result in the newest run (by
+    creation) among the runs in `statuses` that valued it. Only `case_ids` when given (the newest
+    blocks are read first and reading stops once every case is found). CASE_RESULT_COLUMNS with
+    exact Decimals plus run_created_at, indexed by nothing, one row per case found."""
+    wanted = None if case_ids is None else {int(c) for c in case_ids}
+    blocks = (
+        CaseResultBlock.objects.filter(institution_id=institution_id, run__status__in=list(statuses))
+        .order_by("-run__created_at", "-run_id").values_list("run_id", "institution_id", "data", "run__created_at")
     )
-    return {int(row["m"]): row["p"] for row in rows}
+    parts, found = [], set()
+    for run_id, inst, data, created in blocks.iterator(chunk_size=4):
+        if wanted is not None and wanted <= found:
+            break
+        part = _decoded([(run_id, inst, data)])
+        if wanted is not None:
+            part = part[part["case_id"].isin(list(wanted - found))]
+        else:
+            part = part[~part["case_id"].isin(list(found))] if found else part
+        if part.empty:
+            continue
+        part["run_created_at"] = created
+        found.update(part["case_id"].tolist())
+        parts.append(part)
+    if not parts:
+        empty = _decoded([])
+        empty["run_created_at"] = pd.Series(dtype=object)
+        return results_blocks.as_decimals(empty)
+    return results_blocks.as_decimals(pd.concat(parts, ignore_index=True))
+
+
+def case_results_by_run(*, case) -> list[dict]:
+    """Every valuation of one case, newest run first: dicts of CASE_RESULT_COLUMNS (Decimals) with `run`
+    (the ClearingRun). For the case page."""
+    blocks = (
+        CaseResultBlock.objects.filter(institution_id=case.institution_id, run__region_id=case.region_id)
+        .select_related("run__region").order_by("-run_id")
+    )
+    out = []
+    for block in blocks.iterator(chunk_size=4):
+        part = results_blocks.decode_block(block.data)
+        part = part[part["case_id"] == case.pk]
+        if part.empty:
+            continue
+        part.insert(0, "institution_id", block.institution_id)
+        part.insert(0, "run_id", block.run_id)
+        record = _records(results_blocks.as_decimals(part))[0]
+        out.append({**record, "run": block.run, "category_label": CaseCategory(record["category"]).label})
+    return out

@@ -31,13 +31,12 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 
 from budget.services import budget_current
-from common.bulk import write_frame
 from common.precision import from_fen, from_ten_thousandths, r2, round_half_up
 from common.users import system_user
 from drg.domain.valuation import Catalog, value_cases
@@ -45,8 +44,9 @@ from drg.models import DrgGroup, PaymentScheme, Region
 from drg.revisions import parameter_revisions_for_run
 from settlement import dispatch, scaleout, selectors
 from settlement.choices import ACTIVE_RUN_STATUSES, PAID_RUN_STATUSES, RunKind, RunStatus
+from settlement.domain import results as results_blocks
 from settlement.domain.clearing import InstitutionTotals, annual_clearing, monthly_clearing
-from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.models import CaseResultBlock, ClearingRun, InstitutionLine
 from settlement.signals import run_finalized
 
 logger = logging.getLogger(__name__)
@@ -393,7 +393,7 @@ def clearing_run_fail(*, run_id: int, error: str, timings: dict | None = None, s
         locked = ClearingRun.objects.select_for_update().filter(pk=run_id, status__in=statuses).first()
         if locked is None:
             return
-        CaseResult.objects.filter(run_id=run_id).delete()
+        CaseResultBlock.objects.filter(run_id=run_id).delete()
         InstitutionLine.objects.filter(run_id=run_id).delete()
         locked.status = RunStatus.FAILED
         locked.error = error
@@ -576,17 +576,13 @@ def _fingerprint(digests: dict[int, str], catalog: Catalog, parameters: dict) ->
     return digest.hexdigest()
 
 
-# CaseResult columns held as integer units (ten-thousandths) until write_frame turns them into exact
-# numeric literals, the cheapest form for COPY (common/bulk.py).
-CASE_RESULT_UNITS = {"coefficient": 4, "ratio": 4, "base_points": 4, "points_before_readmission": 4, "points": 4}
-
-
-def _case_results_frame(run_id: int, cases: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+def _case_results_frame(cases: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+    """The valued cases as case-result rows: institution_id plus the block columns, in integer units
+    (settlement.domain.results)."""
     return pd.DataFrame(
         {
-            "run_id": run_id,
-            "case_id": cases["case_id"].to_numpy(),
             "institution_id": cases["institution"].to_numpy(),
+            "case_id": cases["case_id"].to_numpy(),
             "valuation_group": values["valuation_group"].to_numpy(),
             "coefficient": values["coef_u"].to_numpy(),
             "ratio": pd.array(values["ratio_u"], dtype="Int64"),
@@ -599,11 +595,20 @@ def _case_results_frame(run_id: int, cases: pd.DataFrame, values: pd.DataFrame) 
     )
 
 
+def _results_write(run_id: int, frame: pd.DataFrame) -> int:
+    """Store case-result rows as one compressed block per institution (docs/storage.md)."""
+    rows = [
+        CaseResultBlock(run_id=run_id, institution_id=institution_id, cases=len(part), data=results_blocks.encode_block(part))
+        for institution_id, part in results_blocks.split_by_institution(frame)
+    ]
+    CaseResultBlock.objects.bulk_create(rows, batch_size=100)
+    return len(frame)
+
+
 def _store(run: ClearingRun, computed: _Computed) -> None:
-    CaseResult.objects.filter(run=run).delete()
+    CaseResultBlock.objects.filter(run=run).delete()
     InstitutionLine.objects.filter(run=run).delete()
-    frame = _case_results_frame(run.pk, computed.cases, computed.values)
-    write_frame(CaseResult._meta.db_table, frame, list(frame.columns), units=CASE_RESULT_UNITS)
+    _results_write(run.pk, _case_results_frame(computed.cases, computed.values))
     InstitutionLine.objects.bulk_create([InstitutionLine(run=run, **line) for line in computed.lines])
 
 
@@ -654,7 +659,7 @@ def _lock_chunk(run_id: int, chunk_no: int) -> None:
 
 
 def clearing_run_value_chunk(*, run_id: int, chunk_no: int, institution_ids: list[int], worker: str = "") -> dict:
-    """Value one chunk of a running run: its institutions' cases, stored as CaseResult rows
+    """Value one chunk of a running run: its institutions' cases, stored as case-result blocks
     idempotently (that run's rows of those institutions are replaced in one transaction, so a
     retried or redelivered chunk never doubles), and return small JSON-ready aggregates.
 
@@ -688,15 +693,15 @@ def _value_chunk(run: ClearingRun, *, run_id: int, chunk_no: int, institution_id
         timings["value"] = round(time.perf_counter() - started, 3)
 
         started = time.perf_counter()
-        frame = _case_results_frame(run_id, cases, values)
+        frame = _case_results_frame(cases, values)
         with transaction.atomic():
             status = _lock_run_shared(run_id)
             if status != RunStatus.RUNNING:
                 logger.info("run %s became %s while chunk %s was valued; results discarded", run_id, status, chunk_no)
                 return {"chunk": chunk_no, "skipped": status}
             _lock_chunk(run_id, chunk_no)
-            CaseResult.objects.filter(run_id=run_id, institution_id__in=list(institution_ids)).delete()
-            write_frame(CaseResult._meta.db_table, frame, list(frame.columns), units=CASE_RESULT_UNITS)
+            CaseResultBlock.objects.filter(run_id=run_id, institution_id__in=list(institution_ids)).delete()
+            _results_write(run_id, frame)
         timings["store"] = round(time.perf_counter() - started, 3)
     except Exception as exc:
         logger.exception("run %s chunk %s failed", run_id, chunk_no)
@@ -747,7 +752,7 @@ def _reduce(run: ClearingRun, *, run_id: int, results: list) -> ClearingRun:
             if locked.status != RunStatus.RUNNING:
                 logger.info("run %s became %s while reducing; results discarded", run_id, locked.status)
                 return locked
-            stored = CaseResult.objects.filter(run_id=run_id).count()
+            stored = CaseResultBlock.objects.filter(run_id=run_id).aggregate(n=Sum("cases"))["n"] or 0
             if stored != case_count:
                 raise scaleout.ScaleoutError(f"{stored} case results are stored but the chunks valued {case_count} cases")
             InstitutionLine.objects.filter(run=locked).delete()

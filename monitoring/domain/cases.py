@@ -1,6 +1,6 @@
 """The valued-case frame every monitoring calculation reads, and exact helpers.
 
-One row per valued case of a clearing run (its CaseResult joined to its Case and to the valuation
+One row per valued case of a clearing run (its case result joined to its Case and to the valuation
 group of the run's catalog). Columns:
 
 | column | dtype | meaning |

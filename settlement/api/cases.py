@@ -1,8 +1,8 @@
 """Hospital API views for cases: submit (JSON or CSV), list, read, and why a case got its points.
 
-They live in settlement because they show each case with its latest valuation (CaseResult of a
-draft or finalized clearing run); the case rules and writes are drg's (drg.services.cases_submit,
-which refuses changes to finalized periods). Each view translates the request, makes one service or
+They live in settlement because they show each case with its latest valuation (its result in the
+newest draft or finalized clearing run, settlement.selectors.case_latest_results); the case rules
+and writes are drg's (drg.services.cases_submit, which refuses changes to finalized periods). Each view translates the request, makes one service or
 selector call and maps errors to the one error shape (drg.api.errors); every query is scoped to the
 caller's institution.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 
-from django.db.models import OuterRef, Subquery
+from types import SimpleNamespace
+
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -31,14 +32,23 @@ from drg.domain.rows import LINE, read_csv_text
 from drg.models import Case
 from drg.services import CasesFinalized, CasesInvalid, cases_submit, cases_validate
 from settlement.api.serializers import ValuationSerializer
-from settlement.choices import RunStatus
-from settlement.models import CaseResult
-
-VALUED_RUN_STATUSES = (RunStatus.DRAFT, RunStatus.FINALIZED)
+from settlement.models import ClearingRun
+from settlement.selectors import case_latest_results
 
 
-def latest_results(case_ref) -> "CaseResult.objects":
-    return CaseResult.objects.filter(case=case_ref, run__status__in=VALUED_RUN_STATUSES).order_by("-run__created_at", "-run_id")
+def with_latest(cases: list[Case]) -> list[Case]:
+    """Set latest_category / latest_points on each case: its result in the newest draft or finalized
+    run that valued it (None when no run has)."""
+    by_institution: dict[int, list[Case]] = {}
+    for case in cases:
+        case.latest_category = case.latest_points = None
+        by_institution.setdefault(case.institution_id, []).append(case)
+    for institution_id, group in by_institution.items():
+        latest = case_latest_results(institution_id=institution_id, case_ids=[c.pk for c in group])
+        found = {int(r.case_id): (r.category, r.points) for r in latest[["case_id", "category", "points"]].itertuples(index=False)}
+        for case in group:
+            case.latest_category, case.latest_points = found.get(case.pk, (None, None))
+    return cases
 
 
 class CaseFilter(filters.FilterSet):
@@ -46,7 +56,7 @@ class CaseFilter(filters.FilterSet):
     drg_code = filters.CharFilter(field_name="drg_code", max_length=16)
     fund = filters.ChoiceFilter(choices=Fund.choices)
     category = filters.ChoiceFilter(
-        choices=CaseCategory.choices, field_name="latest_category", help_text="category in the latest clearing run containing the case"
+        choices=CaseCategory.choices, method="filter_category", help_text="category in the latest clearing run containing the case"
     )
 
     class Meta:
@@ -56,6 +66,13 @@ class CaseFilter(filters.FilterSet):
     def filter_month(self, queryset, name, value):
         year, month = query_month(value)
         return queryset.filter(discharge_date__year=year, discharge_date__month=month)
+
+    def filter_category(self, queryset, name, value):
+        ids: list[int] = []
+        for institution_id in queryset.order_by().values_list("institution_id", flat=True).distinct():
+            latest = case_latest_results(institution_id=institution_id)
+            ids += latest.loc[latest["category"] == value, "case_id"].astype("int64").tolist()
+        return queryset.filter(pk__in=ids)
 
 
 def _items(errors) -> list[ApiErrorItem]:
@@ -92,15 +109,7 @@ class CaseCollectionView(InstitutionAPIView):
     filterset_class = CaseFilter
 
     def get_queryset(self):
-        latest = latest_results(OuterRef("pk"))
-        return (
-            Case.objects.filter(institution=self.institution)
-            .annotate(
-                latest_category=Subquery(latest.values("category")[:1]),
-                latest_points=Subquery(latest.values("points")[:1]),
-            )
-            .order_by("discharge_date", "case_no")
-        )
+        return Case.objects.filter(institution=self.institution).order_by("discharge_date", "case_no")
 
     @extend_schema(
         summary="List your cases",
@@ -108,7 +117,7 @@ class CaseCollectionView(InstitutionAPIView):
     )
     def get(self, request):
         queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
+        page = with_latest(list(self.paginate_queryset(queryset)))
         return self.get_paginated_response(s.CaseSerializer(page, many=True).data)
 
     @extend_schema(
@@ -215,15 +224,10 @@ def _unstorable_cells(frame) -> list[ApiErrorItem]:
 class CaseDetailView(InstitutionAPIView):
     @extend_schema(summary="One of your cases", parameters=[CASE_NO_PARAMETER], responses={200: s.CaseSerializer, **error_responses(401, 404, 429)})
     def get(self, request, case_no: str):
-        latest = latest_results(OuterRef("pk"))
-        case = (
-            Case.objects.filter(institution=self.institution, case_no=case_no)
-            .annotate(latest_category=Subquery(latest.values("category")[:1]), latest_points=Subquery(latest.values("points")[:1]))
-            .first()
-        )
+        case = Case.objects.filter(institution=self.institution, case_no=case_no).first()
         if case is None:
             raise case_not_found(case_no)
-        return Response(s.CaseSerializer(case).data)
+        return Response(s.CaseSerializer(with_latest([case])[0]).data)
 
 
 class CaseValuationView(InstitutionAPIView):
@@ -236,7 +240,9 @@ class CaseValuationView(InstitutionAPIView):
         case = Case.objects.filter(institution=self.institution, case_no=case_no).first()
         if case is None:
             raise case_not_found(case_no)
-        result = latest_results(case).select_related("run", "case").first()
-        if result is None:
+        latest = case_latest_results(institution_id=case.institution_id, case_ids=[case.pk])
+        if latest.empty:
             raise ApiError([ApiErrorItem(code="not_valued", message=f"Case {case_no} has not been valued by a clearing run yet.")], status_code=404)
-        return Response(ValuationSerializer(result).data)
+        result = latest.astype(object).where(latest.notna(), None).to_dict("records")[0]
+        run = ClearingRun.objects.select_related("region").get(pk=result["run_id"])
+        return Response(ValuationSerializer(SimpleNamespace(**result, case=case, run=run)).data)

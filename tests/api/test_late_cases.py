@@ -16,7 +16,8 @@ from django.urls import reverse
 from common.reviews import review_approve, review_reject
 from drg.models import Case, CaseCorrection, CorrectionRequest, Institution, Region
 from settlement import services as settlement_services
-from settlement.models import CaseResult, InstitutionLine
+from settlement.models import InstitutionLine
+from tests.results_helpers import result_of
 from tests.api.conftest import case_row, client_for, finalized_run, stored_case
 from tests.integration.admin_helpers import make_user
 
@@ -301,9 +302,9 @@ def test_a_late_case_approved_after_march_is_finalized_is_valued_by_the_april_ru
     assert decided.status_code == 302
     request.refresh_from_db()
     assert request.status == "approved" and request.case.case_no == "c31"
-    late = CaseResult.objects.get(run=april_after, case__case_no="c31")
-    assert late.case.institution == h1 and late.points > 0
-    assert not CaseResult.objects.filter(run__in=[march, april_before], case__case_no="c31").exists()
+    late = result_of(april_after, "c31")
+    assert late["institution_id"] == h1.pk and late["points"] > 0
+    assert result_of(march, "c31") is None and result_of(april_before, "c31") is None
     assert april_after.case_count == april_before.case_count + 1
     due = lambda run: InstitutionLine.objects.get(run=run, institution=h1).due
     assert due(april_after) != due(april_before)

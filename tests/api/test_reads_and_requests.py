@@ -13,7 +13,8 @@ from common.models import ReviewStatus
 from drg.models import SpecialReview
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
 from settlement.choices import RunKind, RunStatus
-from settlement.models import CaseResult, ClearingRun, InstitutionLine, ItemizedClaim
+from settlement.models import ClearingRun, InstitutionLine, ItemizedClaim
+from tests.results_helpers import store_result
 from tests.api.conftest import stored_case
 
 
@@ -23,12 +24,8 @@ def make_run(region, *, status=RunStatus.DRAFT, month=None, fund="employee") -> 
     )
 
 
-def make_result(run, case, *, category="normal", points="88.0000") -> CaseResult:
-    return CaseResult.objects.create(
-        run=run, case=case, institution=case.institution, valuation_group=case.drg_code, coefficient=Decimal("1.1"),
-        ratio=Decimal("1.0000"), category=category, base_points=Decimal("80"), readmission_halved=False,
-        points_before_readmission=Decimal(points), points=Decimal(points),
-    )
+def make_result(run, case, *, category="normal", points="88.0000") -> None:
+    store_result(run, case, category=category, points=points)
 
 
 def make_line(run, institution, **values) -> InstitutionLine:

@@ -103,7 +103,7 @@ def pages(region, monthly, annual):
         reverse("admin:drg_correctionrequest_changelist"),
         reverse("admin:drg_specialreview_changelist"),
         reverse("admin:settlement_itemizedclaim_changelist"),
-        reverse("admin:settlement_caseresult_changelist") + f"?run={annual.pk}",
+        reverse("admin:settlement_clearingrun_results", args=[annual.pk]),
         reverse("admin:settlement_institutionline_changelist"),
         reverse("admin:incentives_payout_changelist"),
         reverse("admin:incentives_incentiverule_changelist"),

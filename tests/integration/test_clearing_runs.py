@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from drg.models import Case, Region
 from settlement import services
 from settlement.choices import RunStatus
-from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.models import CaseResultBlock, ClearingRun, InstitutionLine
+from tests.results_helpers import result_count, result_of
 
 pytestmark = pytest.mark.django_db
 
@@ -33,14 +34,14 @@ def users():
 def test_a_run_records_its_inputs_results_and_timings(region, users):
     run = services.clearing_run_start(region=region, fund="employee", year=2025, user=users[0])
     assert run.status == RunStatus.DRAFT and run.started_by == users[0]
-    assert run.case_count == 20 and CaseResult.objects.filter(run=run).count() == 20
+    assert run.case_count == 20 and result_count(run=run) == 20
     assert InstitutionLine.objects.filter(run=run).count() == 3
     assert run.totals["distributed"] == "303459.57" and run.totals["point_value"] == "115.6390"
     assert len(run.fingerprint) == 64
     assert {"load", "value", "clear", "store", "total"} <= set(run.timings)
     assert {k: D(v) for k, v in run.parameters["penalties"].items()} == {"H1": D("80")}
-    c09 = CaseResult.objects.get(run=run, case__case_no="c09")
-    assert (c09.category, c09.readmission_halved, c09.points_before_readmission, c09.points) == ("normal", True, D("88.0000"), D("44.0000"))
+    c09 = result_of(run, "c09")
+    assert (c09["category"], c09["readmission_halved"], c09["points_before_readmission"], c09["points"]) == ("normal", True, D("88.0000"), D("44.0000"))
     lines = {line.institution.code: line for line in run.lines.select_related("institution")}
     assert sum(line.fund_payment for line in lines.values()) == D("303459.57")
 
@@ -109,7 +110,7 @@ def test_executing_a_run_twice_writes_its_results_once(region, users, django_cap
     services.clearing_run_execute(run_id=run.pk)  # a retried / duplicated task
     run.refresh_from_db()
     assert run.status == RunStatus.DRAFT
-    assert CaseResult.objects.filter(run=run).count() == 20 and run.lines.count() == 3
+    assert result_count(run=run) == 20 and run.lines.count() == 3
 
 
 def test_a_run_whose_worker_died_mid_run_is_completed_by_the_redelivered_task(region, users, django_capture_on_commit_callbacks):
@@ -118,22 +119,22 @@ def test_a_run_whose_worker_died_mid_run_is_completed_by_the_redelivered_task(re
     ClearingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, progress="valuing 20 cases")  # the state a killed worker leaves
     services.clearing_run_execute(run_id=run.pk)
     run.refresh_from_db()
-    assert run.status == RunStatus.DRAFT and CaseResult.objects.filter(run=run).count() == 20
+    assert run.status == RunStatus.DRAFT and result_count(run=run) == 20
 
 
 def test_a_failure_while_storing_leaves_nothing_half_written(region, users, monkeypatch):
-    original = services.write_frame
+    original = services._results_write
 
     def write_then_fail(*args, **kwargs):
         original(*args, **kwargs)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "write_frame", write_then_fail)
+    monkeypatch.setattr(services, "_results_write", write_then_fail)
     with pytest.raises(RuntimeError):
         services.clearing_run_start(region=region, fund="employee", year=2025, user=users[0])
     run = ClearingRun.objects.get()
     assert run.status == RunStatus.FAILED and "disk full" in run.error
-    assert CaseResult.objects.count() == 0 and InstitutionLine.objects.count() == 0
+    assert CaseResultBlock.objects.count() == 0 and InstitutionLine.objects.count() == 0
 
 
 def test_a_pool_year_without_budget_scheme_or_catalog_is_refused_before_any_run_is_recorded(region, users):

@@ -17,7 +17,7 @@ from django.apps import apps
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from tests.golden.bulk import assert_reproduces, clear_and_export_year, load_worked_example
+from tests.golden.bulk import REGION, YEAR, assert_reproduces, clear_and_export_year, load_worked_example
 
 # The latest migration of each app before exchange/ and demo/ were split out of drg and settlement.
 OLD_STATE = {
@@ -52,6 +52,35 @@ def _row_counts(labels: set[str]) -> dict[str, int]:
     return counts
 
 
+# tables a later migration replaced: how the replacement's content is counted
+REPLACED = {"settlement_caseresult": "SELECT COALESCE(SUM(cases), 0) FROM settlement_caseresultblock"}
+
+
+def _replaced_counts(before: dict[str, int]) -> dict[str, int]:
+    counts = {}
+    with connection.cursor() as cursor:
+        for table, sql in REPLACED.items():
+            if table in before:
+                cursor.execute(sql)
+                counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def _draft_run_results():
+    """A draft annual run of the employee pool (its case results go through the migrations both ways)."""
+    from drg.models import Region
+    from settlement.services import clearing_run_start
+
+    run = clearing_run_start(region=Region.objects.get(code=REGION), fund="employee", year=YEAR, user=None)
+    return run
+
+
+def _results(run) -> list[tuple]:
+    from settlement.selectors import run_case_results_frame
+
+    return list(run_case_results_frame(run=run).astype(object).itertuples(index=False, name=None))
+
+
 def _case_rows(bundle: Path) -> int:
     return len((bundle / "cases.csv").read_text(encoding="utf-8-sig").strip().splitlines()) - 1
 
@@ -64,6 +93,8 @@ def test_a_database_of_the_previous_layout_migrates_forward_without_loss(worked_
     assert set(OLD_STATE) <= labels
     old_targets = [(label, OLD_STATE.get(label)) for label in sorted(labels)]
     load_worked_example(worked_bundle)
+    draft = _draft_run_results()
+    results_before = _results(draft)
     try:
         executor = _migrate(old_targets)
         applied = executor.loader.applied_migrations
@@ -74,14 +105,17 @@ def test_a_database_of_the_previous_layout_migrates_forward_without_loss(worked_
             assert mine == expected, f"{label} is not at the previous layout's state"
         before = _row_counts(set(OLD_STATE))
         assert before["drg_case"] == _case_rows(worked_bundle)
+        assert before["settlement_caseresult"] == len(results_before) > 0
 
         executor = _migrate(latest)
     finally:
         if MigrationExecutor(connection).migration_plan(latest):
             _migrate(latest)  # leave the test database as the other tests expect it
     assert executor.migration_plan(latest) == []
-    after = _row_counts(set(OLD_STATE))
+    after = {**_row_counts(set(OLD_STATE)), **_replaced_counts(before)}
     assert {table: after.get(table) for table in before} == before
+    assert _results(draft) == results_before  # the case results, value for value, after two conversions
+    draft.delete()  # the year is cleared by the bulk commands below, as the spec's files expect
     out = tmp_path / "out"
 
     clear_and_export_year(out)

@@ -224,7 +224,7 @@ def test_failed_runs_are_acknowledged_with_a_note(region, users, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "write_frame", broken)
+    monkeypatch.setattr(services, "_results_write", broken)
     with pytest.raises(RuntimeError):
         services.clearing_run_start(region=region, fund="employee", year=2025, user=users[0])
     run = ClearingRun.objects.get(status="failed")

@@ -18,6 +18,7 @@ from exchange.synthetic import generate_bundle
 from planning import services
 from planning.models import Forecast, Season
 from settlement.models import ClearingRun
+from settlement.selectors import run_case_results_frame
 
 REGION = "339901"
 YEARS = (2022, 2023, 2024)
@@ -172,7 +173,7 @@ def test_forecast_uses_the_previous_years_season_and_has_a_track_record(three_ye
     # season_P = share of 2023's annual case points discharged in January–June
     annual_2023 = ClearingRun.objects.get(region=three_years, fund="employee", year=2023, kind="annual", status="finalized")
     assert Season.objects.filter(run=annual_2023).exists()  # recorded when the annual run was finalized
-    points = list(annual_2023.case_results.values_list("case__discharge_date", "points"))
+    points = list(run_case_results_frame(run=annual_2023, with_case=True)[["discharge_date", "points"]].itertuples(index=False, name=None))
     share = Fraction(sum(p for d, p in points if d.month <= 6)) / Fraction(sum(p for d, p in points))
     assert Fraction(forecast.season_points) == share
     run = forecast.run

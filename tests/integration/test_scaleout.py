@@ -14,7 +14,8 @@ from drg.models import Region
 from exchange.synthetic import generate_bundle
 from settlement import scaleout, selectors, services
 from settlement.choices import RunStatus
-from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.models import CaseResultBlock, ClearingRun, InstitutionLine
+from tests.results_helpers import result_count, result_tuples
 from settlement.tasks import clearing_run_value_chunk
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,7 @@ def region(generated_bundle):
 
 
 def case_rows(run: ClearingRun) -> list[tuple]:
-    return list(CaseResult.objects.filter(run=run).order_by("case_id").values_list(*CASE_FIELDS))
+    return result_tuples(run, CASE_FIELDS)
 
 
 def line_rows(run: ClearingRun) -> list[tuple]:
@@ -52,7 +53,7 @@ def assert_same_results(chunked: ClearingRun, single: ClearingRun) -> None:
     assert case_rows(chunked) == case_rows(single)
     assert chunked.totals == single.totals
     assert chunked.parameters == single.parameters
-    assert chunked.case_count == single.case_count == CaseResult.objects.filter(run=chunked).count()
+    assert chunked.case_count == single.case_count == result_count(run=chunked)
     assert chunked.fingerprint == single.fingerprint
 
 
@@ -64,8 +65,8 @@ def test_an_annual_clearing_in_three_chunks_equals_the_single_process_one_to_the
     chunked = services.clearing_run_start(region=region, fund=fund, year=YEAR, user=None, chunks=3)
 
     assert_same_results(chunked, single)
-    categories = set(CaseResult.objects.filter(run=chunked).values_list("category", flat=True))
-    assert CaseResult.objects.filter(run=chunked, readmission_halved=True).exists() and {"high", "low", "normal"} <= categories
+    categories = {row[0] for row in result_tuples(chunked, ["category"])}
+    assert any(row[0] for row in result_tuples(chunked, ["readmission_halved"])) and {"high", "low", "normal"} <= categories
     assert "chunks" not in single.timings
     assert [c["chunk"] for c in chunked.timings["chunks"]] == [0, 1, 2]
     assert sum(c["cases"] for c in chunked.timings["chunks"]) == single.case_count
@@ -144,23 +145,23 @@ def test_a_redelivered_chunk_replaces_its_case_results_and_never_doubles_them(re
 
     results = [_chunk(run, entry) for entry in layout]
     results.append(_chunk(run, layout[1]))  # chunk 1 delivered again (retry / worker lost)
-    assert CaseResult.objects.filter(run=run).count() == single.case_count
+    assert result_count(run=run) == single.case_count
     run = services.clearing_run_reduce(run_id=run.pk, results=results)
 
     assert_same_results(run, single)
     assert _chunk(run, layout[0]) == {"chunk": 0, "skipped": RunStatus.DRAFT}  # a late copy after the reduce
-    assert CaseResult.objects.filter(run=run).count() == single.case_count
+    assert result_count(run=run) == single.case_count
 
 
 def test_a_redelivered_run_task_does_not_hand_the_chunks_out_again(region):
     run, _ = _running_run_with_plan(region, chunks=2)
 
     assert services.clearing_run_execute(run_id=run.pk, chunks=2).status == RunStatus.RUNNING
-    assert CaseResult.objects.filter(run=run).count() == 0
+    assert result_count(run=run) == 0
 
 
 def test_a_failing_chunk_marks_the_run_failed_and_leaves_no_case_results(region, monkeypatch):
-    original, calls = services.write_frame, []
+    original, calls = services._results_write, []
 
     def fail_on_the_second_chunk(*args, **kwargs):
         calls.append(1)
@@ -168,15 +169,15 @@ def test_a_failing_chunk_marks_the_run_failed_and_leaves_no_case_results(region,
             raise RuntimeError("disk full")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, "write_frame", fail_on_the_second_chunk)
+    monkeypatch.setattr(services, "_results_write", fail_on_the_second_chunk)
     with pytest.raises(RuntimeError, match="disk full"):
         services.clearing_run_start(region=region, fund="employee", year=YEAR, user=None, chunks=3)
 
     run = ClearingRun.objects.get()
     assert run.status == RunStatus.FAILED and run.error == "chunk 1: RuntimeError: disk full"
-    assert CaseResult.objects.count() == 0 and InstitutionLine.objects.count() == 0
+    assert CaseResultBlock.objects.count() == 0 and InstitutionLine.objects.count() == 0
     # the pool is free again
-    monkeypatch.setattr(services, "write_frame", original)
+    monkeypatch.setattr(services, "_results_write", original)
     assert services.clearing_run_start(region=region, fund="employee", year=YEAR, user=None, chunks=3).status == RunStatus.DRAFT
 
 
@@ -189,7 +190,7 @@ def test_a_reduce_with_a_chunk_missing_fails_the_run_instead_of_clearing_part_of
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "did not come back" in run.error
-    assert CaseResult.objects.filter(run=run).count() == 0 and not run.lines.exists()
+    assert result_count(run=run) == 0 and not run.lines.exists()
 
 
 def test_the_chunk_error_callback_marks_a_running_run_failed(region):
@@ -235,4 +236,4 @@ def test_a_split_run_abandoned_by_its_workers_is_failed_with_its_case_results_re
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.error.startswith("abandoned")
-    assert not CaseResult.objects.filter(run=run).exists() and again.status == RunStatus.DRAFT
+    assert result_count(run=run) == 0 and again.status == RunStatus.DRAFT

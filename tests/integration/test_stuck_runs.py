@@ -18,7 +18,8 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from drg.models import Case
 from settlement import services
 from settlement.choices import RunStatus
-from settlement.models import CaseResult, ClearingRun
+from settlement.models import ClearingRun
+from tests.results_helpers import result_count, store_result
 from settlement.tasks import clearing_run_task, fail_stalled_runs
 from tests.integration.admin_helpers import approved_budget, make_case, make_institution, make_user, small_region
 
@@ -109,10 +110,7 @@ def test_the_beat_task_fails_a_run_whose_worker_is_silent_and_spares_a_beating_o
     silent = running(pool, beat_seconds_ago=121)
     beating = running(pool, beat_seconds_ago=5, fund="resident")
     case = Case.objects.filter(region=pool).first()
-    CaseResult.objects.create(  # a chunk's stored results of the silent run
-        run=silent, case=case, institution=case.institution, valuation_group="GB25", coefficient=Decimal("1"),
-        category="normal", readmission_halved=False, points_before_readmission=Decimal("1"), points=Decimal("1"),
-    )
+    store_result(silent, case, valuation_group="GB25", coefficient="1", ratio=None, base_points=None, points="1")  # a chunk's stored results of the silent run
 
     assert fail_stalled_runs.apply().get() == [silent.pk]
 
@@ -120,7 +118,7 @@ def test_the_beat_task_fails_a_run_whose_worker_is_silent_and_spares_a_beating_o
     assert silent.status == RunStatus.FAILED and silent.error.startswith("停滞 stalled")
     assert "DRG_RUN_STALL_SECONDS=120" in silent.error
     assert beating.status == RunStatus.RUNNING
-    assert not CaseResult.objects.filter(run=silent).exists()
+    assert result_count(run=silent) == 0
 
 
 @pytest.mark.django_db

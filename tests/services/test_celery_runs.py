@@ -9,7 +9,8 @@ from django.core.management import call_command
 from drg.models import Region
 from settlement import services
 from settlement.choices import RunStatus
-from settlement.models import CaseResult, ClearingRun
+from settlement.models import ClearingRun
+from tests.results_helpers import result_count
 from settlement.tasks import clearing_run_task
 
 pytestmark = [pytest.mark.services]
@@ -31,7 +32,7 @@ def test_clear_async_is_executed_by_a_worker_with_the_spec_numbers(celery_worker
     run = wait_for(ClearingRun.objects.get().pk)
     assert run.status == RunStatus.DRAFT, run.error
     assert run.totals["distributed"] == "303459.57" and run.totals["point_value"] == "115.6390"
-    assert CaseResult.objects.filter(run=run).count() == 20
+    assert result_count(run=run) == 20
 
 
 def test_a_task_delivered_twice_to_two_workers_writes_once(celery_workers, worked_bundle):
@@ -44,7 +45,7 @@ def test_a_task_delivered_twice_to_two_workers_writes_once(celery_workers, worke
     assert {first.get(timeout=60), second.get(timeout=60)} <= {RunStatus.DRAFT}
     run = wait_for(run.pk)
     assert run.status == RunStatus.DRAFT
-    assert CaseResult.objects.filter(run=run).count() == 20 and run.lines.count() == 3
+    assert result_count(run=run) == 20 and run.lines.count() == 3
 
 
 def test_a_run_left_running_by_a_killed_worker_is_finished_by_the_retry_without_doubling(celery_workers, worked_bundle):
@@ -54,6 +55,6 @@ def test_a_run_left_running_by_a_killed_worker_is_finished_by_the_retry_without_
     run = ClearingRun.objects.create(region=region, fund="resident", year=2025, kind="annual", status=RunStatus.RUNNING)
     assert clearing_run_task.apply_async(kwargs={"run_id": run.pk}).get(timeout=60) == RunStatus.DRAFT
     run = wait_for(run.pk)
-    assert CaseResult.objects.filter(run=run).count() == 5 and run.totals["distributed"] == "40051.54"
+    assert result_count(run=run) == 5 and run.totals["distributed"] == "40051.54"
     # and a new run of the same pool is allowed again
     assert services.clearing_run_start(region=region, fund="resident", year=2025, user=None).status == RunStatus.DRAFT

@@ -12,7 +12,8 @@ from drg.models import Case, Region
 from exchange.synthetic import generate_bundle
 from settlement import services
 from settlement.choices import RunStatus
-from settlement.models import CaseResult, ClearingRun, InstitutionLine
+from settlement.models import ClearingRun, InstitutionLine
+from tests.results_helpers import result_count, result_tuples
 
 pytestmark = [pytest.mark.services]
 
@@ -58,7 +59,7 @@ def test_two_workers_value_the_chunks_of_an_annual_clearing_and_match_the_single
     workers = {chunk["worker"] for chunk in chunked.timings["chunks"]}
     assert len(chunked.timings["chunks"]) == 6 and len(workers) >= 2, chunked.timings["chunks"]
     as_lines = lambda run: list(InstitutionLine.objects.filter(run=run).order_by("institution_id").values_list(*LINE_FIELDS))
-    as_cases = lambda run: list(CaseResult.objects.filter(run=run).order_by("case_id").values_list(*CASE_FIELDS))
+    as_cases = lambda run: result_tuples(run, CASE_FIELDS)
     assert as_lines(chunked) == as_lines(single)
     assert as_cases(chunked) == as_cases(single)
     assert chunked.totals == single.totals and chunked.totals["distributed"] == single.totals["distributed"]
@@ -75,7 +76,7 @@ def test_a_chunk_failing_on_a_worker_fails_the_run_and_leaves_no_case_results(re
     assert run.status == RunStatus.FAILED
     assert run.error.startswith("chunk ") and "ValuationInputError" in run.error and "ZZ99" in run.error
     # chunks still at work see the run failed when they come to store, and store nothing
-    assert CaseResult.objects.filter(run=run).count() == 0 and not InstitutionLine.objects.filter(run=run).exists()
+    assert result_count(run=run) == 0 and not InstitutionLine.objects.filter(run=run).exists()
     Case.objects.filter(pk=case.pk).update(drg_code=case.drg_code)
     again = services.clearing_run_start(region=region, fund="resident", year=YEAR, user=None, chunks=4)
     assert again.status == RunStatus.DRAFT, again.error

@@ -30,7 +30,8 @@ from django.test import override_settings
 from drg.models import Case, Region
 from settlement import services
 from settlement.choices import RunStatus
-from settlement.models import CaseResult, ClearingRun
+from settlement.models import ClearingRun
+from tests.results_helpers import result_count
 from settlement.tasks import clearing_run_task
 from tests.conftest import require_service
 from tests.services.conftest import _redis_up
@@ -173,7 +174,7 @@ def test_a_killed_workers_run_is_failed_within_seconds_of_its_stall_deadline(big
     assert failed == [run.pk] and time.monotonic() - killed_at < 30
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.error.startswith("停滞 stalled")
-    assert not CaseResult.objects.filter(run=run).exists()
+    assert result_count(run=run) == 0
     assert services.clearing_run_start(region=region, fund=fund, year=2025, user=None).status == RunStatus.DRAFT
 
     # the killed worker's task, delivered again (short visibility timeout), finds the run failed: no-op
@@ -183,7 +184,7 @@ def test_a_killed_workers_run_is_failed_within_seconds_of_its_stall_deadline(big
     finally:
         worker.stop()
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED and not CaseResult.objects.filter(run=run).exists()
+    assert run.status == RunStatus.FAILED and result_count(run=run) == 0
 
 
 def test_a_killed_workers_run_is_resumed_by_another_worker_exactly_once(big_pool):
@@ -203,5 +204,5 @@ def test_a_killed_workers_run_is_resumed_by_another_worker_exactly_once(big_pool
     run.refresh_from_db()
     reference = services.clearing_run_start(region=region, fund=fund, year=2025, user=None)  # the same pool, inline
     cases = Case.objects.filter(region=region, fund=fund, discharge_date__year=2025).count()
-    assert run.case_count == reference.case_count == cases == CaseResult.objects.filter(run=run).count()
+    assert run.case_count == reference.case_count == cases == result_count(run=run)
     assert run.totals == reference.totals and run.fingerprint == reference.fingerprint

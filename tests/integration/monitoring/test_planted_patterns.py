@@ -11,10 +11,10 @@ import pytest
 from django.core.management import call_command
 
 from common.users import system_user
-from drg.models import DrgGroup, Region
+from drg.models import Case, DrgGroup, Institution, Region
 from exchange.bundle import bundle_load
 from exchange.synthetic import generate_bundle
-from settlement.models import CaseResult
+from settlement.selectors import run_case_results_frame
 from settlement.services import clearing_run_finalize, clearing_run_start
 from tests.unit.monitoring import reference_monitoring as ref
 
@@ -29,15 +29,18 @@ def _rows(path: Path) -> list[list[str]]:
 def _reference_cases(run) -> list[dict]:
     groups = {g.code: g for g in DrgGroup.objects.filter(region_id=run.region_id, year=run.year)}
     out = []
-    for r in CaseResult.objects.filter(run=run).select_related("case", "institution"):
-        g = groups[r.valuation_group]
+    results = run_case_results_frame(run=run)
+    cases = Case.objects.in_bulk(results["case_id"].tolist())
+    codes = dict(Institution.objects.filter(region_id=run.region_id).values_list("id", "code"))
+    for r in results.itertuples(index=False):
+        case, g = cases[r.case_id], groups[r.valuation_group]
         out.append({
-            "institution": r.institution.code, "case_no": r.case.case_no, "patient_id": r.case.patient_id,
-            "admission": r.case.admission_date, "discharge": r.case.discharge_date,
-            "total_fen": int(r.case.total_cost * 100), "self_fen": int(r.case.self_pay * 100), "status": r.case.discharge_status,
+            "institution": codes[r.institution_id], "case_no": case.case_no, "patient_id": case.patient_id,
+            "admission": case.admission_date, "discharge": case.discharge_date,
+            "total_fen": int(case.total_cost * 100), "self_fen": int(case.self_pay * 100), "status": case.discharge_status,
             "group": r.valuation_group, "kind": g.kind, "base_u": int((g.base_points or 0) * 10_000),
             "avg_fen": int((g.avg_cost or 0) * 100), "exempt": g.readmission_exempt, "category": r.category,
-            "points_u": int(r.points * 10_000), "halved": r.readmission_halved,
+            "points_u": int(r.points * 10_000), "halved": bool(r.readmission_halved),
         })
     return out
 
