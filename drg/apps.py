@@ -8,6 +8,13 @@ class DrgConfig(AppConfig):
     verbose_name = _("病组与病例")
 
     def ready(self) -> None:
+        # pyarrow is installed for the stored case-result blocks (docs/storage.md); pandas would then
+        # back its text columns with Arrow. The bulk paths are measured and tuned with Python-backed
+        # text (the same values either way), so that stays the storage of every process.
+        import pandas as pd
+
+        pd.set_option("mode.string_storage", "python")
+
         # Approving a correction request (common.reviews.review_approve) applies it to its case.
         from common.reviews import review_approval_effect_register
         from drg.services import correction_request_approved

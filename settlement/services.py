@@ -598,8 +598,8 @@ def _case_results_frame(cases: pd.DataFrame, values: pd.DataFrame) -> pd.DataFra
 def _results_write(run_id: int, frame: pd.DataFrame) -> int:
     """Store case-result rows as one compressed block per institution (docs/storage.md)."""
     rows = [
-        CaseResultBlock(run_id=run_id, institution_id=institution_id, cases=len(part), data=results_blocks.encode_block(part))
-        for institution_id, part in results_blocks.split_by_institution(frame)
+        CaseResultBlock(run_id=run_id, institution_id=institution_id, cases=cases, data=data)
+        for institution_id, cases, data in results_blocks.encode_blocks(frame)
     ]
     CaseResultBlock.objects.bulk_create(rows, batch_size=100)
     return len(frame)

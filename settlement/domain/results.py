@@ -82,6 +82,43 @@ def encode_block(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(typed, schema=SCHEMA, preserve_index=False).replace_schema_metadata(
         {"drg.case_results": str(FORMAT_VERSION)}
     )
+    return _write(table)
+
+
+def encode_blocks(frame: pd.DataFrame, institution: str = "institution_id") -> list[tuple[int, int, bytes]]:
+    """A run's (or a chunk's) results with an institution column -> [(institution id, cases, block)],
+    institutions in id order; one Arrow table for all of them, sliced per institution."""
+    if frame.empty:
+        return []
+    missing = [name for name in BLOCK_COLUMNS if name not in frame.columns]
+    if missing:
+        raise BlockError(f"case results lack the columns {missing}")
+    order = np.lexsort((frame["case_id"].to_numpy(np.int64), frame[institution].to_numpy(np.int64)))
+    institutions = frame[institution].to_numpy(np.int64)[order]
+    case_ids = frame["case_id"].to_numpy(np.int64)[order]
+    same = (institutions[1:] == institutions[:-1]) & (case_ids[1:] == case_ids[:-1])
+    if same.any():
+        raise BlockError("a case is valued twice in one block")
+    table = pa.Table.from_arrays([_arrow(frame[name], field.type, order) for name, field in zip(BLOCK_COLUMNS, SCHEMA)], schema=SCHEMA)
+    table = table.replace_schema_metadata({"drg.case_results": str(FORMAT_VERSION)})
+    cuts = np.flatnonzero(institutions[1:] != institutions[:-1]) + 1
+    starts, ends = np.r_[0, cuts], np.r_[cuts, len(institutions)]
+    return [(int(institutions[a]), int(b - a), _write(table.slice(a, b - a))) for a, b in zip(starts.tolist(), ends.tolist())]
+
+
+def _arrow(column: pd.Series, kind: pa.DataType, order: np.ndarray) -> pa.Array:
+    """One column, rows taken in `order`, as an Arrow array of `kind` (NA -> null)."""
+    if pa.types.is_string(kind):
+        return pa.array(column.to_numpy(object)[order], type=kind)
+    if pa.types.is_boolean(kind):
+        return pa.array(column.to_numpy(bool)[order], type=kind)
+    mask = column.isna().to_numpy()
+    if mask.any():
+        return pa.array(column.fillna(0).to_numpy(np.int64)[order], type=kind, mask=mask[order])
+    return pa.array(column.to_numpy(np.int64)[order], type=kind)
+
+
+def _write(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(
         table, buffer, compression="zstd", compression_level=3, use_dictionary=_DICTIONARY,
@@ -99,13 +136,6 @@ def decode_block(data: bytes | memoryview) -> pd.DataFrame:
     if table.schema.names != list(BLOCK_COLUMNS):
         raise BlockError(f"case-result block has the columns {table.schema.names}")
     return _typed(table.to_pandas())
-
-
-def split_by_institution(frame: pd.DataFrame, institution: str = "institution_id") -> list[tuple[int, pd.DataFrame]]:
-    """A run's (or chunk's) results -> [(institution id, its rows)], institutions in id order."""
-    if frame.empty:
-        return []
-    return [(int(key), part) for key, part in frame.groupby(institution, sort=True)]
 
 
 def units_to_decimals(values: pd.Series, places: int) -> list[Decimal | None]:
