@@ -113,11 +113,16 @@ def institution_digests(cases: pd.DataFrame) -> dict[int, str]:
     if cases.empty:
         return {}
     # patient_key is a read-local integer code (factorized per frame): not an input, not hashed
-    part = cases.drop(columns=["case_id", "patient_key"], errors="ignore").sort_values(["institution", "case_no"], kind="stable").reset_index(drop=True)
+    part = cases.drop(columns=["case_id", "patient_key"], errors="ignore").reset_index(drop=True)
     for column in ("admission_date", "discharge_date"):
         part[column] = pd.to_datetime(part[column]).to_numpy(dtype="datetime64[D]").astype(np.int64)
-    hashes = pd.util.hash_pandas_object(part, index=False).to_numpy()
+    # a row's hash depends on its values only, so rows are hashed as read and ordered afterwards;
+    # categorize=False gives the same hashes without factorizing mostly-unique text first
+    hashes = pd.util.hash_pandas_object(part, index=False, categorize=False).to_numpy()
     institution = part["institution"].to_numpy()
+    # by institution, then case_no: numpy's fixed-width text sorts by code point, as Python's str does
+    order = np.lexsort((part["case_no"].to_numpy(dtype=object).astype("U"), institution))
+    hashes, institution = hashes[order], institution[order]
     cuts = np.flatnonzero(institution[1:] != institution[:-1]) + 1
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(institution)]
     return {int(institution[s]): hashlib.sha256(hashes[s:e].tobytes()).hexdigest() for s, e in zip(starts, ends)}
