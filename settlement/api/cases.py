@@ -68,9 +68,14 @@ class CaseFilter(filters.FilterSet):
         return queryset.filter(discharge_date__year=year, discharge_date__month=month)
 
     def filter_category(self, queryset, name, value):
+        # the cases the other filters left, by institution: the newest result blocks are read first and
+        # reading stops once each of them is found
+        wanted: dict[int, list[int]] = {}
+        for pk, institution_id in queryset.order_by().values_list("pk", "institution_id"):
+            wanted.setdefault(institution_id, []).append(pk)
         ids: list[int] = []
-        for institution_id in queryset.order_by().values_list("institution_id", flat=True).distinct():
-            latest = case_latest_results(institution_id=institution_id)
+        for institution_id, case_ids in wanted.items():
+            latest = case_latest_results(institution_id=institution_id, case_ids=case_ids)
             ids += latest.loc[latest["category"] == value, "case_id"].astype("int64").tolist()
         return queryset.filter(pk__in=ids)
 
