@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from django.core.exceptions import ValidationError
 
+from common.bulk import units_to_text
 from common.precision import r2, r4
 from common.spreadsheet import formula_safe, formula_safe_series
 from drg.models import Region
@@ -21,7 +22,7 @@ from incentives.models import Payout
 from incentives.services import payouts_compute
 from settlement.choices import RESULT_RUN_STATUSES, RunKind
 from settlement.models import ClearingRun
-from settlement.selectors import run_case_results_frame
+from settlement.selectors import run_case_results_units
 
 ZERO = Decimal("0")
 
@@ -59,12 +60,12 @@ def clearing_export(*, run: ClearingRun, out_dir: Path) -> list[Path]:
             writer.writerow([formula_safe(line.institution.code)] + [_text(c, getattr(line, c)) for c in columns[1:]])
     written.append(out_dir / name)
     if run.kind == RunKind.ANNUAL:
-        results = run_case_results_frame(run=run, with_case=True)[["case_no", "institution_code", "valuation_group", "category", "points"]]
+        results = run_case_results_units(run=run, with_case=True)[["case_no", "institution_code", "valuation_group", "category", "points"]]
         results = results.sort_values(["institution_code", "case_no"], kind="stable")
         results.insert(2, "fund", run.fund)
         for column in ("case_no", "institution_code", "valuation_group"):  # text a spreadsheet must not evaluate
             results[column] = formula_safe_series(results[column])
-        results["points"] = [str(r4(p)) for p in results["points"]]
+        results["points"] = units_to_text(results["points"], 4).to_numpy()
         results.to_csv(out_dir / "case_points.csv", index=False, lineterminator="\r\n")
         written.append(out_dir / "case_points.csv")
         pool = {key: run.totals[key] for key in POOL_KEYS}

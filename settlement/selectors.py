@@ -367,15 +367,19 @@ def _decoded(blocks) -> pd.DataFrame:
     return frame.astype({"run_id": "int64", "institution_id": "int64"})
 
 
-def run_case_results_units(*, run, institution_id: int | None = None) -> pd.DataFrame:
+def run_case_results_units(*, run, institution_id: int | None = None, with_case: bool = False) -> pd.DataFrame:
     """The per-case results of `run` (only `institution_id`'s when given): CASE_RESULT_COLUMNS with
     coefficient, ratio and points in integer ten-thousandths (Int64 with NA where NULL), in case id
-    order. The bulk readers' form (monitoring, planning, the clearing files)."""
+    order, plus the CASE_RESULT_CASE_COLUMNS with `with_case`. The bulk readers' form (monitoring,
+    planning, the clearing files)."""
     blocks = CaseResultBlock.objects.filter(run_id=_run_id(run))
     if institution_id is not None:
         blocks = blocks.filter(institution_id=institution_id)
     frame = _decoded(blocks.order_by("institution_id").values_list("run_id", "institution_id", "data").iterator(chunk_size=20))
-    return frame.sort_values("case_id", kind="stable", ignore_index=True)
+    frame = frame.sort_values("case_id", kind="stable", ignore_index=True)
+    if with_case:
+        frame = frame.merge(_case_columns(frame), on="case_id", how="left", sort=False)
+    return frame
 
 
 def _case_columns(frame: pd.DataFrame) -> pd.DataFrame:
