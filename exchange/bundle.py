@@ -35,7 +35,7 @@ from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
-from drg.services import FileCounts, cases_apply, cases_plan
+from drg.services import FileCounts, cases_announce, cases_apply, cases_plan
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
@@ -288,12 +288,13 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
     return plan
 
 
-def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _Writer, say: Progress) -> None:
-    """BENEFITS.md files and params.json `benefits`: stored, then the claims settled on load."""
+def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _Writer, say: Progress) -> set[int]:
+    """BENEFITS.md files and params.json `benefits`: stored, then the claims settled on load.
+    Returns the years whose claims were settled as a whole."""
     params, typed = bundle.params, bundle.typed
     names = (domain.PATIENTS.name, domain.SPECIAL_DISEASES.name, domain.SPECIAL_OUTPATIENT_CLAIMS.name)
     if params.benefits is None and not any(name in typed for name in names):
-        return
+        return set()
     say("special-outpatient patients, catalog and claims (settled on load)")
     patients = diseases = claims = None
     if domain.PATIENTS.name in typed:
@@ -315,6 +316,7 @@ def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _
     for name, counts in stored.files.items():
         report.files[name] = FileCounts(counts["created"], counts["updated"], counts["unchanged"])
     report.benefits_settled = [(r.claims, r.newly_settled, r.corrected) for r in stored.settled]
+    return stored.settled_years
 
 
 def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> LoadReport:
@@ -359,6 +361,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     w = _Writer(user=user, system=system, now=timezone.now(), reason=f"数据包 {bundle.path.resolve()}")
     report = LoadReport(path=bundle.path, region=params.region_code, year=year)
     typed = bundle.typed
+    touched: set[tuple[str, str, int]] = set()
 
     # params.json: region, scheme, budgets
     counts = FileCounts()
@@ -422,9 +425,10 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     if "cases" in plan:
         say(f"cases: {len(plan['cases'])} rows")
         upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
-                              user=w.actor, reason=w.reason)
+                             user=w.actor, reason=w.reason, announce=False)
         report.files[domain.CASES.name] = upsert.counts
         report.corrections = len(upsert.corrections)
+        touched = upsert.touched
 
     # approved records
     say("special reviews, claims, adjustments, evaluations, incentive records")
@@ -519,7 +523,10 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         report.files[domain.SCREENINGS.name] = w.sync(
             Screening, existing=existing, rows=rows,
             make=lambda key: Screening(institution_id=key[0], patient_id=key[1], screening_date=key[2]), on_write=w.approved)
-    _benefits_store(bundle, region=region, report=report, w=w, say=say)
+    settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say)
+    # the stays announced after commit (drg.signals.cases_stored) are those of years whose claims
+    # the load did not settle itself after storing the cases (settling them again would be a no-op)
+    cases_announce(region_id=region.pk, keys={key for key in touched if key[2] not in settled_years}, source=ChangeSource.BUNDLE)
     return report
 
 
