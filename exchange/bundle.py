@@ -235,7 +235,9 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
         wanted = set(zip(raw[domain.SPECIAL_REVIEWS.name]["institution_code"], raw[domain.SPECIAL_REVIEWS.name]["case_no"]))
         if domain.CASES.name in raw:
             cases_raw = raw[domain.CASES.name]
-            in_bundle = set(zip(cases_raw["institution_code"], cases_raw["case_no"]))
+            # the few cases the reviews name, found among a million by a vectorised filter first
+            named = cases_raw[cases_raw["case_no"].isin({number for _code, number in wanted})]
+            in_bundle = set(zip(named["institution_code"], named["case_no"]))
             known_cases |= wanted & in_bundle
         if region_id is not None:
             known_cases |= set(selectors.case_ids(institution_ids=stored_institutions, keys=wanted - known_cases))
