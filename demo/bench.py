@@ -147,6 +147,7 @@ def measure_load(*, bundle: Path, analyze: bool = True) -> dict:
     figures = {
         "cases": n_cases, "created": cases.created, "updated": cases.updated, "seconds": round(seconds, 3),
         "cases_per_s": round(n_cases / seconds), "phases": {k: round(v, 3) for k, v in (report.timings or {}).items()},
+        "write_phases": {k: round(v, 3) for k, v in (report.write_timings or {}).items()},
         "peak_rss_mb": peak_rss_mb(),
     }
     if analyze and connection.vendor == "postgresql":

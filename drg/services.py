@@ -366,11 +366,26 @@ def _copy_in(table: str, columns: dict[str, list]) -> None:
                 copy.write(text)
 
 
+def _check_foreign_keys_now(table: str) -> None:
+    """Run the deferred foreign-key checks of the rows just written to `table` now (PostgreSQL),
+    while its pages are still cached, instead of at commit after the rest of a load has pushed them
+    out of shared buffers; the constraints stay deferred for whatever the transaction writes next.
+    A violation raises here, inside the same transaction, exactly as it would at commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferred", [table])
+        names = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+        if names:
+            cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
+            cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
+
+
 def _cases_insert(columns: dict[str, list]) -> None:
     """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
     table = connection.ops.quote_name(Case._meta.db_table)
     if is_postgres():
         _copy_in(table, columns)
+        _check_foreign_keys_now(Case._meta.db_table)
         return
     names = ", ".join(columns)
     sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
@@ -438,13 +453,18 @@ def cases_apply(
 def _touched_keys(*, new: pd.DataFrame, changed: pd.DataFrame) -> set[tuple[str, str, int]]:
     """The (patient, fund, discharge year) that stored cases touch: a changed case names its stored
     values too."""
-    keys: set[tuple[str, str, int]] = set()
+    parts = []
     for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
         columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
         if len(frame) and all(c in frame.columns for c in columns):
-            years = frame[columns[2]].astype(str).str.slice(0, 4).astype("int64")
-            keys.update(zip(frame[columns[0]].astype(str).tolist(), frame[columns[1]].astype(str).tolist(), years.tolist()))
-    return keys
+            parts.append(pd.DataFrame({
+                "patient_id": frame[columns[0]].astype(str).to_numpy(), "fund": frame[columns[1]].astype(str).to_numpy(),
+                "year": frame[columns[2]].astype(str).str.slice(0, 4).astype("int64").to_numpy(),
+            }))
+    if not parts:
+        return set()
+    keys = pd.concat(parts, ignore_index=True).drop_duplicates()  # a patient's many stays of a year: one key
+    return set(zip(keys["patient_id"].tolist(), keys["fund"].tolist(), keys["year"].tolist()))
 
 
 def cases_announce(*, region_id: int, keys: set[tuple[str, str, int]], source: str) -> None:

@@ -65,6 +65,7 @@ class LoadReport:
     timings: dict[str, float] = field(default_factory=dict)
     benefits_settled: list[tuple[int, int, int]] = field(default_factory=list)  # per settled year: claims, newly settled, corrected
     revisions: list = field(default_factory=list)  # parameter revisions the load recorded (drg.revisions)
+    write_timings: dict[str, float] = field(default_factory=dict)  # the write phase by part (catalogs, cases, records, benefits)
 
 
 # --- records other than cases ------------------------------------------------------------------------
@@ -142,6 +143,18 @@ class _Writer:
     @property
     def adjustment_approved(self) -> dict:
         return {"decided_by": self.system, "decided_at": self.now}
+
+
+class _Laps:
+    """Seconds between successive calls, recorded under the name of the part just done."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into, self.mark = into, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = self.into.get(name, 0.0) + now - self.mark
+        self.mark = now
 
 
 def _decimal(units, places: int) -> Decimal | None:
@@ -350,6 +363,9 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
         mark = time.perf_counter()
         report = _write(bundle, region=region, plan=plan, user=user, say=say)
         timings["write"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+    # the commit: deferred foreign-key checks, then what runs once it is committed (drg.signals.cases_stored)
+    timings["commit"] = time.perf_counter() - mark
     report.timings = timings
     report.seconds = time.perf_counter() - started
     return report
@@ -384,6 +400,8 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     report.files["params.json budgets"] = _budgets_upsert(region=region, params=params, w=w)
 
     # catalogs
+    lap = _Laps(report.write_timings)
+    lap("params")
     say("institutions, groups, coefficients")
     if domain.INSTITUTIONS.name in typed:
         existing = {(i.code,): i for i in Institution.objects.filter(region=region)}
@@ -423,6 +441,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     # as a revision approved by the system user; an unchanged re-load records nothing
     report.revisions = parameter_revisions_record_load(region=region, year=year, reason=w.reason, user=w.user, system_user=system)
 
+    lap("catalogs")
     # cases
     if "cases" in plan:
         say(f"cases: {len(plan['cases'])} rows")
@@ -432,6 +451,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         report.corrections = len(upsert.corrections)
         touched = upsert.touched
 
+    lap("cases")
     # approved records
     say("special reviews, claims, adjustments, evaluations, incentive records")
     approved = {"status": ReviewStatus.APPROVED}
@@ -525,7 +545,9 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         report.files[domain.SCREENINGS.name] = w.sync(
             Screening, existing=existing, rows=rows,
             make=lambda key: Screening(institution_id=key[0], patient_id=key[1], screening_date=key[2]), on_write=w.approved)
+    lap("records")
     settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say)
+    lap("benefits")
     # the stays announced after commit (drg.signals.cases_stored) are those of years whose claims
     # the load did not settle itself after storing the cases (settling them again would be a no-op)
     cases_announce(region_id=region.pk, keys={key for key in touched if key[2] not in settled_years}, source=ChangeSource.BUNDLE)
