@@ -11,6 +11,7 @@ from django.db.models.functions import TruncMonth
 
 from benefits.domain.parameters import FUNDS, BenefitTerms, default_terms
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
+from common.bulk import is_postgres, read_frame
 from drg.models import Case, Institution, Region
 
 ZERO = Decimal("0")
@@ -92,6 +93,22 @@ def claims_frame(*, region_id: int, year: int) -> pd.DataFrame:
 
 
 def stays_frame(*, region_id: int, year: int, patient_ids) -> pd.DataFrame:
+    """The region-year's stays of the given patients: patient_id, fund, discharge_date (ISO text on
+    PostgreSQL, a date elsewhere) and share (total_cost - self_pay, in fen). PostgreSQL reads them
+    with one COPY, the share computed by the database."""
+    if is_postgres():
+        patients = sorted({str(p) for p in patient_ids})
+        columns = ["patient_id", "fund", "discharge_date", "share"]
+        if not patients:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "share" else object) for c in columns})
+        sql = (
+            "SELECT patient_id, fund, to_char(discharge_date, 'YYYY-MM-DD'), "
+            "CAST(ROUND((total_cost - self_pay) * 100) AS BIGINT) "
+            f"FROM {Case._meta.db_table} WHERE region_id = %s AND discharge_date BETWEEN %s AND %s "
+            "AND patient_id = ANY(%s::text[])"
+        )
+        return read_frame(sql, [region_id, dt.date(year, 1, 1), dt.date(year, 12, 31), patients], columns,
+                          {"patient_id": str, "fund": str, "discharge_date": str, "share": "int64"})
     rows = Case.objects.filter(
         region_id=region_id, discharge_date__gte=dt.date(year, 1, 1), discharge_date__lte=dt.date(year, 12, 31),
     ).values_list("patient_id", "fund", "discharge_date", "total_cost", "self_pay")

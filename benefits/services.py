@@ -24,6 +24,7 @@ from benefits.choices import ClaimSource
 from benefits.domain.engine import ClaimIn, StayIn, explanation_of, settle_frame, settle_patient_year
 from benefits.domain.parameters import FUNDS
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
+from common.bulk import copy_create
 from common.precision import from_fen, to_fen
 from drg.models import Institution, Region
 from settlement.choices import ItemizedSource
@@ -120,8 +121,12 @@ def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, so
     ops = connection.ops
     money = ops.adapt_decimalfield_value
     moment = ops.adapt_datetimefield_value(now)
+    in_bulk = len(parts_changed) >= BULK_UPDATE_ROWS and connection.vendor == "postgresql"
+    if in_bulk:
+        _parts_update(table, [(r["pk"], r["basic"], r["critical"], r["assistance"], r["patient_pay"], _json(r["explanation"]))
+                              for r in parts_changed], now)
     with connection.cursor() as cursor:  # executemany: one prepared statement, no per-row ORM work
-        if parts_changed:
+        if parts_changed and not in_bulk:
             cursor.executemany(
                 f"UPDATE {table} SET basic = %s, critical = %s, assistance = %s, patient_pay = %s, explanation = %s, settled_at = %s WHERE id = %s",
                 [(money(r["basic"], 16, 2), money(r["critical"], 16, 2), money(r["assistance"], 16, 2), money(r["patient_pay"], 16, 2),
@@ -143,6 +148,27 @@ def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, so
     report.corrected = len(corrections)
     report.corrections = corrections
     return report
+
+
+BULK_UPDATE_ROWS = 1_000  # from this many settled claims on, PostgreSQL updates them through one COPY
+
+
+def _parts_update(table: str, rows: list[tuple], now) -> None:
+    """UPDATE the parts, explanation and settled_at of many claims by id (PostgreSQL): the new
+    values go into a temporary table by COPY, then one UPDATE … FROM."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS benefits_claim_parts")
+        cursor.execute("CREATE TEMPORARY TABLE benefits_claim_parts ON COMMIT DROP AS "
+                       f"SELECT id, basic, critical, assistance, patient_pay, explanation FROM {table} WITH NO DATA")
+        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
+            with pg_cursor.copy("COPY benefits_claim_parts (id, basic, critical, assistance, patient_pay, explanation) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {table} AS c SET basic = t.basic, critical = t.critical, assistance = t.assistance, "
+            "patient_pay = t.patient_pay, explanation = t.explanation, settled_at = %s "
+            "FROM benefits_claim_parts AS t WHERE c.id = t.id", [now])
+        cursor.execute("DROP TABLE benefits_claim_parts")
 
 
 def _json(value: dict):
@@ -390,6 +416,7 @@ def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> t
 class BundleBenefitsReport:
     files: dict = field(default_factory=dict)  # file -> {"created": n, "updated": n, "unchanged": n}
     settled: list[SettleReport] = field(default_factory=list)
+    settled_years: set[int] = field(default_factory=set)  # the region-years settled as a whole, after every stored stay
 
 
 def _counts(created: int = 0, updated: int = 0, unchanged: int = 0) -> dict:
@@ -494,7 +521,7 @@ def benefits_bundle_store(
                     years.add(row[6].year)
                     resettle.add((row[4], row[3], row[6].year))  # the year it leaves
             if new:
-                SpecialOutpatientClaim.objects.bulk_create(new, batch_size=5000)
+                copy_create(SpecialOutpatientClaim, new)  # COPY on PostgreSQL, bulk_create elsewhere
             if changed:
                 SpecialOutpatientClaim.objects.bulk_update(
                     changed, ["fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"], batch_size=2000)
@@ -511,6 +538,7 @@ def benefits_bundle_store(
                     )
             report.files["special_outpatient_claims.csv"] = _counts(len(new), len(changed), len(claims) - len(new) - len(changed))
         for settle_year in sorted(years | full_years | ({year} if resettle else set())):
+            report.settled_years.add(settle_year)
             report.settled.append(special_outpatient_settle(
                 region=region, year=settle_year, cause="批量文件载入，重新结算", source=ClaimSource.BUNDLE, user=user,
                 full=settle_year in full_years,

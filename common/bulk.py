@@ -150,11 +150,40 @@ def copy_create(model, objs: list) -> list:
 
 def copy_create_history(model, objs: list, *, user, reason: str, date) -> None:
     """The '+' history rows of newly created objects (as simple_history's bulk_history_create
-    builds them), written by COPY."""
+    builds them), written by COPY on PostgreSQL straight from the objects' values (no history
+    instances; history_id from its sequence), bulk_create elsewhere."""
     history = model.history.model
-    rows = [
-        history(history_date=date, history_user=user, history_change_reason=reason, history_type="+",
-                **{field.attname: getattr(obj, field.attname) for field in history.tracked_fields})
-        for obj in objs
-    ]
-    copy_create(history, rows)
+    tracked = [field.attname for field in history.tracked_fields]
+    if not objs:
+        return
+    if not is_postgres():
+        rows = [
+            history(history_date=date, history_user=user, history_change_reason=reason, history_type="+",
+                    **{name: getattr(obj, name) for name in tracked})
+            for obj in objs
+        ]
+        copy_create(history, rows)
+        return
+    from psycopg.types.json import Jsonb
+
+    meta = history._meta
+    fixed = {"history_date": date, "history_change_reason": reason, "history_type": "+",
+             "history_user_id": getattr(user, "pk", None)}
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fixed.update({f.attname: f.get_default() for f in fields if f.attname not in fixed and f.attname not in tracked})
+    json_names = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    attnames = [f.attname for f in fields]
+    constant = [(i, fixed[name]) for i, name in enumerate(attnames) if name in fixed]
+    variable = [(i, name) for i, name in enumerate(attnames) if name not in fixed]
+    with connection.cursor() as cursor:
+        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
+            with pg_cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({names}) FROM STDIN") as copy:
+                row: list = [None] * len(attnames)
+                for index, value in constant:
+                    row[index] = value
+                for obj in objs:
+                    for index, name in variable:
+                        value = getattr(obj, name)
+                        row[index] = Jsonb(value) if name in json_names and value is not None else value
+                    copy.write_row(row)

@@ -72,28 +72,44 @@ def measure_generation(*, out: Path, cases: int, seed: int, year: int, region: s
             "cases_per_s": round(summary.rows["cases.csv"] / seconds), "peak_rss_mb": peak_rss_mb()}
 
 
+def _bare_copy(pg, csv_path: Path, table: str, types: dict[str, str]) -> float:
+    """COPY one CSV file into a fresh temporary (unlogged, unindexed) table; returns the COPY's seconds."""
+    with open(csv_path, encoding="utf-8-sig") as handle:
+        header = handle.readline().strip().split(",")
+    columns = ", ".join(f'"{name}" {types.get(name, "varchar(64)")}' for name in header)
+    pg.execute(f"DROP TABLE IF EXISTS {table}")
+    pg.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")
+    started = time.perf_counter()
+    with open(csv_path, "rb") as source, pg.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+        while block := source.read(1 << 20):
+            copy.write(block)
+    seconds = time.perf_counter() - started
+    pg.execute(f"DROP TABLE IF EXISTS {table}")
+    return seconds
+
+
 def bare_copy_seconds(csv_path: Path, repeat: int = 2) -> float | None:
     """Best time of a bare `COPY … FROM STDIN (FORMAT csv, HEADER)` of a cases.csv into a temporary
     (unlogged, unindexed) table typed like drg_case: the floor the loader is compared with."""
     if connection.vendor != "postgresql":
         return None
-    with open(csv_path, encoding="utf-8") as handle:
-        header = handle.readline().strip().split(",")
-    columns = ", ".join(f'"{name}" {CASES_CSV_TYPES.get(name, "varchar(64)")}' for name in header)
-    best = float("inf")
-    with connection.cursor() as cursor:
-        raw = cursor.connection
-        with raw.cursor() as pg:
-            for _ in range(repeat):
-                pg.execute("DROP TABLE IF EXISTS bench_bare_cases")
-                pg.execute(f"CREATE TEMPORARY TABLE bench_bare_cases ({columns})")
-                started = time.perf_counter()
-                with open(csv_path, "rb") as source, pg.copy("COPY bench_bare_cases FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
-                    while block := source.read(1 << 20):
-                        copy.write(block)
-                best = min(best, time.perf_counter() - started)
-            pg.execute("DROP TABLE IF EXISTS bench_bare_cases")
-    return best
+    with connection.cursor() as cursor, cursor.connection.cursor() as pg:
+        return min(_bare_copy(pg, csv_path, "bench_bare_cases", CASES_CSV_TYPES) for _ in range(repeat))
+
+
+def bare_copy_bundle_seconds(bundle: Path, repeat: int = 2) -> float | None:
+    """Best time of a bare COPY of every CSV file of the bundle, each into a temporary unindexed table
+    of its own (cases.csv typed as above, the other files' columns as text): the floor of the whole
+    bundle, which also holds claims, enrollments, screenings and catalogs besides the cases."""
+    if connection.vendor != "postgresql":
+        return None
+    files = sorted(bundle.glob("*.csv"))
+    with connection.cursor() as cursor, cursor.connection.cursor() as pg:
+        return min(
+            sum(_bare_copy(pg, file, f"bench_bare_{index}", CASES_CSV_TYPES if file.name == "cases.csv" else {})
+                for index, file in enumerate(files))
+            for _ in range(repeat)
+        )
 
 
 def changed_bundle(*, bundle: Path, out: Path, every: int = 100) -> int:
@@ -131,6 +147,7 @@ def measure_load(*, bundle: Path, analyze: bool = True) -> dict:
     figures = {
         "cases": n_cases, "created": cases.created, "updated": cases.updated, "seconds": round(seconds, 3),
         "cases_per_s": round(n_cases / seconds), "phases": {k: round(v, 3) for k, v in (report.timings or {}).items()},
+        "write_phases": {k: round(v, 3) for k, v in (report.write_timings or {}).items()},
         "peak_rss_mb": peak_rss_mb(),
     }
     if analyze and connection.vendor == "postgresql":
@@ -142,6 +159,10 @@ def measure_load(*, bundle: Path, analyze: bool = True) -> dict:
     if copy_seconds:
         figures["bare_copy_seconds"] = round(copy_seconds, 3)
         figures["ratio_to_copy"] = round(seconds / copy_seconds, 2)
+    bundle_copy_seconds = bare_copy_bundle_seconds(bundle)
+    if bundle_copy_seconds:  # every CSV file of the bundle, not only cases.csv
+        figures["bare_copy_bundle_seconds"] = round(bundle_copy_seconds, 3)
+        figures["ratio_to_copy_bundle"] = round(seconds / bundle_copy_seconds, 2)
     figures["peak_rss_mb"] = peak_rss_mb()
     return figures
 

@@ -248,6 +248,7 @@ class UpsertReport:
     updated: int = 0
     unchanged: int = 0
     corrections: list[CaseCorrection] = field(default_factory=list)
+    touched: set[tuple[str, str, int]] = field(default_factory=set)  # (patient_id, fund, discharge year)
 
     @property
     def counts(self) -> FileCounts:
@@ -365,11 +366,26 @@ def _copy_in(table: str, columns: dict[str, list]) -> None:
                 copy.write(text)
 
 
+def _check_foreign_keys_now(table: str) -> None:
+    """Run the deferred foreign-key checks of the rows just written to `table` now (PostgreSQL),
+    while its pages are still cached, instead of at commit after the rest of a load has pushed them
+    out of shared buffers; the constraints stay deferred for whatever the transaction writes next.
+    A violation raises here, inside the same transaction, exactly as it would at commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferred", [table])
+        names = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+        if names:
+            cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
+            cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
+
+
 def _cases_insert(columns: dict[str, list]) -> None:
     """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
     table = connection.ops.quote_name(Case._meta.db_table)
     if is_postgres():
         _copy_in(table, columns)
+        _check_foreign_keys_now(Case._meta.db_table)
         return
     names = ", ".join(columns)
     sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
@@ -399,9 +415,15 @@ def _cases_update(ids: list[int], columns: dict[str, list]) -> None:
         cursor.executemany(sql, zip(*[values[name] for name in fields], ids))
 
 
-def cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "") -> UpsertReport:
+def cases_apply(
+    *, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "", announce: bool = True,
+) -> UpsertReport:
     """Write a checked plan (cases_plan, no errors) inside the caller's transaction, with the region
-    locked: insert new cases, update changed ones and record a CaseCorrection for each."""
+    locked: insert new cases, update changed ones and record a CaseCorrection for each.
+
+    The (patient, fund, discharge year) keys the write touches are in the report's ``touched``;
+    they are announced after commit (drg.signals.cases_stored) unless ``announce`` is False, in
+    which case the caller announces them (cases_announce)."""
     now = timezone.now()
     ids = selectors.institution_ids(region_id=region.pk)
     state = classified["state"].to_numpy(dtype=object)
@@ -422,19 +444,32 @@ def cases_apply(*, region: Region, classified: pd.DataFrame, source: str, user=N
                 case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
             ))
         report.corrections = copy_create(CaseCorrection, corrections)
-    _announce_cases(region_id=region.pk, new=new, changed=changed, source=source)
+    report.touched = _touched_keys(new=new, changed=changed)
+    if announce:
+        cases_announce(region_id=region.pk, keys=report.touched, source=source)
     return report
 
 
-def _announce_cases(*, region_id: int, new: pd.DataFrame, changed: pd.DataFrame, source: str) -> None:
-    """After commit, tell the apps above which (patient, fund, discharge year) the stored cases
-    touch (drg.signals.cases_stored): a changed case names its stored values too."""
-    keys: set[tuple[str, str, int]] = set()
+def _touched_keys(*, new: pd.DataFrame, changed: pd.DataFrame) -> set[tuple[str, str, int]]:
+    """The (patient, fund, discharge year) that stored cases touch: a changed case names its stored
+    values too."""
+    parts = []
     for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
         columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
         if len(frame) and all(c in frame.columns for c in columns):
-            years = pd.to_datetime(frame[columns[2]]).dt.year
-            keys.update(zip(frame[columns[0]].astype(str), frame[columns[1]].astype(str), years.astype(int)))
+            parts.append(pd.DataFrame({
+                "patient_id": frame[columns[0]].astype(str).to_numpy(), "fund": frame[columns[1]].astype(str).to_numpy(),
+                "year": frame[columns[2]].astype(str).str.slice(0, 4).astype("int64").to_numpy(),
+            }))
+    if not parts:
+        return set()
+    keys = pd.concat(parts, ignore_index=True).drop_duplicates()  # a patient's many stays of a year: one key
+    return set(zip(keys["patient_id"].tolist(), keys["fund"].tolist(), keys["year"].tolist()))
+
+
+def cases_announce(*, region_id: int, keys: set[tuple[str, str, int]], source: str) -> None:
+    """After commit, tell the apps above which (patient, fund, discharge year) stored cases touch
+    (drg.signals.cases_stored); nothing when `keys` is empty."""
     if keys:
         transaction.on_commit(lambda: cases_stored.send(sender=Case, region_id=region_id, keys=keys, source=source))
 
