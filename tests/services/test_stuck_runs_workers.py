@@ -138,8 +138,10 @@ def wait_until(predicate, seconds: float, what: str):
 def big_pool(services_up, tmp_path):
     """A generated region-year large enough that a run takes several seconds even on a quiet machine
     (to be killed in the middle)."""
+    from exchange.synthetic import generate_bundle
+
     bundle = tmp_path / "bundle"
-    call_command("generate_bundle", "--cases", "200000", "--seed", "11", "--out", str(bundle), stdout=io.StringIO())
+    generate_bundle(out=bundle, cases=200_000, seed=11, year=2025, employee_share=1.0)  # one pool of them all
     call_command("load_bundle", str(bundle), stdout=io.StringIO())
     region = Region.objects.get()
     fund = Case.objects.values_list("fund", flat=True).first()
@@ -152,8 +154,10 @@ def kill_mid_run(broker: str, region: Region, fund: str, queue: str) -> Clearing
     try:
         run = ClearingRun.objects.create(region=region, fund=fund, year=2025, kind="annual", status=RunStatus.QUEUED)
         clearing_run_task.apply_async(kwargs={"run_id": run.pk}, queue=queue)
-        wait_until(lambda: ClearingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists(), 60, "the worker claims the run")
-        time.sleep(1.5)  # mid-run: loading, valuing or storing; at least one heartbeat from the thread
+        claimed = wait_until(lambda: ClearingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).values_list("heartbeat_at", flat=True).first(),
+                             60, "the worker claims the run")
+        # mid-run (loading, valuing or storing): killed right after the first heartbeat from the thread
+        wait_until(lambda: ClearingRun.objects.filter(pk=run.pk, heartbeat_at__gt=claimed).exists(), 30, "a heartbeat from the thread")
     finally:
         worker.kill()
     run.refresh_from_db()
