@@ -338,6 +338,26 @@ def measure_copy_ratio(*, region: str, fund: str, year: int, clearing_load_secon
 
 # --- verdicts -------------------------------------------------------------------------------------
 
+def _drop_cases_discharged_after(bundle: Path, year: int) -> int:
+    """Remove from a generated history bundle the cases it discharges after `year` (the generator's
+    late stays of early January) and their special reviews: they would fall in the bench year, whose
+    months the monthly phase has finalized by then, and be refused as late cases of a closed period."""
+    import pandas as pd
+
+    cases = pd.read_csv(bundle / "cases.csv", dtype=str, keep_default_na=False)
+    late = cases["discharge_date"].str.slice(0, 4).astype(int) > year
+    if not late.any():
+        return 0
+    gone = set(zip(cases.loc[late, "institution_code"], cases.loc[late, "case_no"]))
+    cases[~late].to_csv(bundle / "cases.csv", index=False, lineterminator="\n")
+    reviews_path = bundle / "special_reviews.csv"
+    if reviews_path.exists():
+        reviews = pd.read_csv(reviews_path, dtype=str, keep_default_na=False)
+        keep = [key not in gone for key in zip(reviews["institution_code"], reviews["case_no"])]
+        reviews[keep].to_csv(reviews_path, index=False, lineterminator="\n")
+    return int(late.sum())
+
+
 def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: Path) -> dict:
     """PLANNING.md: two earlier years of `cases` cases are generated and loaded into the bench region
     (not timed as targets); the previous year's annual run is cleared and finalized (the binding run
@@ -351,6 +371,8 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
     from exchange.synthetic import generate_bundle
     from planning import services
     from planning.models import Forecast, Season
+    from settlement.choices import RunKind, RunStatus
+    from settlement.models import ClearingRun
     from settlement.services import clearing_run_finalize, clearing_run_start
 
     region_obj = Region.objects.get(code=region)
@@ -361,6 +383,7 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
     for offset, past in enumerate(history):
         out = scratch / f"bundle-{past}"
         generate_bundle(out=out, cases=cases, seed=seed - 2 + offset, year=past, region=region, employee_share=1.0)
+        _drop_cases_discharged_after(out, past)
         bundle_load(path=out)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -392,7 +415,13 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
     started = time.perf_counter()
     services.season_record(run_id=annual.pk)
     season_seconds = time.perf_counter() - started
-    monthly = clearing_run_finalize(run=clearing_run_start(region=region_obj, fund="employee", year=year, month=6, user=user), user=user, system=True)
+    # the finalized run of month 6: the monthly phase's when it ran (a month may only start after the
+    # one before it, SETTLEMENT.md §6), else one started here
+    monthly = ClearingRun.objects.filter(region=region_obj, fund="employee", year=year, kind=RunKind.MONTHLY, month=6,
+                                         status=RunStatus.FINALIZED).first()
+    if monthly is None:
+        monthly = clearing_run_finalize(run=clearing_run_start(region=region_obj, fund="employee", year=year, month=6, user=user),
+                                        user=user, system=True)
     timings = []
     for label in ("first", "again"):
         Forecast.objects.filter(run=monthly).delete()
@@ -412,6 +441,10 @@ def measure_planning(*, region: str, year: int, cases: int, seed: int, scratch: 
     summary = result.summary()
     figures["rate_setting"] = {"seconds": round(seconds, 3), "cases_kept": summary["cases"], "trimmed": summary["trimmed"],
                                "groups": summary["groups"], "all_case_avg_cost": summary["all_case_avg_cost"]}
+    figures["peak_rss_mb"] = peak_rss_mb()
+    return figures
+
+
 def measure_monitoring(*, region: str, fund: str, year: int) -> dict:
     """Indicators and all five screening rules over the pool's annual run (monitoring/bench.py)."""
     from monitoring.bench import measure_monitoring as measure
