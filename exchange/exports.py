@@ -10,7 +10,6 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pandas as pd
 from django.core.exceptions import ValidationError
 
 from common.bulk import units_to_text

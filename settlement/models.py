@@ -10,8 +10,8 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from common.models import Reviewable
-from drg.choices import CaseCategory, Fund
-from drg.models import MONEY, POINTS, RATE, Case, Institution, ParameterRevision, Region
+from drg.choices import Fund
+from drg.models import MONEY, POINTS, RATE, Institution, ParameterRevision, Region
 from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, ItemizedSource, RunKind, RunStatus
 
 

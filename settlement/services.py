@@ -37,6 +37,7 @@ from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 
 from budget.services import budget_current
+from common.bulk import copy_upsert
 from common.precision import from_fen, from_ten_thousandths, r2, round_half_up
 from common.users import system_user
 from drg.domain.valuation import Catalog, value_cases
@@ -959,8 +960,8 @@ def itemized_payments_sync(
             for institution_id, claim_no in removals:
                 query |= Q(institution_id=institution_id, claim_no=claim_no)
             ItemizedClaim.objects.filter(query, region=region, source=source).delete()
-        ItemizedClaim.objects.bulk_create(
-            rows, batch_size=5000, update_conflicts=True, unique_fields=["institution", "claim_no", "source"],
+        copy_upsert(
+            ItemizedClaim, rows, unique_fields=["institution", "claim_no", "source"],
             update_fields=["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"],
         )
     return len(rows)

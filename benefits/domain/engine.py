@@ -94,17 +94,19 @@ class ClaimSplit:
             "cap_left_before": _yuan(self.cap_left),
             "disease_cap_left_before": _yuan(self.disease_cap_left),
             "burden_to_date": _yuan(self.burden),
-            **_constant_terms(self.threshold, self.critical_ratio, self.assistance_ratio),
+            # keyed by the ratios' text: Decimal("0.50") == Decimal("0.500000") with one hash, so a cache
+            # keyed by the values would answer one with the other's digits
+            **_constant_terms(self.threshold, str(self.critical_ratio), None if self.assistance_ratio is None else str(self.assistance_ratio)),
         }
 
 
 @lru_cache(maxsize=256)
-def _constant_terms(threshold: Fraction, critical_ratio: Decimal, assistance_ratio: Decimal | None) -> dict:
+def _constant_terms(threshold: Fraction, critical_ratio: str, assistance_ratio: str | None) -> dict:
     """The explanation's parts that are the same for every claim of a patient-year (computed once)."""
     return {
         "critical_threshold": _fraction_text(threshold),
-        "critical_ratio": str(critical_ratio),
-        "assistance_ratio": "full" if assistance_ratio is None else str(assistance_ratio),
+        "critical_ratio": critical_ratio,
+        "assistance_ratio": "full" if assistance_ratio is None else assistance_ratio,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import hypothesis.strategies as st
 import pandas as pd
@@ -208,3 +209,20 @@ def test_bulk_settlement_equals_the_reference_and_conserves_every_fen(data, dedu
         assert ((result[["basic", "critical", "assistance", "patient"]] >= 0).all()).all()
         assert (result["basic"] + result["critical"] + result["assistance"] + result["patient"] == claims["total"]).all()
         assert (result["basic"] + result["critical"] + result["assistance"] <= claims["eligible"]).all()
+
+
+def test_the_explanation_keeps_each_ratio_s_own_digits_whatever_was_explained_before():
+    from benefits.domain.engine import ClaimSplit
+
+    def split(critical_ratio, assistance_ratio):
+        return ClaimSplit(
+            key=1, claim_no="A", institution_code="H1", basic=0, critical=0, assistance=0, patient=0, ratio=Decimal("0.80"),
+            deductible=0, base=0, cap_left=0, disease_cap_left=0, burden=0, threshold=Fraction(7500),
+            critical_ratio=critical_ratio, assistance_ratio=assistance_ratio,
+        ).explanation()
+
+    # equal Decimals with different digits (a default "0.50", a stored "0.500000") hash alike
+    assert split(Decimal("0.500000"), Decimal("0.5"))["critical_ratio"] == "0.500000"
+    assert split(Decimal("0.50"), Decimal("0.50"))["critical_ratio"] == "0.50"
+    assert split(Decimal("0.50"), Decimal("0.50"))["assistance_ratio"] == "0.50"
+    assert split(Decimal("0.50"), None)["assistance_ratio"] == "full"
