@@ -170,6 +170,8 @@ def main() -> int:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         from django.urls import reverse
 
+        from drg.models import Case
+
         region = state["region"]
         pages = [
             ("cockpit.png", reverse("admin:index"), "1400,1000"),
@@ -179,6 +181,8 @@ def main() -> int:
             ("run.png", reverse("admin:settlement_clearingrun_change", args=[state["second"].pk]), "1400,1500"),
             ("budget-draft.png", reverse("admin:budget_budget_change", args=[state["draft"].pk]) + "?as=olga", "1400,1500"),
             ("scheme-revision.png", reverse("admin:drg_parameterrevision_draft_scheme") + f"?region={region.pk}&year=2025&as=olga", "1400,1700"),
+            ("results.png", reverse("admin:settlement_clearingrun_results", args=[state["second"].pk]), "1400,900"),
+            ("case.png", reverse("admin:drg_case_change", args=[Case.objects.get(region=region, case_no="c02").pk]), "1400,1300"),
         ]
         args.out.mkdir(parents=True, exist_ok=True)
         profile = tmp / "chromium-profile"
