@@ -287,7 +287,8 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
         # already), so a frozen-period change is reported in the same run as a malformed row.
         bad_lines = {e.line for e in errors if e.file == domain.CASES.name}
         good = cases[~cases[LINE].isin(list(bad_lines))] if bad_lines else cases
-        classified, frozen_errors = cases_plan(region=region, rows=good)
+        csv_data = (bundle.path / domain.CASES.name).read_bytes() if region is not None else None
+        classified, frozen_errors = cases_plan(region=region, rows=good, csv_data=csv_data)
         errors.extend(frozen_errors)
         plan["cases"] = classified
     if params is not None and region is not None:
