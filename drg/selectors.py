@@ -1,10 +1,12 @@
 """Reads of the drg app: regions, catalogs and stored cases, in the shapes the loader compares with."""
 from __future__ import annotations
 
+import io
 from typing import Callable, Iterable
 
 import pandas as pd
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connection, transaction
 
 from common.bulk import is_postgres, read_frame
 from drg.domain.cases import CASE_VALUE_COLUMNS
@@ -83,6 +85,65 @@ def _case_select() -> str:
     )
 
 
+def _case_lines_select() -> str:
+    """PostgreSQL: the stored cases of one institution as CSV lines joined into one text (the
+    columns of STORED_CASE_COLUMNS, text quoted as COPY's CSV would quote it, NULL empty), so a
+    million cases come back as a few large values instead of a million COPY messages."""
+    def text(column: str) -> str:
+        return f"'\"' || replace(c.{column}, '\"', '\"\"') || '\"'"
+
+    def fen(column: str) -> str:
+        return f"CAST(ROUND(c.{column} * 100) AS BIGINT)"
+
+    def date(column: str) -> str:
+        return f"to_char(c.{column}, 'YYYY-MM-DD')"
+
+    parts = [
+        "c.id", "c.institution_id", text("case_no"), text("fund"), text("patient_id"), date("admission_date"),
+        date("discharge_date"), text("drg_code"), fen("total_cost"), fen("self_pay"), text("discharge_status"),
+        "CASE WHEN c.tcm_treatment THEN 1 ELSE 0 END", fen("tcm_cost"), "c.surgery_grade",
+        "CASE WHEN c.malignant_tumor_surgery THEN 1 ELSE 0 END",
+    ]
+    line = "concat(" + ", ',', ".join(parts) + ")"
+    return f"SELECT string_agg({line}, E'\\n') FROM {Case._meta.db_table} c WHERE c.institution_id = %s"
+
+
+def _typed_cases(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in ("tcm_treatment", "malignant_tumor_surgery"):
+        frame[column] = frame[column].astype(bool)
+    for column in ("case_no", "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "discharge_status"):
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def cases_of_institutions(*, institution_ids: Iterable[int]) -> pd.DataFrame:
+    """Every stored case of the given institutions, in the units of cases_stored_frame. PostgreSQL:
+    one query per institution, each returning its cases as one CSV text (read by pandas in C)."""
+    institutions = sorted({int(i) for i in institution_ids})
+    if not is_postgres():
+        select = _case_select()
+        parts = [read_frame(select + "WHERE c.institution_id = %s", [pk], STORED_CASE_COLUMNS, _STORED_CASE_DTYPES)
+                 for pk in institutions]
+    else:
+        texts = []
+        sql = _case_lines_select()
+        with connection.cursor() as cursor:
+            for pk in institutions:
+                cursor.execute(sql, [pk])
+                (text,) = cursor.fetchone()
+                if text:
+                    texts.append(text)
+        parts = []
+        if texts:
+            buffer = io.StringIO("\n".join(texts))
+            parts.append(pd.read_csv(buffer, header=None, names=list(STORED_CASE_COLUMNS), dtype=_STORED_CASE_DTYPES,
+                                     keep_default_na=False, na_values=[""]))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return _empty_cases()
+    return _typed_cases(pd.concat(parts, ignore_index=True))
+
+
 def _empty_cases() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=_STORED_CASE_DTYPES[c]) for c in STORED_CASE_COLUMNS})
 
@@ -100,8 +161,7 @@ def cases_stored_frame(*, keys: pd.DataFrame) -> pd.DataFrame:
     if is_postgres() and len(keys) >= PG_WHOLE_INSTITUTIONS_KEYS:
         # a bundle re-loading a region's cases: one COPY of every stored case of its institutions,
         # kept where the key is asked for, instead of a million index probes
-        institutions = sorted({int(i) for i in keys["institution_id"]})
-        whole = read_frame(select + "WHERE c.institution_id = ANY(%s::bigint[])", [institutions], STORED_CASE_COLUMNS, _STORED_CASE_DTYPES)
+        whole = cases_of_institutions(institution_ids=keys["institution_id"].unique())
         wanted = keys.astype({"institution_id": "int64"}).assign(case_no=keys["case_no"].astype(str))
         whole["case_no"] = whole["case_no"].astype(str)
         parts = [whole.merge(wanted, on=["institution_id", "case_no"], how="inner")[list(STORED_CASE_COLUMNS)]]
@@ -122,12 +182,7 @@ def cases_stored_frame(*, keys: pd.DataFrame) -> pd.DataFrame:
     parts = [p for p in parts if not p.empty]
     if not parts:
         return _empty_cases()
-    frame = pd.concat(parts, ignore_index=True)
-    for column in ("tcm_treatment", "malignant_tumor_surgery"):
-        frame[column] = frame[column].astype(bool)
-    for column in ("case_no", "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "discharge_status"):
-        frame[column] = frame[column].astype(str)
-    return frame
+    return _typed_cases(pd.concat(parts, ignore_index=True))
 
 
 def case_ids(*, institution_ids: dict[str, int], keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -146,3 +201,83 @@ def case_ids(*, institution_ids: dict[str, int], keys: Iterable[tuple[str, str]]
             ).values_list("case_no", "id")
             found.update({(code, number): pk for number, pk in rows})
     return found
+
+
+# --- a reload's identical rows, found by the database --------------------------------------------
+# Reloading a region's bundle sends back mostly the cases already stored. Instead of reading every
+# stored case into pandas to compare, the cases.csv text goes to a temporary table by COPY and one
+# join names the rows that are NOT textually identical to the canonical text of their stored case
+# (new, or some value written otherwise). The typed value of a field is a function of its text, so
+# a row whose every field reads exactly as the stored value prints is unchanged; every other row is
+# compared exactly as before. Only files that any CSV reader splits the same way qualify: no quote
+# and no carriage return (then a record is a line and a field is what lies between commas).
+
+# cases.csv column -> the canonical text of the stored value, and the text an empty field stands for
+_CANONICAL = {
+    "fund": ("c.fund", None),
+    "patient_id": ("c.patient_id", None),
+    "admission_date": ("to_char(c.admission_date, 'YYYY-MM-DD')", None),
+    "discharge_date": ("to_char(c.discharge_date, 'YYYY-MM-DD')", None),
+    "drg_code": ("c.drg_code", None),
+    "total_cost": ("CAST(c.total_cost AS TEXT)", None),
+    "self_pay": ("CAST(c.self_pay AS TEXT)", None),
+    "discharge_status": ("c.discharge_status", None),
+    "tcm_treatment": ("CASE WHEN c.tcm_treatment THEN '1' ELSE '0' END", "0"),
+    "tcm_cost": ("CAST(c.tcm_cost AS TEXT)", "0.00"),
+    "surgery_grade": ("CAST(c.surgery_grade AS TEXT)", "0"),
+    "malignant_tumor_surgery": ("CASE WHEN c.malignant_tumor_surgery THEN '1' ELSE '0' END", "0"),
+}
+
+
+def cases_differing_keys(*, region_id: int, data: bytes, limit: int) -> set[tuple[str, str]] | None:
+    """The (institution_code, case_no) of the rows of a cases.csv (its bytes, header included) that
+    are not textually identical to a stored case of the region (see above). None when the database
+    cannot answer: not PostgreSQL, a file any CSV reader might split otherwise, a header that is not
+    all known columns, a COPY the file does not fit, or more than `limit` such rows (then comparing
+    every row costs no more)."""
+    if not is_postgres() or b'"' in data or b"\r" in data:
+        return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    head, _, body = data.partition(b"\n")
+    header = head.decode("utf-8").split(",")
+    known = {"case_no", "institution_code", *_CANONICAL}
+    if len(set(header)) != len(header) or not set(header) <= known or not {"case_no", "institution_code"} <= set(header):
+        return None
+    if b"\n\n" in body or body.startswith(b"\n"):
+        return None  # blank lines: the reader skips them, COPY would not
+    names = [f"f{i}" for i in range(len(header))]
+    column = dict(zip(header, names))
+    equal = []
+    for name, (canonical, empty) in _CANONICAL.items():
+        if name not in column:
+            if empty is None:
+                return None
+            raw = f"'{empty}'"
+        else:
+            raw = f"t.{column[name]}" if empty is None else f"coalesce(nullif(t.{column[name]}, ''), '{empty}')"
+        equal.append(f"{raw} = {canonical}")
+    table = Case._meta.db_table
+    institutions = Institution._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a COPY that fails leaves the load intact
+        try:
+            cursor.execute("DROP TABLE IF EXISTS drg_case_text")
+            cursor.execute(f"CREATE TEMPORARY TABLE drg_case_text ({', '.join(f'{n} text' for n in names)}) ON COMMIT DROP")
+            with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:
+                with pg_cursor.copy(f"COPY drg_case_text ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
+                    copy.write(body)
+        except DatabaseError:
+            transaction.set_rollback(True)
+            return None
+        cursor.execute(
+            f"SELECT t.{column['institution_code']}, t.{column['case_no']} FROM drg_case_text t "
+            f"LEFT JOIN {institutions} i ON i.region_id = %s AND i.code = t.{column['institution_code']} "
+            f"LEFT JOIN {table} c ON c.institution_id = i.id AND c.case_no = t.{column['case_no']} "
+            f"WHERE c.id IS NULL OR NOT coalesce({' AND '.join(equal)}, false) LIMIT %s",
+            [region_id, limit + 1],
+        )
+        rows = cursor.fetchall()
+        cursor.execute("DROP TABLE drg_case_text")
+    if len(rows) > limit:
+        return None
+    return {(code, number) for code, number in rows}

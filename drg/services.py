@@ -258,20 +258,48 @@ class UpsertReport:
 # --- cases in bulk: the bundle loader and the API submission ---------------------------------------
 
 
-def cases_plan(*, region: Region | None, rows: pd.DataFrame, file: str = CASES.name) -> tuple[pd.DataFrame, list[RowError]]:
+# from this many rows on, a bundle's cases.csv is first compared by the database (selectors.cases_differing_keys)
+PREFILTER_ROWS = 50_000
+
+
+def cases_plan(
+    *, region: Region | None, rows: pd.DataFrame, file: str = CASES.name, csv_data: bytes | None = None,
+) -> tuple[pd.DataFrame, list[RowError]]:
     """Compare validated case rows (parse_cases output) with the stored cases: each row gets
     state new / changed / unchanged (drg.domain.cases.classify_cases); rows that would add to or
-    change a finalized period are returned as errors. Reads only."""
+    change a finalized period are returned as errors. Reads only.
+
+    `csv_data` (the bytes of the cases.csv the rows come from) lets the database find the rows
+    textually identical to their stored case first (selectors.cases_differing_keys): those are
+    unchanged without being read back, and carry no case_id nor stored values in the result."""
     missing = [c for c in CASE_TYPED_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"case rows lack the typed columns {missing}; pass them through parse_cases first")
     if rows.duplicated(["institution_code", "case_no"]).any():
         raise ValueError("case rows repeat an (institution_code, case_no); parse_cases reports those as errors")
     region_id = region.pk if region is not None else None
+    if csv_data is not None and region_id is not None and len(rows) >= PREFILTER_ROWS:
+        differing = selectors.cases_differing_keys(region_id=region_id, data=csv_data, limit=max(len(rows) // 4, 1_000))
+        if differing is not None:
+            numbers = {number for _code, number in differing}
+            maybe = rows["case_no"].isin(numbers).to_numpy()
+            candidate = np.zeros(len(rows), dtype=bool)
+            positions = np.flatnonzero(maybe)
+            codes = rows["institution_code"].to_numpy(dtype=object)
+            case_nos = rows["case_no"].to_numpy(dtype=object)
+            candidate[positions] = [(codes[p], case_nos[p]) in differing for p in positions]
+            classified, errors = cases_plan(region=region, rows=rows[candidate], file=file)
+            same = rows[~candidate].assign(state=case_rules.UNCHANGED)
+            return pd.concat([classified, same], ignore_index=True), errors
     ids = selectors.institution_ids(region_id=region_id)
     known = rows[rows["institution_code"].isin(list(ids))]
-    keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
-    stored = selectors.cases_stored_frame(keys=keys)
+    if len(known) >= selectors.PG_WHOLE_INSTITUTIONS_KEYS and is_postgres():
+        # a bundle re-loading a region's cases: every stored case of its institutions, read whole;
+        # classify_cases keeps those the rows name
+        stored = selectors.cases_of_institutions(institution_ids=[ids[code] for code in known["institution_code"].unique()])
+    else:
+        keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
+        stored = selectors.cases_stored_frame(keys=keys)
     codes = {pk: code for code, pk in ids.items()}
     stored["institution_code"] = stored["institution_id"].map(codes).astype(object)
     classified = classify_cases(rows, stored)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -28,7 +28,7 @@ from benefits.services import benefits_bundle_store
 from budget.choices import BudgetStatus
 from budget.models import Budget
 from budget.services import budget_approve, budget_current, budget_draft, budget_inputs_of
-from common.bulk import copy_create, copy_create_history, is_postgres
+from common.bulk import copy_create, copy_create_history, is_postgres, read_frame
 from common.models import ReviewStatus
 from common.users import system_user
 from drg import selectors
@@ -135,6 +135,35 @@ class _Writer:
         counts.created, counts.updated = len(to_create), len(to_update)
         return counts
 
+    def sync_frame(self, model, *, queryset, frame: pd.DataFrame, keys: dict[str, Any], values: dict[str, Any],
+                   key_of: Callable[[Any], tuple], rows: Callable[[pd.DataFrame], Iterable[tuple[tuple, dict]]],
+                   make: Callable[[tuple], Any], on_write: dict | None = None, on_create: dict | None = None) -> FileCounts:
+        """``sync`` for the typed rows of one file, with the rows identical to their stored record
+        found first by comparing columns (stored values read in one query, in the typed units):
+        those are counted unchanged and never become objects; only the other rows go through
+        ``sync`` (`rows(frame)` gives their (key, values), `key_of(obj)` the key of a stored object).
+        `keys` and `values` name the model fields compared, each with its typed column (or one
+        value for every row)."""
+        names = [*keys, *values]
+        stored = _stored_units(queryset, names)
+        typed = pd.DataFrame({name: _typed_units(model._meta.get_field(name), column, len(frame))
+                              for name, column in {**keys, **values}.items()})
+        if stored.duplicated(list(keys)).any():  # not a unique key: compare every row as objects
+            same = np.zeros(len(frame), dtype=bool)
+        else:
+            merged = typed.merge(stored, on=list(keys), how="left", suffixes=("", "__stored"))
+            same = merged["pk"].notna().to_numpy(dtype=bool, copy=True)
+            for name in values:
+                same &= _equal(merged[name], merged[f"{name}__stored"])
+        rest = frame[~same]
+        if len(rest):
+            existing = {key_of(obj): obj for obj in _objects_of(queryset, stored, typed[~same], list(keys))}
+            counts = self.sync(model, existing=existing, rows=rows(rest), make=make, on_write=on_write, on_create=on_create)
+        else:
+            counts = FileCounts()
+        counts.unchanged += int(same.sum())
+        return counts
+
     @property
     def approved(self) -> dict:
         """Reviewable records from a bundle are approved by the system user."""
@@ -155,6 +184,83 @@ class _Laps:
         now = time.perf_counter()
         self.into[name] = self.into.get(name, 0.0) + now - self.mark
         self.mark = now
+
+
+def _unit_kind(field) -> str:
+    internal = field.get_internal_type()
+    if internal == "DecimalField":
+        return "units"
+    if internal == "DateField":
+        return "date"
+    if internal == "BooleanField":
+        return "bool"
+    if internal in ("ForeignKey", "OneToOneField", "AutoField", "BigAutoField", "IntegerField", "BigIntegerField",
+                    "SmallIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField"):
+        return "int"
+    return "text"
+
+
+def _stored_units(queryset, names: list[str]) -> pd.DataFrame:
+    """pk and the named fields of the records of `queryset`, in the typed units of the bundle:
+    decimals as integer units (Int64), dates ISO text, booleans 0/1, integers Int64, text as text.
+    One query."""
+    meta = queryset.model._meta
+    selects, dtypes = [f"t.{connection.ops.quote_name(meta.pk.column)}"], {"pk": "Int64"}
+    for name in names:
+        field = meta.get_field(name)
+        column = f"t.{connection.ops.quote_name(field.column)}"
+        kind = _unit_kind(field)
+        if kind == "units":
+            selects.append(f"CAST(ROUND({column} * {10 ** field.decimal_places}) AS BIGINT)")
+        elif kind == "date":
+            selects.append(f"to_char({column}, 'YYYY-MM-DD')" if is_postgres() else f"CAST({column} AS TEXT)")
+        elif kind == "bool":
+            selects.append(f"CASE WHEN {column} THEN 1 WHEN NOT {column} THEN 0 END")
+        elif kind == "text" and is_postgres():
+            selects.append(f"'v' || {column}")  # CSV would read an empty text as missing: marked, unmarked below
+        else:
+            selects.append(column)
+        dtypes[name] = "Int64" if kind in ("units", "bool", "int") else str
+    inner, params = queryset.values("pk").query.sql_with_params()
+    sql = (f"SELECT {', '.join(selects)} FROM {connection.ops.quote_name(meta.db_table)} t "
+           f"WHERE t.{connection.ops.quote_name(meta.pk.column)} IN ({inner})")
+    frame = read_frame(sql, params, ["pk", *names], dtypes)
+    for name in names:
+        if dtypes[name] is str:
+            values = frame[name].astype(object)
+            if is_postgres() and _unit_kind(meta.get_field(name)) == "text":
+                values = values.str.slice(1)
+            frame[name] = values.where(values.notna(), None)
+    return frame
+
+
+def _typed_units(field, column, count: int) -> pd.Series:
+    """A typed column (or one value for every row) in the units of _stored_units."""
+    if not isinstance(column, pd.Series):
+        column = pd.Series([getattr(column, "value", column)] * count, dtype=object)
+    column = column.reset_index(drop=True)
+    kind = _unit_kind(field)
+    if kind in ("units", "int"):
+        return column.astype("Int64")
+    if kind == "bool":
+        return column.astype(bool).astype("Int64") if column.notna().all() else column.astype("boolean").astype("Int64")
+    return column.astype(object).where(column.notna(), None)
+
+
+def _equal(typed: pd.Series, stored: pd.Series) -> np.ndarray:
+    """Element-wise equality, missing equal to missing."""
+    both_missing = (typed.isna() & stored.isna()).to_numpy()
+    equal = (typed == stored)
+    equal = equal.fillna(False).to_numpy(dtype=bool) if hasattr(equal, "fillna") else np.asarray(equal, dtype=bool)
+    return equal | both_missing
+
+
+def _objects_of(queryset, stored: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> Iterable:
+    """The stored objects whose keys the given typed rows name."""
+    found = rows[keys].merge(stored[[*keys, "pk"]], on=keys, how="inner")["pk"]
+    if len(found) > 10_000:  # many: all of them, as one query without a long IN list
+        return queryset
+    return queryset.filter(pk__in=[int(pk) for pk in found])
 
 
 def _decimal(units, places: int) -> Decimal | None:
@@ -287,7 +393,8 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
         # already), so a frozen-period change is reported in the same run as a malformed row.
         bad_lines = {e.line for e in errors if e.file == domain.CASES.name}
         good = cases[~cases[LINE].isin(list(bad_lines))] if bad_lines else cases
-        classified, frozen_errors = cases_plan(region=region, rows=good)
+        csv_data = (bundle.path / domain.CASES.name).read_bytes() if region is not None else None
+        classified, frozen_errors = cases_plan(region=region, rows=good, csv_data=csv_data)
         errors.extend(frozen_errors)
         plan["cases"] = classified
     if params is not None and region is not None:
@@ -458,92 +565,113 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     if domain.SPECIAL_REVIEWS.name in typed:
         frame = typed[domain.SPECIAL_REVIEWS.name]
         case_ids = selectors.case_ids(institution_ids=ids, keys=zip(frame["institution_code"], frame["case_no"]))
-        existing = {(s.case_id,): s for s in SpecialReview.objects.filter(case_id__in=list(case_ids.values()))}
-        rows = (
-            ((case_ids[(r["institution_code"], r["case_no"])],),
-             {"institution_id": ids[r["institution_code"]], "approved_cost": _decimal(r["approved_fen"], 2), **approved})
-            for r in _records(frame)
-        )
-        report.files[domain.SPECIAL_REVIEWS.name] = w.sync(
-            SpecialReview, existing=existing, rows=rows, make=lambda key: SpecialReview(case_id=key[0]), on_write=w.approved)
+        report.files[domain.SPECIAL_REVIEWS.name] = w.sync_frame(
+            SpecialReview, queryset=SpecialReview.objects.filter(case_id__in=list(case_ids.values())), frame=frame,
+            keys={"case_id": pd.Series([case_ids[key] for key in zip(frame["institution_code"], frame["case_no"])], dtype="int64")},
+            values={"institution_id": frame["institution_code"].map(ids), "approved_cost": frame["approved_fen"], **approved},
+            key_of=lambda s: (s.case_id,),
+            rows=lambda rest: (
+                ((case_ids[(r["institution_code"], r["case_no"])],),
+                 {"institution_id": ids[r["institution_code"]], "approved_cost": _decimal(r["approved_fen"], 2), **approved})
+                for r in _records(rest)
+            ),
+            make=lambda key: SpecialReview(case_id=key[0]), on_write=w.approved)
     if domain.ITEMIZED_CLAIMS.name in typed:
-        existing = {
-            (c.institution_id, c.claim_no): c
-            for c in ItemizedClaim.objects.filter(institution__region=region, source=ItemizedSource.ADJUDICATED)
-        }
-        rows = (
-            ((ids[r["institution_code"]], r["claim_no"]),
-             {"region_id": region.pk, "fund": r["fund"], "month": _date(r["month"]), "patient_id": r["patient_id"],
-              "approved_amount": _decimal(r["approved_fen"], 2), **approved})
-            for r in _records(typed[domain.ITEMIZED_CLAIMS.name])
-        )
-        report.files[domain.ITEMIZED_CLAIMS.name] = w.sync(
-            ItemizedClaim, existing=existing, rows=rows,
+        frame = typed[domain.ITEMIZED_CLAIMS.name]
+        report.files[domain.ITEMIZED_CLAIMS.name] = w.sync_frame(
+            ItemizedClaim, queryset=ItemizedClaim.objects.filter(institution__region=region, source=ItemizedSource.ADJUDICATED),
+            frame=frame, keys={"institution_id": frame["institution_code"].map(ids), "claim_no": frame["claim_no"]},
+            values={"region_id": region.pk, "fund": frame["fund"], "month": frame["month"], "patient_id": frame["patient_id"],
+                    "approved_amount": frame["approved_fen"], **approved},
+            key_of=lambda c: (c.institution_id, c.claim_no),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], r["claim_no"]),
+                 {"region_id": region.pk, "fund": r["fund"], "month": _date(r["month"]), "patient_id": r["patient_id"],
+                  "approved_amount": _decimal(r["approved_fen"], 2), **approved})
+                for r in _records(rest)
+            ),
             make=lambda key: ItemizedClaim(institution_id=key[0], claim_no=key[1]), on_write=w.approved)
     adjustment_approved = {"status": AdjustmentStatus.APPROVED}
     if domain.POINT_ADJUSTMENTS.name in typed:
-        existing = {(p.institution_id, p.fund, p.drg_code, p.reason): p
-                    for p in PointAdjustment.objects.filter(institution__region=region, year=year)}
-        rows = (
-            ((ids[r["institution_code"]], r["fund"], r["drg_code"], r["reason"]),
-             {"multiple": _decimal(r["multiple_u"], 4), **adjustment_approved})
-            for r in _records(typed[domain.POINT_ADJUSTMENTS.name])
-        )
-        report.files[domain.POINT_ADJUSTMENTS.name] = w.sync(
-            PointAdjustment, existing=existing, rows=rows,
+        frame = typed[domain.POINT_ADJUSTMENTS.name]
+        report.files[domain.POINT_ADJUSTMENTS.name] = w.sync_frame(
+            PointAdjustment, queryset=PointAdjustment.objects.filter(institution__region=region, year=year), frame=frame,
+            keys={"institution_id": frame["institution_code"].map(ids), "fund": frame["fund"], "drg_code": frame["drg_code"],
+                  "reason": frame["reason"]},
+            values={"multiple": frame["multiple_u"], **adjustment_approved},
+            key_of=lambda p: (p.institution_id, p.fund, p.drg_code, p.reason),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], r["fund"], r["drg_code"], r["reason"]),
+                 {"multiple": _decimal(r["multiple_u"], 4), **adjustment_approved})
+                for r in _records(rest)
+            ),
             make=lambda key: PointAdjustment(institution_id=key[0], fund=key[1], year=year, drg_code=key[2], reason=key[3]),
             on_write=w.adjustment_approved, on_create={"created_by": w.user})
     if domain.EVALUATIONS.name in typed:
-        existing = {(e.institution_id, e.fund): e for e in Evaluation.objects.filter(institution__region=region, year=year)}
-        rows = (
-            ((ids[r["institution_code"]], r["fund"]), {"score": _decimal(r["score_c"], 2), **adjustment_approved})
-            for r in _records(typed[domain.EVALUATIONS.name])
-        )
-        report.files[domain.EVALUATIONS.name] = w.sync(
-            Evaluation, existing=existing, rows=rows,
+        frame = typed[domain.EVALUATIONS.name]
+        report.files[domain.EVALUATIONS.name] = w.sync_frame(
+            Evaluation, queryset=Evaluation.objects.filter(institution__region=region, year=year), frame=frame,
+            keys={"institution_id": frame["institution_code"].map(ids), "fund": frame["fund"]},
+            values={"score": frame["score_c"], **adjustment_approved},
+            key_of=lambda e: (e.institution_id, e.fund),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], r["fund"]), {"score": _decimal(r["score_c"], 2), **adjustment_approved})
+                for r in _records(rest)
+            ),
             make=lambda key: Evaluation(institution_id=key[0], fund=key[1], year=year),
             on_write=w.adjustment_approved, on_create={"created_by": w.user})
     if domain.CHRONIC_ENROLLMENTS.name in typed:
-        existing = {(c.institution_id, c.patient_id, c.disease): c
-                    for c in ChronicEnrollment.objects.filter(institution__region=region)}
-        rows = (
-            ((ids[r["institution_code"]], r["patient_id"], r["disease"]), {"enrolled_on": _date(r["enrolled_on"]), **approved})
-            for r in _records(typed[domain.CHRONIC_ENROLLMENTS.name])
-        )
-        report.files[domain.CHRONIC_ENROLLMENTS.name] = w.sync(
-            ChronicEnrollment, existing=existing, rows=rows,
+        frame = typed[domain.CHRONIC_ENROLLMENTS.name]
+        report.files[domain.CHRONIC_ENROLLMENTS.name] = w.sync_frame(
+            ChronicEnrollment, queryset=ChronicEnrollment.objects.filter(institution__region=region), frame=frame,
+            keys={"institution_id": frame["institution_code"].map(ids), "patient_id": frame["patient_id"], "disease": frame["disease"]},
+            values={"enrolled_on": frame["enrolled_on"], **approved},
+            key_of=lambda c: (c.institution_id, c.patient_id, c.disease),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], r["patient_id"], r["disease"]), {"enrolled_on": _date(r["enrolled_on"]), **approved})
+                for r in _records(rest)
+            ),
             make=lambda key: ChronicEnrollment(institution_id=key[0], patient_id=key[1], disease=key[2]), on_write=w.approved)
     if domain.TCM_WORKLOAD.name in typed:
-        existing = {(t.institution_id, t.month): t for t in TcmWorkload.objects.filter(institution__region=region)}
-        rows = (
-            ((ids[r["institution_code"]], _date(r["month"])), {"prescriptions": int(r["prescriptions"]), **approved})
-            for r in _records(typed[domain.TCM_WORKLOAD.name])
-        )
-        report.files[domain.TCM_WORKLOAD.name] = w.sync(
-            TcmWorkload, existing=existing, rows=rows,
+        frame = typed[domain.TCM_WORKLOAD.name]
+        report.files[domain.TCM_WORKLOAD.name] = w.sync_frame(
+            TcmWorkload, queryset=TcmWorkload.objects.filter(institution__region=region), frame=frame,
+            keys={"institution_id": frame["institution_code"].map(ids), "month": frame["month"]},
+            values={"prescriptions": frame["prescriptions"], **approved},
+            key_of=lambda t: (t.institution_id, t.month),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], _date(r["month"])), {"prescriptions": int(r["prescriptions"]), **approved})
+                for r in _records(rest)
+            ),
             make=lambda key: TcmWorkload(institution_id=key[0], month=key[1]), on_write=w.approved)
     if domain.HOSPICE_SERVICES.name in typed:
-        existing = {(h.institution_id, h.kind, h.patient_id, h.service_date): h
-                    for h in HospiceService.objects.filter(institution__region=region)}
-        rows = (
-            ((ids[r["institution_code"]], r["kind"], r["patient_id"], _date(r["service_date"])),
-             {"quantity": int(r["quantity"]), **approved})
-            for r in _records(typed[domain.HOSPICE_SERVICES.name])
-        )
-        report.files[domain.HOSPICE_SERVICES.name] = w.sync(
-            HospiceService, existing=existing, rows=rows,
+        frame = typed[domain.HOSPICE_SERVICES.name]
+        report.files[domain.HOSPICE_SERVICES.name] = w.sync_frame(
+            HospiceService, queryset=HospiceService.objects.filter(institution__region=region), frame=frame,
+            keys={"institution_id": frame["institution_code"].map(ids), "kind": frame["kind"], "patient_id": frame["patient_id"],
+                  "service_date": frame["service_date"]},
+            values={"quantity": frame["quantity"], **approved},
+            key_of=lambda h: (h.institution_id, h.kind, h.patient_id, h.service_date),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], r["kind"], r["patient_id"], _date(r["service_date"])),
+                 {"quantity": int(r["quantity"]), **approved})
+                for r in _records(rest)
+            ),
             make=lambda key: HospiceService(institution_id=key[0], kind=key[1], patient_id=key[2], service_date=key[3]),
             on_write=w.approved)
     if domain.SCREENINGS.name in typed:
-        existing = {(s.institution_id, s.patient_id, s.screening_date): s
-                    for s in Screening.objects.filter(institution__region=region)}
-        rows = (
-            ((ids[r["institution_code"]], r["patient_id"], _date(r["screening_date"])),
-             {"fee": _decimal(r["fee_fen"], 2), "high_risk": bool(r["high_risk"]), **approved})
-            for r in _records(typed[domain.SCREENINGS.name])
-        )
-        report.files[domain.SCREENINGS.name] = w.sync(
-            Screening, existing=existing, rows=rows,
+        frame = typed[domain.SCREENINGS.name]
+        report.files[domain.SCREENINGS.name] = w.sync_frame(
+            Screening, queryset=Screening.objects.filter(institution__region=region), frame=frame,
+            keys={"institution_id": frame["institution_code"].map(ids), "patient_id": frame["patient_id"],
+                  "screening_date": frame["screening_date"]},
+            values={"fee": frame["fee_fen"], "high_risk": frame["high_risk"], **approved},
+            key_of=lambda s: (s.institution_id, s.patient_id, s.screening_date),
+            rows=lambda rest: (
+                ((ids[r["institution_code"]], r["patient_id"], _date(r["screening_date"])),
+                 {"fee": _decimal(r["fee_fen"], 2), "high_risk": bool(r["high_risk"]), **approved})
+                for r in _records(rest)
+            ),
             make=lambda key: Screening(institution_id=key[0], patient_id=key[1], screening_date=key[2]), on_write=w.approved)
     lap("records")
     settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say)

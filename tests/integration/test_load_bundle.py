@@ -180,6 +180,64 @@ def test_a_bad_row_in_a_later_file_leaves_the_earlier_files_unloaded_too(copy):
     assert counts() == {name: 0 for name in counts()}
 
 
+def test_a_reload_compared_by_the_database_first_classifies_exactly(worked_bundle, copy, monkeypatch):
+    """PostgreSQL lets the database name the rows of a large reload that are not textually identical
+    to their stored case (drg.services.PREFILTER_ROWS); forced here for every reload: the same
+    unchanged and changed rows, the same correction, and a value written otherwise but equal
+    (8000.0 for 8000.00, an empty tcm_cost for 0) is unchanged."""
+    from drg import services as drg_services
+
+    monkeypatch.setattr(drg_services, "PREFILTER_ROWS", 1)
+    load(worked_bundle)
+    before = counts()
+    out = load(worked_bundle)
+    assert counts() == before
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "0", str(len(rows(worked_bundle, "cases.csv")))]
+    # every value as the database prints it: the rows are identical text, found so by the database
+    rewrite(copy, "cases.csv", lambda rs: [{**r, "tcm_cost": f"{D(r['tcm_cost'] or '0'):.2f}"} for r in rs])
+    out = load(copy)
+    assert counts() == before
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "0", str(len(rows(worked_bundle, "cases.csv")))]
+
+    def change(records):
+        changed = []
+        for r in records:
+            if r["case_no"] == "c01":
+                r = {**r, "total_cost": "9000.00"}
+            elif r["case_no"] == "c02":
+                total = r["total_cost"]
+                r = {**r, "total_cost": total[:-1] if total.endswith("0") else total}
+                if r.get("tcm_cost") in ("0", "0.00"):
+                    r["tcm_cost"] = ""
+            changed.append(r)
+        return changed
+
+    rewrite(copy, "cases.csv", change)
+    out = load(copy)
+    correction = CaseCorrection.objects.get()
+    assert correction.case == Case.objects.get(case_no="c01", institution__code="H1")
+    assert correction.before == {"total_cost": "8000.00"} and correction.after == {"total_cost": "9000.00"}
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "1", str(len(rows(worked_bundle, "cases.csv")) - 1)]
+
+
+def test_a_changed_case_of_a_finalized_month_is_refused_even_when_compared_by_the_database(worked_bundle, copy, monkeypatch):
+    from drg import services as drg_services
+
+    monkeypatch.setattr(drg_services, "PREFILTER_ROWS", 1)
+    load(worked_bundle)
+    call_command("clear", "--region", "331083", "--fund", "employee", "--year", "2025", "--month", "1", "--finalize",
+                 stdout=StringIO())
+    rewrite(copy, "cases.csv", lambda rs: [{**r, "total_cost": "8100.00"} if r["case_no"] == "c01" else r for r in rs])
+
+    errors = load_refused(copy)
+
+    assert len(errors) == 1 and errors[0].startswith("cases.csv:2 ") and "finalized" in errors[0]
+    load(worked_bundle)
+
+
 def test_a_changed_case_of_a_finalized_month_is_refused_and_an_identical_one_is_not(worked_bundle, copy):
     load(worked_bundle)
     call_command("clear", "--region", "331083", "--fund", "employee", "--year", "2025", "--month", "1", "--finalize",
