@@ -272,9 +272,10 @@ def cases_differing_keys(*, region_id: int, data: bytes, limit: int) -> set[tupl
         cursor.execute(
             f"SELECT t.{column['institution_code']}, t.{column['case_no']} FROM drg_case_text t "
             f"LEFT JOIN {institutions} i ON i.region_id = %s AND i.code = t.{column['institution_code']} "
-            f"LEFT JOIN {table} c ON c.institution_id = i.id AND c.case_no = t.{column['case_no']} "
+            # the region's cases only: the planner need not look at other regions' (a no-op for the result)
+            f"LEFT JOIN {table} c ON c.region_id = %s AND c.institution_id = i.id AND c.case_no = t.{column['case_no']} "
             f"WHERE c.id IS NULL OR NOT coalesce({' AND '.join(equal)}, false) LIMIT %s",
-            [region_id, limit + 1],
+            [region_id, region_id, limit + 1],
         )
         rows = cursor.fetchall()
         cursor.execute("DROP TABLE drg_case_text")
