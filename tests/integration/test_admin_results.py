@@ -63,15 +63,18 @@ def test_the_results_page_filters_by_category_case_number_and_halving(client, em
     assert halved.status_code == 200 and all(row[10] == "是" for row in _rows(halved.content.decode()).values())
 
 
-@pytest.mark.parametrize("query", [
+HOSTILE_FILTERS = [
     {"q": "c0\x001"}, {"page": "abc"}, {"page": "99999"}, {"institution": "not-a-number"}, {"institution": "999999"},
     {"category": "=HYPERLINK(\"x\")"}, {"group": "\x1b[31m" * 50}, {"q": "'; DROP TABLE drg_case; --"},
-])
-def test_the_results_page_survives_hostile_filters(client, employee_year, query):
+]
+
+
+def test_the_results_page_survives_hostile_filters(client, employee_year):
     _, _, annual = employee_year
     client.force_login(make_user("olga", "operator"))
-    response = client.get(reverse("admin:settlement_clearingrun_results", args=[annual.pk]), query)
-    assert response.status_code == 200
+    url = reverse("admin:settlement_clearingrun_results", args=[annual.pk])
+    for query in HOSTILE_FILTERS:
+        assert client.get(url, query).status_code == 200, query
 
 
 def test_the_case_page_shows_the_case_valuation_in_every_run(client, employee_year, worked_expected):
