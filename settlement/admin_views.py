@@ -36,6 +36,7 @@ from drg.choices import RevisionStatus
 from drg.models import Case, CaseCorrection, CorrectionRequest, ParameterRevision, Region, SpecialReview
 from settlement import selectors
 from settlement.choices import RESULT_RUN_STATUSES, RunKind, RunStatus
+from settlement.domain import results as results_blocks
 from settlement.domain.clearing import monthly_budget
 from settlement.models import ClearingRun, Evaluation, InstitutionLine, ItemizedClaim, PointAdjustment
 
@@ -803,7 +804,7 @@ def results_view(model_admin, request, object_id):
     if frame is not None and len(page.object_list):
         shown = selectors.case_results_with_cases(page.object_list)
         labels = dict(CaseCategory.choices)
-        rows = shown.astype(object).where(shown.notna(), None).to_dict("records")
+        rows = results_blocks.as_records(shown)
         for row in rows:
             row["category_label"] = labels.get(row["category"], row["category"])
     query = request.GET.copy()

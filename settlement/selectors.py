@@ -438,8 +438,7 @@ def run_case_result(*, run, case) -> dict | None:
     return _records(results_blocks.as_decimals(found))[0]
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if v is pd.NA else v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")]
+_records = results_blocks.as_records
 
 
 def run_case_result_count(*, run) -> int:
@@ -523,12 +522,10 @@ def case_results_by_run(*, case) -> list[dict]:
     )
     out = []
     for block in blocks.iterator(chunk_size=4):
-        part = results_blocks.decode_block(block.data)
+        part = _decoded([(block.run_id, block.institution_id, block.data)])
         part = part[part["case_id"] == case.pk]
         if part.empty:
             continue
-        part.insert(0, "institution_id", block.institution_id)
-        part.insert(0, "run_id", block.run_id)
         record = _records(results_blocks.as_decimals(part))[0]
         out.append({**record, "run": block.run, "category_label": CaseCategory(record["category"]).label})
     return out

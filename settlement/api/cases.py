@@ -32,6 +32,7 @@ from drg.domain.rows import LINE, read_csv_text
 from drg.models import Case
 from drg.services import CasesFinalized, CasesInvalid, cases_submit, cases_validate
 from settlement.api.serializers import ValuationSerializer
+from settlement.domain.results import as_records
 from settlement.models import ClearingRun
 from settlement.selectors import case_latest_results
 
@@ -248,6 +249,6 @@ class CaseValuationView(InstitutionAPIView):
         latest = case_latest_results(institution_id=case.institution_id, case_ids=[case.pk])
         if latest.empty:
             raise ApiError([ApiErrorItem(code="not_valued", message=f"Case {case_no} has not been valued by a clearing run yet.")], status_code=404)
-        result = latest.astype(object).where(latest.notna(), None).to_dict("records")[0]
+        result = as_records(latest)[0]
         run = ClearingRun.objects.select_related("region").get(pk=result["run_id"])
         return Response(ValuationSerializer(SimpleNamespace(**result, case=case, run=run)).data)

@@ -73,16 +73,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def encode_block(frame: pd.DataFrame) -> bytes:
     """One block's rows (BLOCK_COLUMNS, integer units, NA for NULL) -> Parquet bytes, rows in case id order."""
-    missing = [name for name in BLOCK_COLUMNS if name not in frame.columns]
-    if missing:
-        raise BlockError(f"case results lack the columns {missing}")
-    typed = _typed(frame[list(BLOCK_COLUMNS)]).sort_values("case_id", kind="stable")
-    if typed["case_id"].duplicated().any():
-        raise BlockError("a case is valued twice in one block")
-    table = pa.Table.from_pandas(typed, schema=SCHEMA, preserve_index=False).replace_schema_metadata(
-        {"drg.case_results": str(FORMAT_VERSION)}
-    )
-    return _write(table)
+    if frame.empty:
+        return _write(pa.Table.from_pandas(_typed(frame[list(BLOCK_COLUMNS)]), schema=SCHEMA, preserve_index=False))
+    ((_, _, data),) = encode_blocks(frame.assign(_block=0), institution="_block")
+    return data
 
 
 def encode_blocks(frame: pd.DataFrame, institution: str = "institution_id") -> list[tuple[int, int, bytes]]:
@@ -147,6 +141,11 @@ def units_to_decimals(values: pd.Series, places: int) -> list[Decimal | None]:
         for position in np.flatnonzero(mask).tolist():
             out[position] = None
     return out
+
+
+def as_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts, None for every missing value (NA, NaN)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def as_decimals(frame: pd.DataFrame) -> pd.DataFrame:
