@@ -3,6 +3,7 @@ frames for the engine, payer statements."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable
 from decimal import Decimal
 
 import pandas as pd
@@ -15,6 +16,22 @@ from common.bulk import is_postgres, read_frame
 from drg.models import Case, Institution, Region
 
 ZERO = Decimal("0")
+
+
+FEW_PATIENTS = 1_000  # up to this many keys, the claims are looked up by patient
+
+
+def patient_years_with_claims(*, region_id: int, keys: Iterable[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+    """The (patient_id, fund, year) among `keys` for which the region holds special-outpatient claims."""
+    keys = set(keys)
+    if not keys:
+        return set()
+    years = {year for _p, _f, year in keys}
+    claims = SpecialOutpatientClaim.objects.filter(
+        region_id=region_id, service_date__gte=dt.date(min(years), 1, 1), service_date__lte=dt.date(max(years), 12, 31))
+    if len(keys) <= FEW_PATIENTS:
+        claims = claims.filter(patient_id__in=sorted({p for p, _f, _y in keys}))
+    return {key for key in claims.values_list("patient_id", "fund", "service_date__year").distinct() if key in keys}
 
 
 def terms_from_row(row: BenefitParameters) -> BenefitTerms:

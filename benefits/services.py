@@ -243,13 +243,7 @@ def cases_changed_resettle(*, region_id: int, keys: Iterable[tuple[str, str, int
         return SettleReport()
     region = Region.objects.get(pk=region_id)
     cause = "住院病例到达，重新结算"
-    years = {year for _p, _f, year in keys}
-    with_claims = {
-        key for key in SpecialOutpatientClaim.objects.filter(
-            region_id=region_id, service_date__gte=dt.date(min(years), 1, 1), service_date__lte=dt.date(max(years), 12, 31),
-        ).values_list("patient_id", "fund", "service_date__year").distinct()
-        if key in keys
-    }
+    with_claims = selectors.patient_years_with_claims(region_id=region_id, keys=keys)
     if len(with_claims) <= MANY_PATIENT_YEARS:
         return patient_years_resettle(region=region, keys=with_claims, cause=cause, source=source)
     return region_years_resettle(region_id=region_id, years=sorted({year for _p, _f, year in with_claims}), source=source)
@@ -510,7 +504,8 @@ def benefits_bundle_store(
             ]].itertuples(index=False, name=None):
                 inst_id = institutions[inst]
                 row = stored.get((inst_id, no))
-                years.add(day.year)
+                if row is None or row[3:] != (fund, pid, disease, day, total, eligible):
+                    years.add(day.year)
                 if row is None:
                     new.append(SpecialOutpatientClaim(region=region, institution_id=inst_id, claim_no=no, fund=fund, patient_id=pid,
                                                       disease_code=disease, service_date=day, total_cost=total, eligible_cost=eligible,
@@ -537,6 +532,10 @@ def benefits_bundle_store(
                         ],
                     )
             report.files["special_outpatient_claims.csv"] = _counts(len(new), len(changed), len(claims) - len(new) - len(changed))
+            # a year whose claims the file leaves as they are is settled again only if some claim of it
+            # is not settled; stays the load changes are announced and re-settle their patients' years
+            years.update(d.year for d in SpecialOutpatientClaim.objects.filter(region=region, settled_at__isnull=True)
+                         .dates("service_date", "year"))
         for settle_year in sorted(years | full_years | ({year} if resettle else set())):
             report.settled_years.add(settle_year)
             report.settled.append(special_outpatient_settle(

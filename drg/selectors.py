@@ -5,8 +5,10 @@ import io
 from typing import Callable, Iterable
 
 import pandas as pd
+import psycopg
+from psycopg.rows import scalar_row
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 
 from common.bulk import is_postgres, read_frame
 from drg.domain.cases import CASE_VALUE_COLUMNS
@@ -203,82 +205,73 @@ def case_ids(*, institution_ids: dict[str, int], keys: Iterable[tuple[str, str]]
     return found
 
 
-# --- a reload's identical rows, found by the database --------------------------------------------
-# Reloading a region's bundle sends back mostly the cases already stored. Instead of reading every
-# stored case into pandas to compare, the cases.csv text goes to a temporary table by COPY and one
-# join names the rows that are NOT textually identical to the canonical text of their stored case
-# (new, or some value written otherwise). The typed value of a field is a function of its text, so
-# a row whose every field reads exactly as the stored value prints is unchanged; every other row is
-# compared exactly as before. Only files that any CSV reader splits the same way qualify: no quote
-# and no carriage return (then a record is a line and a field is what lies between commas).
+# --- a reload's unchanged rows, found by their text ----------------------------------------------
+# Reloading a region's bundle sends back mostly the cases already stored. PostgreSQL prints every
+# stored case of the region as a cases.csv line in the file's own column order; a line of the file
+# that is byte-identical to one of them is that stored case, unchanged (the line holds the case's key
+# and every value, and the typed value of a field is a function of its text). Only the other lines
+# are parsed, checked and compared (drg.services.cases_read_changed). A stored case that the load's
+# checks would refuse as it stands (a DRG group the year's catalog does not know, tcm_cost above
+# total_cost, a comma in a text value, which an unquoted line would split) is not printed, so its
+# line, if the file sends it, goes through every check.
 
-# cases.csv column -> the canonical text of the stored value, and the text an empty field stands for
-_CANONICAL = {
-    "fund": ("c.fund", None),
-    "patient_id": ("c.patient_id", None),
-    "admission_date": ("to_char(c.admission_date, 'YYYY-MM-DD')", None),
-    "discharge_date": ("to_char(c.discharge_date, 'YYYY-MM-DD')", None),
-    "drg_code": ("c.drg_code", None),
-    "total_cost": ("CAST(c.total_cost AS TEXT)", None),
-    "self_pay": ("CAST(c.self_pay AS TEXT)", None),
-    "discharge_status": ("c.discharge_status", None),
-    "tcm_treatment": ("CASE WHEN c.tcm_treatment THEN '1' ELSE '0' END", "0"),
-    "tcm_cost": ("CAST(c.tcm_cost AS TEXT)", "0.00"),
-    "surgery_grade": ("CAST(c.surgery_grade AS TEXT)", "0"),
-    "malignant_tumor_surgery": ("CASE WHEN c.malignant_tumor_surgery THEN '1' ELSE '0' END", "0"),
+# cases.csv column -> the text of the stored value as the file writes it (SQL over c = drg_case,
+# i = drg_institution; dates in ISO, amounts with their two places, booleans as 0/1)
+_LINE_TEXT = {
+    "case_no": "c.case_no",
+    "institution_code": "i.code",
+    "fund": "c.fund",
+    "patient_id": "c.patient_id",
+    "admission_date": "c.admission_date::text",
+    "discharge_date": "c.discharge_date::text",
+    "drg_code": "c.drg_code",
+    "total_cost": "c.total_cost::text",
+    "self_pay": "c.self_pay::text",
+    "discharge_status": "c.discharge_status",
+    "tcm_treatment": "CASE WHEN c.tcm_treatment THEN '1' ELSE '0' END",
+    "tcm_cost": "c.tcm_cost::text",
+    "surgery_grade": "c.surgery_grade::text",
+    "malignant_tumor_surgery": "CASE WHEN c.malignant_tumor_surgery THEN '1' ELSE '0' END",
 }
+_PRINTABLE = (  # NOT LIKE: estimated as letting nearly every row through, which it does (a hash join follows)
+    "c.drg_code = ANY(%s) AND NOT c.tcm_cost > c.total_cost "
+    "AND c.case_no NOT LIKE '%%,%%' AND c.patient_id NOT LIKE '%%,%%' AND c.drg_code NOT LIKE '%%,%%'"
+)
 
 
-def cases_differing_keys(*, region_id: int, data: bytes, limit: int) -> set[tuple[str, str]] | None:
-    """The (institution_code, case_no) of the rows of a cases.csv (its bytes, header included) that
-    are not textually identical to a stored case of the region (see above). None when the database
-    cannot answer: not PostgreSQL, a file any CSV reader might split otherwise, a header that is not
-    all known columns, a COPY the file does not fit, or more than `limit` such rows (then comparing
-    every row costs no more)."""
-    if not is_postgres() or b'"' in data or b"\r" in data:
-        return None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    head, _, body = data.partition(b"\n")
-    header = head.decode("utf-8").split(",")
-    known = {"case_no", "institution_code", *_CANONICAL}
-    if len(set(header)) != len(header) or not set(header) <= known or not {"case_no", "institution_code"} <= set(header):
-        return None
-    if b"\n\n" in body or body.startswith(b"\n"):
-        return None  # blank lines: the reader skips them, COPY would not
-    names = [f"f{i}" for i in range(len(header))]
-    column = dict(zip(header, names))
-    equal = []
-    for name, (canonical, empty) in _CANONICAL.items():
-        if name not in column:
-            if empty is None:
-                return None
-            raw = f"'{empty}'"
-        else:
-            raw = f"t.{column[name]}" if empty is None else f"coalesce(nullif(t.{column[name]}, ''), '{empty}')"
-        equal.append(f"{raw} = {canonical}")
-    table = Case._meta.db_table
-    institutions = Institution._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a COPY that fails leaves the load intact
-        try:
-            cursor.execute("DROP TABLE IF EXISTS drg_case_text")
-            cursor.execute(f"CREATE TEMPORARY TABLE drg_case_text ({', '.join(f'{n} text' for n in names)}) ON COMMIT DROP")
-            with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:
-                with pg_cursor.copy(f"COPY drg_case_text ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
-                    copy.write(body)
-        except DatabaseError:
-            transaction.set_rollback(True)
-            return None
-        cursor.execute(
-            f"SELECT t.{column['institution_code']}, t.{column['case_no']} FROM drg_case_text t "
-            f"LEFT JOIN {institutions} i ON i.region_id = %s AND i.code = t.{column['institution_code']} "
-            # the region's cases only: the planner need not look at other regions' (a no-op for the result)
-            f"LEFT JOIN {table} c ON c.region_id = %s AND c.institution_id = i.id AND c.case_no = t.{column['case_no']} "
-            f"WHERE c.id IS NULL OR NOT coalesce({' AND '.join(equal)}, false) LIMIT %s",
-            [region_id, region_id, limit + 1],
-        )
-        rows = cursor.fetchall()
-        cursor.execute("DROP TABLE drg_case_text")
-    if len(rows) > limit:
-        return None
-    return {(code, number) for code, number in rows}
+def _stored_lines_sql(header: list[str], where: str) -> str:
+    line = " || ',' || ".join(_LINE_TEXT[name] for name in header)
+    return (f"SELECT convert_to({line}, 'UTF8') FROM {Case._meta.db_table} c "
+            f"JOIN {Institution._meta.db_table} i ON i.id = c.institution_id WHERE {where} AND {_PRINTABLE}")
+
+
+def _stored_lines(sql: str, params: list) -> list[bytes]:
+    """The lines as bytes: one SELECT with binary results (PostgreSQL may scan in parallel; a COPY
+    would not, and psycopg reads a COPY a row at a time)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL datestyle TO 'ISO, YMD'")
+        with connection.wrap_database_errors, psycopg.Cursor(cursor.connection, row_factory=scalar_row) as binary:
+            binary.execute(sql, params, binary=True)
+            return binary.fetchall()
+
+
+def cases_stored_lines(*, region_id: int, header: list[str], groups: Iterable[str]) -> dict[bytes, bool]:
+    """The region's stored cases as cases.csv lines with the columns of `header` (every name a
+    cases.csv column), those the checks would refuse left out (see above); `groups` are the DRG
+    codes the load knows. PostgreSQL only (one query). A dict, so a caller can take each line once."""
+    lines = _stored_lines(_stored_lines_sql(header, "c.region_id = %s"), [region_id, sorted(set(groups))])
+    return dict.fromkeys(lines, True)
+
+
+def case_lines_of_keys(*, region_id: int, keys: Iterable[tuple[str, str]], header: list[str], groups: Iterable[str]) -> list[bytes]:
+    """The lines of cases_stored_lines for the stored cases of some (institution_code, case_no)."""
+    codes, numbers = zip(*keys) if keys else ((), ())
+    if not codes:
+        return []
+    where = ("c.region_id = %s AND (i.code, c.case_no) IN "
+             "(SELECT k.code, k.case_no FROM unnest(%s::text[], %s::text[]) AS k(code, case_no))")
+    return _stored_lines(_stored_lines_sql(header, where), [region_id, list(codes), list(numbers), sorted(set(groups))])
+
+
+def region_case_count(*, region_id: int) -> int:
+    return Case.objects.filter(region_id=region_id).count()

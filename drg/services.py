@@ -16,6 +16,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
 from typing import Any, Iterable
 
 import numpy as np
@@ -35,7 +36,7 @@ from drg.domain.cases import (
 )
 from drg.domain import cases as case_rules
 from drg.domain.case_rows import error_code, json_rows_to_frame
-from drg.domain.rows import LINE, RowError
+from drg.domain.rows import LINE, RowError, check_header, plain_lines, read_lines
 from drg.signals import cases_stored
 from drg.models import (
     Case, CaseCorrection, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, Region,
@@ -258,39 +259,72 @@ class UpsertReport:
 # --- cases in bulk: the bundle loader and the API submission ---------------------------------------
 
 
-# from this many rows on, a bundle's cases.csv is first compared by the database (selectors.cases_differing_keys)
-PREFILTER_ROWS = 50_000
+# from this many lines on, a bundle's cases.csv is first read against the stored cases (cases_read_changed)
+UNCHANGED_FIRST_LINES = 50_000
+
+
+@dataclass
+class ChangedLines:
+    """What cases_read_changed found: the file's lines that are not a stored case verbatim, read and
+    checked (parse_cases output, numbered as in the file), and how many lines are."""
+
+    frame: pd.DataFrame  # the lines as read (strings), for the loader's other files
+    typed: pd.DataFrame
+    errors: list[RowError]
+    unchanged: int
+
+
+def cases_read_changed(
+    *, region: Region, raw: bytes, known_institutions: Iterable[str], known_groups: Iterable[str],
+) -> ChangedLines | None:
+    """Read a large cases.csv against the region's stored cases (selectors.cases_stored_lines): a
+    line byte-identical to a stored case's line is that case unchanged and is neither parsed nor
+    checked again; every other line is read, checked (parse_cases) and returned with its line number.
+
+    The result is the one reading and checking the whole file gives, restricted to the lines that
+    are not unchanged. None (read the whole file instead) when it could differ or would not pay:
+    not PostgreSQL, a file with quotes or carriage returns, a header the whole reading reports on,
+    fewer than UNCHANGED_FIRST_LINES lines or fewer stored cases than three quarters of them (a first
+    load), bytes that are not UTF-8, or a line repeating the key of an unchanged line (the whole
+    reading names both). Call it with the region locked."""
+    if not is_postgres():
+        return None
+    plain = plain_lines(raw)
+    if plain is None or len(plain.lines) < UNCHANGED_FIRST_LINES:
+        return None
+    header = plain.header.split(",")
+    if check_header(header, CASES) or not set(CASES.required_columns) <= set(header):
+        return None
+    if selectors.region_case_count(region_id=region.pk) < len(plain.lines) * 3 // 4:
+        return None
+    groups = sorted(set(known_groups))
+    stored = selectors.cases_stored_lines(region_id=region.pk, header=header, groups=groups)
+    # each stored line matches one line of the file at most: a repeated line is read
+    same = np.array(list(map(stored.pop, plain.lines, repeat(False))), dtype=bool)
+    read = read_lines(plain, np.flatnonzero(~same), CASES)
+    if read is None:
+        return None
+    frame, errors = read
+    typed, parse_errors = parse_cases(frame, known_institutions=known_institutions, known_groups=groups)
+    # a read line naming a stored case whose own line the file sent too repeats that line's key
+    keys = [key for key in zip(frame["institution_code"], frame["case_no"]) if "\x00" not in key[0] + key[1]]  # NUL: never stored
+    if any(line not in stored for line in selectors.case_lines_of_keys(region_id=region.pk, keys=keys, header=header, groups=groups)):
+        return None
+    return ChangedLines(frame=frame, typed=typed, errors=errors + parse_errors, unchanged=int(same.sum()))
 
 
 def cases_plan(
-    *, region: Region | None, rows: pd.DataFrame, file: str = CASES.name, csv_data: bytes | None = None,
+    *, region: Region | None, rows: pd.DataFrame, file: str = CASES.name,
 ) -> tuple[pd.DataFrame, list[RowError]]:
     """Compare validated case rows (parse_cases output) with the stored cases: each row gets
     state new / changed / unchanged (drg.domain.cases.classify_cases); rows that would add to or
-    change a finalized period are returned as errors. Reads only.
-
-    `csv_data` (the bytes of the cases.csv the rows come from) lets the database find the rows
-    textually identical to their stored case first (selectors.cases_differing_keys): those are
-    unchanged without being read back, and carry no case_id nor stored values in the result."""
+    change a finalized period are returned as errors. Reads only."""
     missing = [c for c in CASE_TYPED_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"case rows lack the typed columns {missing}; pass them through parse_cases first")
     if rows.duplicated(["institution_code", "case_no"]).any():
         raise ValueError("case rows repeat an (institution_code, case_no); parse_cases reports those as errors")
     region_id = region.pk if region is not None else None
-    if csv_data is not None and region_id is not None and len(rows) >= PREFILTER_ROWS:
-        differing = selectors.cases_differing_keys(region_id=region_id, data=csv_data, limit=max(len(rows) // 4, 1_000))
-        if differing is not None:
-            numbers = {number for _code, number in differing}
-            maybe = rows["case_no"].isin(numbers).to_numpy()
-            candidate = np.zeros(len(rows), dtype=bool)
-            positions = np.flatnonzero(maybe)
-            codes = rows["institution_code"].to_numpy(dtype=object)
-            case_nos = rows["case_no"].to_numpy(dtype=object)
-            candidate[positions] = [(codes[p], case_nos[p]) in differing for p in positions]
-            classified, errors = cases_plan(region=region, rows=rows[candidate], file=file)
-            same = rows[~candidate].assign(state=case_rules.UNCHANGED)
-            return pd.concat([classified, same], ignore_index=True), errors
     ids = selectors.institution_ids(region_id=region_id)
     known = rows[rows["institution_code"].isin(list(ids))]
     if len(known) >= selectors.PG_WHOLE_INSTITUTIONS_KEYS and is_postgres():

@@ -35,7 +35,7 @@ from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
-from drg.services import FileCounts, cases_announce, cases_apply, cases_plan
+from drg.services import FileCounts, cases_announce, cases_apply, cases_plan, cases_read_changed
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
@@ -289,6 +289,9 @@ class _Bundle:
     typed: dict[str, pd.DataFrame] = field(default_factory=dict)
     raw: dict[str, pd.DataFrame] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
+    # a large cases.csv, read in _check against the stored cases (drg.services.cases_read_changed)
+    cases_bytes: bytes | None = None
+    cases_unchanged: int = 0  # its lines that are stored cases verbatim (not in raw / typed)
 
 
 def _read(path: Path) -> _Bundle:
@@ -314,12 +317,35 @@ def _read(path: Path) -> _Bundle:
             if spec.required:
                 errors.append(RowError(spec.name, 0, "", "missing required file"))
             continue
-        frame, file_errors = domain.read_csv_file(file, spec)
-        errors.extend(file_errors)
-        if any(e.reason == "missing required column" for e in file_errors):
-            continue  # rows cannot be checked without their columns
-        bundle.raw[spec.name] = frame
+        data = file.read_bytes()
+        if spec is domain.CASES and is_postgres():
+            bundle.cases_bytes = data  # read once the region is locked (_check)
+            continue
+        _add_file(bundle, spec, *domain.read_csv_bytes(data, spec))
     return bundle
+
+
+def _add_file(bundle: _Bundle, spec: FileSpec, frame: pd.DataFrame, file_errors: list[RowError]) -> None:
+    bundle.errors.extend(file_errors)
+    if any(e.reason == "missing required column" for e in file_errors):
+        return  # rows cannot be checked without their columns
+    bundle.raw[spec.name] = frame
+
+
+def _read_cases(bundle: _Bundle, *, region: Region | None, institutions: set[str], groups: set[str]) -> None:
+    """A deferred cases.csv: its lines that are stored cases verbatim are counted, the others read
+    and checked (drg.services.cases_read_changed); the whole file is read when that cannot be done."""
+    data, bundle.cases_bytes = bundle.cases_bytes, None
+    changed = None
+    if region is not None:
+        changed = cases_read_changed(region=region, raw=data, known_institutions=institutions, known_groups=groups)
+    if changed is None:
+        _add_file(bundle, domain.CASES, *domain.read_csv_bytes(data, domain.CASES))
+        return
+    bundle.raw[domain.CASES.name] = changed.frame
+    bundle.typed[domain.CASES.name] = changed.typed
+    bundle.errors.extend(changed.errors)
+    bundle.cases_unchanged = changed.unchanged
 
 
 def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
@@ -338,8 +364,11 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
     if domain.DRG_GROUPS.name in raw:
         groups |= set(raw[domain.DRG_GROUPS.name]["code"])
 
+    if bundle.cases_bytes is not None:
+        _read_cases(bundle, region=region, institutions=institutions, groups=groups)
+
     def run(spec: FileSpec, parse, **kwargs) -> None:
-        if spec.name in raw:
+        if spec.name in raw and spec.name not in bundle.typed:
             typed, file_errors = parse(raw[spec.name], **kwargs)
             bundle.typed[spec.name] = typed
             errors.extend(file_errors)
@@ -393,8 +422,7 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
         # already), so a frozen-period change is reported in the same run as a malformed row.
         bad_lines = {e.line for e in errors if e.file == domain.CASES.name}
         good = cases[~cases[LINE].isin(list(bad_lines))] if bad_lines else cases
-        csv_data = (bundle.path / domain.CASES.name).read_bytes() if region is not None else None
-        classified, frozen_errors = cases_plan(region=region, rows=good, csv_data=csv_data)
+        classified, frozen_errors = cases_plan(region=region, rows=good)
         errors.extend(frozen_errors)
         plan["cases"] = classified
     if params is not None and region is not None:
@@ -551,10 +579,11 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     lap("catalogs")
     # cases
     if "cases" in plan:
-        say(f"cases: {len(plan['cases'])} rows")
+        say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
         upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
                              user=w.actor, reason=w.reason, announce=False)
-        report.files[domain.CASES.name] = upsert.counts
+        counts = upsert.counts
+        report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
         report.corrections = len(upsert.corrections)
         touched = upsert.touched
 

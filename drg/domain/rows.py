@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -165,13 +165,63 @@ def read_csv_text(text: str, spec: FileSpec) -> tuple[pd.DataFrame, list[RowErro
 
 
 def read_csv_file(path: Path, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
-    raw = Path(path).read_bytes()
+    return read_csv_bytes(Path(path).read_bytes(), spec)
+
+
+def read_csv_bytes(raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
+    """read_csv_text of a file's bytes; bytes that are not UTF-8 are one error naming their line."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return _empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
     return read_csv_text(text, spec)
+
+
+@dataclass(frozen=True)
+class PlainLines:
+    """A CSV file without quotes or carriage returns, split into its records: then a record is a
+    line and a field is what lies between commas, for every CSV reader."""
+
+    header: str
+    lines: list[bytes]  # the records after the header, in order (line number = position + 2)
+
+
+def plain_lines(raw: bytes) -> PlainLines | None:
+    """Split a file that any CSV reader splits the same way (see PlainLines); None otherwise (quotes,
+    carriage returns, a header that is not UTF-8)."""
+    if b'"' in raw or b"\r" in raw:
+        return None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last record
+    if not lines:
+        return None
+    try:
+        header = lines[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    del lines[0]
+    return PlainLines(header=header, lines=lines)
+
+
+def read_lines(plain: PlainLines, positions: np.ndarray, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]] | None:
+    """read_csv_text of some of a file's records (their positions in ``plain.lines``), numbered as
+    in the whole file; blank lines are skipped as there. None when those records are not UTF-8 (the
+    whole file's reading names the line)."""
+    positions = np.asarray(positions, dtype="int64")
+    kept = positions[[len(plain.lines[p]) > 0 for p in positions]] if len(positions) else positions
+    try:
+        body = b"\n".join(plain.lines[p] for p in kept).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    frame, errors = read_csv_text(plain.header + "\n" + body + ("\n" if len(kept) else ""), spec)
+    numbers = kept + 2  # the line number of the subset's record i is numbers[i]
+    frame[LINE] = numbers[frame[LINE].to_numpy(dtype="int64") - 2] if len(frame) else frame[LINE]
+    errors = [replace(e, line=int(numbers[e.line - 2])) if e.line >= 2 else e for e in errors]
+    return frame, errors
 
 
 # --- column checks -----------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from drg.domain.cases import (  # noqa: F401  (re-exported: the case file's rule
 from drg.domain.rows import (  # noqa: F401  (re-exported: the reading machinery)
     DISCHARGE_STATUSES, FACTOR_INT_DIGITS, FUNDS, GROUP_KINDS, HOSPICE_KINDS, INSTITUTION_CATEGORIES, LINE,
     MONEY_INT_DIGITS, POINTS_INT_DIGITS, RATE_INT_DIGITS, RATE_PLACES, FileSpec, RowError, _Rows, check_header,
-    read_csv_file, read_csv_text,
+    read_csv_bytes, read_csv_file, read_csv_text,
 )
 from drg.domain.scheme import (  # noqa: F401  (re-exported: the payment scheme's rules)
     PARAMS_FILE, SCHEME_DECIMALS, SCHEME_KEYS, SCHEME_TIERS, _object, _Params, _parse_scheme, scheme_tiers_validate,

@@ -182,12 +182,12 @@ def test_a_bad_row_in_a_later_file_leaves_the_earlier_files_unloaded_too(copy):
 
 def test_a_reload_compared_by_the_database_first_classifies_exactly(worked_bundle, copy, monkeypatch):
     """PostgreSQL lets the database name the rows of a large reload that are not textually identical
-    to their stored case (drg.services.PREFILTER_ROWS); forced here for every reload: the same
+    to their stored case (drg.services.UNCHANGED_FIRST_LINES); forced here for every reload: the same
     unchanged and changed rows, the same correction, and a value written otherwise but equal
     (8000.0 for 8000.00, an empty tcm_cost for 0) is unchanged."""
     from drg import services as drg_services
 
-    monkeypatch.setattr(drg_services, "PREFILTER_ROWS", 1)
+    monkeypatch.setattr(drg_services, "UNCHANGED_FIRST_LINES", 1)
     load(worked_bundle)
     before = counts()
     out = load(worked_bundle)
@@ -226,7 +226,7 @@ def test_a_reload_compared_by_the_database_first_classifies_exactly(worked_bundl
 def test_a_changed_case_of_a_finalized_month_is_refused_even_when_compared_by_the_database(worked_bundle, copy, monkeypatch):
     from drg import services as drg_services
 
-    monkeypatch.setattr(drg_services, "PREFILTER_ROWS", 1)
+    monkeypatch.setattr(drg_services, "UNCHANGED_FIRST_LINES", 1)
     load(worked_bundle)
     call_command("clear", "--region", "331083", "--fund", "employee", "--year", "2025", "--month", "1", "--finalize",
                  stdout=StringIO())
