@@ -1,6 +1,7 @@
 """Reads of the drg app: regions, catalogs and stored cases, in the shapes the loader compares with."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Callable, Iterable
 
@@ -255,23 +256,46 @@ def _stored_lines(sql: str, params: list) -> list[bytes]:
             return binary.fetchall()
 
 
-def cases_stored_lines(*, region_id: int, header: list[str], groups: Iterable[str]) -> dict[bytes, bool]:
-    """The region's stored cases as cases.csv lines with the columns of `header` (every name a
-    cases.csv column), those the checks would refuse left out (see above); `groups` are the DRG
-    codes the load knows. PostgreSQL only (one query). A dict, so a caller can take each line once."""
-    lines = _stored_lines(_stored_lines_sql(header, "c.region_id = %s"), [region_id, sorted(set(groups))])
+def cases_stored_lines(
+    *, region_id: int, header: list[str], groups: Iterable[str], years: tuple[int, int],
+) -> dict[bytes, bool]:
+    """The region's stored cases discharged in the years `years` (first, last) as cases.csv lines
+    with the columns of `header` (every name a cases.csv column), those the checks would refuse left
+    out (see above); `groups` are the DRG codes the load knows. PostgreSQL only (one query). A dict,
+    so a caller can take each line once."""
+    where = "c.region_id = %s AND c.discharge_date >= %s AND c.discharge_date < %s"
+    first, last = dt.date(years[0], 1, 1), dt.date(years[1] + 1, 1, 1)
+    lines = _stored_lines(_stored_lines_sql(header, where), [region_id, first, last, sorted(set(groups))])
     return dict.fromkeys(lines, True)
 
 
-def case_lines_of_keys(*, region_id: int, keys: Iterable[tuple[str, str]], header: list[str], groups: Iterable[str]) -> list[bytes]:
-    """The lines of cases_stored_lines for the stored cases of some (institution_code, case_no)."""
-    codes, numbers = zip(*keys) if keys else ((), ())
+_OF_KEYS = ("c.region_id = %s AND (i.code, c.case_no) IN "
+            "(SELECT k.code, k.case_no FROM unnest(%s::text[], %s::text[]) AS k(code, case_no))")
+
+
+def _key_arrays(keys: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    keys = [key for key in keys if "\x00" not in key[0] + key[1]]  # a NUL is never stored (nor accepted by PostgreSQL)
+    return [code for code, _n in keys], [number for _c, number in keys]
+
+
+def case_lines_of_keys(
+    *, region_id: int, keys: Iterable[tuple[str, str]], header: list[str], groups: Iterable[str], years: tuple[int, int],
+) -> list[bytes]:
+    """The lines of cases_stored_lines (same years) for the stored cases of some (institution_code, case_no)."""
+    codes, numbers = _key_arrays(keys)
     if not codes:
         return []
-    where = ("c.region_id = %s AND (i.code, c.case_no) IN "
-             "(SELECT k.code, k.case_no FROM unnest(%s::text[], %s::text[]) AS k(code, case_no))")
-    return _stored_lines(_stored_lines_sql(header, where), [region_id, list(codes), list(numbers), sorted(set(groups))])
+    where = _OF_KEYS + " AND c.discharge_date >= %s AND c.discharge_date < %s"
+    first, last = dt.date(years[0], 1, 1), dt.date(years[1] + 1, 1, 1)
+    return _stored_lines(_stored_lines_sql(header, where), [region_id, codes, numbers, first, last, sorted(set(groups))])
 
 
-def region_case_count(*, region_id: int) -> int:
-    return Case.objects.filter(region_id=region_id).count()
+def stored_key_count(*, region_id: int, keys: Iterable[tuple[str, str]]) -> int:
+    """How many of the (institution_code, case_no) are stored cases of the region."""
+    codes, numbers = _key_arrays(keys)
+    if not codes:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {Case._meta.db_table} c JOIN {Institution._meta.db_table} i "
+                       f"ON i.id = c.institution_id WHERE {_OF_KEYS}", [region_id, codes, numbers])
+        return int(cursor.fetchone()[0])

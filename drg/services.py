@@ -36,7 +36,7 @@ from drg.domain.cases import (
 )
 from drg.domain import cases as case_rules
 from drg.domain.case_rows import error_code, json_rows_to_frame
-from drg.domain.rows import LINE, RowError, check_header, plain_lines, read_lines
+from drg.domain.rows import LINE, RowError, check_header, line_sample, plain_lines, read_lines
 from drg.signals import cases_stored
 from drg.models import (
     Case, CaseCorrection, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, Region,
@@ -261,6 +261,7 @@ class UpsertReport:
 
 # from this many lines on, a bundle's cases.csv is first read against the stored cases (cases_read_changed)
 UNCHANGED_FIRST_LINES = 50_000
+SAMPLE_LINES = 1_000  # lines whose keys are looked up first: three quarters must name stored cases
 
 
 @dataclass
@@ -284,9 +285,10 @@ def cases_read_changed(
     The result is the one reading and checking the whole file gives, restricted to the lines that
     are not unchanged. None (read the whole file instead) when it could differ or would not pay:
     not PostgreSQL, a file with quotes or carriage returns, a header the whole reading reports on,
-    fewer than UNCHANGED_FIRST_LINES lines or fewer stored cases than three quarters of them (a first
-    load), bytes that are not UTF-8, or a line repeating the key of an unchanged line (the whole
-    reading names both). Call it with the region locked."""
+    fewer than UNCHANGED_FIRST_LINES lines, fewer than three quarters of a sample of its lines
+    naming a stored case (a first load of the region-year), bytes that are not UTF-8, or a line
+    repeating the key of an unchanged line (the whole reading names both). Call it with the region
+    locked."""
     if not is_postgres():
         return None
     plain = plain_lines(raw)
@@ -295,10 +297,14 @@ def cases_read_changed(
     header = plain.header.split(",")
     if check_header(header, CASES) or not set(CASES.required_columns) <= set(header):
         return None
-    if selectors.region_case_count(region_id=region.pk) < len(plain.lines) * 3 // 4:
+    sample = line_sample(plain, header, rows=SAMPLE_LINES)
+    if not sample.keys or sample.years is None:
         return None
+    if selectors.stored_key_count(region_id=region.pk, keys=sample.keys) < len(sample.keys) * 3 // 4:
+        return None  # mostly new cases (a first load of the region-year): nothing to save
     groups = sorted(set(known_groups))
-    stored = selectors.cases_stored_lines(region_id=region.pk, header=header, groups=groups)
+    # the stored cases of the years the sample names (a line of another year is read and compared)
+    stored = selectors.cases_stored_lines(region_id=region.pk, header=header, groups=groups, years=sample.years)
     # each stored line matches one line of the file at most: a repeated line is read
     same = np.array(list(map(stored.pop, plain.lines, repeat(False))), dtype=bool)
     read = read_lines(plain, np.flatnonzero(~same), CASES)
@@ -307,8 +313,9 @@ def cases_read_changed(
     frame, errors = read
     typed, parse_errors = parse_cases(frame, known_institutions=known_institutions, known_groups=groups)
     # a read line naming a stored case whose own line the file sent too repeats that line's key
-    keys = [key for key in zip(frame["institution_code"], frame["case_no"]) if "\x00" not in key[0] + key[1]]  # NUL: never stored
-    if any(line not in stored for line in selectors.case_lines_of_keys(region_id=region.pk, keys=keys, header=header, groups=groups)):
+    keys = zip(frame["institution_code"], frame["case_no"])
+    if any(line not in stored for line in selectors.case_lines_of_keys(region_id=region.pk, keys=keys, header=header, groups=groups,
+                                                                          years=sample.years)):
         return None
     return ChangedLines(frame=frame, typed=typed, errors=errors + parse_errors, unchanged=int(same.sum()))
 

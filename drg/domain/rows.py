@@ -207,6 +207,31 @@ def plain_lines(raw: bytes) -> PlainLines | None:
     return PlainLines(header=header, lines=lines)
 
 
+@dataclass(frozen=True)
+class LineSample:
+    keys: list[tuple[str, str]]  # (institution_code, case_no)
+    years: tuple[int, int] | None  # the first and last discharge year read, None when none reads as a date
+
+
+def line_sample(plain: PlainLines, header: list[str], *, rows: int) -> LineSample:
+    """The keys and discharge years of about `rows` case lines spread evenly over the file (lines with
+    the header's number of fields and UTF-8 keys only)."""
+    at_code, at_number, at_discharge = (header.index(name) for name in ("institution_code", "case_no", "discharge_date"))
+    keys, years = [], []
+    for line in plain.lines[:: max(1, len(plain.lines) // rows)]:
+        fields = line.split(b",")
+        if len(fields) != len(header):
+            continue
+        try:
+            keys.append((fields[at_code].decode("utf-8"), fields[at_number].decode("utf-8")))
+        except UnicodeDecodeError:
+            continue
+        year = fields[at_discharge][:4]
+        if len(year) == 4 and year.isdigit():
+            years.append(int(year))
+    return LineSample(keys=keys, years=(min(years), max(years)) if years else None)
+
+
 def read_lines(plain: PlainLines, positions: np.ndarray, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]] | None:
     """read_csv_text of some of a file's records (their positions in ``plain.lines``), numbered as
     in the whole file; blank lines are skipped as there. None when those records are not UTF-8 (the

@@ -144,3 +144,34 @@ def test_hostile_identifiers_in_changed_lines_are_bad_rows_as_when_the_whole_fil
 
     assert reads[0] is not None
     assert fast == whole and any(e.startswith("cases.csv:4 case_no:") for e in fast) and any(e.startswith("cases.csv:7 patient_id:") for e in fast)
+
+
+def test_a_file_of_mostly_new_cases_in_a_loaded_region_is_read_whole(worked_bundle, copy, reads):
+    """A first load of a region-year in a region with cases: a sample of its lines names no stored
+    case, so the stored cases are not read for nothing."""
+    total = load_canonical(copy)
+    reads.clear()
+    rewrite(copy, "cases.csv", lambda records: [{**r, "case_no": f"n{r['case_no']}"} for r in records])
+
+    out = load(copy)
+
+    assert reads == [None]
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == [str(total), "0", "0"] and Case.objects.count() == 2 * total
+
+
+def test_lines_of_years_the_sample_does_not_name_are_read_and_compared(worked_bundle, copy, reads, monkeypatch):
+    """Only the stored cases of the sample's discharge years are printed; the line of a case
+    discharged in another year is read and found unchanged like any other."""
+    rewrite(copy, "cases.csv", lambda records: [{**r, "discharge_date": "2026-01-02"} if r["case_no"] == "c19" else r for r in records])
+    total = load_canonical(copy)
+    reads.clear()
+    monkeypatch.setattr(drg_services, "SAMPLE_LINES", 1)  # the first line alone: 2025
+
+    out = load(copy)
+
+    later = {r["case_no"] for r in rows(copy, "cases.csv") if not r["discharge_date"].startswith("2025")}
+    assert "c19" in later and len(later) < total
+    assert reads[0] is not None and reads[0].unchanged == total - len(later) and set(reads[0].frame["case_no"]) == later
+    cases_line = next(line for line in out.splitlines() if line.startswith("cases.csv"))
+    assert cases_line.split()[1:] == ["0", "0", str(total)]
