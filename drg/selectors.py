@@ -250,7 +250,7 @@ def _stored_lines(sql: str, params: list) -> list[bytes]:
     """The lines as bytes: one SELECT with binary results (PostgreSQL may scan in parallel; a COPY
     would not, and psycopg reads a COPY a row at a time)."""
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL datestyle TO 'ISO, YMD'")
+        cursor.execute("SET LOCAL datestyle TO 'ISO'")  # dates print as YYYY-MM-DD (the input order setting stays)
         with connection.wrap_database_errors, psycopg.Cursor(cursor.connection, row_factory=scalar_row) as binary:
             binary.execute(sql, params, binary=True)
             return binary.fetchall()
