@@ -504,16 +504,15 @@ def benefits_bundle_store(
             ]].itertuples(index=False, name=None):
                 inst_id = institutions[inst]
                 row = stored.get((inst_id, no))
-                if row is None or row[3:] != (fund, pid, disease, day, total, eligible):
-                    years.add(day.year)
                 if row is None:
+                    years.add(day.year)
                     new.append(SpecialOutpatientClaim(region=region, institution_id=inst_id, claim_no=no, fund=fund, patient_id=pid,
                                                       disease_code=disease, service_date=day, total_cost=total, eligible_cost=eligible,
                                                       source=ClaimSource.BUNDLE))
                 elif row[3:] != (fund, pid, disease, day, total, eligible):
                     changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
                                                           total_cost=total, eligible_cost=eligible))
-                    years.add(row[6].year)
+                    years.update((day.year, row[6].year))  # the year it joins and the year it leaves
                     resettle.add((row[4], row[3], row[6].year))  # the year it leaves
             if new:
                 copy_create(SpecialOutpatientClaim, new)  # COPY on PostgreSQL, bulk_create elsewhere

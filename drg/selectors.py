@@ -256,6 +256,14 @@ def _stored_lines(sql: str, params: list) -> list[bytes]:
             return binary.fetchall()
 
 
+_DISCHARGED_IN = "c.discharge_date >= %s AND c.discharge_date < %s"
+
+
+def _year_bounds(years: tuple[int, int]) -> tuple[dt.date, dt.date]:
+    """The parameters of _DISCHARGED_IN for the years (first, last)."""
+    return dt.date(years[0], 1, 1), dt.date(years[1] + 1, 1, 1)
+
+
 def cases_stored_lines(
     *, region_id: int, header: list[str], groups: Iterable[str], years: tuple[int, int],
 ) -> dict[bytes, bool]:
@@ -263,9 +271,8 @@ def cases_stored_lines(
     with the columns of `header` (every name a cases.csv column), those the checks would refuse left
     out (see above); `groups` are the DRG codes the load knows. PostgreSQL only (one query). A dict,
     so a caller can take each line once."""
-    where = "c.region_id = %s AND c.discharge_date >= %s AND c.discharge_date < %s"
-    first, last = dt.date(years[0], 1, 1), dt.date(years[1] + 1, 1, 1)
-    lines = _stored_lines(_stored_lines_sql(header, where), [region_id, first, last, sorted(set(groups))])
+    lines = _stored_lines(_stored_lines_sql(header, "c.region_id = %s AND " + _DISCHARGED_IN),
+                          [region_id, *_year_bounds(years), sorted(set(groups))])
     return dict.fromkeys(lines, True)
 
 
@@ -285,9 +292,8 @@ def case_lines_of_keys(
     codes, numbers = _key_arrays(keys)
     if not codes:
         return []
-    where = _OF_KEYS + " AND c.discharge_date >= %s AND c.discharge_date < %s"
-    first, last = dt.date(years[0], 1, 1), dt.date(years[1] + 1, 1, 1)
-    return _stored_lines(_stored_lines_sql(header, where), [region_id, codes, numbers, first, last, sorted(set(groups))])
+    return _stored_lines(_stored_lines_sql(header, _OF_KEYS + " AND " + _DISCHARGED_IN),
+                         [region_id, codes, numbers, *_year_bounds(years), sorted(set(groups))])
 
 
 def stored_key_count(*, region_id: int, keys: Iterable[tuple[str, str]]) -> int:

@@ -334,13 +334,8 @@ def cases_plan(
     region_id = region.pk if region is not None else None
     ids = selectors.institution_ids(region_id=region_id)
     known = rows[rows["institution_code"].isin(list(ids))]
-    if len(known) >= selectors.PG_WHOLE_INSTITUTIONS_KEYS and is_postgres():
-        # a bundle re-loading a region's cases: every stored case of its institutions, read whole;
-        # classify_cases keeps those the rows name
-        stored = selectors.cases_of_institutions(institution_ids=[ids[code] for code in known["institution_code"].unique()])
-    else:
-        keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
-        stored = selectors.cases_stored_frame(keys=keys)
+    keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
+    stored = selectors.cases_stored_frame(keys=keys)  # many keys: their institutions' cases read whole
     codes = {pk: code for code, pk in ids.items()}
     stored["institution_code"] = stored["institution_id"].map(codes).astype(object)
     classified = classify_cases(rows, stored)
