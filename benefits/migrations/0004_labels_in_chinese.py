@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -13,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterField(
             model_name='benefitparameters',
             name='region',
@@ -69,4 +71,4 @@ class Migration(migrations.Migration):
             name='region',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='special_outpatient_claims', to='drg.region', verbose_name='统筹区'),
         ),
-    ]
+    ])

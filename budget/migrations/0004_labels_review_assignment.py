@@ -5,6 +5,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -14,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='budget',
             options={'ordering': ['region__code', 'year', 'fund', '-revision'], 'permissions': [('approve_budget', '可批准预算（经办与审核分离）')], 'verbose_name': '区域总额预算', 'verbose_name_plural': '区域总额预算'},
@@ -273,4 +275,4 @@ class Migration(migrations.Migration):
             name='year',
             field=models.PositiveSmallIntegerField(verbose_name='年度'),
         ),
-    ]
+    ])

@@ -6,6 +6,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -14,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='case',
             options={'ordering': ['institution__code', 'case_no'], 'verbose_name': '病例', 'verbose_name_plural': '病例'},
@@ -989,4 +991,4 @@ class Migration(migrations.Migration):
             name='year',
             field=models.PositiveSmallIntegerField(verbose_name='年度'),
         ),
-    ]
+    ])

@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -13,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='chronicenrollment',
             options={'ordering': ['institution__code', 'patient_id', 'disease'], 'verbose_name': '慢病纳管', 'verbose_name_plural': '慢病纳管'},
@@ -648,4 +650,4 @@ class Migration(migrations.Migration):
             name='submitted_at',
             field=models.DateTimeField(auto_now_add=True, verbose_name='提交时间'),
         ),
-    ]
+    ])

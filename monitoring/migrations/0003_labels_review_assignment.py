@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -9,7 +11,7 @@ class Migration(migrations.Migration):
         ('monitoring', '0002_roles'),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterField(
             model_name='evaluationdeduction',
             name='fund',
@@ -50,4 +52,4 @@ class Migration(migrations.Migration):
             name='fund',
             field=models.CharField(choices=[('employee', '职工医保'), ('resident', '城乡居民医保')], max_length=16),
         ),
-    ]
+    ])

@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -14,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='findingcase',
             options={'ordering': ['finding', 'case_institution_code', 'case_no'], 'verbose_name': '疑点病例', 'verbose_name_plural': '疑点病例'},
@@ -674,4 +676,4 @@ class Migration(migrations.Migration):
             name='year',
             field=models.PositiveSmallIntegerField(verbose_name='年度'),
         ),
-    ]
+    ])

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -9,7 +11,7 @@ class Migration(migrations.Migration):
         ('planning', '0002_roles'),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterField(
             model_name='forecast',
             name='fund',
@@ -20,4 +22,4 @@ class Migration(migrations.Migration):
             name='fund',
             field=models.CharField(choices=[('employee', '职工医保'), ('resident', '城乡居民医保')], max_length=16, verbose_name='险种'),
         ),
-    ]
+    ])

@@ -3,6 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -12,7 +14,7 @@ class Migration(migrations.Migration):
         ('settlement', '0009_labels_in_chinese'),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='forecastline',
             options={'ordering': ['forecast', 'institution__code'], 'verbose_name': '点值预测行', 'verbose_name_plural': '点值预测行'},
@@ -126,4 +128,4 @@ class Migration(migrations.Migration):
             name='run',
             field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='settlement.clearingrun', verbose_name='清算批次'),
         ),
-    ]
+    ])

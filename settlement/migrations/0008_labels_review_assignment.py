@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -13,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='caseresult',
             options={'ordering': ['run', 'institution', 'case'], 'verbose_name': '病例计点结果', 'verbose_name_plural': '病例计点结果'},
@@ -386,4 +388,4 @@ class Migration(migrations.Migration):
             name='year',
             field=models.PositiveSmallIntegerField(verbose_name='年度'),
         ),
-    ]
+    ])

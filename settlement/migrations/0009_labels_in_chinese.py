@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from common.migration_ops import grouped
+
 
 class Migration(migrations.Migration):
 
@@ -13,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
-    operations = [
+    operations = grouped([
         migrations.AlterModelOptions(
             name='clearingrun',
             options={'ordering': ['-created_at', '-id'], 'permissions': [('start_clearingrun', 'Can start a clearing run'), ('finalize_clearingrun', 'Can finalize a clearing run (maker-checker)'), ('acknowledge_clearingrun', 'Can acknowledge a failed clearing run with a note')], 'verbose_name': '清算批次', 'verbose_name_plural': '清算批次'},
@@ -363,4 +365,4 @@ class Migration(migrations.Migration):
             name='source',
             field=models.CharField(blank=True, choices=[('', '单议核定'), ('special_outpatient', '门特一站式结算')], default='', help_text='在别处审核（数据包、管理后台），或由门诊特殊病种结算写入（与之同步）', max_length=24, verbose_name='来源'),
         ),
-    ]
+    ])

@@ -61,7 +61,7 @@ class Command(BaseCommand):
         if phase == "generate":
             figures = bench.measure_generation(out=Path(options["bundle"]), cases=options["cases"], seed=options["seed"], year=year, region=region)
         elif phase == "load":
-            figures = bench.measure_load(bundle=Path(options["bundle"]), analyze=not options["no_analyze"])
+            figures = bench.measure_load(bundle=Path(options["bundle"]), analyze=not options["no_analyze"], region=region)
         elif phase == "reload":
             figures = bench.measure_reload(bundle=Path(options["bundle"]), scratch=Path(options["bundle"]).parent)
         elif phase == "monthly":
