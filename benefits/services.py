@@ -16,6 +16,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -132,7 +133,11 @@ def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, so
                 [(money(r["basic"], 16, 2), money(r["critical"], 16, 2), money(r["assistance"], 16, 2), money(r["patient_pay"], 16, 2),
                   _json(r["explanation"]), moment, r["pk"]) for r in parts_changed],
             )
-        if explained:
+        if explained and connection.vendor == "postgresql":  # one statement: a late claim re-explains every later one
+            cursor.execute(f"UPDATE {table} AS c SET explanation = v.explanation "
+                           "FROM unnest(%s::bigint[], %s::jsonb[]) AS v(id, explanation) WHERE c.id = v.id",
+                           [[r["pk"] for r, _v in explained], [_json(v["explanation"]) for _r, v in explained]])
+        elif explained:
             cursor.executemany(f"UPDATE {table} SET explanation = %s WHERE id = %s", [(_json(v["explanation"]), r["pk"]) for r, v in explained])
     if parts_changed:
         itemized_payments_sync(
@@ -184,16 +189,26 @@ INPUT_FIELDS = ("institution__code", "institution__level", "disease_code", "tota
 
 def patient_year_settle(
     *, region: Region, patient_id: str, fund: str, year: int, cause: str, source: str, user=None,
-    catalog: dict | None = None, category: str | None = None, locked: bool = False,
+    catalog: dict | None = None, category: str | None = None, locked: bool = False, from_date: dt.date | None = None,
 ) -> SettleReport:
     """Settle one patient-fund-year as a whole (the reference engine) and store what changed.
-    ``catalog`` and ``category`` may be passed by a caller that has just read them."""
+    ``catalog`` and ``category`` may be passed by a caller that has just read them. ``from_date``:
+    only a claim of that date or later has arrived (the counter), so a settled claim of an earlier
+    date keeps its split and explanation (the year is settled in date order): those are neither read
+    back nor compared, the year's claims still all count for the running totals."""
     started = time.perf_counter()
     with transaction.atomic(savepoint=False):
         if not locked:
             _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
         claims = selectors.claims_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
-        rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]
+        if from_date is None:
+            rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]
+        else:
+            fields = tuple(f for f in ROW_FIELDS if f != "explanation")
+            rows = [dict(zip((*fields, *INPUT_FIELDS), values)) for values in claims.values_list(*fields, *INPUT_FIELDS)]
+            explanations = dict(claims.filter(Q(service_date__gte=from_date) | Q(settled_at__isnull=True)).values_list("pk", "explanation"))
+            for row in rows:
+                row["explanation"] = explanations.get(row["pk"])
         if not rows:
             return SettleReport()
         terms = selectors.benefit_terms(region_id=region.pk, year=year)[fund]
@@ -208,6 +223,8 @@ def patient_year_settle(
                     for i, r in enumerate(rows) if r["disease_code"] in caps],
             stays=stays, category=category, terms=terms, disease_caps=caps,
         )
+        if from_date is not None:  # the earlier settled claims are as they were
+            splits = [s for s in splits if rows[s.key]["service_date"] >= from_date or rows[s.key]["settled_at"] is None]
         pairs = [
             (rows[s.key], {"basic": from_fen(s.basic), "critical": from_fen(s.critical), "assistance": from_fen(s.assistance),
                            "patient_pay": from_fen(s.patient), "explanation": s.explanation()})
@@ -300,7 +317,7 @@ def special_outpatient_claim_submit(
         report = patient_year_settle(
             region=region, patient_id=patient_id, fund=fund, year=year, source=source, user=user,
             cause=f"{service_date:%Y-%m-%d} 的结算单 {claim_no} 晚到，重新结算",
-            catalog=catalog, category=listed.category if listed is not None else "ordinary", locked=True,
+            catalog=catalog, category=listed.category if listed is not None else "ordinary", locked=True, from_date=service_date,
         )
         stored = report.rows[claim.pk]
         for name in PARTS:

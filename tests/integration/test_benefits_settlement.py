@@ -206,3 +206,23 @@ def test_many_stays_at_once_resettle_the_region_year_in_bulk(region, h2):
     claim = SpecialOutpatientClaim.objects.get(claim_no="A")
     assert claim.basic == Decimal("500.00")
     assert SettlementCorrection.objects.get(claim=claim).source == "bundle"
+
+
+def test_claims_posted_at_the_counter_in_any_order_end_as_the_bulk_settlement_of_the_year(region, h2):
+    """Late, same-day and appended claims at the counter (which compares only the claims from the
+    arriving one's date on): every split and explanation equals settling the year from scratch."""
+    import random
+
+    h3 = Institution.objects.create(region=region, code="H3", name="三级医院", level=3, category="general")
+    plan = [(f"C{i:02d}", (h2, h3)[i % 2], ("D1", "D2")[i % 3 == 0], dt.date(2025, 1 + i % 6, 1 + (i * 7) % 3), str(800 + 350 * (i % 5)))
+            for i in range(24)]  # several claims share a date: their order is the claim number's
+    random.Random(7).shuffle(plan)
+    corrected = 0
+    for no, inst, disease, day, eligible in plan:
+        corrected += len(submit(inst, no, day, eligible, str(Decimal(eligible) + 50), disease=disease).corrections)
+    assert corrected > 0  # some arrived before claims already settled
+    counter = {c.claim_no: (c.basic, c.critical, c.assistance, c.patient_pay, c.explanation) for c in SpecialOutpatientClaim.objects.all()}
+    SpecialOutpatientClaim.objects.update(basic=None, critical=None, assistance=None, patient_pay=None, explanation={}, settled_at=None)
+    special_outpatient_settle(region=region, year=2025)
+    bulk = {c.claim_no: (c.basic, c.critical, c.assistance, c.patient_pay, c.explanation) for c in SpecialOutpatientClaim.objects.all()}
+    assert bulk == counter
