@@ -82,6 +82,13 @@ def category_of(*, region_id: int, patient_id: str) -> str:
     return patient.category if patient else "ordinary"
 
 
+def categories_of(*, region_id: int, patient_ids: set[str]) -> dict[str, str]:
+    """patient_id → category of the listed patients among ``patient_ids`` (the others are ordinary)."""
+    if not patient_ids:
+        return {}
+    return dict(Patient.objects.filter(region_id=region_id, patient_id__in=sorted(patient_ids)).values_list("patient_id", "category"))
+
+
 def stays_of_patient(*, region_id: int, patient_id: str, fund: str, year: int) -> list[tuple[dt.date, Decimal]]:
     """(discharge_date, total_cost − self_pay) of the patient's cases of the fund discharged in the year."""
     rows = Case.objects.filter(

@@ -190,6 +190,7 @@ INPUT_FIELDS = ("institution__code", "institution__level", "disease_code", "tota
 def patient_year_settle(
     *, region: Region, patient_id: str, fund: str, year: int, cause: str, source: str, user=None,
     catalog: dict | None = None, category: str | None = None, locked: bool = False, from_date: dt.date | None = None,
+    terms: dict | None = None,
 ) -> SettleReport:
     """Settle one patient-fund-year as a whole (the reference engine) and store what changed.
     ``catalog`` and ``category`` may be passed by a caller that has just read them. ``from_date``:
@@ -211,9 +212,9 @@ def patient_year_settle(
                 row["explanation"] = explanations.get(row["pk"])
         if not rows:
             return SettleReport()
-        terms = selectors.benefit_terms(region_id=region.pk, year=year)[fund]
+        fund_terms = (terms if terms is not None else selectors.benefit_terms(region_id=region.pk, year=year))[fund]
         catalog = catalog if catalog is not None else selectors.disease_catalog(region_id=region.pk, year=year)
-        caps = selectors.disease_caps_fen(catalog=catalog, terms=terms)
+        caps = selectors.disease_caps_fen(catalog=catalog, terms=fund_terms)
         stays = [StayIn(day, to_fen(share)) for day, share in selectors.stays_of_patient(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)]
         if category is None:
             category = selectors.category_of(region_id=region.pk, patient_id=patient_id)
@@ -221,7 +222,7 @@ def patient_year_settle(
             claims=[ClaimIn(r["claim_no"], r["institution__code"], r["service_date"], r["disease_code"], r["institution__level"],
                             to_fen(r["total_cost"]), to_fen(r["eligible_cost"]), key=i)
                     for i, r in enumerate(rows) if r["disease_code"] in caps],
-            stays=stays, category=category, terms=terms, disease_caps=caps,
+            stays=stays, category=category, terms=fund_terms, disease_caps=caps,
         )
         if from_date is not None:  # the earlier settled claims are as they were
             splits = [s for s in splits if rows[s.key]["service_date"] >= from_date or rows[s.key]["settled_at"] is None]
@@ -240,8 +241,15 @@ def patient_years_resettle(*, region: Region, keys: Iterable[tuple[str, str, int
     """Re-settle the listed (patient_id, fund, year) of a region that hold claims (a stay or a
     category changed)."""
     total = SettleReport()
-    for patient_id, fund, year in sorted(set(keys)):
-        report = patient_year_settle(region=region, patient_id=patient_id, fund=fund, year=year, cause=cause, source=source, user=user)
+    keys = sorted(set(keys))
+    # what every patient-year of a region-year shares, read once: terms, catalog, the patients' categories
+    years = {year: (selectors.benefit_terms(region_id=region.pk, year=year), selectors.disease_catalog(region_id=region.pk, year=year))
+             for year in {year for _p, _f, year in keys}}
+    categories = selectors.categories_of(region_id=region.pk, patient_ids={patient_id for patient_id, _f, _y in keys})
+    for patient_id, fund, year in keys:
+        terms, catalog = years[year]
+        report = patient_year_settle(region=region, patient_id=patient_id, fund=fund, year=year, cause=cause, source=source, user=user,
+                                     terms=terms, catalog=catalog, category=categories.get(patient_id, "ordinary"))
         total.claims += report.claims
         total.newly_settled += report.newly_settled
         total.corrected += report.corrected
