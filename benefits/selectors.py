@@ -78,15 +78,15 @@ def patient_of(*, region_id: int, patient_id: str) -> Patient | None:
 
 
 def category_of(*, region_id: int, patient_id: str) -> str:
-    patient = patient_of(region_id=region_id, patient_id=patient_id)
-    return patient.category if patient else "ordinary"
+    return categories_of(region_id=region_id, patient_ids={patient_id})[patient_id]
 
 
 def categories_of(*, region_id: int, patient_ids: set[str]) -> dict[str, str]:
-    """patient_id → category of the listed patients among ``patient_ids`` (the others are ordinary)."""
+    """patient_id → category for each of ``patient_ids``: a listed patient's, else ordinary."""
     if not patient_ids:
         return {}
-    return dict(Patient.objects.filter(region_id=region_id, patient_id__in=sorted(patient_ids)).values_list("patient_id", "category"))
+    listed = dict(Patient.objects.filter(region_id=region_id, patient_id__in=sorted(patient_ids)).values_list("patient_id", "category"))
+    return {patient_id: listed.get(patient_id, "ordinary") for patient_id in patient_ids}
 
 
 def stays_of_patient(*, region_id: int, patient_id: str, fund: str, year: int) -> list[tuple[dt.date, Decimal]]:

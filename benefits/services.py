@@ -249,7 +249,7 @@ def patient_years_resettle(*, region: Region, keys: Iterable[tuple[str, str, int
     for patient_id, fund, year in keys:
         terms, catalog = years[year]
         report = patient_year_settle(region=region, patient_id=patient_id, fund=fund, year=year, cause=cause, source=source, user=user,
-                                     terms=terms, catalog=catalog, category=categories.get(patient_id, "ordinary"))
+                                     terms=terms, catalog=catalog, category=categories[patient_id])
         total.claims += report.claims
         total.newly_settled += report.newly_settled
         total.corrected += report.corrected

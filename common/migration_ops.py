@@ -9,6 +9,8 @@ labels), are those of the operations it groups.
 """
 from __future__ import annotations
 
+from itertools import groupby
+
 from django.db import migrations
 
 
@@ -70,15 +72,8 @@ def _model_of(operation) -> str:
 
 def grouped(operations):
     """The operations with every run of consecutive AlterField/AlterModelOptions as one AlterFieldsTogether."""
-    result, run = [], []
-    for operation in operations:
-        if isinstance(operation, AlterFieldsTogether.GROUPABLE):
-            run.append(operation)
-            continue
-        if run:
-            result.append(AlterFieldsTogether(run) if len(run) > 1 else run[0])
-            run = []
-        result.append(operation)
-    if run:
-        result.append(AlterFieldsTogether(run) if len(run) > 1 else run[0])
+    result = []
+    for groupable, run in groupby(operations, key=lambda operation: isinstance(operation, AlterFieldsTogether.GROUPABLE)):
+        run = list(run)
+        result.extend([AlterFieldsTogether(run)] if groupable and len(run) > 1 else run)
     return result

@@ -72,18 +72,40 @@ def measure_generation(*, out: Path, cases: int, seed: int, year: int, region: s
             "cases_per_s": round(summary.rows["cases.csv"] / seconds), "peak_rss_mb": peak_rss_mb()}
 
 
-def _bare_copy(pg, csv_path: Path, table: str, types: dict[str, str]) -> float:
-    """COPY one CSV file into a fresh temporary (unlogged, unindexed) table; returns the COPY's seconds."""
+def _csv_header(csv_path: Path) -> list[str]:
     with open(csv_path, encoding="utf-8-sig") as handle:
-        header = handle.readline().strip().split(",")
-    columns = ", ".join(f'"{name}" {types.get(name, "varchar(64)")}' for name in header)
-    pg.execute(f"DROP TABLE IF EXISTS {table}")
-    pg.execute(f"CREATE TEMPORARY TABLE {table} ({columns})")
+        return handle.readline().strip().split(",")
+
+
+def _typed_columns(header: list[str], types: dict[str, str]) -> str:
+    """Column definitions for a table holding the CSV's columns (untyped ones as varchar)."""
+    return ", ".join(f'"{name}" {types.get(name, "varchar(64)")}' for name in header)
+
+
+def _copy_file(pg, csv_path: Path, target: str) -> float:
+    """COPY a CSV file (with its header line) into `target` (a table, optionally with a column list); its seconds."""
     started = time.perf_counter()
-    with open(csv_path, "rb") as source, pg.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+    with open(csv_path, "rb") as source, pg.copy(f"COPY {target} FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
         while block := source.read(1 << 20):
             copy.write(block)
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def _timed(pg, statements, params=None) -> dict[str, float]:
+    """Run (name, sql) statements one after the other; the seconds of each by name."""
+    steps = {}
+    for name, sql in statements:
+        started = time.perf_counter()
+        pg.execute(sql, params)
+        steps[name] = time.perf_counter() - started
+    return steps
+
+
+def _bare_copy(pg, csv_path: Path, table: str, types: dict[str, str]) -> float:
+    """COPY one CSV file into a fresh temporary (unlogged, unindexed) table; returns the COPY's seconds."""
+    pg.execute(f"DROP TABLE IF EXISTS {table}")
+    pg.execute(f"CREATE TEMPORARY TABLE {table} ({_typed_columns(_csv_header(csv_path), types)})")
+    seconds = _copy_file(pg, csv_path, table)
     pg.execute(f"DROP TABLE IF EXISTS {table}")
     return seconds
 
@@ -128,6 +150,12 @@ FLOOR_STEPS = (
     ("patient_index", "CREATE INDEX ON bench_floor_cases (patient_id)"),
     ("foreign_key", "ALTER TABLE bench_floor_cases ADD FOREIGN KEY (institution_id) REFERENCES drg_institution (id)"),
 )
+DIRECT_FLOOR_STEPS = (
+    ("primary_key", "ALTER TABLE bench_floor_direct ADD PRIMARY KEY (id)"),
+    ("unique_key", "CREATE UNIQUE INDEX ON bench_floor_direct (institution_code, case_no)"),
+    ("pool_index", "CREATE INDEX ON bench_floor_direct (fund, discharge_date)"),
+    ("patient_index", "CREATE INDEX ON bench_floor_direct (patient_id)"),
+)
 
 
 def load_floor(csv_path: Path, region: str) -> dict | None:
@@ -135,7 +163,9 @@ def load_floor(csv_path: Path, region: str) -> dict | None:
     the bare COPY of cases.csv into a typed temporary table, then `INSERT … SELECT` into a fresh,
     unindexed, WAL-logged table shaped like drg_case, then its primary key, (institution, case_no)
     unique index, pool/period index, patient index and institution foreign key, one after the other.
-    Nothing is parsed or checked and the bundle's other files are left out. Rolled back afterwards."""
+    Nothing is parsed or checked and the bundle's other files are left out. `direct`: the same file
+    COPYed as it is into a durable table of its own columns, then the same keys (no loader stores
+    the file durably and indexed for less). Rolled back afterwards."""
     if connection.vendor != "postgresql":
         return None
     from django.db import transaction
@@ -143,50 +173,23 @@ def load_floor(csv_path: Path, region: str) -> dict | None:
     from drg.models import Region
 
     region_id = Region.objects.get(code=region).pk
-    steps: dict[str, float] = {}
+    header = _csv_header(csv_path)
+    columns = _typed_columns(header, CASES_CSV_TYPES)
     with transaction.atomic(), connection.cursor() as cursor, cursor.connection.cursor() as pg:
-        with open(csv_path, encoding="utf-8-sig") as handle:
-            header = handle.readline().strip().split(",")
-        columns = ", ".join(f'"{name}" {CASES_CSV_TYPES.get(name, "varchar(64)")}' for name in header)
         pg.execute(f"CREATE TEMPORARY TABLE bench_floor_staging ({columns})")
         pg.execute("CREATE TABLE bench_floor_cases (LIKE drg_case INCLUDING DEFAULTS INCLUDING IDENTITY)")
-        started = time.perf_counter()
-        with open(csv_path, "rb") as source, pg.copy("COPY bench_floor_staging FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
-            while block := source.read(1 << 20):
-                copy.write(block)
-        steps["copy"] = time.perf_counter() - started
-        for name, sql in FLOOR_STEPS:
-            started = time.perf_counter()
-            pg.execute(sql, {"region": region_id})
-            steps[name] = time.perf_counter() - started
+        steps = {"copy": _copy_file(pg, csv_path, "bench_floor_staging"), **_timed(pg, FLOOR_STEPS, {"region": region_id})}
         stored = pg.execute("SELECT count(*) FROM bench_floor_cases").fetchone()[0]
-        direct = _direct_floor(pg, csv_path, columns, header)
+        # the floor of any first-load design: cases.csv COPYed as it is into a fresh WAL-logged table of
+        # its own columns (no staging, no institution ids: keyed by institution code), then its keys
+        pg.execute(f"CREATE TABLE bench_floor_direct (id bigint GENERATED BY DEFAULT AS IDENTITY, {columns})")
+        names = ", ".join(f'"{name}"' for name in header)
+        direct = {"copy_logged": _copy_file(pg, csv_path, f"bench_floor_direct ({names})"), **_timed(pg, DIRECT_FLOOR_STEPS)}
         transaction.set_rollback(True)
-    return {"seconds": round(sum(steps.values()), 3), "cases": stored, "steps": {k: round(v, 3) for k, v in steps.items()},
-            "direct": direct}
+    return {**_rounded(steps), "cases": stored, "direct": _rounded(direct)}
 
 
-def _direct_floor(pg, csv_path: Path, columns: str, header: list[str]) -> dict:
-    """The floor of any first-load design: cases.csv COPYed as it is into a fresh WAL-logged table of
-    its own columns (no staging, no institution ids: keyed by institution code), then its primary key
-    and the unique, pool and patient indexes. No loader can store the file durably and indexed for less."""
-    steps: dict[str, float] = {}
-    pg.execute(f"CREATE TABLE bench_floor_direct (id bigint GENERATED BY DEFAULT AS IDENTITY, {columns})")
-    names = ", ".join(f'"{name}"' for name in header)
-    started = time.perf_counter()
-    with open(csv_path, "rb") as source, pg.copy(f"COPY bench_floor_direct ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
-        while block := source.read(1 << 20):
-            copy.write(block)
-    steps["copy_logged"] = time.perf_counter() - started
-    for name, sql in (
-        ("primary_key", "ALTER TABLE bench_floor_direct ADD PRIMARY KEY (id)"),
-        ("unique_key", "CREATE UNIQUE INDEX ON bench_floor_direct (institution_code, case_no)"),
-        ("pool_index", "CREATE INDEX ON bench_floor_direct (fund, discharge_date)"),
-        ("patient_index", "CREATE INDEX ON bench_floor_direct (patient_id)"),
-    ):
-        started = time.perf_counter()
-        pg.execute(sql)
-        steps[name] = time.perf_counter() - started
+def _rounded(steps: dict[str, float]) -> dict:
     return {"seconds": round(sum(steps.values()), 3), "steps": {k: round(v, 3) for k, v in steps.items()}}
 
 
