@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,7 +17,6 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -82,8 +82,6 @@ def _lock_patient_year(*, region_id: int, patient_id: str, fund: str, year: int)
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-ROW_FIELDS = ("pk", "institution_id", "claim_no", "fund", "patient_id", "service_date", "basic", "critical", "assistance",
-              "patient_pay", "explanation", "settled_at")
 
 
 def _snapshot(row: dict) -> dict:
@@ -93,20 +91,22 @@ def _snapshot(row: dict) -> dict:
 
 def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, source: str, user=None) -> SettleReport:
     """Store new splits; record a correction for every settled claim whose split changed; keep the
-    pool's itemized payments (basic parts) in sync. ``pairs``: (stored row of ROW_FIELDS, {basic,
+    pool's itemized payments (basic parts) in sync. ``pairs``: (stored row of CLAIM_ROW_FIELDS, {basic,
     critical, assistance, patient_pay: Decimal, explanation: dict}). Claims whose parts changed are
     written with their parts; claims whose explanation alone moved (cap left, burden) only that."""
     report = SettleReport()
     now = timezone.now()
+    pairs = list(pairs)
+    _read_explanations_corrected(pairs)
     parts_changed: list[dict] = []
     explained: list[tuple[dict, dict]] = []
     corrections: list[SettlementCorrection] = []
     for row, values in pairs:
         report.claims += 1
-        settled = row["settled_at"] is not None
+        settled = row["settled"]
         same_parts = settled and all(row[p] == values[p] for p in PARTS)
         if same_parts:
-            if row["explanation"] != values["explanation"]:
+            if "explanation" not in row or row["explanation"] != values["explanation"]:
                 explained.append((row, values))
             continue
         if settled:
@@ -133,10 +133,13 @@ def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, so
                 [(money(r["basic"], 16, 2), money(r["critical"], 16, 2), money(r["assistance"], 16, 2), money(r["patient_pay"], 16, 2),
                   _json(r["explanation"]), moment, r["pk"]) for r in parts_changed],
             )
-        if explained and connection.vendor == "postgresql":  # one statement: a late claim re-explains every later one
+        if explained and connection.vendor == "postgresql":
+            # one statement and one JSON text (a late claim re-explains every later one); an
+            # explanation not read back is written only where it differs from the stored one
             cursor.execute(f"UPDATE {table} AS c SET explanation = v.explanation "
-                           "FROM unnest(%s::bigint[], %s::jsonb[]) AS v(id, explanation) WHERE c.id = v.id",
-                           [[r["pk"] for r, _v in explained], [_json(v["explanation"]) for _r, v in explained]])
+                           "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, explanation jsonb) "
+                           "WHERE c.id = v.id AND c.explanation IS DISTINCT FROM v.explanation",
+                           [json.dumps([{"id": r["pk"], "explanation": v["explanation"]} for r, v in explained], ensure_ascii=False)])
         elif explained:
             cursor.executemany(f"UPDATE {table} SET explanation = %s WHERE id = %s", [(_json(v["explanation"]), r["pk"]) for r, v in explained])
     if parts_changed:
@@ -153,6 +156,16 @@ def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, so
     report.corrected = len(corrections)
     report.corrections = corrections
     return report
+
+
+def _read_explanations_corrected(pairs: list[tuple[dict, dict]]) -> None:
+    """Read the stored explanation of the settled claims whose parts change and whose explanation
+    was not read back: their correction records it as it was."""
+    missing = {row["pk"]: row for row, values in pairs
+               if "explanation" not in row and row["settled"] and any(row[p] != values[p] for p in PARTS)}
+    if missing:
+        for pk, explanation in SpecialOutpatientClaim.objects.filter(pk__in=list(missing)).values_list("pk", "explanation"):
+            missing[pk]["explanation"] = explanation
 
 
 BULK_UPDATE_ROWS = 1_000  # from this many settled claims on, PostgreSQL updates them through one COPY
@@ -180,11 +193,6 @@ def _json(value: dict):
     return connection.ops.adapt_json_value(value, None)
 
 
-def _rows(queryset) -> list[dict]:
-    return [dict(zip(ROW_FIELDS, values)) for values in queryset.values_list(*ROW_FIELDS)]
-
-
-INPUT_FIELDS = ("institution__code", "institution__level", "disease_code", "total_cost", "eligible_cost")
 
 
 def patient_year_settle(
@@ -201,15 +209,9 @@ def patient_year_settle(
     with transaction.atomic(savepoint=False):
         if not locked:
             _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
-        claims = selectors.claims_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
-        if from_date is None:
-            rows = [dict(zip((*ROW_FIELDS, *INPUT_FIELDS), values)) for values in claims.values_list(*ROW_FIELDS, *INPUT_FIELDS)]
-        else:
-            fields = tuple(f for f in ROW_FIELDS if f != "explanation")
-            rows = [dict(zip((*fields, *INPUT_FIELDS), values)) for values in claims.values_list(*fields, *INPUT_FIELDS)]
-            explanations = dict(claims.filter(Q(service_date__gte=from_date) | Q(settled_at__isnull=True)).values_list("pk", "explanation"))
-            for row in rows:
-                row["explanation"] = explanations.get(row["pk"])
+        # from_date: the explanations are not read back; the database keeps the ones that are equal
+        rows = selectors.claim_rows_of_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year,
+                                                    explanation=from_date is None)
         if not rows:
             return SettleReport()
         fund_terms = (terms if terms is not None else selectors.benefit_terms(region_id=region.pk, year=year))[fund]
@@ -225,7 +227,7 @@ def patient_year_settle(
             stays=stays, category=category, terms=fund_terms, disease_caps=caps,
         )
         if from_date is not None:  # the earlier settled claims are as they were
-            splits = [s for s in splits if rows[s.key]["service_date"] >= from_date or rows[s.key]["settled_at"] is None]
+            splits = [s for s in splits if rows[s.key]["service_date"] >= from_date or not rows[s.key]["settled"]]
         pairs = [
             (rows[s.key], {"basic": from_fen(s.basic), "critical": from_fen(s.critical), "assistance": from_fen(s.assistance),
                            "patient_pay": from_fen(s.patient), "explanation": s.explanation()})
@@ -312,16 +314,14 @@ def special_outpatient_claim_submit(
                   total_cost=total_cost, eligible_cost=eligible_cost)
     with transaction.atomic():
         _lock_patient_year(region_id=region.pk, patient_id=patient_id, fund=fund, year=year)
-        existing = SpecialOutpatientClaim.objects.filter(institution=institution, claim_no=claim_no).first()
-        if existing is not None:
-            if all(getattr(existing, k) == v for k, v in values.items()):
-                return ClaimOutcome(claim=existing, created=False, corrections=[])
-            raise ClaimConflict(existing)
-        try:
-            with transaction.atomic():  # a parallel duplicate of another patient-year: refused, never a 500
+        try:  # stored first (one round trip less for a new claim); a claim_no already stored is read back
+            with transaction.atomic():
                 claim = SpecialOutpatientClaim.objects.create(region=region, institution=institution, claim_no=claim_no, source=source, **values)
         except IntegrityError:
-            raise ClaimConflict(SpecialOutpatientClaim.objects.get(institution=institution, claim_no=claim_no)) from None
+            existing = SpecialOutpatientClaim.objects.get(institution=institution, claim_no=claim_no)
+            if all(getattr(existing, k) == v for k, v in values.items()):
+                return ClaimOutcome(claim=existing, created=False, corrections=[])
+            raise ClaimConflict(existing) from None
         report = patient_year_settle(
             region=region, patient_id=patient_id, fund=fund, year=year, source=source, user=user,
             cause=f"{service_date:%Y-%m-%d} 的结算单 {claim_no} 晚到，重新结算",
@@ -392,7 +392,7 @@ def special_outpatient_settle(
             touched = set(zip(frame["patient_id"][differs], frame["fund"][differs]))
             examine = frame[[key in touched for key in zip(frame["patient_id"], frame["fund"])]]
         wanted = set(examine["pk"].tolist())
-        claims = {r["pk"]: r for r in _rows(selectors.settled_claims(region_id=region.pk, year=year, settled=None)) if r["pk"] in wanted}
+        claims = {r["pk"]: r for r in selectors.claim_rows(selectors.settled_claims(region_id=region.pk, year=year, settled=None)) if r["pk"] in wanted}
         pairs = []
         for row in examine.itertuples(index=False):
             explanation = explanation_of(

@@ -148,14 +148,18 @@ def copy_create(model, objs: list) -> list:
     return objs
 
 
+COPY_UPSERT_ROWS = 500
+
+
 def copy_upsert(model, objs: list, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> int:
     """bulk_create(update_conflicts=True) through COPY on PostgreSQL: the objects' values (pk left to
     the table's default) COPYed into a temporary table, then one INSERT … SELECT … ON CONFLICT (the
-    unique fields) DO UPDATE of `update_fields`. bulk_create elsewhere. No signals, no save(); returns
-    the number of objects written."""
+    unique fields) DO UPDATE of `update_fields`. bulk_create elsewhere, and for fewer than
+    COPY_UPSERT_ROWS objects (one INSERT … ON CONFLICT, one round trip instead of five: the counter
+    upserts one claim at a time). No signals, no save(); returns the number of objects written."""
     if not objs:
         return 0
-    if not is_postgres():
+    if not is_postgres() or len(objs) < COPY_UPSERT_ROWS:
         model.objects.bulk_create(objs, batch_size=2_000, update_conflicts=True, unique_fields=list(unique_fields),
                                   update_fields=list(update_fields))
         return len(objs)

@@ -37,6 +37,7 @@ RULES = {
 }
 INCOMPLETE_STATUSES = ("transfer", "against_advice", "death")
 READMISSION_CATEGORIES = (NORMAL, HIGH, LOW, UNSTABLE)
+_CATEGORY_NAMES = np.array(CATEGORIES, dtype=object)
 
 U = POINT_SCALE  # 10_000: ten-thousandths per point, and the scale of coefficients and ratios
 INT64_SAFE = 2**62
@@ -130,7 +131,8 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     base_na = groups["base_u"].isna().to_numpy()[position]
     avg_na = groups["avg_fen"].isna().to_numpy()[position]
     daily_na = groups["daily_u"].isna().to_numpy()[position]
-    base_u = groups["base_u"].fillna(0).to_numpy(dtype=np.int64)[position]
+    group_base_u = groups["base_u"].fillna(0).to_numpy(dtype=np.int64)
+    base_u = group_base_u[position]
     avg_fen = groups["avg_fen"].fillna(1).to_numpy(dtype=np.int64)[position]
     daily_u = groups["daily_u"].fillna(0).to_numpy(dtype=np.int64)[position]
     same_price = groups["same_price"].to_numpy(dtype=bool)[position]
@@ -159,29 +161,26 @@ def value_cases(cases: pd.DataFrame, catalog: Catalog, scheme: ValuationScheme) 
     _check_catalog(valuation_group, stable & (base_na | avg_na), "stable groups need base_points and avg_cost")
     _check_catalog(valuation_group, is_per_diem & daily_na, "per-diem groups need daily_points")
 
-    m_u, has_tier = _high_multiple_u(base_u, scheme.high_outlier_tiers)
+    group_m_u, group_has_tier = _high_multiple_u(group_base_u, scheme.high_outlier_tiers)  # per group, spread to the cases
+    m_u, has_tier = group_m_u[position], group_has_tier[position]
     low_u = _units(scheme.low_outlier_multiple)
     is_high = stable & has_tier & (total_fen * U >= m_u * avg_fen)
     incomplete = _is_in(cases["discharge_status"], INCOMPLETE_STATUSES)
     is_low = stable & ~is_high & (incomplete | (total_fen * U <= low_u * avg_fen))
     is_normal = stable & ~is_high & ~is_low
 
-    category = np.select(
-        [has_review, is_per_diem, is_unstable, is_high, is_low],
-        [SPECIAL_REVIEW, PER_DIEM, UNSTABLE, HIGH, LOW],
-        default=NORMAL,
-    ).astype(object)
+    # CATEGORIES[code]: the six names shared by every row, not a million new strings
+    category = _CATEGORY_NAMES[np.select([has_review, is_per_diem, is_unstable, is_high, is_low], [0, 1, 2, 3, 4], default=5)]
 
+    # each formula computed on the rows of its category only
     big = _needs_big_ints(total_fen, review, base_u, coef_u, m_u, avg_fen, daily_u, bed_days, all_case_avg_fen)
     points = np.zeros(n, dtype=object if big else np.int64)
-    points = _fill(points, has_review, _points_special_review(review, all_case_avg_fen, big))
-    points = _fill(points, is_per_diem, _as_int(daily_u, big) * _as_int(bed_days, big))
-    points = _fill(points, is_unstable, _points_unstable(total_fen, all_case_avg_fen, big))
-    high_points = _points_high(base_u, coef_u, m_u, total_fen, avg_fen, big)
-    low_points = _points_low(base_u, coef_u, total_fen, avg_fen, big)
-    points = _fill(points, is_high, high_points)
-    points = _fill(points, is_low, low_points)
-    points = _fill(points, is_normal, _div_round(_as_int(base_u, big) * _as_int(coef_u, big), U))
+    _fill(points, has_review, lambda r: _points_special_review(r, all_case_avg_fen, big), review)
+    _fill(points, is_per_diem, lambda d, b: _as_int(d, big) * _as_int(b, big), daily_u, bed_days)
+    _fill(points, is_unstable, lambda t: _points_unstable(t, all_case_avg_fen, big), total_fen)
+    _fill(points, is_high, lambda *columns: _points_high(*columns, big), base_u, coef_u, m_u, total_fen, avg_fen)
+    _fill(points, is_low, lambda *columns: _points_low(*columns, big), base_u, coef_u, total_fen, avg_fen)
+    _fill(points, is_normal, lambda b, c: _div_round(_as_int(b, big) * _as_int(c, big), U), base_u, coef_u)
 
     # 5. readmission (分解住院): the earlier of two stays 0..N days apart is multiplied by the factor
     eligible = (is_normal | is_high | is_low | is_unstable) & ~exempt  # READMISSION_CATEGORIES, from the masks
@@ -251,16 +250,19 @@ def _points_low(base_u, coef_u, total_fen, avg_fen, big):
     return np.where(capped, base, value)
 
 
-def _fill(target, mask, values):
+def _fill(target: np.ndarray, mask: np.ndarray, formula, *columns: np.ndarray) -> None:
+    """target[mask] = formula(the columns' rows of mask)."""
     if mask.any():
-        target[mask] = np.asarray(values)[mask] if np.ndim(values) else values
-    return target
+        target[mask] = formula(*(column[mask] for column in columns))
 
 
 # --- helpers ----------------------------------------------------------------------------------------
 
 def _days(column: pd.Series) -> np.ndarray:
     return pd.to_datetime(column).to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+DENSE_LOOKUP_MAX = 4_000_000  # 32 MiB of int64: institutions × groups of a province, and more
 
 
 def _coefficients(inst_codes: np.ndarray, inst_keys, position: np.ndarray, group_index: pd.Index, catalog: Catalog) -> np.ndarray:
@@ -274,8 +276,14 @@ def _coefficients(inst_codes: np.ndarray, inst_keys, position: np.ndarray, group
         own_group = group_index.get_indexer(own["drg_code"].astype(str).to_numpy())
         usable = (own_inst >= 0) & (own_group >= 0)  # institutions without cases, groups not in the catalog
         n_groups = max(len(group_index), 1)
-        keys = pd.Index(own_inst[usable].astype(np.int64) * n_groups + own_group[usable])
-        where = keys.get_indexer(inst_codes.astype(np.int64) * n_groups + position)
+        keys = own_inst[usable].astype(np.int64) * n_groups + own_group[usable]
+        wanted = inst_codes.astype(np.int64) * n_groups + position
+        if len(inst_keys) * n_groups <= DENSE_LOOKUP_MAX:  # (institution, group) pairs few enough for a table
+            table = np.full(len(inst_keys) * n_groups, -1, dtype=np.int64)
+            table[keys] = np.arange(len(keys))
+            where = table[wanted]
+        else:
+            where = pd.Index(keys).get_indexer(wanted)
         found = where >= 0
         coef[found] = own["coef_u"].to_numpy(dtype=np.int64)[usable][where[found]]
     return coef
@@ -309,7 +317,7 @@ def _readmission_flags(cases, institution_codes, group_position, admission, disc
         key = (inst_codes * n_patients + patient_codes) * n_groups + group_codes
     else:  # beyond any real pool; factorize the triples instead
         key = pd.MultiIndex.from_arrays([inst_codes, patient_codes, group_codes]).factorize()[0].astype(np.int64)
-    repeated = pd.Series(key).duplicated(keep=False).to_numpy()
+    repeated = _repeated(key)
     idx = idx[repeated]
     if len(idx) < 2:
         return halved
@@ -328,6 +336,20 @@ def _readmission_flags(cases, institution_codes, group_position, admission, disc
     pair = same_key & (gap >= 0) & (gap <= days)
     halved[s_idx[:-1][pair]] = True
     return halved
+
+
+def _repeated(key: np.ndarray) -> np.ndarray:
+    """True where the key occurs more than once; by a sort (numpy's are vectorised), about twice as
+    fast as a hash table here."""
+    order = np.argsort(key)
+    sorted_key = key[order]
+    same = sorted_key[1:] == sorted_key[:-1]
+    in_run = np.zeros(len(key), dtype=bool)
+    in_run[1:] = same
+    in_run[:-1] |= same
+    repeated = np.empty(len(key), dtype=bool)
+    repeated[order] = in_run
+    return repeated
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -354,13 +376,16 @@ def _valuation_groups(cases: pd.DataFrame, group_index: pd.Index, catalog: Catal
     uniques, codes = _codes(cases["drg_code"])
     valuation_group = uniques[codes]
     position = group_index.get_indexer(uniques)[codes] if len(uniques) else np.full(len(codes), -1, dtype=np.int64)
-    if catalog.tcm_equivalents:
+    if catalog.tcm_equivalents and len(uniques):
         tcm = cases["tcm_treatment"].to_numpy(dtype=bool)
-        equivalent = pd.Series(uniques, dtype=object).map(dict(catalog.tcm_equivalents)).to_numpy(dtype=object)[codes]
-        use_equivalent = tcm & pd.notna(equivalent)
+        equivalent = pd.Series(uniques, dtype=object).map(dict(catalog.tcm_equivalents)).to_numpy(dtype=object)  # per distinct DRG
+        has_equivalent = pd.notna(equivalent)
+        use_equivalent = tcm & has_equivalent[codes]
         if use_equivalent.any():
-            valuation_group[use_equivalent] = equivalent[use_equivalent]
-            position[use_equivalent] = group_index.get_indexer(equivalent[use_equivalent])
+            equivalent_position = np.full(len(uniques), -1, dtype=np.int64)
+            equivalent_position[has_equivalent] = group_index.get_indexer(equivalent[has_equivalent])
+            valuation_group[use_equivalent] = equivalent[codes[use_equivalent]]
+            position[use_equivalent] = equivalent_position[codes[use_equivalent]]
     return valuation_group, position
 
 

@@ -116,20 +116,18 @@ def test_the_counter_is_in_the_openapi_schema(api):
 
 
 def test_the_same_claim_no_for_another_patient_arriving_in_parallel_is_a_conflict_not_a_500(api_h2, catalog, h2, monkeypatch):
-    """The row a parallel request stored between our check and our insert makes the insert fail."""
+    """A parallel request for another patient-year (another lock) stores the same claim_no just before
+    our insert: the insert fails on the unique key and the claim is refused as a conflict."""
     from benefits import services
     from benefits.models import SpecialOutpatientClaim as Claim
 
-    real_filter = Claim.objects.filter
+    real_lock = services._lock_patient_year
 
-    def racing_filter(*args, **kwargs):
-        query = real_filter(*args, **kwargs)
-        if kwargs.get("claim_no") == "R1" and not real_filter(claim_no="R1").exists():
-            Claim.objects.create(region=h2.region, institution=h2, claim_no="R1", fund="resident", patient_id="P9",
-                                 disease_code="D2", service_date="2025-01-01", total_cost="1.00", eligible_cost="1.00", source="api")
-            return real_filter(pk__in=[])
-        return query
+    def lock_while_another_request_stores_r1(**kwargs):
+        real_lock(**kwargs)
+        Claim.objects.create(region=h2.region, institution=h2, claim_no="R1", fund="resident", patient_id="P9",
+                             disease_code="D2", service_date="2025-01-01", total_cost="1.00", eligible_cost="1.00", source="api")
 
-    monkeypatch.setattr(services.SpecialOutpatientClaim.objects, "filter", racing_filter)
+    monkeypatch.setattr(services, "_lock_patient_year", lock_while_another_request_stores_r1)
     response = api_h2.post(URL, claim("R1"), format="json")
     assert (response.status_code, response.json()["errors"][0]["code"]) == (409, "claim_exists")

@@ -1,0 +1,41 @@
+"""common.bulk.copy_upsert: a few rows go by one INSERT … ON CONFLICT, many by COPY; both leave the
+same table behind (inserted, updated, untouched rows)."""
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from common.bulk import COPY_UPSERT_ROWS, copy_upsert
+from drg.models import Institution, Region
+from settlement.choices import ItemizedSource
+from settlement.models import ItemizedClaim
+
+pytestmark = pytest.mark.django_db
+
+
+def _claims(institution, numbers, amount_of):
+    return [
+        ItemizedClaim(region_id=institution.region_id, institution=institution, claim_no=f"C{n:05d}", fund="resident",
+                      month=dt.date(2025, 1 + n % 12, 1), patient_id=f"P{n}", claimed_amount=amount_of(n), approved_amount=amount_of(n),
+                      source=ItemizedSource.SPECIAL_OUTPATIENT, status="approved")
+        for n in numbers
+    ]
+
+
+@pytest.mark.parametrize("rows", [3, COPY_UPSERT_ROWS], ids=["insert-on-conflict", "copy"])
+def test_copy_upsert_inserts_updates_and_leaves_the_rest(rows):
+    region = Region.objects.create(code="UPS", name="upsert")
+    institution = Institution.objects.create(region=region, code="H1", name="h1", level=2, category="general")
+    assert copy_upsert(ItemizedClaim, _claims(institution, range(rows), lambda n: Decimal(n) + Decimal("0.01")),
+                       unique_fields=["institution", "claim_no", "source"], update_fields=["approved_amount"]) == rows
+    # the second half again with new amounts, and as many new claims
+    again = _claims(institution, range(rows // 2, rows + rows // 2), lambda n: Decimal(n) + Decimal("0.50"))
+    assert copy_upsert(ItemizedClaim, again, unique_fields=["institution", "claim_no", "source"], update_fields=["approved_amount"]) == len(again)
+
+    stored = dict(ItemizedClaim.objects.filter(region=region).values_list("claim_no", "approved_amount"))
+    expected = {f"C{n:05d}": Decimal(n) + (Decimal("0.01") if n < rows // 2 else Decimal("0.50")) for n in range(rows + rows // 2)}
+    assert stored == expected
+    # not in update_fields: the claimed amount of an updated claim stays as first stored
+    claimed = dict(ItemizedClaim.objects.filter(region=region, claim_no=f"C{rows - 1:05d}").values_list("claim_no", "claimed_amount"))
+    assert claimed == {f"C{rows - 1:05d}": Decimal(rows - 1) + Decimal("0.01")}
+    assert not ItemizedClaim.objects.filter(region=region, submitted_at__isnull=True).exists()
