@@ -15,6 +15,7 @@ from django.db.models.functions import TruncMonth
 from benefits.domain.parameters import FUNDS, BenefitTerms, default_terms
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
 from common.bulk import is_postgres, read_frame
+from common.precision import to_fen
 from drg.models import Case, Institution, Region
 
 ZERO = Decimal("0")
@@ -146,15 +147,44 @@ def claims_of_patient_year(*, region_id: int, patient_id: str, fund: str, year: 
     ).select_related("institution")
 
 
+CLAIMS_FRAME_TEXT = ("institution_code", "claim_no", "fund", "patient_id", "disease_code")
+_PARTS_STORED = (("stored_basic", "basic"), ("stored_critical", "critical"), ("stored_assistance", "assistance"),
+                 ("stored_patient", "patient_pay"))
+
+
 def claims_frame(*, region_id: int, year: int) -> pd.DataFrame:
-    """Every claim of a region-year with what the engine needs and what is stored (fen)."""
+    """Every claim of a region-year with what the engine needs and what is stored: pk,
+    institution_id, institution_code, level, claim_no, fund, patient_id, disease_code, service_date
+    (ISO text on PostgreSQL, a date elsewhere), total and eligible (int fen), the stored parts
+    stored_basic, stored_critical, stored_assistance, stored_patient (fen, <NA> before settlement)
+    and settled. PostgreSQL reads them with one COPY, the fen computed by the database."""
     columns = ["pk", "institution_id", "institution_code", "level", "claim_no", "fund", "patient_id", "disease_code",
-               "service_date", "total_cost", "eligible_cost", "basic", "critical", "assistance", "patient_pay", "settled_at"]
-    rows = SpecialOutpatientClaim.objects.filter(
-        region_id=region_id, service_date__gte=dt.date(year, 1, 1), service_date__lte=dt.date(year, 12, 31),
-    ).values_list("pk", "institution_id", "institution__code", "institution__level", "claim_no", "fund", "patient_id",
-                  "disease_code", "service_date", "total_cost", "eligible_cost", "basic", "critical", "assistance", "patient_pay", "settled_at")
-    return pd.DataFrame.from_records(list(rows), columns=columns)
+               "service_date", "total", "eligible", *(name for name, _c in _PARTS_STORED), "settled"]
+    start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    if is_postgres():
+        fen = "CAST(ROUND(c.{} * 100) AS BIGINT)".format
+        sql = (
+            "SELECT c.id, c.institution_id, i.code, i.level, c.claim_no, c.fund, c.patient_id, c.disease_code, "
+            f"to_char(c.service_date, 'YYYY-MM-DD'), {fen('total_cost')}, {fen('eligible_cost')}, "
+            f"{', '.join(fen(column) for _n, column in _PARTS_STORED)}, CASE WHEN c.settled_at IS NULL THEN 0 ELSE 1 END "
+            f"FROM {SpecialOutpatientClaim._meta.db_table} AS c JOIN {Institution._meta.db_table} AS i ON i.id = c.institution_id "
+            "WHERE c.region_id = %s AND c.service_date BETWEEN %s AND %s"
+        )
+        dtypes = {"pk": "int64", "institution_id": "int64", "level": "int64", "service_date": str, "total": "int64", "eligible": "int64",
+                  "settled": "int64", **{name: str for name in CLAIMS_FRAME_TEXT}, **{name: "Int64" for name, _c in _PARTS_STORED}}
+        frame = read_frame(sql, [region_id, start, end], columns, dtypes)
+        frame["settled"] = frame["settled"].astype(bool)
+        return frame
+    rows = SpecialOutpatientClaim.objects.filter(region_id=region_id, service_date__gte=start, service_date__lte=end).values_list(
+        "pk", "institution_id", "institution__code", "institution__level", "claim_no", "fund", "patient_id", "disease_code",
+        "service_date", "total_cost", "eligible_cost", *(column for _n, column in _PARTS_STORED), "settled_at")
+    frame = pd.DataFrame.from_records(list(rows), columns=columns)
+    for name in ("total", "eligible", *(name for name, _c in _PARTS_STORED)):
+        frame[name] = pd.array([None if value is None else to_fen(value) for value in frame[name]], dtype="Int64")
+    frame[["total", "eligible"]] = frame[["total", "eligible"]].astype("int64")
+    frame["level"] = frame["level"].astype("int64")
+    frame["settled"] = frame["settled"].notna()
+    return frame
 
 
 def stays_frame(*, region_id: int, year: int, patient_ids) -> pd.DataFrame:

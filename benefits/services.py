@@ -22,14 +22,14 @@ from django.utils.translation import gettext as _
 
 from benefits import selectors
 from benefits.choices import ClaimSource
-from benefits.domain.engine import ClaimIn, StayIn, explanation_of, settle_frame, settle_patient_year
+from benefits.domain.engine import ClaimIn, StayIn, explanation_of, explanation_texts, settle_frame, settle_patient_year, yuan_texts
 from benefits.domain.parameters import FUNDS
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
 from common.bulk import copy_create
 from common.precision import from_fen, to_fen
 from drg.models import Institution, Region
 from settlement.choices import ItemizedSource
-from settlement.services import ItemizedPayment, itemized_payments_sync
+from settlement.services import ItemizedPayment, itemized_payments_sync, itemized_payments_upsert_columns
 
 PARTS = ("basic", "critical", "assistance", "patient_pay")
 
@@ -361,11 +361,8 @@ def special_outpatient_settle(
         if frame.empty:
             return SettleReport(seconds=time.perf_counter() - started)
         listed = selectors.categories(region_id=region.pk)
-        categories = {pid: cat for pid, (_, cat) in listed.items()}
-        frame["category"] = [categories.get(pid, "ordinary") for pid in frame["patient_id"]]
-        frame["total"] = _fen(frame["total_cost"])
-        frame["eligible"] = _fen(frame["eligible_cost"])
-        frame["level"] = frame["level"].astype("int64")
+        category = frame["patient_id"].map({pid: cat for pid, (_, cat) in listed.items()}).astype(object)
+        frame["category"] = category.where(category.notna(), "ordinary")
         stays = selectors.stays_frame(region_id=region.pk, year=year, patient_ids=frame["patient_id"].unique())
         terms = selectors.benefit_terms(region_id=region.pk, year=year)
         catalog = selectors.disease_catalog(region_id=region.pk, year=year)
@@ -380,19 +377,23 @@ def special_outpatient_settle(
             results.append(settled)
         if not results:
             return SettleReport(seconds=time.perf_counter() - started)
-        stored = frame.rename(columns={"basic": "stored_basic", "critical": "stored_critical", "assistance": "stored_assistance",
-                                       "patient_pay": "stored_patient"})
-        frame = stored.join(pd.concat(results), how="inner")
-        differs = frame["settled_at"].isna().to_numpy().copy()
+        frame = frame.join(pd.concat(results), how="inner")
+        differs = ~frame["settled"].to_numpy()
         for name in ("basic", "critical", "assistance", "patient"):
-            differs |= (frame[f"stored_{name}"].map(_fen_or_none) != frame[name]).to_numpy()
+            differs |= (frame[f"stored_{name}"] != frame[name]).fillna(True).to_numpy(dtype=bool)
         if full:
             examine = frame
         else:  # every claim of a patient-year where something changed: its explanation may have moved
-            touched = set(zip(frame["patient_id"][differs], frame["fund"][differs]))
-            examine = frame[[key in touched for key in zip(frame["patient_id"], frame["fund"])]]
+            patient_years = pd.MultiIndex.from_arrays([frame["patient_id"], frame["fund"]])
+            examine = frame[patient_years.isin(patient_years[differs].unique())]
+        fresh = ~examine["settled"].to_numpy()
+        fresh_count = 0
+        if fresh.any() and connection.vendor == "postgresql":  # never settled: nothing to compare, correct or record
+            _settle_fresh(region=region, rows=examine[fresh], terms=terms, user=user)
+            examine, fresh_count = examine[~fresh], int(fresh.sum())
         wanted = set(examine["pk"].tolist())
-        claims = {r["pk"]: r for r in selectors.claim_rows(selectors.settled_claims(region_id=region.pk, year=year, settled=None)) if r["pk"] in wanted}
+        claims = ({r["pk"]: r for r in selectors.claim_rows(selectors.settled_claims(region_id=region.pk, year=year, settled=None)) if r["pk"] in wanted}
+                  if wanted else {})
         pairs = []
         for row in examine.itertuples(index=False):
             explanation = explanation_of(
@@ -406,19 +407,26 @@ def special_outpatient_settle(
                 "patient_pay": from_fen(row.patient), "explanation": explanation,
             }))
         report = _apply(region=region, pairs=pairs, cause=cause, source=source, user=user)
+        report.newly_settled += fresh_count
         report.claims = len(frame)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _fen(values: pd.Series) -> pd.Series:
-    return pd.Series([to_fen(v) for v in values], index=values.index, dtype="int64")
-
-
-def _fen_or_none(value) -> int | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return to_fen(value)
+def _settle_fresh(*, region: Region, rows: pd.DataFrame, terms: dict, user=None) -> None:
+    """Store the split of claims never settled, in bulk (PostgreSQL): parts and explanations built
+    column by column (explanation_texts), written by one COPY and one UPDATE … FROM, their pool
+    rows by one upsert. What ``_apply`` does for such claims, without a Python object per claim."""
+    parts = {name: yuan_texts(rows[name].to_numpy()).to_pylist() for name in ("basic", "critical", "assistance", "patient")}
+    explanations = explanation_texts(rows, terms)
+    table = connection.ops.quote_name(SpecialOutpatientClaim._meta.db_table)
+    _parts_update(table, zip(rows["pk"].tolist(), parts["basic"], parts["critical"], parts["assistance"], parts["patient"], explanations),
+                  timezone.now())
+    itemized_payments_upsert_columns(region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user, columns={
+        "institution_id": rows["institution_id"].tolist(), "claim_no": rows["claim_no"].tolist(), "fund": rows["fund"].tolist(),
+        "month": pd.to_datetime(rows["service_date"]).dt.strftime("%Y-%m-01").tolist(), "patient_id": rows["patient_id"].tolist(),
+        "amount": parts["basic"],
+    })
 
 
 def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> tuple[SettleReport, "Path"]:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Sequence
+import itertools
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from django.db import connection
+from django.utils import timezone
 
 
 def is_postgres() -> bool:
@@ -163,16 +166,44 @@ def copy_upsert(model, objs: list, *, unique_fields: Sequence[str], update_field
         model.objects.bulk_create(objs, batch_size=2_000, update_conflicts=True, unique_fields=list(unique_fields),
                                   update_fields=list(update_fields))
         return len(objs)
-    meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
     for obj in objs:
         for field in stamped:
             field.pre_save(obj, add=True)
+    attnames = [f.attname for f in fields]
+    _copy_upsert_rows(model, fields, ([getattr(obj, name) for name in attnames] for obj in objs),
+                      unique_fields=unique_fields, update_fields=update_fields)
+    return len(objs)
+
+
+def copy_upsert_columns(model, columns: dict[str, Any], count: int, *, unique_fields: Sequence[str],
+                        update_fields: Sequence[str]) -> int:
+    """copy_upsert from columns instead of objects (PostgreSQL): ``columns`` maps field attnames to
+    a sequence of ``count`` values or one value for every row (values as psycopg adapts them, or
+    their text); a field not named takes its default, an auto_now one the present moment."""
+    if not count:
+        return 0
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    now = timezone.now()
+    values = []
+    for field in fields:
+        if field.attname in columns:
+            value = columns[field.attname]
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now
+        else:
+            value = field.get_default()
+        values.append(value if isinstance(value, (list, tuple, np.ndarray, pd.Series)) else itertools.repeat(value, count))
+    _copy_upsert_rows(model, fields, zip(*values), unique_fields=unique_fields, update_fields=update_fields)
+    return count
+
+
+def _copy_upsert_rows(model, fields: list, rows: Iterable, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+    meta = model._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     names = ", ".join(quote(f.column) for f in fields)
-    attnames = [f.attname for f in fields]
     conflict = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
     updates = ", ".join(f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}" for name in update_fields)
     with connection.cursor() as cursor:
@@ -180,11 +211,10 @@ def copy_upsert(model, objs: list, *, unique_fields: Sequence[str], update_field
         cursor.execute(f"CREATE TEMPORARY TABLE bulk_upsert_rows ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA")
         with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
             with pg_cursor.copy(f"COPY bulk_upsert_rows ({names}) FROM STDIN") as copy:
-                for obj in objs:
-                    copy.write_row([getattr(obj, name) for name in attnames])
+                for row in rows:
+                    copy.write_row(row)
         cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM bulk_upsert_rows ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
         cursor.execute("DROP TABLE bulk_upsert_rows")
-    return len(objs)
 
 
 def copy_create_history(model, objs: list, *, user, reason: str, date) -> None:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 from django.conf import settings
@@ -960,8 +960,34 @@ def itemized_payments_sync(
             for institution_id, claim_no in removals:
                 query |= Q(institution_id=institution_id, claim_no=claim_no)
             ItemizedClaim.objects.filter(query, region=region, source=source).delete()
-        copy_upsert(
-            ItemizedClaim, rows, unique_fields=["institution", "claim_no", "source"],
-            update_fields=["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"],
-        )
+        copy_upsert(ItemizedClaim, rows, unique_fields=ITEMIZED_KEY, update_fields=ITEMIZED_UPDATED)
     return len(rows)
+
+
+ITEMIZED_KEY = ["institution", "claim_no", "source"]
+ITEMIZED_UPDATED = ["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"]
+
+
+def itemized_payments_upsert_columns(*, region: Region, source: str, columns: dict[str, Sequence], user=None) -> int:
+    """``itemized_payments_sync`` without removals for many payments given as columns (institution_id,
+    claim_no, fund, month, patient_id, amount: values or their text): one COPY and one upsert on
+    PostgreSQL, no objects (a region-year's special-outpatient claims settled in bulk)."""
+    from common.bulk import copy_upsert_columns, is_postgres
+    from common.models import ReviewStatus
+    from common.users import system_user
+    from settlement.models import ItemizedClaim
+
+    names = ("institution_id", "claim_no", "fund", "month", "patient_id", "amount")
+    count = len(columns["claim_no"])
+    if not is_postgres():
+        return itemized_payments_sync(region=region, source=source, user=user, payments=[
+            ItemizedPayment(institution_id=i, claim_no=c, fund=f, month=m, patient_id=p, amount=Decimal(a))
+            for i, c, f, m, p, a in zip(*(columns[name] for name in names))])
+    decided_by = user or system_user()
+    with transaction.atomic(savepoint=False):
+        return copy_upsert_columns(ItemizedClaim, {
+            "region_id": region.pk, "institution_id": columns["institution_id"], "claim_no": columns["claim_no"], "fund": columns["fund"],
+            "month": columns["month"], "patient_id": columns["patient_id"], "claimed_amount": columns["amount"],
+            "approved_amount": columns["amount"], "source": source, "status": ReviewStatus.APPROVED,
+            "decided_by_id": decided_by.pk, "decided_at": timezone.now(),
+        }, count, unique_fields=ITEMIZED_KEY, update_fields=ITEMIZED_UPDATED)

@@ -18,6 +18,7 @@ exact (fen × 10**6 units). r2 (half-up to the fen) only where the spec says.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date
@@ -27,6 +28,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from benefits.domain.parameters import BenefitTerms
 
@@ -115,6 +118,52 @@ def _yuan(fen: int) -> str:
     fen = int(fen)
     whole, cents = divmod(abs(fen), 100)
     return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
+
+
+def yuan_texts(fen) -> pa.Array:
+    """_yuan of every element of an integer fen array (an Arrow string array, built in C++)."""
+    fen = np.asarray(fen, dtype="int64")
+    magnitude = np.abs(fen)
+    whole = pc.cast(pa.array(magnitude // 100), pa.string())
+    cents = pc.utf8_lpad(pc.cast(pa.array(magnitude % 100), pa.string()), width=2, padding="0")
+    sign = pc.if_else(pa.array(fen < 0), "-", "")
+    return pc.binary_join_element_wise(sign, whole, ".", cents, "")
+
+
+_EXPLAINED_FEN = (("deductible", "deductible"), ("base", "base"), ("cap_left_before", "cap_left"),
+                  ("disease_cap_left_before", "disease_cap_left"), ("burden_to_date", "burden"))
+
+
+def explanation_texts(frame: pd.DataFrame, terms: Mapping[str, BenefitTerms]) -> list[str]:
+    """The explanations of claims settled by :func:`settle_frame`, as JSON text, column by column:
+    for each row the same object :func:`explanation_of` builds (a million rows in about a second,
+    where building the objects one by one takes half a minute). ``frame``: fund, level, category
+    and the RESULT_COLUMNS of settle_frame."""
+    fund_code, funds = pd.factorize(frame["fund"].to_numpy(dtype=object))
+    level = frame["level"].to_numpy(dtype="int64")
+    category_code, categories = pd.factorize(frame["category"].to_numpy(dtype=object))
+    heads: list[str] = []  # '{"ratio": "0.9", ' per (fund, level)
+    tails: list[str] = []  # the constant terms per (fund, category), closing the object
+    head_code = np.zeros(len(frame), dtype="int64")
+    tail_code = np.zeros(len(frame), dtype="int64")
+    for f, fund_name in enumerate(funds.tolist()):
+        fund_terms = terms[fund_name]
+        in_fund = fund_code == f
+        for lvl in np.unique(level[in_fund]).tolist():
+            head_code[in_fund & (level == lvl)] = len(heads)
+            heads.append(f'{{"ratio": {json.dumps(str(fund_terms.ratio(lvl)))}, ')
+        for c in np.unique(category_code[in_fund]).tolist():
+            cat = categories[c]
+            aratio = fund_terms.assistance_ratio_for(cat)
+            constant = _constant_terms(fund_terms.threshold(cat), str(fund_terms.critical_ratio_for(cat)),
+                                       None if aratio is None else str(aratio))
+            tail_code[in_fund & (category_code == c)] = len(tails)
+            tails.append(json.dumps(constant, ensure_ascii=False)[1:])
+    parts = [pc.take(pa.array(heads or [""], pa.string()), pa.array(head_code))]
+    for key, column in _EXPLAINED_FEN:
+        parts += [f'"{key}": "', yuan_texts(frame[column].to_numpy()), '", ']
+    parts.append(pc.take(pa.array(tails or [""], pa.string()), pa.array(tail_code)))
+    return pc.binary_join_element_wise(*parts, "").to_pylist()
 
 
 def _fraction_text(value: Fraction) -> str:

@@ -226,3 +226,28 @@ def test_the_explanation_keeps_each_ratio_s_own_digits_whatever_was_explained_be
     assert split(Decimal("0.50"), Decimal("0.50"))["critical_ratio"] == "0.50"
     assert split(Decimal("0.50"), Decimal("0.50"))["assistance_ratio"] == "0.50"
     assert split(Decimal("0.50"), None)["assistance_ratio"] == "full"
+
+
+@settings(max_examples=60, deadline=None)
+@given(region_year(), st.sampled_from(("0.5", "0.500000", "0.55")))
+def test_explanations_built_by_columns_are_the_objects_built_one_by_one(data, critical_ratio):
+    """explanation_texts (a region-year in bulk) gives, as JSON text, what explanation_of gives per
+    claim: the same keys, the ratios with their own digits, fen as yuan."""
+    import json
+
+    from benefits.domain.engine import explanation_of, explanation_texts
+
+    claims, stays = data
+    terms = {f: replace(default_terms(f), critical_ratio=Decimal(critical_ratio)) for f in ("employee", "resident")}
+    result = claims.join(settle_frame(claims, stays, terms=terms, disease_caps=CAPS))
+    texts = explanation_texts(result, terms)
+    assert len(texts) == len(result)
+    for text, row in zip(texts, result.to_dict("records")):
+        assert json.loads(text) == explanation_of(row, terms=terms[row["fund"]], level=row["level"], category=row["category"])
+
+
+def test_yuan_texts_of_negative_zero_and_large_fen():
+    from benefits.domain.engine import _yuan, yuan_texts
+
+    values = [0, 5, -5, 100, -105, 12_345_678_901, -1]
+    assert yuan_texts(values).to_pylist() == [_yuan(v) for v in values] == ["0.00", "0.05", "-0.05", "1.00", "-1.05", "123456789.01", "-0.01"]
