@@ -22,10 +22,10 @@ from django.utils.translation import gettext as _
 
 from benefits import selectors
 from benefits.choices import ClaimSource
-from benefits.domain.engine import ClaimIn, StayIn, explanation_of, explanation_texts, settle_frame, settle_patient_year, yuan_texts
+from benefits.domain.engine import ClaimIn, StayIn, explanation_of, explanation_texts, settle_frame, settle_patient_year
 from benefits.domain.parameters import FUNDS
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
-from common.bulk import copy_create
+from common.bulk import copy_create, units_to_copy_text
 from common.precision import from_fen, to_fen
 from drg.models import Institution, Region
 from settlement.choices import ItemizedSource
@@ -80,8 +80,6 @@ def _lock_patient_year(*, region_id: int, patient_id: str, fund: str, year: int)
     key = int.from_bytes(digest, "big", signed=True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-
-
 
 
 def _snapshot(row: dict) -> dict:
@@ -191,8 +189,6 @@ def _parts_update(table: str, rows: list[tuple], now) -> None:
 
 def _json(value: dict):
     return connection.ops.adapt_json_value(value, None)
-
-
 
 
 def patient_year_settle(
@@ -417,7 +413,7 @@ def _settle_fresh(*, region: Region, rows: pd.DataFrame, terms: dict, user=None)
     """Store the split of claims never settled, in bulk (PostgreSQL): parts and explanations built
     column by column (explanation_texts), written by one COPY and one UPDATE … FROM, their pool
     rows by one upsert. What ``_apply`` does for such claims, without a Python object per claim."""
-    parts = {name: yuan_texts(rows[name].to_numpy()).to_pylist() for name in ("basic", "critical", "assistance", "patient")}
+    parts = {name: units_to_copy_text(rows[name], 2).tolist() for name in ("basic", "critical", "assistance", "patient")}
     explanations = explanation_texts(rows, terms)
     table = connection.ops.quote_name(SpecialOutpatientClaim._meta.db_table)
     _parts_update(table, zip(rows["pk"].tolist(), parts["basic"], parts["critical"], parts["assistance"], parts["patient"], explanations),

@@ -15,6 +15,8 @@ import pandas as pd
 from django.db import connection
 from django.utils import timezone
 
+from common.units_text import units_to_text
+
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
@@ -82,17 +84,6 @@ def write_frame(table: str, frame: pd.DataFrame, columns: Sequence[str], units: 
         if batch:
             cursor.executemany(sql, batch)
     return len(frame)
-
-
-def units_to_text(values: pd.Series, places: int) -> pd.Series:
-    """Integer units (fen, ten-thousandths) -> exact decimal strings ('123.4500'), vectorised."""
-    ints = values.astype("int64")
-    scale = 10**places
-    sign = pd.Series(ints < 0).map({True: "-", False: ""}).to_numpy()
-    magnitude = ints.abs()
-    whole = (magnitude // scale).astype(str).to_numpy()
-    frac = (magnitude % scale).astype(str).str.zfill(places).to_numpy()
-    return pd.Series(sign + whole + "." + frac, index=values.index, dtype=object)
 
 
 def units_to_copy_text(values: pd.Series, places: int) -> pd.Series:

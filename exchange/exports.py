@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from common.bulk import units_to_text
+from common.units_text import units_to_text
 from common.precision import r2, r4
 from common.spreadsheet import formula_safe, formula_safe_series
 from drg.models import Region

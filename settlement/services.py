@@ -929,6 +929,10 @@ class ItemizedPayment:
     amount: Decimal
 
 
+ITEMIZED_KEY = ["institution", "claim_no", "source"]
+ITEMIZED_UPDATED = ["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"]
+
+
 def itemized_payments_sync(
     *, region: Region, source: str, payments: Iterable[ItemizedPayment], remove: Iterable[tuple[int, str]] = (), user=None,
 ) -> int:
@@ -964,25 +968,16 @@ def itemized_payments_sync(
     return len(rows)
 
 
-ITEMIZED_KEY = ["institution", "claim_no", "source"]
-ITEMIZED_UPDATED = ["fund", "month", "patient_id", "claimed_amount", "approved_amount", "status", "decided_by", "decided_at"]
-
-
 def itemized_payments_upsert_columns(*, region: Region, source: str, columns: dict[str, Sequence], user=None) -> int:
     """``itemized_payments_sync`` without removals for many payments given as columns (institution_id,
-    claim_no, fund, month, patient_id, amount: values or their text): one COPY and one upsert on
-    PostgreSQL, no objects (a region-year's special-outpatient claims settled in bulk)."""
-    from common.bulk import copy_upsert_columns, is_postgres
+    claim_no, fund, month, patient_id, amount: values or their text), PostgreSQL only: one COPY and
+    one upsert, no objects (a region-year's special-outpatient claims settled in bulk)."""
+    from common.bulk import copy_upsert_columns
     from common.models import ReviewStatus
     from common.users import system_user
     from settlement.models import ItemizedClaim
 
-    names = ("institution_id", "claim_no", "fund", "month", "patient_id", "amount")
     count = len(columns["claim_no"])
-    if not is_postgres():
-        return itemized_payments_sync(region=region, source=source, user=user, payments=[
-            ItemizedPayment(institution_id=i, claim_no=c, fund=f, month=m, patient_id=p, amount=Decimal(a))
-            for i, c, f, m, p, a in zip(*(columns[name] for name in names))])
     decided_by = user or system_user()
     with transaction.atomic(savepoint=False):
         return copy_upsert_columns(ItemizedClaim, {

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from benefits.domain.parameters import BenefitTerms
+from common.units_text import units_text_array
 
 SCALE = 10**6  # ratio units
 HALF = SCALE // 2
@@ -120,16 +121,6 @@ def _yuan(fen: int) -> str:
     return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
 
 
-def yuan_texts(fen) -> pa.Array:
-    """_yuan of every element of an integer fen array (an Arrow string array, built in C++)."""
-    fen = np.asarray(fen, dtype="int64")
-    magnitude = np.abs(fen)
-    whole = pc.cast(pa.array(magnitude // 100), pa.string())
-    cents = pc.utf8_lpad(pc.cast(pa.array(magnitude % 100), pa.string()), width=2, padding="0")
-    sign = pc.if_else(pa.array(fen < 0), "-", "")
-    return pc.binary_join_element_wise(sign, whole, ".", cents, "")
-
-
 _EXPLAINED_FEN = (("deductible", "deductible"), ("base", "base"), ("cap_left_before", "cap_left"),
                   ("disease_cap_left_before", "disease_cap_left"), ("burden_to_date", "burden"))
 
@@ -161,7 +152,7 @@ def explanation_texts(frame: pd.DataFrame, terms: Mapping[str, BenefitTerms]) ->
             tails.append(json.dumps(constant, ensure_ascii=False)[1:])
     parts = [pc.take(pa.array(heads or [""], pa.string()), pa.array(head_code))]
     for key, column in _EXPLAINED_FEN:
-        parts += [f'"{key}": "', yuan_texts(frame[column].to_numpy()), '", ']
+        parts += [f'"{key}": "', units_text_array(frame[column].to_numpy(), 2), '", ']
     parts.append(pc.take(pa.array(tails or [""], pa.string()), pa.array(tail_code)))
     return pc.binary_join_element_wise(*parts, "").to_pylist()
 

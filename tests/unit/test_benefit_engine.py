@@ -246,8 +246,11 @@ def test_explanations_built_by_columns_are_the_objects_built_one_by_one(data, cr
         assert json.loads(text) == explanation_of(row, terms=terms[row["fund"]], level=row["level"], category=row["category"])
 
 
-def test_yuan_texts_of_negative_zero_and_large_fen():
-    from benefits.domain.engine import _yuan, yuan_texts
+def test_units_as_text_by_columns_equal_the_yuan_of_each_fen():
+    from benefits.domain.engine import _yuan
+    from common.units_text import units_text_array, units_to_text
 
     values = [0, 5, -5, 100, -105, 12_345_678_901, -1]
-    assert yuan_texts(values).to_pylist() == [_yuan(v) for v in values] == ["0.00", "0.05", "-0.05", "1.00", "-1.05", "123456789.01", "-0.01"]
+    assert units_text_array(values, 2).to_pylist() == [_yuan(v) for v in values] == ["0.00", "0.05", "-0.05", "1.00", "-1.05", "123456789.01", "-0.01"]
+    assert units_to_text(pd.Series(values, index=list("abcdefg")), 4).to_dict() == {
+        "a": "0.0000", "b": "0.0005", "c": "-0.0005", "d": "0.0100", "e": "-0.0105", "f": "1234567.8901", "g": "-0.0001"}
