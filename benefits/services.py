@@ -25,7 +25,7 @@ from benefits.choices import ClaimSource
 from benefits.domain.engine import ClaimIn, StayIn, explanation_of, explanation_texts, settle_frame, settle_patient_year
 from benefits.domain.parameters import FUNDS
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
-from common.bulk import copy_create, units_to_copy_text
+from common.bulk import copy_create_columns, is_postgres, units_to_copy_text
 from common.precision import from_fen, to_fen
 from drg.models import Institution, Region
 from settlement.choices import ItemizedSource
@@ -446,6 +446,25 @@ def _counts(created: int = 0, updated: int = 0, unchanged: int = 0) -> dict:
     return {"created": created, "updated": updated, "unchanged": unchanged}
 
 
+_CLAIM_COLUMNS = ("claim_no", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost")
+
+
+def _claims_create(*, region: Region, rows: pd.DataFrame, institutions: dict[str, int]) -> None:
+    """Store new bundle claims (typed rows as benefits_bundle_store takes them): by columns through
+    COPY on PostgreSQL, as objects elsewhere."""
+    institution_ids = rows["institution_code"].map(institutions)
+    if is_postgres():
+        copy_create_columns(SpecialOutpatientClaim, {
+            "region_id": region.pk, "institution_id": institution_ids.to_numpy(dtype="int64"),
+            **{name: rows[name] for name in _CLAIM_COLUMNS}, "source": ClaimSource.BUNDLE,
+        }, len(rows))
+        return
+    SpecialOutpatientClaim.objects.bulk_create([
+        SpecialOutpatientClaim(region=region, institution_id=inst_id, source=ClaimSource.BUNDLE, **dict(zip(_CLAIM_COLUMNS, values)))
+        for inst_id, *values in zip(institution_ids, *(rows[name] for name in _CLAIM_COLUMNS))
+    ], batch_size=2000)
+
+
 def benefits_bundle_store(
     *, region: Region, year: int, terms: dict | None, patients: pd.DataFrame | None, diseases: pd.DataFrame | None,
     claims: pd.DataFrame | None, user=None,
@@ -527,24 +546,22 @@ def benefits_bundle_store(
             institutions = dict(Institution.objects.filter(region=region).values_list("code", "pk"))
             stored = {(r[0], r[1]): r for r in SpecialOutpatientClaim.objects.filter(region=region).values_list(
                 "institution_id", "claim_no", "pk", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost")}
-            new, changed = [], []
-            for no, inst, fund, pid, disease, day, total, eligible in claims[[
+            new, changed = [], []  # new: positions in `claims`
+            for position, (no, inst, fund, pid, disease, day, total, eligible) in enumerate(claims[[
                 "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
-            ]].itertuples(index=False, name=None):
+            ]].itertuples(index=False, name=None)):
                 inst_id = institutions[inst]
                 row = stored.get((inst_id, no))
                 if row is None:
                     years.add(day.year)
-                    new.append(SpecialOutpatientClaim(region=region, institution_id=inst_id, claim_no=no, fund=fund, patient_id=pid,
-                                                      disease_code=disease, service_date=day, total_cost=total, eligible_cost=eligible,
-                                                      source=ClaimSource.BUNDLE))
+                    new.append(position)
                 elif row[3:] != (fund, pid, disease, day, total, eligible):
                     changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
                                                           total_cost=total, eligible_cost=eligible))
                     years.update((day.year, row[6].year))  # the year it joins and the year it leaves
                     resettle.add((row[4], row[3], row[6].year))  # the year it leaves
             if new:
-                copy_create(SpecialOutpatientClaim, new)  # COPY on PostgreSQL, bulk_create elsewhere
+                _claims_create(region=region, rows=claims.iloc[new], institutions=institutions)
             if changed:
                 SpecialOutpatientClaim.objects.bulk_update(
                     changed, ["fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"], batch_size=2000)

@@ -25,9 +25,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from common.bulk import copy_create, is_postgres
+from common.bulk import columns_to_rows, copy_columns, copy_create, is_postgres
 from common.models import ReviewStatus
 from common.reviews import error_text
+from common.units_text import units_text_array
 from drg import selectors
 from drg.choices import ChangeSource
 from drg.domain.cases import (
@@ -363,71 +364,30 @@ _CASE_VALUE_FIELDS = (
     "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost", "self_pay",
     "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery",
 )
-_CASE_TEXT_FIELDS = ("case_no", "fund", "patient_id", "drg_code", "discharge_status")
-_CENTS = [f".{cents:02d}" for cents in range(100)]
 
 
-def _fen_strings(fen: pd.Series) -> list[str]:
-    """int64 fen -> exact decimal strings ('1234.56'); map() keeps the loop in C."""
-    whole, cents = np.divmod(fen.to_numpy(dtype="int64"), 100)
-    return list(map(str.__add__, map(str, whole.tolist()), map(_CENTS.__getitem__, cents.tolist())))
-
-
-def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region_id: int, now: dt.datetime) -> dict[str, list]:
-    """Typed case rows -> drg_case column name -> list of values in database form (decimals as
-    exact strings, dates ISO, booleans bool). Everything but the id."""
+def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region_id: int, now: dt.datetime) -> dict[str, Any]:
+    """Typed case rows -> drg_case column name -> its values in database form, column at a time
+    (common.bulk.arrow_column: decimals as exact text, dates ISO, booleans bool; one value where
+    every row has the same). Everything but the id."""
     unknown = sorted(set(rows["institution_code"]) - set(institution_ids))
     if unknown:
         raise ValueError(f"institutions not stored in the region: {unknown}")
-    stamp = now.isoformat() if is_postgres() else connection.ops.adapt_datetimefield_value(now)
-    count = len(rows)
+    stamp = now if is_postgres() else connection.ops.adapt_datetimefield_value(now)
     return {
-        "region_id": [region_id] * count,
-        "institution_id": rows["institution_code"].map(institution_ids).astype("int64").tolist(),
-        "case_no": rows["case_no"].tolist(),
-        "fund": rows["fund"].tolist(),
-        "patient_id": rows["patient_id"].tolist(),
-        "admission_date": rows["admission_date"].tolist(),
-        "discharge_date": rows["discharge_date"].tolist(),
-        "drg_code": rows["drg_code"].tolist(),
-        "total_cost": _fen_strings(rows["total_fen"]),
-        "self_pay": _fen_strings(rows["self_fen"]),
-        "discharge_status": rows["discharge_status"].tolist(),
-        "tcm_treatment": rows["tcm_treatment"].astype(bool).tolist(),
-        "tcm_cost": _fen_strings(rows["tcm_fen"]),
-        "surgery_grade": rows["surgery_grade"].astype("int64").tolist(),
-        "malignant_tumor_surgery": rows["malignant_tumor_surgery"].astype(bool).tolist(),
-        "created_at": [stamp] * count,
-        "updated_at": [stamp] * count,
+        "region_id": region_id,
+        "institution_id": rows["institution_code"].map(institution_ids).to_numpy(dtype="int64"),
+        **{name: rows[name] for name in ("case_no", "fund", "patient_id", "admission_date", "discharge_date", "drg_code")},
+        "total_cost": units_text_array(rows["total_fen"], 2),
+        "self_pay": units_text_array(rows["self_fen"], 2),
+        "discharge_status": rows["discharge_status"],
+        "tcm_treatment": rows["tcm_treatment"].to_numpy(dtype=bool),
+        "tcm_cost": units_text_array(rows["tcm_fen"], 2),
+        "surgery_grade": rows["surgery_grade"].to_numpy(dtype="int64"),
+        "malignant_tumor_surgery": rows["malignant_tumor_surgery"].to_numpy(dtype=bool),
+        "created_at": stamp,
+        "updated_at": stamp,
     }
-
-
-def _csv_text(columns: dict[str, list]) -> str:
-    """Columns of database values -> CSV text for COPY (text values quoted only when they must be)."""
-    texts = []
-    for name, values in columns.items():
-        if name in ("tcm_treatment", "malignant_tumor_surgery"):
-            texts.append(["t" if v else "f" for v in values])
-        elif name in _CASE_TEXT_FIELDS:
-            joined = "".join(values)
-            if any(c in joined for c in ',"\r\n'):
-                values = ['"' + v.replace('"', '""') + '"' for v in values]
-            texts.append(values)
-        else:
-            texts.append(list(map(str, values)))
-    return "\n".join(map(",".join, zip(*texts))) + "\n"
-
-
-def _copy_in(table: str, columns: dict[str, list]) -> None:
-    """COPY the columns into a table (PostgreSQL, psycopg 3), text columns never NULL."""
-    names = ", ".join(columns)
-    not_null = ", ".join(c for c in columns if c in _CASE_TEXT_FIELDS)
-    options = f"FORMAT csv, FORCE_NOT_NULL ({not_null})" if not_null else "FORMAT csv"
-    text = _csv_text(columns)
-    with connection.cursor() as cursor:
-        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-            with pg_cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH ({options})") as copy:
-                copy.write(text)
 
 
 def _check_foreign_keys_now(table: str) -> None:
@@ -444,20 +404,20 @@ def _check_foreign_keys_now(table: str) -> None:
             cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
 
 
-def _cases_insert(columns: dict[str, list]) -> None:
+def _cases_insert(columns: dict[str, Any], count: int) -> None:
     """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
-    table = connection.ops.quote_name(Case._meta.db_table)
+    table = Case._meta.db_table
     if is_postgres():
-        _copy_in(table, columns)
-        _check_foreign_keys_now(Case._meta.db_table)
+        copy_columns(table, columns, count)
+        _check_foreign_keys_now(table)
         return
     names = ", ".join(columns)
-    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
+    sql = f"INSERT INTO {connection.ops.quote_name(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
     with connection.cursor() as cursor:
-        cursor.executemany(sql, zip(*columns.values()))
+        cursor.executemany(sql, columns_to_rows(columns, count))
 
 
-def _cases_update(ids: list[int], columns: dict[str, list]) -> None:
+def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
     """UPDATE changed cases by id: PostgreSQL through a temporary table filled by COPY, SQLite by
     executemany."""
     table = connection.ops.quote_name(Case._meta.db_table)
@@ -469,14 +429,14 @@ def _cases_update(ids: list[int], columns: dict[str, list]) -> None:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE drg_case_load ON COMMIT DROP AS SELECT id, {', '.join(fields)} FROM {table} WITH NO DATA"
             )
-            _copy_in("drg_case_load", values)
+            copy_columns("drg_case_load", values, len(ids))
             assignments = ", ".join(f"{name} = t.{name}" for name in fields)
             cursor.execute(f"UPDATE {table} AS c SET {assignments} FROM drg_case_load AS t WHERE c.id = t.id")
             cursor.execute("DROP TABLE drg_case_load")
         return
     sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in fields)} WHERE id = %s"
     with connection.cursor() as cursor:
-        cursor.executemany(sql, zip(*[values[name] for name in fields], ids))
+        cursor.executemany(sql, (row[1:] + row[:1] for row in columns_to_rows(values, len(ids))))
 
 
 def cases_apply(
@@ -495,7 +455,7 @@ def cases_apply(
     changed = classified[state == case_rules.CHANGED]
     report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == case_rules.UNCHANGED).sum()))
     if len(new):
-        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now))
+        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new))
     if len(changed):
         _cases_update(changed["case_id"].astype("int64").tolist(),
                       _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 from django.db import connection, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -28,8 +30,9 @@ from benefits.services import benefits_bundle_store
 from budget.choices import BudgetStatus
 from budget.models import Budget
 from budget.services import budget_approve, budget_current, budget_draft, budget_inputs_of
-from common.bulk import copy_create, copy_create_history, is_postgres, read_frame
+from common.bulk import copy_create, copy_create_columns, copy_create_history, is_postgres, read_frame
 from common.models import ReviewStatus
+from common.units_text import units_text_array
 from common.users import system_user
 from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
@@ -136,32 +139,54 @@ class _Writer:
         return counts
 
     def sync_frame(self, model, *, queryset, frame: pd.DataFrame, keys: dict[str, Any], values: dict[str, Any],
-                   key_of: Callable[[Any], tuple], rows: Callable[[pd.DataFrame], Iterable[tuple[tuple, dict]]],
-                   make: Callable[[tuple], Any], on_write: dict | None = None, on_create: dict | None = None) -> FileCounts:
-        """``sync`` for the typed rows of one file, with the rows identical to their stored record
-        found first by comparing columns (stored values read in one query, in the typed units):
-        those are counted unchanged and never become objects; only the other rows go through
-        ``sync`` (`rows(frame)` gives their (key, values), `key_of(obj)` the key of a stored object).
-        `keys` and `values` name the model fields compared, each with its typed column (or one
-        value for every row)."""
+                   fixed: dict[str, Any] | None = None, on_write: dict | None = None, on_create: dict | None = None) -> FileCounts:
+        """``sync`` for the typed rows of one file. `keys` and `values` name the model fields that
+        identify and describe a record, each with its typed column (or one value for every row);
+        `fixed` the fields every record of `queryset` shares (set on creation).
+
+        The stored values are read in one query, in the typed units, and compared by columns: rows
+        identical to their stored record are counted unchanged and never become objects. On
+        PostgreSQL the rows with no stored record are written from their columns by COPY, history
+        rows included (common.bulk.copy_create_columns); the other rows go through ``sync``."""
+        meta = model._meta
+        fixed = fixed or {}
         names = [*keys, *values]
+        fields = {name: meta.get_field(name) for name in names}
         stored = _stored_units(queryset, names)
-        typed = pd.DataFrame({name: _typed_units(model._meta.get_field(name), column, len(frame))
-                              for name, column in {**keys, **values}.items()})
+        typed = pd.DataFrame({name: _typed_units(fields[name], column, len(frame)) for name, column in {**keys, **values}.items()})
+        new = np.zeros(len(frame), dtype=bool)
         if stored.duplicated(list(keys)).any():  # not a unique key: compare every row as objects
             same = np.zeros(len(frame), dtype=bool)
         else:
             merged = typed.merge(stored, on=list(keys), how="left", suffixes=("", "__stored"))
-            same = merged["pk"].notna().to_numpy(dtype=bool, copy=True)
+            found = merged["pk"].notna().to_numpy(dtype=bool, copy=True)
+            same = found.copy()
             for name in values:
                 same &= _equal(merged[name], merged[f"{name}__stored"])
-        rest = frame[~same]
-        if len(rest):
-            existing = {key_of(obj): obj for obj in _objects_of(queryset, stored, typed[~same], list(keys))}
-            counts = self.sync(model, existing=existing, rows=rows(rest), make=make, on_write=on_write, on_create=on_create)
-        else:
-            counts = FileCounts()
-        counts.unchanged += int(same.sum())
+            if is_postgres():
+                new = ~found
+        counts = FileCounts(unchanged=int(same.sum()))
+        if new.any():
+            count = int(new.sum())
+            columns = {fields[name].attname: _db_column(fields[name], typed.loc[new, name]) for name in names}
+            columns.update({meta.get_field(name).attname: value for name, value in {**fixed, **(on_write or {}), **(on_create or {})}.items()})
+            history = {"user": self.actor, "reason": self.reason, "date": self.now} if _has_history(model) else None
+            copy_create_columns(model, columns, count, history=history)
+            counts.created += count
+        rest = ~same & ~new
+        if rest.any():
+            existing = {tuple(getattr(obj, name) for name in keys): obj
+                        for obj in _objects_of(queryset, stored, typed[rest], list(keys))}
+            rows = (
+                (tuple(_python_value(fields[name], record[name]) for name in keys),
+                 {name: _python_value(fields[name], record[name]) for name in values})
+                for record in _records(typed[rest])
+            )
+            synced = self.sync(model, existing=existing, rows=rows, make=lambda key: model(**dict(zip(keys, key)), **fixed),
+                               on_write=on_write, on_create=on_create)
+            counts.created += synced.created
+            counts.updated += synced.updated
+            counts.unchanged += synced.unchanged
         return counts
 
     @property
@@ -261,6 +286,35 @@ def _objects_of(queryset, stored: pd.DataFrame, rows: pd.DataFrame, keys: list[s
     if len(found) > 10_000:  # many: all of them, as one query without a long IN list
         return queryset
     return queryset.filter(pk__in=[int(pk) for pk in found])
+
+
+def _db_column(field, typed: pd.Series) -> Any:
+    """A typed column (_typed_units) in database form for copy_create_columns: decimals as exact
+    text, booleans as booleans; integers, dates (ISO text) and text as they are; missing is NULL."""
+    kind = _unit_kind(field)
+    if kind == "units":
+        present = typed.notna().to_numpy()
+        text = units_text_array(typed.fillna(0).to_numpy(dtype="int64"), field.decimal_places)
+        return text if present.all() else pa_compute.if_else(pa.array(present), text, pa.scalar(None, pa.string()))
+    if kind == "bool":
+        return typed.astype("boolean")
+    return typed
+
+
+def _python_value(field, value: Any) -> Any:
+    """A typed value (_typed_units) as the model field holds it."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    kind = _unit_kind(field)
+    if kind == "units":
+        return _decimal(value, field.decimal_places)
+    if kind == "date":
+        return _date(value) if isinstance(value, str) else value
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    return value
 
 
 def _decimal(units, places: int) -> Decimal | None:
@@ -598,13 +652,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             SpecialReview, queryset=SpecialReview.objects.filter(case_id__in=list(case_ids.values())), frame=frame,
             keys={"case_id": pd.Series([case_ids[key] for key in zip(frame["institution_code"], frame["case_no"])], dtype="int64")},
             values={"institution_id": frame["institution_code"].map(ids), "approved_cost": frame["approved_fen"], **approved},
-            key_of=lambda s: (s.case_id,),
-            rows=lambda rest: (
-                ((case_ids[(r["institution_code"], r["case_no"])],),
-                 {"institution_id": ids[r["institution_code"]], "approved_cost": _decimal(r["approved_fen"], 2), **approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: SpecialReview(case_id=key[0]), on_write=w.approved)
+            on_write=w.approved)
     if domain.ITEMIZED_CLAIMS.name in typed:
         frame = typed[domain.ITEMIZED_CLAIMS.name]
         report.files[domain.ITEMIZED_CLAIMS.name] = w.sync_frame(
@@ -612,14 +660,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             frame=frame, keys={"institution_id": frame["institution_code"].map(ids), "claim_no": frame["claim_no"]},
             values={"region_id": region.pk, "fund": frame["fund"], "month": frame["month"], "patient_id": frame["patient_id"],
                     "approved_amount": frame["approved_fen"], **approved},
-            key_of=lambda c: (c.institution_id, c.claim_no),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], r["claim_no"]),
-                 {"region_id": region.pk, "fund": r["fund"], "month": _date(r["month"]), "patient_id": r["patient_id"],
-                  "approved_amount": _decimal(r["approved_fen"], 2), **approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: ItemizedClaim(institution_id=key[0], claim_no=key[1]), on_write=w.approved)
+            fixed={"source": ItemizedSource.ADJUDICATED}, on_write=w.approved)
     adjustment_approved = {"status": AdjustmentStatus.APPROVED}
     if domain.POINT_ADJUSTMENTS.name in typed:
         frame = typed[domain.POINT_ADJUSTMENTS.name]
@@ -627,27 +668,14 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             PointAdjustment, queryset=PointAdjustment.objects.filter(institution__region=region, year=year), frame=frame,
             keys={"institution_id": frame["institution_code"].map(ids), "fund": frame["fund"], "drg_code": frame["drg_code"],
                   "reason": frame["reason"]},
-            values={"multiple": frame["multiple_u"], **adjustment_approved},
-            key_of=lambda p: (p.institution_id, p.fund, p.drg_code, p.reason),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], r["fund"], r["drg_code"], r["reason"]),
-                 {"multiple": _decimal(r["multiple_u"], 4), **adjustment_approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: PointAdjustment(institution_id=key[0], fund=key[1], year=year, drg_code=key[2], reason=key[3]),
+            values={"multiple": frame["multiple_u"], **adjustment_approved}, fixed={"year": year},
             on_write=w.adjustment_approved, on_create={"created_by": w.user})
     if domain.EVALUATIONS.name in typed:
         frame = typed[domain.EVALUATIONS.name]
         report.files[domain.EVALUATIONS.name] = w.sync_frame(
             Evaluation, queryset=Evaluation.objects.filter(institution__region=region, year=year), frame=frame,
             keys={"institution_id": frame["institution_code"].map(ids), "fund": frame["fund"]},
-            values={"score": frame["score_c"], **adjustment_approved},
-            key_of=lambda e: (e.institution_id, e.fund),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], r["fund"]), {"score": _decimal(r["score_c"], 2), **adjustment_approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: Evaluation(institution_id=key[0], fund=key[1], year=year),
+            values={"score": frame["score_c"], **adjustment_approved}, fixed={"year": year},
             on_write=w.adjustment_approved, on_create={"created_by": w.user})
     if domain.CHRONIC_ENROLLMENTS.name in typed:
         frame = typed[domain.CHRONIC_ENROLLMENTS.name]
@@ -655,24 +683,14 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             ChronicEnrollment, queryset=ChronicEnrollment.objects.filter(institution__region=region), frame=frame,
             keys={"institution_id": frame["institution_code"].map(ids), "patient_id": frame["patient_id"], "disease": frame["disease"]},
             values={"enrolled_on": frame["enrolled_on"], **approved},
-            key_of=lambda c: (c.institution_id, c.patient_id, c.disease),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], r["patient_id"], r["disease"]), {"enrolled_on": _date(r["enrolled_on"]), **approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: ChronicEnrollment(institution_id=key[0], patient_id=key[1], disease=key[2]), on_write=w.approved)
+            on_write=w.approved)
     if domain.TCM_WORKLOAD.name in typed:
         frame = typed[domain.TCM_WORKLOAD.name]
         report.files[domain.TCM_WORKLOAD.name] = w.sync_frame(
             TcmWorkload, queryset=TcmWorkload.objects.filter(institution__region=region), frame=frame,
             keys={"institution_id": frame["institution_code"].map(ids), "month": frame["month"]},
             values={"prescriptions": frame["prescriptions"], **approved},
-            key_of=lambda t: (t.institution_id, t.month),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], _date(r["month"])), {"prescriptions": int(r["prescriptions"]), **approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: TcmWorkload(institution_id=key[0], month=key[1]), on_write=w.approved)
+            on_write=w.approved)
     if domain.HOSPICE_SERVICES.name in typed:
         frame = typed[domain.HOSPICE_SERVICES.name]
         report.files[domain.HOSPICE_SERVICES.name] = w.sync_frame(
@@ -680,13 +698,6 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             keys={"institution_id": frame["institution_code"].map(ids), "kind": frame["kind"], "patient_id": frame["patient_id"],
                   "service_date": frame["service_date"]},
             values={"quantity": frame["quantity"], **approved},
-            key_of=lambda h: (h.institution_id, h.kind, h.patient_id, h.service_date),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], r["kind"], r["patient_id"], _date(r["service_date"])),
-                 {"quantity": int(r["quantity"]), **approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: HospiceService(institution_id=key[0], kind=key[1], patient_id=key[2], service_date=key[3]),
             on_write=w.approved)
     if domain.SCREENINGS.name in typed:
         frame = typed[domain.SCREENINGS.name]
@@ -695,13 +706,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             keys={"institution_id": frame["institution_code"].map(ids), "patient_id": frame["patient_id"],
                   "screening_date": frame["screening_date"]},
             values={"fee": frame["fee_fen"], "high_risk": frame["high_risk"], **approved},
-            key_of=lambda s: (s.institution_id, s.patient_id, s.screening_date),
-            rows=lambda rest: (
-                ((ids[r["institution_code"]], r["patient_id"], _date(r["screening_date"])),
-                 {"fee": _decimal(r["fee_fen"], 2), "high_risk": bool(r["high_risk"]), **approved})
-                for r in _records(rest)
-            ),
-            make=lambda key: Screening(institution_id=key[0], patient_id=key[1], screening_date=key[2]), on_write=w.approved)
+            on_write=w.approved)
     lap("records")
     settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say)
     lap("benefits")

@@ -29,6 +29,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from common.text import IDENTIFIER_PATTERN, identifier_problem, printable
 
@@ -269,6 +271,17 @@ class _Rows:
         self.lines = self.frame[LINE].to_numpy(dtype="int64")
         self.errors: list[RowError] = []
         self.out = pd.DataFrame({LINE: self.lines})
+        self._arrow: dict[str, pa.Array | None] = {}
+
+    def arrow(self, column: str) -> pa.Array | None:
+        """The column as an Arrow string array (for C++ string kernels), or None when some value is
+        not Unicode text Arrow can hold (a lone surrogate from JSON): the Python paths then decide."""
+        if column not in self._arrow:
+            try:
+                self._arrow[column] = pa.array(self.raw(column).to_numpy(dtype=object), type=pa.string())
+            except (pa.ArrowException, UnicodeError):
+                self._arrow[column] = None
+        return self._arrow[column]
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -291,7 +304,8 @@ class _Rows:
     def text(self, column: str, *, max_length: int, required: bool = True) -> np.ndarray:
         """A text value; returns the validity mask (non-empty when required, not too long)."""
         values = self.raw(column)
-        lengths = values.str.len().to_numpy()
+        arrow = self.arrow(column)
+        lengths = pc.utf8_length(arrow).to_numpy() if arrow is not None else values.str.len().to_numpy()
         empty = lengths == 0
         too_long = lengths > max_length
         if required:
@@ -307,7 +321,17 @@ class _Rows:
         (common.text.identifier_problem names why). Returns the validity mask."""
         valid = self.text(column, max_length=max_length, required=required)
         values = self.raw(column)
-        bad = ~values.str.fullmatch(IDENTIFIER_PATTERN).to_numpy(dtype=bool) & (values != "").to_numpy()
+        arrow = self.arrow(column)
+        if arrow is None:
+            bad = ~values.str.fullmatch(IDENTIFIER_PATTERN).to_numpy(dtype=bool) & (values != "").to_numpy()
+        else:
+            # an ASCII identifier is one by Arrow's (RE2) test, in C++; the few others are decided by
+            # IDENTIFIER_PATTERN (re: Unicode letters and digits)
+            ascii_ok = pc.match_substring_regex(arrow, _ASCII_IDENTIFIER).to_numpy(zero_copy_only=False)
+            bad = ~ascii_ok & pc.not_equal(arrow, "").to_numpy(zero_copy_only=False)
+            doubtful = np.flatnonzero(bad)
+            if len(doubtful):
+                bad[doubtful] = ~values.iloc[doubtful].str.fullmatch(IDENTIFIER_PATTERN).to_numpy(dtype=bool)
         self.flag(bad, column, lambda p: f"{column} '{printable(self.value(column, p))}' {identifier_problem(self.value(column, p))}")
         return valid & ~bad
 
@@ -437,6 +461,8 @@ class _Rows:
         return self.out, self.errors
 
 
+# IDENTIFIER_PATTERN for ASCII text: [^\W_] and \w of Python's re agree with these classes there
+_ASCII_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_\-./]*$"
 CHUNK_ROWS = 250_000  # bounds the character matrices' memory
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype="int64")
 
