@@ -292,3 +292,54 @@ def test_a_broken_database_connection_mid_load_is_one_line_and_loads_nothing(wor
     assert "\n" not in message
     assert "数据库连接中断（terminating connection due to administrator command）" in message and "nothing was loaded" in message
     assert counts() == {name: 0 for name in counts()}
+
+
+RECORD_MODELS = (SpecialReview, ItemizedClaim, PointAdjustment, Evaluation, ChronicEnrollment, TcmWorkload, HospiceService, Screening)
+
+
+def file_counts(out: str, name: str) -> list[str]:
+    """created, updated, unchanged of one file as load_bundle prints them."""
+    return next(line for line in out.splitlines() if line.startswith(name)).split()[1:]
+
+
+def test_approved_records_are_stored_with_one_history_row_each_and_a_changed_one_is_updated(worked_bundle, copy):
+    """The approved records (COPYed from their columns on PostgreSQL, created as objects on SQLite)
+    carry the values of the file, the system user's approval and, where the model keeps history,
+    exactly one '+' history row; a
+    reload with one changed and one new record updates the one (a '~' history row) and creates the
+    other, leaving the rest alone."""
+    from common.models import ReviewStatus
+    from common.users import system_user
+
+    load(worked_bundle)
+    system = system_user()
+    with_history = [model for model in RECORD_MODELS if hasattr(model, "history")]
+    assert {SpecialReview, ItemizedClaim, PointAdjustment, Evaluation} <= set(with_history)
+    for model in RECORD_MODELS:
+        assert model.objects.exists(), model.__name__
+    for model in with_history:
+        for record in model.objects.all():
+            history = list(record.history.all())
+            assert [h.history_type for h in history] == ["+"], (model.__name__, record.pk)
+            assert history[0].history_change_reason.startswith("数据包 ")
+            assert history[0].history_user == system
+    claim = ItemizedClaim.objects.get(claim_no="T002")
+    assert (claim.institution.code, claim.fund, claim.month.isoformat(), claim.patient_id, claim.approved_amount) == (
+        "H2", "employee", "2025-07-01", "P202", D("2300.00"))
+    assert (claim.status, claim.decided_by, claim.rejection_reason) == (ReviewStatus.APPROVED, system, "")
+    assert claim.history.get().approved_amount == D("2300.00")
+    screening = Screening.objects.get(patient_id="P502")
+    assert (screening.fee, screening.high_risk, screening.screening_date.isoformat()) == (D("600.00"), False, "2025-04-02")
+
+    listed = rows(worked_bundle, "itemized_claims.csv")
+    rewrite(copy, "itemized_claims.csv", lambda rs: [{**r, "approved_amount": "1600.00"} if r["claim_no"] == "T001" else r for r in rs] + [
+        {"claim_no": "T009", "institution_code": "H1", "fund": "employee", "month": "2025-03", "patient_id": "P209", "approved_amount": "12.34"}])
+    out = load(copy)
+    assert file_counts(out, "itemized_claims.csv") == ["1", "1", str(len(listed) - 1)]
+    changed = ItemizedClaim.objects.get(claim_no="T001")
+    assert changed.approved_amount == D("1600.00")
+    assert [(h.history_type, h.approved_amount) for h in changed.history.order_by("-history_id")] == [("~", D("1600.00")), ("+", D("1500.00"))]
+    new = ItemizedClaim.objects.get(claim_no="T009")
+    assert (new.month.isoformat(), new.approved_amount, new.status) == ("2025-03-01", D("12.34"), ReviewStatus.APPROVED)
+    assert [h.history_type for h in new.history.all()] == ["+"]
+    assert ItemizedClaim.objects.get(claim_no="T002").history.count() == 1
