@@ -66,7 +66,7 @@ def write_frame(table: str, frame: pd.DataFrame, columns: Sequence[str], units: 
     if units:
         frame = frame.copy(deep=False)
         for name, places in units.items():
-            frame[name] = units_to_copy_text(frame[name], places) if is_postgres() else _units_to_text_nullable(frame[name], places)
+            frame[name] = units_to_copy_text(frame[name], places) if is_postgres() else units_to_text(frame[name], places)
     quoted = ", ".join(connection.ops.quote_name(c) for c in cols)
     if is_postgres():
         buffer = io.StringIO()
@@ -139,12 +139,6 @@ def units_to_copy_text(values: pd.Series, places: int) -> pd.Series:
     return texts.where(present, None) if not present.all() else texts
 
 
-def _units_to_text_nullable(values: pd.Series, places: int) -> pd.Series:
-    present = values.notna().to_numpy()
-    texts = units_to_text(values.fillna(0), places)
-    return texts.where(present, None) if not present.all() else texts
-
-
 def copy_create(model, objs: list) -> list:
     """bulk_create through COPY on PostgreSQL (ids drawn from the table's sequence first, so the
     objects come back with their pk like bulk_create's); bulk_create elsewhere. No signals, no
@@ -161,13 +155,8 @@ def copy_create(model, objs: list) -> list:
     fields = [f for f in meta.concrete_fields]
     missing = [o for o in objs if getattr(o, pk.attname) is None]
     with connection.cursor() as cursor:
-        if missing:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [table, pk.column, len(missing)],
-            )
-            for obj, (value,) in zip(missing, cursor.fetchall()):
-                setattr(obj, pk.attname, value)
+        for obj, value in zip(missing, _next_ids(model, len(missing)).tolist()):
+            setattr(obj, pk.attname, value)
         stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
         for obj in objs:
             for field in stamped:
@@ -223,6 +212,9 @@ def _copy_fields(model, columns: dict[str, Any], count: int) -> None:
 
 
 def _next_ids(model, count: int) -> np.ndarray:
+    """`count` primary keys drawn from the model's table sequence (PostgreSQL)."""
+    if not count:
+        return np.empty(0, dtype="int64")
     meta = model._meta
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [meta.db_table, meta.pk.column, count])

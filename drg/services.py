@@ -422,7 +422,7 @@ def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
     executemany."""
     table = connection.ops.quote_name(Case._meta.db_table)
     fields = [*_CASE_VALUE_FIELDS, "updated_at"]
-    values = {"id": ids, **{name: columns[name] for name in fields}}
+    values = {**{name: columns[name] for name in fields}, "id": ids}  # id last: the WHERE of the SQLite UPDATE
     if is_postgres():
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS drg_case_load")
@@ -436,7 +436,7 @@ def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
         return
     sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in fields)} WHERE id = %s"
     with connection.cursor() as cursor:
-        cursor.executemany(sql, (row[1:] + row[:1] for row in columns_to_rows(values, len(ids))))
+        cursor.executemany(sql, columns_to_rows(values, len(ids)))
 
 
 def cases_apply(

@@ -19,8 +19,6 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pa_compute
 from django.db import connection, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -293,9 +291,7 @@ def _db_column(field, typed: pd.Series) -> Any:
     text, booleans as booleans; integers, dates (ISO text) and text as they are; missing is NULL."""
     kind = _unit_kind(field)
     if kind == "units":
-        present = typed.notna().to_numpy()
-        text = units_text_array(typed.fillna(0).to_numpy(dtype="int64"), field.decimal_places)
-        return text if present.all() else pa_compute.if_else(pa.array(present), text, pa.scalar(None, pa.string()))
+        return units_text_array(typed, field.decimal_places)
     if kind == "bool":
         return typed.astype("boolean")
     return typed

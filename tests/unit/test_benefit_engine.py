@@ -254,3 +254,5 @@ def test_units_as_text_by_columns_equal_the_yuan_of_each_fen():
     assert units_text_array(values, 2).to_pylist() == [_yuan(v) for v in values] == ["0.00", "0.05", "-0.05", "1.00", "-1.05", "123456789.01", "-0.01"]
     assert units_to_text(pd.Series(values, index=list("abcdefg")), 4).to_dict() == {
         "a": "0.0000", "b": "0.0005", "c": "-0.0005", "d": "0.0100", "e": "-0.0105", "f": "1234567.8901", "g": "-0.0001"}
+    assert units_text_array(pd.Series([5, None, -105], dtype="Int64"), 2).to_pylist() == ["0.05", None, "-1.05"]
+    assert units_to_text(pd.Series([None, 12_345], dtype="Int64", index=["x", "y"]), 4).to_dict() == {"x": None, "y": "1.2345"}
