@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from psycopg.copy import QueuedLibpqWriter
 from django.db import connection
 from django.utils import timezone
 
@@ -116,20 +117,28 @@ def columns_to_rows(columns: dict[str, Any], count: int) -> Iterable[tuple]:
     return zip(*(arrow_column(value, count).to_pylist() for value in columns.values()))
 
 
+COPY_SLICE_ROWS = 50_000  # rows of the CSV formatted at a time by copy_columns
+
+
 def copy_columns(table: str, columns: dict[str, Any], count: int) -> None:
     """COPY `count` rows given column by column (database column name -> arrow_column input) into
     `table` (PostgreSQL). Arrow writes the CSV in C++, so a million rows cost no Python string per
     value; null is NULL, an empty text an empty text (quoted)."""
     if not count:
         return
-    sink = pa.BufferOutputStream()
     table_data = pa.table({name: arrow_column(value, count) for name, value in columns.items()})
-    pa_csv.write_csv(table_data, sink, pa_csv.WriteOptions(include_header=False))
     names = ", ".join(connection.ops.quote_name(name) for name in columns)
+    options = pa_csv.WriteOptions(include_header=False)
     with connection.cursor() as cursor:
         with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-            with pg_cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(memoryview(sink.getvalue()))
+            sql = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
+            # a thread sends each slice while the next is written: PostgreSQL parses one while Arrow
+            # (which lets go of the GIL) formats the next
+            with pg_cursor.copy(sql, writer=QueuedLibpqWriter(pg_cursor)) as copy:
+                for start in range(0, count, COPY_SLICE_ROWS):
+                    sink = pa.BufferOutputStream()
+                    pa_csv.write_csv(table_data.slice(start, COPY_SLICE_ROWS), sink, options)
+                    copy.write(memoryview(sink.getvalue()))
 
 
 def units_to_copy_text(values: pd.Series, places: int) -> pd.Series:

@@ -281,7 +281,9 @@ class Case(models.Model):
 class CaseCorrection(models.Model):
     """A recorded change to a stored case (what before, what after, who, from where)."""
 
-    case = models.ForeignKey(Case, verbose_name=_("病例"), on_delete=models.CASCADE, related_name="corrections")
+    # db_constraint=False on the three keys into Case: drg_case is partitioned by region on
+    # PostgreSQL (drg.partitions), where no unique key on id alone can back a foreign key
+    case = models.ForeignKey(Case, verbose_name=_("病例"), on_delete=models.CASCADE, related_name="corrections", db_constraint=False)
     source = models.CharField(_("来源"), max_length=16, choices=ChangeSource.choices)
     changed_at = models.DateTimeField(_("更正时间"), auto_now_add=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("更正人"), null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -314,7 +316,7 @@ class CorrectionRequest(Reviewable):
     kind = models.CharField(_("申请类型"), max_length=16, choices=Kind.choices, default=Kind.CHANGE)
     case = models.ForeignKey(
         Case, verbose_name=_("病例"), on_delete=models.PROTECT, related_name="correction_requests", null=True, blank=True,
-        help_text=_("要更正的病例；补报病例为批准后新建的病例"),
+        db_constraint=False, help_text=_("要更正的病例；补报病例为批准后新建的病例"),
     )
     case_no = models.CharField(_("补报病案号"), max_length=40, blank=True, help_text=_("补报病例：新病例的病案号"))
     proposed = models.JSONField(_("申请内容"), help_text=_("更正：医院要求的病例字段；补报：整条病例"))
@@ -355,7 +357,7 @@ class SpecialReview(Reviewable):
     """特病单议: a case paid at an approved cost instead of its group points."""
 
     institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="special_reviews")
-    case = models.OneToOneField(Case, verbose_name=_("病例"), on_delete=models.PROTECT, related_name="special_review")
+    case = models.OneToOneField(Case, verbose_name=_("病例"), on_delete=models.PROTECT, related_name="special_review", db_constraint=False)
     requested_cost = models.DecimalField(_("申请费用"), **MONEY, null=True, blank=True)
     approved_cost = models.DecimalField(_("核定费用"), **MONEY, null=True, blank=True)
     reason = models.TextField(_("理由"), blank=True)

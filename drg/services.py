@@ -21,6 +21,8 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -38,6 +40,7 @@ from drg.domain.cases import (
 from drg.domain import cases as case_rules
 from drg.domain.case_rows import error_code, json_rows_to_frame
 from drg.domain.rows import LINE, RowError, check_header, line_sample, plain_lines, read_lines
+from drg.partitions import partition_load
 from drg.signals import cases_stored
 from drg.models import (
     Case, CaseCorrection, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, Region,
@@ -370,7 +373,7 @@ def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region
     """Typed case rows -> drg_case column name -> its values in database form, column at a time
     (common.bulk.arrow_column: decimals as exact text, dates ISO, booleans bool; one value where
     every row has the same). Everything but the id."""
-    unknown = sorted(set(rows["institution_code"]) - set(institution_ids))
+    unknown = sorted(set(rows["institution_code"].unique()) - set(institution_ids))
     if unknown:
         raise ValueError(f"institutions not stored in the region: {unknown}")
     stamp = now if is_postgres() else connection.ops.adapt_datetimefield_value(now)
@@ -404,10 +407,13 @@ def _check_foreign_keys_now(table: str) -> None:
             cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
 
 
-def _cases_insert(columns: dict[str, Any], count: int) -> None:
-    """INSERT new cases: COPY on PostgreSQL, one executemany on SQLite."""
+def _cases_insert(columns: dict[str, Any], count: int, *, region_id: int) -> None:
+    """INSERT new cases: on PostgreSQL into a new table of the region's own when it has none yet
+    (drg.partitions.partition_load), else COPY into drg_case; one executemany on SQLite."""
     table = Case._meta.db_table
     if is_postgres():
+        if partition_load(region_id, columns, count):
+            return
         copy_columns(table, columns, count)
         _check_foreign_keys_now(table)
         return
@@ -455,7 +461,7 @@ def cases_apply(
     changed = classified[state == case_rules.CHANGED]
     report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == case_rules.UNCHANGED).sum()))
     if len(new):
-        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new))
+        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new), region_id=region.pk)
     if len(changed):
         _cases_update(changed["case_id"].astype("int64").tolist(),
                       _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))
@@ -481,9 +487,10 @@ def _touched_keys(*, new: pd.DataFrame, changed: pd.DataFrame) -> set[tuple[str,
     for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
         columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
         if len(frame) and all(c in frame.columns for c in columns):
+            dates = pa.array(frame[columns[2]].astype(str).to_numpy(dtype=object), type=pa.string())
             parts.append(pd.DataFrame({
                 "patient_id": frame[columns[0]].astype(str).to_numpy(), "fund": frame[columns[1]].astype(str).to_numpy(),
-                "year": frame[columns[2]].astype(str).str.slice(0, 4).astype("int64").to_numpy(),
+                "year": pc.cast(pc.utf8_slice_codeunits(dates, 0, 4), pa.int64()).to_numpy(),
             }))
     if not parts:
         return set()

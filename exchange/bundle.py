@@ -34,6 +34,7 @@ from common.units_text import units_text_array
 from common.users import system_user
 from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
+from drg.partitions import partition_ensure
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
 from drg.services import FileCounts, cases_announce, cases_apply, cases_plan, cases_read_changed
@@ -571,6 +572,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     if region is None:
         region = Region(code=params.region_code, name=params.region_name)
         region._history_user = w.actor
+        region._cases_partition_by_load = True  # its cases' table is made below, filled by their COPY
         region.save()
         counts.created = 1
     elif region.name != params.region_name:
@@ -637,6 +639,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         report.corrections = len(upsert.corrections)
         touched = upsert.touched
 
+    partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
     lap("cases")
     # approved records
     say("special reviews, claims, adjustments, evaluations, incentive records")

@@ -120,8 +120,8 @@ def _field_counts(text: str) -> tuple[np.ndarray, list[list[str]] | None]:
         ends = np.concatenate((newlines, [len(data)]))
         if starts[-1] == len(data):  # the newline that ends the last record
             starts, ends = starts[:-1], ends[:-1]
-        commas = np.flatnonzero(data == 44)
-        counts = np.bincount(np.searchsorted(newlines, commas), minlength=len(starts)).astype("int64") + 1
+        # commas before each record's end, less those before the previous one's (records are contiguous)
+        counts = np.diff(np.searchsorted(np.flatnonzero(data == 44), ends), prepend=0).astype("int64") + 1
         length = ends - starts
         carriage = np.zeros(len(starts), dtype=bool)
         carriage[length > 0] = data[ends[length > 0] - 1] == 13
@@ -354,7 +354,7 @@ class _Rows:
     def integer(self, column: str, *, low: int, high: int, default: int | None = None) -> np.ndarray:
         values = self.raw(column)
         empty = (values == "").to_numpy()
-        numbers, digits = _chunked(_whole_numbers, values)
+        numbers, digits = self._units(column, places=0, int_digits=9)
         out_of_range = digits & ((numbers < low) | (numbers > high))
         if default is None:
             self.flag(empty, column, "required value is empty")
@@ -366,6 +366,24 @@ class _Rows:
         valid = digits & ~out_of_range
         return (valid | empty) if default is not None else valid
 
+    def _units(self, column: str, *, places: int, int_digits: int) -> tuple[np.ndarray, np.ndarray]:
+        """Unsigned decimals -> (int64 units of 10**-places, ok): by Arrow's kernels in C++, or by
+        the numpy reading where the column is not Arrow text; both decide alike (test_row_kernels)."""
+        arrow = self.arrow(column)
+        if arrow is None:
+            units, ok = _chunked(_decimal_units, self.raw(column), places=places, int_digits=int_digits)
+            nul = self._nul(column)
+            return np.where(nul, 0, units), ok & ~nul
+        return _decimal_units_arrow(arrow, places=places, int_digits=int_digits)
+
+    def _nul(self, column: str) -> np.ndarray:
+        """Values holding a NUL character, which the fixed-width numpy readings (_chars) would drop
+        from the end of a value unseen."""
+        arrow = self.arrow(column)
+        if arrow is not None:
+            return pc.fill_null(pc.match_substring(arrow, "\x00"), False).to_numpy(zero_copy_only=False)
+        return self.raw(column).str.contains("\x00", regex=False).to_numpy(dtype=bool)
+
     def decimal(
         self, column: str, *, places: int, int_digits: int, out: str, what: str,
         required: bool = True, default: int | None = None, positive: bool = False, maximum: int | None = None,
@@ -375,7 +393,7 @@ class _Rows:
         valid when not required)."""
         values = self.raw(column)
         empty = (values == "").to_numpy()
-        units, good = _chunked(_decimal_units, values, places=places, int_digits=int_digits)
+        units, good = self._units(column, places=places, int_digits=int_digits)
         bad = ~good & ~empty
         if bad.any():  # say why, row by row (only the bad rows)
             bad_values = values[bad]
@@ -419,6 +437,8 @@ class _Rows:
         values = self.raw(column)
         empty = (values == "").to_numpy()
         shape, calendar, _ = _chunked(_iso_dates, values)
+        nul = self._nul(column)
+        shape, calendar = shape & ~nul, calendar & ~nul
         self.flag(empty, column, "required value is empty")
         self.flag(~shape & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a date YYYY-MM-DD")
         self.flag(shape & ~calendar, column, lambda p: f"{self.value(column, p)} is not a calendar date")
@@ -430,6 +450,7 @@ class _Rows:
         values = self.raw(column)
         empty = (values == "").to_numpy()
         (shape,) = _chunked(_iso_months, values)
+        shape = shape & ~self._nul(column)
         self.flag(empty, column, "required value is empty")
         self.flag(~shape & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a month YYYY-MM")
         self.out[column] = (values + "-01").to_numpy(dtype=object)
@@ -517,9 +538,19 @@ def _decimal_units(values: np.ndarray, *, places: int, int_digits: int) -> tuple
     return units, ok
 
 
-def _whole_numbers(values: np.ndarray, *, max_digits: int = 9) -> tuple[np.ndarray, np.ndarray]:
-    units, ok = _decimal_units(values, places=0, int_digits=max_digits)
-    return units, ok
+def _decimal_units_arrow(values: pa.Array, *, places: int, int_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """_decimal_units over an Arrow string array, in C++: the shape tested by RE2 (whose \\d is
+    ASCII 0-9 only and whose $ is the end of the text), then the digits without the point read as one
+    integer and scaled by the decimals missing to `places`."""
+    fraction = rf"(?:\.\d{{1,{places}}})?" if places else ""
+    ok = pc.fill_null(pc.match_substring_regex(values, rf"^\d{{1,{int_digits}}}{fraction}$"), False)
+    digits = pc.if_else(ok, values, "0")
+    units = pc.cast(pc.replace_substring(digits, ".", "") if places else digits, pa.int64()).to_numpy(zero_copy_only=False)
+    if places:
+        dot = pc.find_substring(digits, ".").to_numpy(zero_copy_only=False)
+        decimals = np.where(dot >= 0, pc.utf8_length(digits).to_numpy(zero_copy_only=False) - dot - 1, 0)
+        units = units * _POWERS[places - decimals]
+    return units.copy(), ok.to_numpy(zero_copy_only=False)
 
 
 def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

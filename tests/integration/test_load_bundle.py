@@ -269,6 +269,19 @@ def test_identifiers_that_his_systems_do_not_issue_are_bad_rows_named_by_file_li
     assert "\x00" not in text
 
 
+def test_a_nul_after_a_date_a_month_or_an_amount_is_a_bad_row_named_by_file_line_and_column(copy):
+    rewrite(copy, "cases.csv", lambda records: [records[0], {**records[1], "discharge_date": records[1]["discharge_date"] + "\x00"},
+                                                {**records[2], "total_cost": records[2]["total_cost"] + "\x00"}, *records[3:]])
+    rewrite(copy, "itemized_claims.csv", lambda records: [{**records[0], "month": records[0]["month"] + "\x00"}, *records[1:]])
+
+    errors = load_refused(copy)
+
+    assert counts() == {name: 0 for name in counts()}
+    for prefix in ("cases.csv:3 discharge_date:", "cases.csv:4 total_cost:", "itemized_claims.csv:2 month:"):
+        assert any(e.startswith(prefix) for e in errors), (prefix, errors)
+    assert "\x00" not in "\n".join(errors)
+
+
 def test_an_institution_code_like_a_formula_is_refused(copy):
     rewrite(copy, "institutions.csv", lambda records: [{**records[0], "code": "=H1"}, *records[1:]])
     errors = load_refused(copy)
