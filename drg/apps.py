@@ -22,9 +22,10 @@ class DrgConfig(AppConfig):
         review_approval_effect_register(label="drg.correctionrequest", effect=correction_request_approved)
 
         # a new region gets its table of cases on PostgreSQL (drg.partitions)
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_delete, post_save
 
         from drg.models import Region
-        from drg.partitions import region_saved
+        from drg.partitions import region_deleted, region_saved
 
         post_save.connect(region_saved, sender=Region, dispatch_uid="drg.partitions.region_saved")
+        post_delete.connect(region_deleted, sender=Region, dispatch_uid="drg.partitions.region_deleted")

@@ -127,4 +127,12 @@ def region_saved(sender, instance, created: bool, **kwargs) -> None:
     finds it. The bundle loader creating a region sets ``_cases_partition_by_load`` and creates the
     table itself, filled (partition_load) or empty (partition_ensure)."""
     if created and not getattr(instance, "_cases_partition_by_load", False):
-        partition_ensure(instance.pk, using=None)
+        partition_ensure(instance.pk)
+
+
+def region_deleted(sender, instance, **kwargs) -> None:
+    """post_delete of Region: its table of cases goes with it (it is empty: a region with cases cannot
+    be deleted, Case.region is PROTECT)."""
+    if cases_partitioned() and partition_exists(instance.pk):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {partition_name(instance.pk)}")

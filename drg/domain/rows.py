@@ -109,12 +109,31 @@ def check_header(columns: Iterable[str], spec: FileSpec) -> list[RowError]:
     return errors
 
 
-def _field_counts(text: str) -> tuple[np.ndarray, list[list[str]] | None]:
+class _Unreadable(Exception):
+    """A record the csv module cannot read (a carriage return alone inside an unquoted field)."""
+
+    def __init__(self, line: int, reason: str):
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _csv_records(text: str) -> list[list[str]]:
+    """Every record of the text by the csv module; _Unreadable names the line it stopped at."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        return list(reader)
+    except csv.Error as error:
+        reason = ("a carriage return (CR) alone inside a record: lines end with LF or CRLF"
+                  if "new-line character" in str(error) else f"not readable as CSV: {error}")
+        raise _Unreadable(reader.line_num, reason) from None
+
+
+def _field_counts(text: str, encoded: bytes | memoryview) -> tuple[np.ndarray, list[list[str]] | None]:
     """Number of fields of every record after the header (0 for a blank line). Without quotes in the
     file, records are lines and commas count the fields (vectorised over the bytes); otherwise the
     csv module parses the records (returned too, so the caller can build the frame from them)."""
     if '"' not in text:
-        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        data = np.frombuffer(encoded, dtype=np.uint8)
         newlines = np.flatnonzero(data == 10)
         starts = np.concatenate(([0], newlines + 1))
         ends = np.concatenate((newlines, [len(data)]))
@@ -127,43 +146,63 @@ def _field_counts(text: str) -> tuple[np.ndarray, list[list[str]] | None]:
         carriage[length > 0] = data[ends[length > 0] - 1] == 13
         counts[(length - carriage) == 0] = 0
         return counts[1:], None
-    records = list(csv.reader(io.StringIO(text)))[1:]
+    records = _csv_records(text)[1:]
     return np.array([len(r) for r in records], dtype="int64"), records
 
 
-def read_csv_text(text: str, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
+def read_csv_text(text: str, spec: FileSpec, *, encoded: bytes | None = None) -> tuple[pd.DataFrame, list[RowError]]:
     """Parse one CSV file's text into a frame of strings (one column per header name, plus _line).
-    Blank lines are skipped; a record with the wrong number of fields is an error and left out."""
+    Blank lines are skipped; a record with the wrong number of fields is an error and left out.
+    ``encoded``: the text's UTF-8 bytes, when the caller has them (no second copy of a large file)."""
+    data = memoryview(encoded if encoded is not None else text.encode("utf-8"))
     if text.startswith("\ufeff"):
-        text = text[1:]
-    header_rows = list(csv.reader(io.StringIO(text.split("\n", 1)[0])))
+        text, data = text[1:], data[len("\ufeff".encode("utf-8")):]
+    try:
+        return _read_records(text, data, spec)
+    except _Unreadable as problem:
+        return _empty_frame(spec.columns), [RowError(spec.name, problem.line, "", problem.reason)]
+
+
+def _read_records(text: str, data: memoryview, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
+    header_rows = _csv_records(text.split("\n", 1)[0])
     if not header_rows or not any(h.strip() for h in header_rows[0]):
         return _empty_frame(spec.columns), [RowError(spec.name, 1, "", "empty file: no header row")]
     header = header_rows[0]
     errors = check_header(header, spec)
     if len(set(header)) != len(header):
         return _empty_frame(spec.columns), errors
-    counts, records = _field_counts(text)
+    counts, records = _field_counts(text, data)
     wrong = (counts != len(header)) & (counts != 0)
     for position in np.flatnonzero(wrong):
         errors.append(RowError(spec.name, int(position) + 2, "", f"expected {len(header)} fields, found {int(counts[position])}"))
     frame = None
     if records is None and not wrong.any():
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=False)
-        if len(frame) == len(counts):
-            frame[LINE] = np.arange(2, len(frame) + 2, dtype="int64")
-            frame = frame[counts != 0]
+        frame = _read_plain(text, header)
+        records_at = np.flatnonzero(counts != 0)
+        if frame is not None and len(frame) == len(records_at):
+            frame[LINE] = records_at.astype("int64") + 2
         else:  # defensive: numbering must follow the records exactly
             frame = None
     if frame is None:
         if records is None:
-            records = list(csv.reader(io.StringIO(text)))[1:]
+            records = _csv_records(text)[1:]
         keep = [i for i, r in enumerate(records) if len(r) == len(header)]
         frame = pd.DataFrame([records[i] for i in keep], columns=header, dtype=str) if keep else pd.DataFrame(
             {c: pd.Series(dtype=str) for c in header}
         )
         frame[LINE] = np.array(keep, dtype="int64") + 2
     return frame.reset_index(drop=True), errors
+
+
+def _read_plain(text: str, header: list[str]) -> pd.DataFrame | None:
+    """A CSV text without quotes whose every record has the header's fields, read by pandas' C parser
+    into text columns, blank lines left out; None where it would read the lines otherwise than
+    _field_counts counted them (a carriage return alone ends a line for it), so the caller reads the
+    text with the csv module instead."""
+    if text.count("\r") != text.count("\r\n"):
+        return None
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True)
+    return frame if list(frame.columns) == header else None
 
 
 def read_csv_file(path: Path, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
@@ -177,7 +216,7 @@ def read_csv_bytes(raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowEr
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return _empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    return read_csv_text(text, spec)
+    return read_csv_text(text, spec, encoded=raw)
 
 
 @dataclass(frozen=True)

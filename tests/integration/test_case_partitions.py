@@ -86,6 +86,14 @@ def test_a_first_load_fills_the_regions_own_table_attached_with_every_index(work
     assert Case.objects.count() == _file_cases(worked_bundle) + 1
 
 
+def test_a_region_deleted_takes_its_empty_table_with_it():
+    region = Region.objects.create(code="RDEL", name="删除")
+    name = partition_name(region.pk)
+    assert partition_exists(region.pk)
+    region.delete()
+    assert _sql("SELECT to_regclass(%s)", [name]) == [(None,)]
+
+
 def test_a_region_made_otherwise_has_its_empty_table_and_a_load_fills_it_by_the_usual_copy(worked_bundle):
     region = Region.objects.create(code=REGION, name="工作示例")
     assert partition_exists(region.pk)

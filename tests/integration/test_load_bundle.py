@@ -282,6 +282,17 @@ def test_a_nul_after_a_date_a_month_or_an_amount_is_a_bad_row_named_by_file_line
     assert "\x00" not in "\n".join(errors)
 
 
+def test_a_carriage_return_alone_in_cases_csv_is_refused_naming_its_line(copy):
+    lines = (copy / "cases.csv").read_text(encoding="utf-8").split("\n")
+    lines[3] = lines[3].replace(",", ",\r", 1)                                  # line 4
+    (copy / "cases.csv").write_text("\n".join(lines), encoding="utf-8", newline="")
+
+    errors = load_refused(copy)
+
+    assert counts() == {name: 0 for name in counts()}
+    assert "cases.csv:4: a carriage return (CR) alone inside a record: lines end with LF or CRLF" in errors
+
+
 def test_an_institution_code_like_a_formula_is_refused(copy):
     rewrite(copy, "institutions.csv", lambda records: [{**records[0], "code": "=H1"}, *records[1:]])
     errors = load_refused(copy)

@@ -96,6 +96,33 @@ def test_blank_lines_are_skipped_and_line_numbers_follow_the_file():
     assert where(row_errors) == [("cases.csv", 4, "total_cost")]
 
 
+@pytest.mark.parametrize("text", [
+    "drg_code,equivalent_code\nGX11,GB25\n\nGX12, GB26 \nNA,null\n中医,ＧＢ\n",
+    "drg_code,equivalent_code\r\nGX11,GB25\r\n\r\nGX12,\r\n",
+    "drg_code,equivalent_code\nGX11,GB25",                       # no newline at the end
+    "drg_code,equivalent_code\n",
+])
+def test_pandas_reads_plain_files_as_the_csv_module_does(text, monkeypatch):
+    fast = b.read_csv_text(text, b.TCM_EQUIVALENTS)
+    monkeypatch.setattr(rows, "_read_plain", lambda text, header: None)
+    slow = b.read_csv_text(text, b.TCM_EQUIVALENTS)
+    assert fast[1] == slow[1]
+    pd.testing.assert_frame_equal(fast[0], slow[0])
+    assert list(fast[0].columns) == ["drg_code", "equivalent_code", "_line"]
+
+
+@pytest.mark.parametrize("text, line", [
+    ("drg_code,equivalent_code\nGX11,GB25\rGX12,GB26\nGX13,GB25\n", 2),
+    ('drg_code,equivalent_code\nGX11,"GB25"\nGX12,GB\r26\n', 3),
+    ("drg_code,equi\rvalent_code\nGX11,GB25\n", 1),
+])
+def test_a_carriage_return_alone_inside_a_record_is_an_error_naming_its_line(text, line):
+    frame, errors = b.read_csv_text(text, b.TCM_EQUIVALENTS)
+    assert frame.empty
+    assert [(e.line, e.reason) for e in errors] == [
+        (line, "a carriage return (CR) alone inside a record: lines end with LF or CRLF")]
+
+
 def test_records_with_the_wrong_number_of_fields_are_named_and_left_out():
     text = "drg_code,equivalent_code\nGX11,GB25\nGX12\nGX13,GB25,extra\nGX14,GB25\n"
     frame, errors = b.read_csv_text(text, b.TCM_EQUIVALENTS)
