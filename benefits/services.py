@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -25,8 +25,9 @@ from benefits.choices import ClaimSource
 from benefits.domain.engine import ClaimIn, StayIn, explanation_of, explanation_texts, settle_frame, settle_patient_year
 from benefits.domain.parameters import FUNDS
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
-from common.bulk import copy_create_columns, is_postgres, units_to_copy_text
+from common.bulk import copy_columns, copy_create_columns, is_postgres
 from common.precision import from_fen, to_fen
+from common.units_text import units_text_array
 from drg.models import Institution, Region
 from settlement.choices import ItemizedSource
 from settlement.services import ItemizedPayment, itemized_payments_sync, itemized_payments_upsert_columns
@@ -122,8 +123,11 @@ def _apply(*, region: Region, pairs: Iterable[tuple[dict, dict]], cause: str, so
     moment = ops.adapt_datetimefield_value(now)
     in_bulk = len(parts_changed) >= BULK_UPDATE_ROWS and connection.vendor == "postgresql"
     if in_bulk:
-        _parts_update(table, [(r["pk"], r["basic"], r["critical"], r["assistance"], r["patient_pay"], _json(r["explanation"]))
-                              for r in parts_changed], now)
+        _parts_update(table, {
+            "id": [r["pk"] for r in parts_changed],
+            **{name: [_text(r[name]) for r in parts_changed] for name in ("basic", "critical", "assistance", "patient_pay")},
+            "explanation": [json.dumps(r["explanation"]) for r in parts_changed],
+        }, len(parts_changed), now)
     with connection.cursor() as cursor:  # executemany: one prepared statement, no per-row ORM work
         if parts_changed and not in_bulk:
             cursor.executemany(
@@ -169,17 +173,15 @@ def _read_explanations_corrected(pairs: list[tuple[dict, dict]]) -> None:
 BULK_UPDATE_ROWS = 1_000  # from this many settled claims on, PostgreSQL updates them through one COPY
 
 
-def _parts_update(table: str, rows: list[tuple], now) -> None:
+def _parts_update(table: str, columns: dict[str, Any], count: int, now) -> None:
     """UPDATE the parts, explanation and settled_at of many claims by id (PostgreSQL): the new
-    values go into a temporary table by COPY, then one UPDATE … FROM."""
+    values (columns id, basic, critical, assistance, patient_pay as amounts' text, explanation as JSON
+    text) go into a temporary table by COPY (common.bulk.copy_columns), then one UPDATE … FROM."""
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS benefits_claim_parts")
         cursor.execute("CREATE TEMPORARY TABLE benefits_claim_parts ON COMMIT DROP AS "
                        f"SELECT id, basic, critical, assistance, patient_pay, explanation FROM {table} WITH NO DATA")
-        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-            with pg_cursor.copy("COPY benefits_claim_parts (id, basic, critical, assistance, patient_pay, explanation) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        copy_columns("benefits_claim_parts", columns, count)
         cursor.execute(
             f"UPDATE {table} AS c SET basic = t.basic, critical = t.critical, assistance = t.assistance, "
             "patient_pay = t.patient_pay, explanation = t.explanation, settled_at = %s "
@@ -413,15 +415,15 @@ def _settle_fresh(*, region: Region, rows: pd.DataFrame, terms: dict, user=None)
     """Store the split of claims never settled, in bulk (PostgreSQL): parts and explanations built
     column by column (explanation_texts), written by one COPY and one UPDATE … FROM, their pool
     rows by one upsert. What ``_apply`` does for such claims, without a Python object per claim."""
-    parts = {name: units_to_copy_text(rows[name], 2).tolist() for name in ("basic", "critical", "assistance", "patient")}
-    explanations = explanation_texts(rows, terms)
+    parts = {name: units_text_array(rows[name].to_numpy(), 2) for name in ("basic", "critical", "assistance", "patient")}
     table = connection.ops.quote_name(SpecialOutpatientClaim._meta.db_table)
-    _parts_update(table, zip(rows["pk"].tolist(), parts["basic"], parts["critical"], parts["assistance"], parts["patient"], explanations),
-                  timezone.now())
+    _parts_update(table, {"id": rows["pk"].to_numpy(dtype="int64"), "basic": parts["basic"], "critical": parts["critical"],
+                          "assistance": parts["assistance"], "patient_pay": parts["patient"],
+                          "explanation": explanation_texts(rows, terms)}, len(rows), timezone.now())
     itemized_payments_upsert_columns(region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user, columns={
         "institution_id": rows["institution_id"].tolist(), "claim_no": rows["claim_no"].tolist(), "fund": rows["fund"].tolist(),
         "month": pd.to_datetime(rows["service_date"]).dt.strftime("%Y-%m-01").tolist(), "patient_id": rows["patient_id"].tolist(),
-        "amount": parts["basic"],
+        "amount": parts["basic"].to_pylist(),
     })
 
 

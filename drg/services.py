@@ -253,7 +253,9 @@ class UpsertReport:
     updated: int = 0
     unchanged: int = 0
     corrections: list[CaseCorrection] = field(default_factory=list)
-    touched: set[tuple[str, str, int]] = field(default_factory=set)  # (patient_id, fund, discharge year)
+    # the (patient_id, fund, year) the write touches, one row each: a frame, so that a million new
+    # cases do not become a million tuples only to be filtered (touched_keys makes the set)
+    touched: pd.DataFrame = field(default_factory=lambda: _touched_frame(new=pd.DataFrame(), changed=pd.DataFrame()))
 
     @property
     def counts(self) -> FileCounts:
@@ -474,15 +476,15 @@ def cases_apply(
                 case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
             ))
         report.corrections = copy_create(CaseCorrection, corrections)
-    report.touched = _touched_keys(new=new, changed=changed)
+    report.touched = _touched_frame(new=new, changed=changed)
     if announce:
-        cases_announce(region_id=region.pk, keys=report.touched, source=source)
+        cases_announce(region_id=region.pk, keys=touched_keys(report.touched), source=source)
     return report
 
 
-def _touched_keys(*, new: pd.DataFrame, changed: pd.DataFrame) -> set[tuple[str, str, int]]:
-    """The (patient, fund, discharge year) that stored cases touch: a changed case names its stored
-    values too."""
+def _touched_frame(*, new: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+    """The (patient_id, fund, year of discharge) that stored cases touch, once each: a changed case
+    names its stored values too."""
     parts = []
     for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
         columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
@@ -493,9 +495,15 @@ def _touched_keys(*, new: pd.DataFrame, changed: pd.DataFrame) -> set[tuple[str,
                 "year": pc.cast(pc.utf8_slice_codeunits(dates, 0, 4), pa.int64()).to_numpy(),
             }))
     if not parts:
-        return set()
-    keys = pd.concat(parts, ignore_index=True).drop_duplicates()  # a patient's many stays of a year: one key
-    return set(zip(keys["patient_id"].tolist(), keys["fund"].tolist(), keys["year"].tolist()))
+        return pd.DataFrame({"patient_id": pd.Series(dtype=object), "fund": pd.Series(dtype=object), "year": pd.Series(dtype="int64")})
+    return pd.concat(parts, ignore_index=True).drop_duplicates()  # a patient's many stays of a year: one key
+
+
+def touched_keys(touched: pd.DataFrame, *, except_years: Iterable[int] = ()) -> set[tuple[str, str, int]]:
+    """The (patient_id, fund, year) of a touched frame as a set, leaving out `except_years`."""
+    if except_years:
+        touched = touched[~touched["year"].isin(list(except_years))]
+    return set(zip(touched["patient_id"].tolist(), touched["fund"].tolist(), touched["year"].tolist()))
 
 
 def cases_announce(*, region_id: int, keys: set[tuple[str, str, int]], source: str) -> None:

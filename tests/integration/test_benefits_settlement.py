@@ -193,9 +193,13 @@ def test_payer_statements_per_month_in_csv_and_excel_with_formula_like_text_esca
     assert sheet.cell(row=5, column=6).value == 27000
 
 
-def test_many_stays_at_once_resettle_the_region_year_in_bulk(region, h2):
+@pytest.mark.parametrize("bulk_update_rows", [None, 1])  # 1: the corrected parts go through one COPY (PostgreSQL)
+def test_many_stays_at_once_resettle_the_region_year_in_bulk(region, h2, bulk_update_rows, monkeypatch):
     from drg.models import DrgGroup
     from drg.signals import cases_stored
+
+    if bulk_update_rows:
+        monkeypatch.setattr("benefits.services.BULK_UPDATE_ROWS", bulk_update_rows)
 
     DrgGroup.objects.create(region=region, year=2025, code="G1", name="G1", kind="stable", base_points=Decimal("100"), avg_cost=Decimal("10000"))
     submit(h2, "A", dt.date(2025, 3, 1), "5000", disease="D1")
@@ -204,8 +208,11 @@ def test_many_stays_at_once_resettle_the_region_year_in_bulk(region, h2):
     keys = {("P1", "resident", 2025), *{(f"X{i}", "resident", 2025) for i in range(300)}}
     cases_stored.send(sender=Case, region_id=region.pk, keys=keys, source="bundle")  # Celery runs eagerly in tests
     claim = SpecialOutpatientClaim.objects.get(claim_no="A")
-    assert claim.basic == Decimal("500.00")
-    assert SettlementCorrection.objects.get(claim=claim).source == "bundle"
+    assert (claim.basic, claim.critical, claim.assistance, claim.patient_pay) == (Decimal("500.00"), Decimal("0.00"), Decimal("0.00"), Decimal("4500.00"))
+    # the stay left 500.00 of the year's cap: that is the basic part, the rest the patient's
+    assert (claim.explanation["cap_left_before"], claim.explanation["burden_to_date"]) == ("500.00", "4500.00")
+    correction = SettlementCorrection.objects.get(claim=claim)
+    assert correction.source == "bundle" and correction.after["basic"] == "500.00"
 
 
 def test_claims_posted_at_the_counter_in_any_order_end_as_the_bulk_settlement_of_the_year(region, h2):

@@ -240,7 +240,7 @@ def test_explanations_built_by_columns_are_the_objects_built_one_by_one(data, cr
     claims, stays = data
     terms = {f: replace(default_terms(f), critical_ratio=Decimal(critical_ratio)) for f in ("employee", "resident")}
     result = claims.join(settle_frame(claims, stays, terms=terms, disease_caps=CAPS))
-    texts = explanation_texts(result, terms)
+    texts = explanation_texts(result, terms).to_pylist()
     assert len(texts) == len(result)
     for text, row in zip(texts, result.to_dict("records")):
         assert json.loads(text) == explanation_of(row, terms=terms[row["fund"]], level=row["level"], category=row["category"])
