@@ -19,6 +19,7 @@ SQLite (the demo) keeps one plain table; every function here is then a no-op or 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,25 @@ def partition_ensure(region_id: int, using=None) -> bool:
     with conn.cursor() as cursor:
         _standalone(cursor, region_id)
         _attach(cursor, region_id)
+    return True
+
+
+# pg_advisory_xact_lock key of the loads that create a region (first_loads_serialize)
+FIRST_LOAD_LOCK = int.from_bytes(hashlib.blake2b(b"drg.partitions.first_load", digest_size=8).digest(), "big", signed=True)
+
+
+def first_loads_serialize() -> bool:
+    """Hold every other load that creates a region off until this transaction ends, waiting first
+    for one that holds them off now (PostgreSQL with drg_case partitioned; True when taken).
+
+    Two such loads would otherwise deadlock: each stores its institutions (ROW EXCLUSIVE on
+    drg_institution until commit), then attaches its region's table, which takes SHARE UPDATE
+    EXCLUSIVE on drg_case and then SHARE ROW EXCLUSIVE on drg_institution to check the table's
+    institutions: the first to attach waits for the other's institutions, the other for drg_case."""
+    if not cases_partitioned():
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FIRST_LOAD_LOCK])
     return True
 
 

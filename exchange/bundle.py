@@ -34,7 +34,7 @@ from common.units_text import units_text_array
 from common.users import system_user
 from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
-from drg.partitions import partition_ensure
+from drg.partitions import first_loads_serialize, partition_ensure
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
 from drg.services import FileCounts, UpsertReport, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
@@ -541,6 +541,10 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
         region = None
         if params is not None:
             region = Region.objects.select_for_update().filter(code=params.region_code).first()
+            # a load that creates its region waits for any other doing so (drg.partitions), then
+            # finds the region if that one made it
+            if region is None and first_loads_serialize():
+                region = Region.objects.select_for_update().filter(code=params.region_code).first()
         say("checking rows against the stored records")
         plan = _check(bundle, region=region)
         timings["check"] = time.perf_counter() - mark

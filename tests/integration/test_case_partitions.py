@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from drg.models import Case, Institution, Region
+from common.users import system_user
 from drg.partitions import cases_partitioned, partition_exists, partition_load, partition_name
 from tests.conftest import require_service
 from tests.golden.bulk import REGION
@@ -132,3 +133,58 @@ def test_an_attach_that_finds_an_unknown_institution_is_refused_and_leaves_nothi
         assert partition_load(region.pk, columns, 1)
     assert list(Case.objects.filter(region=region).values_list("case_no", "total_cost", "created_at")) == [("C1", D("10.00"), now)]
     assert not partition_load(region.pk, columns, 1)  # it has its table now: the caller inserts as usual
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_loads_creating_their_regions_at_once_both_load(worked_bundle, tmp_path, monkeypatch):
+    """Both store their institutions before either attaches its table (a barrier holds the first
+    at its attach until the second gets there, for at most a few seconds): without the loads being
+    serialized, PostgreSQL would find them deadlocked and abort one."""
+    import json
+    import shutil
+    import threading
+
+    from django.db import connections
+
+    from drg import services
+
+    bundles = []
+    for n in (1, 2):
+        path = tmp_path / f"b{n}"
+        shutil.copytree(worked_bundle, path)
+        params = json.loads((path / "params.json").read_text(encoding="utf-8"))
+        params["region"]["code"] = f"PAR{n}"
+        (path / "params.json").write_text(json.dumps(params, ensure_ascii=False), encoding="utf-8")
+        bundles.append(path)
+    barrier = threading.Barrier(2)
+    real_load = services.partition_load
+
+    def load_at_the_barrier(*args, **kwargs):
+        try:
+            barrier.wait(timeout=3)
+        except threading.BrokenBarrierError:  # the other load waits for this one to commit
+            pass
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(services, "partition_load", load_at_the_barrier)
+    system_user()  # as in any database that has loaded before (both would create it otherwise, one waiting)
+    failures = []
+
+    def run(path):
+        try:
+            load(path)
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(repr(error))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(path,)) for path in bundles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    for code in ("PAR1", "PAR2"):
+        region = Region.objects.get(code=code)
+        assert partition_exists(region.pk)
+        assert Case.objects.filter(region=region).count() == _file_cases(worked_bundle)

@@ -318,6 +318,31 @@ def test_a_broken_database_connection_mid_load_is_one_line_and_loads_nothing(wor
     assert counts() == {name: 0 for name in counts()}
 
 
+def test_a_load_aborted_over_a_conflict_with_another_transaction_says_so_and_to_run_it_again(worked_bundle, monkeypatch):
+    from django.db import OperationalError
+    from django.utils import translation
+
+    import exchange.bundle
+
+    class DeadlockDetected(Exception):  # what psycopg raises, as Django chains it
+        sqlstate = "40P01"
+
+    def deadlock(**kwargs):
+        raise OperationalError("deadlock detected\nDETAIL: Process 1 waits for ShareLock") from DeadlockDetected()
+
+    monkeypatch.setattr(exchange.bundle, "_budgets_upsert", deadlock)
+    messages = {}
+    for language in ("zh-hans", "en"):
+        with translation.override(language), pytest.raises(CommandError) as raised:
+            call_command("load_bundle", str(worked_bundle), stdout=StringIO(), stderr=StringIO())
+        messages[language] = str(raised.value)
+
+    assert "数据库因与其他事务冲突中止了载入（deadlock detected）" in messages["zh-hans"] and "重新运行 load_bundle" in messages["zh-hans"]
+    assert "conflict with another transaction (deadlock detected); nothing was loaded" in messages["en"]
+    assert "连接中断" not in messages["zh-hans"]
+    assert counts() == {name: 0 for name in counts()}
+
+
 RECORD_MODELS = (SpecialReview, ItemizedClaim, PointAdjustment, Evaluation, ChronicEnrollment, TcmWorkload, HospiceService, Screening)
 
 

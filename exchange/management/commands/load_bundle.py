@@ -43,8 +43,18 @@ class Command(BaseCommand):
         )
 
 
+# SQLSTATEs of a transaction PostgreSQL aborted over other transactions (deadlock, serialization,
+# a lock not granted): the connection is fine and running the load again is all it takes
+CONFLICT_STATES = ("40001", "40P01", "55P03")
+
+
 def connection_lost_message(directory: Path, exc: DatabaseError) -> str:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if getattr(exc.__cause__, "sqlstate", None) in CONFLICT_STATES:
+        return _(
+            "%(directory)s: 数据库因与其他事务冲突中止了载入（%(reason)s），nothing was loaded（载入在一个事务中，已整体回滚）；"
+            "重新运行 load_bundle 即可"
+        ) % {"directory": directory, "reason": reason}
     return _(
         "%(directory)s: 数据库连接中断（%(reason)s），nothing was loaded（载入在一个事务中，已整体回滚）；"
         "数据库恢复后重新运行 load_bundle 即可"
