@@ -135,7 +135,7 @@ def test_an_attach_that_finds_an_unknown_institution_is_refused_and_leaves_nothi
     assert not partition_load(region.pk, columns, 1)  # it has its table now: the caller inserts as usual
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
 def test_two_loads_creating_their_regions_at_once_both_load(worked_bundle, tmp_path, monkeypatch):
     """Both store their institutions before either attaches its table (a barrier holds the first
     at its attach until the second gets there, for at most a few seconds): without the loads being
