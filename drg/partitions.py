@@ -27,17 +27,16 @@ import pandas as pd
 import pyarrow as pa
 from django.db import connection
 
-from common.bulk import copy_columns, is_postgres
+from common.bulk import copy_columns
 
 TABLE = "drg_case"
 
 
-def cases_partitioned(using=None) -> bool:
+def cases_partitioned() -> bool:
     """Whether drg_case is the partitioned table (PostgreSQL after migration drg 0007)."""
-    conn = using or connection
-    if conn.vendor != "postgresql":
+    if connection.vendor != "postgresql":
         return False
-    with conn.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s))", [TABLE])
         return bool(cursor.fetchone()[0])
 
@@ -46,10 +45,9 @@ def partition_name(region_id: int) -> str:
     return f"{TABLE}_r{int(region_id)}"
 
 
-def partition_exists(region_id: int, using=None) -> bool:
+def partition_exists(region_id: int) -> bool:
     """Whether the region's table is attached to drg_case."""
-    conn = using or connection
-    with conn.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = to_regclass(%s) AND inhrelid = to_regclass(%s))",
             [TABLE, partition_name(region_id)])
@@ -72,12 +70,11 @@ def _attach(cursor, region_id: int) -> None:
     cursor.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {partition_name(region_id)} FOR VALUES IN ({int(region_id)})")
 
 
-def partition_ensure(region_id: int, using=None) -> bool:
+def partition_ensure(region_id: int) -> bool:
     """Give the region its (empty) table if drg_case is partitioned and it has none; True if created."""
-    conn = using or connection
-    if not cases_partitioned(conn) or partition_exists(region_id, conn):
+    if not cases_partitioned() or partition_exists(region_id):
         return False
-    with conn.cursor() as cursor:
+    with connection.cursor() as cursor:
         _standalone(cursor, region_id)
         _attach(cursor, region_id)
     return True
@@ -107,7 +104,7 @@ def partition_load(region_id: int, columns: dict[str, Any], count: int) -> bool:
     own, then attach it (indexes built once, institutions checked in one query). False, writing
     nothing, when drg_case is not partitioned or the region already has its table: the caller then
     inserts into drg_case as usual. Inside the caller's transaction."""
-    if not is_postgres() or not cases_partitioned() or partition_exists(region_id):
+    if not cases_partitioned() or partition_exists(region_id):
         return False
     # A value the same for every row (the region, the load's time stamps) is not sent a million
     # times: it is the column's default while the COPY runs, and so are the ids, drawn from
@@ -152,7 +149,8 @@ def region_saved(sender, instance, created: bool, **kwargs) -> None:
 
 def region_deleted(sender, instance, **kwargs) -> None:
     """post_delete of Region: its table of cases goes with it (it is empty: a region with cases cannot
-    be deleted, Case.region is PROTECT)."""
+    be deleted, Case.region is PROTECT). Dropping a partition locks drg_case until the transaction
+    ends, which for a region's deletion is a moment."""
     if cases_partitioned() and partition_exists(instance.pk):
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE {partition_name(instance.pk)}")
