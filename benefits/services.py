@@ -533,14 +533,18 @@ def benefits_bundle_store(
             for pid, fund, category in patients[["patient_id", "fund", "category"]].itertuples(index=False, name=None):
                 row = stored.get(pid)
                 if row is None:
-                    new.append(Patient(region=region, patient_id=pid, fund=fund, category=category))
+                    new.append((pid, fund, category))
                     resettle.add((pid, fund, -1))
                 elif (row.fund, row.category) != (fund, category):
                     row.fund, row.category = fund, category
                     changed.append(row)
                     resettle.add((pid, fund, -1))
-            if new:
-                bulk_create_with_history(new, Patient, batch_size=2000, default_user=user)
+            if new and is_postgres():  # by COPY from their columns, with their '+' history rows
+                copy_create_columns(Patient, {"region_id": region.pk, **dict(zip(("patient_id", "fund", "category"), map(list, zip(*new))))},
+                                    len(new), history={"user": user, "reason": None, "date": timezone.now()})
+            elif new:
+                bulk_create_with_history([Patient(region=region, patient_id=pid, fund=fund, category=category) for pid, fund, category in new],
+                                         Patient, batch_size=2000, default_user=user)
             if changed:
                 bulk_update_with_history(changed, Patient, ["fund", "category"], batch_size=2000, default_user=user)
             report.files["patients.csv"] = _counts(len(new), len(changed), len(patients) - len(new) - len(changed))

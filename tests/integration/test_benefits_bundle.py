@@ -54,6 +54,10 @@ def test_a_bundle_with_benefits_files_is_loaded_and_settled_on_load(bundle):
     assert parts("S2") == ("2800.00", "0.00", "840.00", "360.00")
     assert parts("S3") == ("5400.00", "0.00", "3600.00", "1000.00")  # resident level 3 0.60; destitute: the remainder
     assert ItemizedClaim.objects.filter(source="special_outpatient").count() == 3
+    # every patient stored with its '+' history row carrying the file's values (COPY on PostgreSQL)
+    patients = {p.patient_id: (p.fund, p.category) for p in Patient.objects.all()}
+    assert patients and {h.patient_id: (h.fund, h.category) for h in Patient.history.filter(history_type="+")} == patients
+    assert Patient.history.count() == len(patients)
     again = bundle_load(path=bundle)
     assert again.files["special_outpatient_claims.csv"].unchanged == 3
     assert not SettlementCorrection.objects.exists()
