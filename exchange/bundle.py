@@ -37,7 +37,7 @@ from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region
 from drg.partitions import first_loads_serialize, partition_ensure
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
-from drg.services import FileCounts, UpsertReport, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
+from drg.services import FileCounts, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
@@ -569,7 +569,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     w = _Writer(user=user, system=system, now=timezone.now(), reason=f"数据包 {bundle.path.resolve()}")
     report = LoadReport(path=bundle.path, region=params.region_code, year=year)
     typed = bundle.typed
-    touched = UpsertReport().touched
+    touched = None  # the (patient, fund, year) the cases touch (drg.services.UpsertReport.touched)
 
     # params.json: region, scheme, budgets
     counts = FileCounts()
@@ -715,7 +715,8 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     lap("benefits")
     # the stays announced after commit (drg.signals.cases_stored) are those of years whose claims
     # the load did not settle itself after storing the cases (settling them again would be a no-op)
-    cases_announce(region_id=region.pk, keys=touched_keys(touched, except_years=settled_years), source=ChangeSource.BUNDLE)
+    if touched is not None:
+        cases_announce(region_id=region.pk, keys=touched_keys(touched, except_years=settled_years), source=ChangeSource.BUNDLE)
     return report
 
 
