@@ -35,7 +35,7 @@ def figures_table(results: dict) -> str:
     rest, targets = results.get("rest", {}), results.get("targets", {})
     rows = [("figure", "measured", "target", "verdict"), ("---", "---", "---", "---")]
     rows.append((
-        "bundle load, first load of a region-year",
+        "bundle load, first load of a new region (its first region-year)",
         f"{_n(load.get('seconds'), 1)} s = {_n(load.get('ratio_to_copy'), 2)}× a bare COPY of cases.csv ({_n(load.get('bare_copy_seconds'), 2)} s); "
         f"{_n(load.get('cases_per_s'))} cases/s ({_phases(load)}); peak {_n(load.get('peak_rss_mb'))} MiB"
         + _floor(load),
