@@ -5,7 +5,6 @@ pandas; the ORM is used for everything else.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import enum
 import io
@@ -21,7 +20,6 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
-from common.units_text import units_to_text
 
 
 def is_postgres() -> bool:
@@ -52,44 +50,12 @@ def read_frame(sql: str, params: Sequence, columns: Sequence[str], dtypes: dict 
     return frame
 
 
-def write_frame(table: str, frame: pd.DataFrame, columns: Sequence[str], units: dict[str, int] | None = None) -> int:
-    """Insert a DataFrame's columns into `table`.
+COLUMN_TYPES = (pa.Array, pa.ChunkedArray, pd.Series, np.ndarray, list, tuple)
 
-    Columns are in database text/number form, except those named in `units`: integer units with that
-    many decimal places (points in ten-thousandths: 4, money in fen: 2; nullable Int64 for NULL).
-    PostgreSQL receives them as exact exponent literals (`12345E-4` is numeric 1.2345), which costs
-    one integer-to-text conversion instead of building '1.2345' strings; elsewhere they become exact
-    decimal strings.
-    """
-    if frame.empty:
-        return 0
-    cols = list(columns)
-    if units:
-        frame = frame.copy(deep=False)
-        for name, places in units.items():
-            frame[name] = units_to_copy_text(frame[name], places) if is_postgres() else units_to_text(frame[name], places)
-    quoted = ", ".join(connection.ops.quote_name(c) for c in cols)
-    if is_postgres():
-        buffer = io.StringIO()
-        frame[cols].to_csv(buffer, header=False, index=False, quoting=csv.QUOTE_MINIMAL, na_rep="")
-        with connection.cursor() as cursor:
-            with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-                with pg_cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN WITH (FORMAT csv)") as copy:
-                    copy.write(buffer.getvalue())
-        return len(frame)
-    placeholders = ", ".join(["%s"] * len(cols))
-    sql = f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) VALUES ({placeholders})"
-    records = frame[cols].astype(object).where(frame[cols].notna(), None).itertuples(index=False, name=None)
-    with connection.cursor() as cursor:
-        batch: list = []
-        for record in records:
-            batch.append(record)
-            if len(batch) >= 50_000:
-                cursor.executemany(sql, batch)
-                batch = []
-        if batch:
-            cursor.executemany(sql, batch)
-    return len(frame)
+
+def is_column(value: Any) -> bool:
+    """Whether a value of a column map (arrow_column input) is one value per row, not one for all."""
+    return isinstance(value, COLUMN_TYPES)
 
 
 def arrow_column(value: Any, count: int) -> pa.Array | pa.ChunkedArray:
@@ -98,14 +64,14 @@ def arrow_column(value: Any, count: int) -> pa.Array | pa.ChunkedArray:
     formats a million timestamps with their time zone four times slower than the rest of a row)."""
     if isinstance(value, (dt.date, dt.datetime)):
         return pa.repeat(value.isoformat(), count)
+    if not is_column(value):
+        return pa.repeat(value, count)
     if isinstance(value, (pa.Array, pa.ChunkedArray)):
         column = value
     elif isinstance(value, pd.Series):
         column = pa.array(value.to_numpy(dtype=object) if value.dtype == object else value, from_pandas=True)
-    elif isinstance(value, (np.ndarray, list, tuple)):
-        column = pa.array(value, from_pandas=True)
     else:
-        return pa.repeat(value, count)
+        column = pa.array(value, from_pandas=True)
     if len(column) != count:
         raise ValueError(f"a column of {len(column)} values among columns of {count}")
     return column
@@ -139,13 +105,6 @@ def copy_columns(table: str, columns: dict[str, Any], count: int) -> None:
                     sink = pa.BufferOutputStream()
                     pa_csv.write_csv(table_data.slice(start, COPY_SLICE_ROWS), sink, options)
                     copy.write(memoryview(sink.getvalue()))
-
-
-def units_to_copy_text(values: pd.Series, places: int) -> pd.Series:
-    """Integer units -> PostgreSQL numeric literals in exponent form ('12345E-4'); NA -> None (NULL)."""
-    present = values.notna().to_numpy()
-    texts = values.fillna(0).astype("int64").astype(str) + f"E-{places}"
-    return texts.where(present, None) if not present.all() else texts
 
 
 def copy_create(model, objs: list) -> list:
@@ -211,7 +170,7 @@ def _every_field(model, columns: dict[str, Any], now) -> dict[str, Any]:
             value = field.get_default()
             if isinstance(value, (dict, list)):
                 value = json.dumps(value)
-        out[field.attname] = value if isinstance(value, (pa.Array, pa.ChunkedArray, pd.Series, np.ndarray, list)) else _db_constant(value)
+        out[field.attname] = value if is_column(value) else _db_constant(value)
     return out
 
 

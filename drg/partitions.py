@@ -23,11 +23,9 @@ import hashlib
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 from django.db import connection
 
-from common.bulk import copy_columns
+from common.bulk import copy_columns, is_column
 
 TABLE = "drg_case"
 
@@ -109,7 +107,7 @@ def partition_load(region_id: int, columns: dict[str, Any], count: int) -> bool:
     # A value the same for every row (the region, the load's time stamps) is not sent a million
     # times: it is the column's default while the COPY runs, and so are the ids, drawn from
     # drg_case's own identity sequence as an insert into drg_case would draw them.
-    constants = {column: value for column, value in columns.items() if not _is_column(value)}
+    constants = {column: value for column, value in columns.items() if not is_column(value)}
     rows = {column: value for column, value in columns.items() if column not in constants}
     with connection.cursor() as cursor:
         name = _standalone(cursor, region_id)
@@ -123,10 +121,6 @@ def partition_load(region_id: int, columns: dict[str, Any], count: int) -> bool:
             f"ALTER COLUMN {connection.ops.quote_name(column)} DROP DEFAULT" for column in defaults))
         _attach(cursor, region_id)
     return True
-
-
-def _is_column(value: Any) -> bool:
-    return isinstance(value, (pa.Array, pa.ChunkedArray, pd.Series, np.ndarray, list, tuple))
 
 
 def _literal(value: Any) -> str:
