@@ -50,6 +50,13 @@ def read_frame(sql: str, params: Sequence, columns: Sequence[str], dtypes: dict 
     return frame
 
 
+def ids_of(codes: pd.Series, ids: dict) -> np.ndarray:
+    """ids[code] for every code as int64, each distinct code looked up once (Series.map converts a
+    million Arrow-held strings to Python objects first); KeyError for a code not in ``ids``."""
+    positions, distinct = pd.factorize(codes, use_na_sentinel=False)
+    return np.array([ids[code] for code in distinct], dtype="int64")[positions]
+
+
 COLUMN_TYPES = (pa.Array, pa.ChunkedArray, pd.Series, np.ndarray, list, tuple)
 
 

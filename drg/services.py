@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from common.bulk import columns_to_rows, copy_columns, copy_create, is_postgres
+from common.bulk import columns_to_rows, copy_columns, copy_create, ids_of, is_postgres
 from common.models import ReviewStatus
 from common.reviews import error_text
 from common.units_text import units_text_array
@@ -340,7 +340,7 @@ def cases_plan(
     region_id = region.pk if region is not None else None
     ids = selectors.institution_ids(region_id=region_id)
     known = rows[rows["institution_code"].isin(list(ids))]
-    keys = pd.DataFrame({"institution_id": known["institution_code"].map(ids).astype("int64"), "case_no": known["case_no"]})
+    keys = pd.DataFrame({"institution_id": ids_of(known["institution_code"], ids), "case_no": known["case_no"]})
     stored = selectors.cases_stored_frame(keys=keys)  # many keys: their institutions' cases read whole
     codes = {pk: code for code, pk in ids.items()}
     stored["institution_code"] = stored["institution_id"].map(codes).astype(object)
@@ -381,7 +381,7 @@ def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region
     stamp = now if is_postgres() else connection.ops.adapt_datetimefield_value(now)
     return {
         "region_id": region_id,
-        "institution_id": rows["institution_code"].map(institution_ids).to_numpy(dtype="int64"),
+        "institution_id": ids_of(rows["institution_code"], institution_ids),
         **{name: rows[name] for name in ("case_no", "fund", "patient_id", "admission_date", "discharge_date", "drg_code")},
         "total_cost": units_text_array(rows["total_fen"], 2),
         "self_pay": units_text_array(rows["self_fen"], 2),
@@ -489,9 +489,10 @@ def _touched_frame(*, new: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
     for frame, suffix in ((new, ""), (changed, ""), (changed, "_stored")):
         columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
         if len(frame) and all(c in frame.columns for c in columns):
-            dates = pa.array(frame[columns[2]].astype(str).to_numpy(dtype=object), type=pa.string())
+            # pandas' str columns, held by Arrow: the typed cases' own buffers, no Python string per row
+            dates = pa.array(frame[columns[2]].astype(str))
             parts.append(pd.DataFrame({
-                "patient_id": frame[columns[0]].astype(str).to_numpy(), "fund": frame[columns[1]].astype(str).to_numpy(),
+                "patient_id": frame[columns[0]].astype(str).array, "fund": frame[columns[1]].astype(str).array,
                 "year": pc.cast(pc.utf8_slice_codeunits(dates, 0, 4), pa.int64()).to_numpy(),
             }))
     if not parts:

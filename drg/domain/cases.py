@@ -111,19 +111,20 @@ def classify_cases(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     merged["case_id"] = case_id
     any_diff = np.zeros(len(merged), dtype=bool)
     differs = {}
+    at = np.flatnonzero(exists)  # only the rows with a stored case are compared (none in a first load)
     for column in CASE_VALUE_COLUMNS:
         native = stored[column].to_numpy()
-        new_values = merged[column].to_numpy()
+        new_values = merged[column].iloc[at].to_numpy()
         if native.dtype == object or new_values.dtype == object or native.dtype.kind != new_values.dtype.kind:
             native, new_values = native.astype(object), new_values.astype(object)
         old_values = native[pos]
         diff = np.zeros(len(merged), dtype=bool)
-        diff[exists] = new_values[exists] != old_values
+        diff[at] = new_values != old_values
         differs[column] = diff
         any_diff |= diff
         old = np.full(len(merged), None, dtype=object)
-        old[exists] = old_values
-        merged[f"{column}_stored"] = old
+        old[at] = old_values
+        merged[f"{column}_stored"] = pd.Series(old, index=merged.index, dtype=object)
     merged = merged.drop(columns="_stored_pos")
     merged["state"] = np.where(~exists, NEW, np.where(any_diff, CHANGED, UNCHANGED))
     changed = np.empty(len(merged), dtype=object)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from common.text import IDENTIFIER_PATTERN, identifier_problem, printable
 
@@ -171,13 +172,20 @@ def _read_records(text: str, data: memoryview, spec: FileSpec) -> tuple[pd.DataF
     errors = check_header(header, spec)
     if len(set(header)) != len(header):
         return _empty_frame(spec.columns), errors
+    if '"' not in text and "\n\n" not in text and "\n\r\n" not in text:
+        # the usual file: no quotes, no blank line; Arrow refuses it if a record's fields are wrong
+        frame = _read_plain(text, header, data)
+        records = text.count("\n") - (1 if text.endswith("\n") else 0)
+        if frame is not None and len(frame) == records:
+            frame[LINE] = np.arange(2, records + 2, dtype="int64")
+            return frame, errors
     counts, records = _field_counts(text, data)
     wrong = (counts != len(header)) & (counts != 0)
     for position in np.flatnonzero(wrong):
         errors.append(RowError(spec.name, int(position) + 2, "", f"expected {len(header)} fields, found {int(counts[position])}"))
     frame = None
     if records is None and not wrong.any():
-        frame = _read_plain(text, header)
+        frame = _read_plain(text, header, data)
         records_at = np.flatnonzero(counts != 0)
         if frame is not None and len(frame) == len(records_at):
             frame[LINE] = records_at.astype("int64") + 2
@@ -194,15 +202,33 @@ def _read_records(text: str, data: memoryview, spec: FileSpec) -> tuple[pd.DataF
     return frame.reset_index(drop=True), errors
 
 
-def _read_plain(text: str, header: list[str]) -> pd.DataFrame | None:
-    """A CSV text without quotes whose every record has the header's fields, read by pandas' C parser
-    into text columns, blank lines left out; None where it would read the lines otherwise than
-    _field_counts counted them (a carriage return alone ends a line for it), so the caller reads the
-    text with the csv module instead."""
-    if text.count("\r") != text.count("\r\n"):
+def _read_plain(text: str, header: list[str], data: bytes | memoryview) -> pd.DataFrame | None:
+    """A CSV text without quotes whose every record has the header's fields, read by Arrow's CSV
+    reader (C++, on every core) into text columns of pandas' Arrow-backed ``str`` dtype, blank lines
+    left out; None where it would read the lines otherwise than _field_counts counted them (a
+    carriage return alone ends a line for it), so the caller reads the text with the csv module
+    instead. ``data`` is the text's UTF-8 bytes."""
+    carriage_returns = text.count("\r")
+    if carriage_returns and carriage_returns != text.count("\r\n"):
         return None
-    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, skip_blank_lines=True)
-    return frame if list(frame.columns) == header else None
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=pa_csv.ReadOptions(block_size=_ARROW_BLOCK),
+            parse_options=pa_csv.ParseOptions(quote_char=False, double_quote=False, escape_char=False,
+                                               newlines_in_values=False, ignore_empty_lines=True),
+            convert_options=pa_csv.ConvertOptions(column_types={name: pa.large_string() for name in header},
+                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowException, UnicodeError):
+        return None
+    if table.column_names != header:
+        return None
+    return table.to_pandas(types_mapper=_TEXT_TYPES.get, split_blocks=True, self_destruct=True)
+
+
+_ARROW_BLOCK = 4 << 20  # bytes of CSV per parsed block (Arrow's default is 1 MiB)
+_TEXT_TYPES = {pa.large_string(): pd.StringDtype("pyarrow", na_value=np.nan), pa.string(): pd.StringDtype("pyarrow", na_value=np.nan)}
 
 
 def read_csv_file(path: Path, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
@@ -312,14 +338,11 @@ class _Rows:
         self.out = pd.DataFrame({LINE: self.lines})
         self._arrow: dict[str, pa.Array | None] = {}
 
-    def arrow(self, column: str) -> pa.Array | None:
+    def arrow(self, column: str) -> pa.Array | pa.ChunkedArray | None:
         """The column as an Arrow string array (for C++ string kernels), or None when some value is
         not Unicode text Arrow can hold (a lone surrogate from JSON): the Python paths then decide."""
         if column not in self._arrow:
-            try:
-                self._arrow[column] = pa.array(self.raw(column).to_numpy(dtype=object), type=pa.string())
-            except (pa.ArrowException, UnicodeError):
-                self._arrow[column] = None
+            self._arrow[column] = _arrow_text(self.raw(column))
         return self._arrow[column]
 
     def __len__(self) -> int:
@@ -350,7 +373,7 @@ class _Rows:
         if required:
             self.flag(empty, column, "required value is empty")
         self.flag(too_long, column, f"longer than {max_length} characters")
-        self.out[column] = values.to_numpy(dtype=object)
+        self.out[column] = values.array
         return ~too_long & (~empty if required else True)
 
     def identifier(self, column: str, *, max_length: int, required: bool = True) -> np.ndarray:
@@ -380,7 +403,7 @@ class _Rows:
         bad = ~values.isin(choices).to_numpy() & ~empty
         self.flag(empty, column, f"required value is empty (one of {', '.join(choices)})")
         self.flag(bad, column, lambda p: f"{self.value(column, p)!r} is not one of {', '.join(choices)}")
-        self.out[column] = values.to_numpy(dtype=object)
+        self.out[column] = values.array
         return ~bad & ~empty
 
     def boolean(self, column: str) -> np.ndarray:
@@ -475,24 +498,32 @@ class _Rows:
     def date(self, column: str) -> np.ndarray:
         values = self.raw(column)
         empty = (values == "").to_numpy()
-        shape, calendar, _ = _chunked(_iso_dates, values)
-        nul = self._nul(column)
-        shape, calendar = shape & ~nul, calendar & ~nul
+        arrow = self.arrow(column)
+        if arrow is not None:
+            shape, calendar = _iso_dates_arrow(arrow)
+        else:
+            shape, calendar, _ = _chunked(_iso_dates, values)
+            nul = self._nul(column)
+            shape, calendar = shape & ~nul, calendar & ~nul
         self.flag(empty, column, "required value is empty")
         self.flag(~shape & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a date YYYY-MM-DD")
         self.flag(shape & ~calendar, column, lambda p: f"{self.value(column, p)} is not a calendar date")
-        self.out[column] = values.to_numpy(dtype=object)
+        self.out[column] = values.array
         return calendar
 
     def month(self, column: str) -> np.ndarray:
         """A month YYYY-MM -> the ISO date of its first day."""
         values = self.raw(column)
         empty = (values == "").to_numpy()
-        (shape,) = _chunked(_iso_months, values)
-        shape = shape & ~self._nul(column)
+        arrow = self.arrow(column)
+        if arrow is not None:
+            shape = _iso_months_arrow(arrow)
+        else:
+            (shape,) = _chunked(_iso_months, values)
+            shape = shape & ~self._nul(column)
         self.flag(empty, column, "required value is empty")
         self.flag(~shape & ~empty, column, lambda p: f"{self.value(column, p)!r} is not a month YYYY-MM")
-        self.out[column] = (values + "-01").to_numpy(dtype=object)
+        self.out[column] = (values + "-01").array
         return shape
 
     def known(self, column: str, valid: np.ndarray, known: set[str] | frozenset[str], what: str) -> np.ndarray:
@@ -524,6 +555,20 @@ class _Rows:
 # IDENTIFIER_PATTERN for ASCII text: [^\W_] and \w of Python's re agree with these classes there
 _ASCII_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_\-./]*$"
 CHUNK_ROWS = 250_000  # bounds the character matrices' memory
+def _arrow_text(values: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """A text column as Arrow strings: the column's own buffers when Arrow holds it already (what
+    the CSV readers make; chunked as read), else converted; None when some value is missing or is not
+    Unicode text Arrow can hold."""
+    try:
+        if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+            array = pa.array(values)
+        else:
+            array = pa.array(values.to_numpy(dtype=object), type=pa.string())
+    except (pa.ArrowException, UnicodeError):
+        return None
+    return array if array.null_count == 0 else None
+
+
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype="int64")
 
 
@@ -601,11 +646,37 @@ def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
     month = d[:, 5] * 10 + d[:, 6]
     day = d[:, 8] * 10 + d[:, 9]
+    calendar = shape & _calendar(year, month, day)
+    return shape, calendar, np.where(calendar, year * 100 + month, 0)
+
+
+def _whole(values: pa.Array, start: int, stop: int) -> np.ndarray:
+    return pc.cast(pc.utf8_slice_codeunits(values, start, stop), pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _calendar(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
     days = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + ((month == 2) & leap)
-    calendar = shape & (year >= 1) & month_ok & (day >= 1) & (day <= days)
-    return shape, calendar, np.where(calendar, year * 100 + month, 0)
+    return (year >= 1) & month_ok & (day >= 1) & (day <= days)
+
+
+def _iso_dates_arrow(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """_iso_dates' (shape ok, calendar ok) over an Arrow string array, in C++: the shape tested by
+    RE2 (ASCII digits; $ is the end of the text, so a NUL or a newline after the day fails it), then
+    year, month and day cast from their slices."""
+    shape = pc.fill_null(pc.match_substring_regex(values, r"^\d{4}-\d{2}-\d{2}$"), False)
+    safe = pc.if_else(shape, values, "0000-00-00")
+    calendar = _calendar(_whole(safe, 0, 4), _whole(safe, 5, 7), _whole(safe, 8, 10))
+    shape = shape.to_numpy(zero_copy_only=False)
+    return shape, shape & calendar
+
+
+def _iso_months_arrow(values: pa.Array) -> np.ndarray:
+    """_iso_months over an Arrow string array (as _iso_dates_arrow)."""
+    shape = pc.fill_null(pc.match_substring_regex(values, r"^\d{4}-\d{2}$"), False)
+    month = _whole(pc.if_else(shape, values, "0000-00"), 5, 7)
+    return shape.to_numpy(zero_copy_only=False) & (month >= 1) & (month <= 12)
 
 
 def _iso_months(values: np.ndarray) -> tuple[np.ndarray]:
