@@ -421,9 +421,9 @@ def _settle_fresh(*, region: Region, rows: pd.DataFrame, terms: dict, user=None)
                           "assistance": parts["assistance"], "patient_pay": parts["patient"],
                           "explanation": explanation_texts(rows, terms)}, len(rows), timezone.now())
     itemized_payments_upsert_columns(region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user, columns={
-        "institution_id": rows["institution_id"].tolist(), "claim_no": rows["claim_no"].tolist(), "fund": rows["fund"].tolist(),
-        "month": pd.to_datetime(rows["service_date"]).dt.strftime("%Y-%m-01").tolist(), "patient_id": rows["patient_id"].tolist(),
-        "amount": parts["basic"].to_pylist(),
+        "institution_id": rows["institution_id"].to_numpy(dtype="int64"), "claim_no": rows["claim_no"], "fund": rows["fund"],
+        "month": pd.to_datetime(rows["service_date"]).dt.strftime("%Y-%m-01"), "patient_id": rows["patient_id"],
+        "amount": parts["basic"],
     })
 
 

@@ -249,23 +249,34 @@ def copy_upsert(model, objs: list, *, unique_fields: Sequence[str], update_field
 def copy_upsert_columns(model, columns: dict[str, Any], count: int, *, unique_fields: Sequence[str],
                         update_fields: Sequence[str]) -> int:
     """copy_upsert from columns instead of objects (PostgreSQL): ``columns`` maps field attnames to
-    a sequence of ``count`` values or one value for every row (values as psycopg adapts them, or
-    their text); a field not named takes its default, an auto_now one the present moment."""
+    their values in database form (arrow_column input, as copy_create_columns takes them); a field
+    not named takes its default, an auto_now one the present moment. The rows go into a temporary
+    table by copy_columns (Arrow writes the CSV), then one INSERT … SELECT … ON CONFLICT."""
     if not count:
         return 0
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    now = timezone.now()
-    values = []
-    for field in fields:
-        if field.attname in columns:
-            value = columns[field.attname]
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now
-        else:
-            value = field.get_default()
-        values.append(value if isinstance(value, (list, tuple, np.ndarray, pd.Series)) else itertools.repeat(value, count))
-    _copy_upsert_rows(model, fields, zip(*values), unique_fields=unique_fields, update_fields=update_fields)
+    meta = model._meta
+    given = _every_field(model, columns, timezone.now())
+    given.pop(meta.pk.attname, None)
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(meta.get_field(name).column) for name in given)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bulk_upsert_rows")
+        cursor.execute(f"CREATE TEMPORARY TABLE bulk_upsert_rows ON COMMIT DROP AS SELECT {names} FROM {quote(meta.db_table)} WITH NO DATA")
+        copy_columns("bulk_upsert_rows", {meta.get_field(name).column: value for name, value in given.items()}, count)
+        _upsert_from("bulk_upsert_rows", model, names, unique_fields=unique_fields, update_fields=update_fields)
     return count
+
+
+def _upsert_from(staging: str, model, names: str, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+    """INSERT the rows of the staging table into the model's, updating `update_fields` of a row whose
+    `unique_fields` are stored already; the staging table is dropped."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
+    updates = ", ".join(f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}" for name in update_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} FROM {staging} ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
+        cursor.execute(f"DROP TABLE {staging}")
 
 
 def _copy_upsert_rows(model, fields: list, rows: Iterable, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
@@ -273,8 +284,6 @@ def _copy_upsert_rows(model, fields: list, rows: Iterable, *, unique_fields: Seq
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
     names = ", ".join(quote(f.column) for f in fields)
-    conflict = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
-    updates = ", ".join(f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}" for name in update_fields)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bulk_upsert_rows")
         cursor.execute(f"CREATE TEMPORARY TABLE bulk_upsert_rows ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA")
@@ -282,8 +291,7 @@ def _copy_upsert_rows(model, fields: list, rows: Iterable, *, unique_fields: Seq
             with pg_cursor.copy(f"COPY bulk_upsert_rows ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM bulk_upsert_rows ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
-        cursor.execute("DROP TABLE bulk_upsert_rows")
+        _upsert_from("bulk_upsert_rows", model, names, unique_fields=unique_fields, update_fields=update_fields)
 
 
 def copy_create_history(model, objs: list, *, user, reason: str, date) -> None:

@@ -253,8 +253,9 @@ class UpsertReport:
     updated: int = 0
     unchanged: int = 0
     corrections: list[CaseCorrection] = field(default_factory=list)
-    # the (patient_id, fund, year) the write touches, one row each: a frame, so that a million new
-    # cases do not become a million tuples only to be filtered (touched_keys makes the set)
+    # the (patient_id, fund, year) the write touches, a row per case (repeats left in): a frame, so
+    # that a million new cases do not become a million tuples only to be filtered (touched_keys
+    # filters, then makes the set)
     touched: pd.DataFrame = field(default_factory=lambda: _touched_frame(new=pd.DataFrame(), changed=pd.DataFrame()))
 
     @property
@@ -497,13 +498,14 @@ def _touched_frame(*, new: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
             }))
     if not parts:
         return pd.DataFrame({"patient_id": pd.Series(dtype=object), "fund": pd.Series(dtype=object), "year": pd.Series(dtype="int64")})
-    return pd.concat(parts, ignore_index=True).drop_duplicates()  # a patient's many stays of a year: one key
+    return pd.concat(parts, ignore_index=True)  # a patient's many stays of a year: one key each in touched_keys
 
 
 def touched_keys(touched: pd.DataFrame, *, except_years: Iterable[int] = ()) -> set[tuple[str, str, int]]:
     """The (patient_id, fund, year) of a touched frame as a set, leaving out `except_years`."""
     if except_years:
         touched = touched[~touched["year"].isin(list(except_years))]
+    touched = touched.drop_duplicates()
     return set(zip(touched["patient_id"].tolist(), touched["fund"].tolist(), touched["year"].tolist()))
 
 

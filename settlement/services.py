@@ -970,8 +970,9 @@ def itemized_payments_sync(
 
 def itemized_payments_upsert_columns(*, region: Region, source: str, columns: dict[str, Sequence], user=None) -> int:
     """``itemized_payments_sync`` without removals for many payments given as columns (institution_id,
-    claim_no, fund, month, patient_id, amount: values or their text), PostgreSQL only: one COPY and
-    one upsert, no objects (a region-year's special-outpatient claims settled in bulk)."""
+    claim_no, fund, month, patient_id, amount: common.bulk.arrow_column input, amounts as exact text),
+    PostgreSQL only: one COPY and one upsert, no objects (a region-year's special-outpatient claims
+    settled in bulk)."""
     from common.bulk import copy_upsert_columns
     from common.models import ReviewStatus
     from common.users import system_user
