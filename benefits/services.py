@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,7 +27,7 @@ from benefits.choices import ClaimSource
 from benefits.domain.engine import ClaimIn, StayIn, explanation_of, explanation_texts, settle_frame, settle_patient_year
 from benefits.domain.parameters import FUNDS
 from benefits.models import BenefitParameters, Patient, SettlementCorrection, SpecialDisease, SpecialOutpatientClaim
-from common.bulk import copy_columns, copy_create_columns, is_postgres
+from common.bulk import copy_columns, copy_create_columns, ids_of, is_postgres, next_ids
 from common.precision import from_fen, to_fen
 from common.units_text import units_text_array
 from drg.models import Institution, Region
@@ -348,14 +350,24 @@ def patient_category_set(*, patient: Patient, category: str, user=None) -> Settl
 
 def special_outpatient_settle(
     *, region: Region, year: int, cause: str = "批量结算", source: str = ClaimSource.BUNDLE, user=None, full: bool = False,
+    pending: pd.DataFrame | None = None,
 ) -> SettleReport:
     """Settle every claim of a region-year with the bulk engine: what is not settled is settled, and
     a settled claim whose split the year's order now changes is corrected (recorded). ``full``
-    re-examines every claim's explanation too (after a parameter or catalog change)."""
+    re-examines every claim's explanation too (after a parameter or catalog change).
+
+    ``pending`` (PostgreSQL): the claims of a year that has none stored yet, not stored either, in
+    the form of selectors.claims_frame with their ids drawn (_pending_frame). They are settled as
+    the stored claims would be, then stored with their split by one COPY, where storing them first
+    would write every claim twice (an insert, then an update of its parts)."""
     started = time.perf_counter()
     with transaction.atomic():
         Region.objects.select_for_update().filter(pk=region.pk).first()
         frame = selectors.claims_frame(region_id=region.pk, year=year)
+        if pending is not None:
+            if not frame.empty:
+                raise ValueError(f"claims of {year} are stored already: pending claims are for a year with none")
+            frame = pending
         if frame.empty:
             return SettleReport(seconds=time.perf_counter() - started)
         listed = selectors.categories(region_id=region.pk)
@@ -373,6 +385,10 @@ def special_outpatient_settle(
             settled = settle_frame(part, stays[stays["fund"] == fund],
                                    terms={fund: terms[fund]}, disease_caps=caps)
             results.append(settled)
+        if pending is not None:  # every claim is new: none to compare, correct or record
+            settled = frame.join(pd.concat(results), how="inner") if results else frame.iloc[:0]
+            _pending_store(region=region, pending=pending, settled=settled, terms=terms, user=user)
+            return SettleReport(claims=len(settled), newly_settled=len(settled), seconds=time.perf_counter() - started)
         if not results:
             return SettleReport(seconds=time.perf_counter() - started)
         frame = frame.join(pd.concat(results), how="inner")
@@ -415,16 +431,77 @@ def _settle_fresh(*, region: Region, rows: pd.DataFrame, terms: dict, user=None)
     """Store the split of claims never settled, in bulk (PostgreSQL): parts and explanations built
     column by column (explanation_texts), written by one COPY and one UPDATE … FROM, their pool
     rows by one upsert. What ``_apply`` does for such claims, without a Python object per claim."""
-    parts = {name: units_text_array(rows[name].to_numpy(), 2) for name in ("basic", "critical", "assistance", "patient")}
+    parts = _parts_text(rows)
     table = connection.ops.quote_name(SpecialOutpatientClaim._meta.db_table)
     _parts_update(table, {"id": rows["pk"].to_numpy(dtype="int64"), "basic": parts["basic"], "critical": parts["critical"],
                           "assistance": parts["assistance"], "patient_pay": parts["patient"],
                           "explanation": explanation_texts(rows, terms)}, len(rows), timezone.now())
+    _pool_upsert(region=region, rows=rows, basic=parts["basic"], user=user)
+
+
+def _parts_text(rows: pd.DataFrame) -> dict[str, Any]:
+    """The settled parts (fen) of settle_frame's rows as exact amounts' text, an Arrow array each."""
+    return {name: units_text_array(rows[name].to_numpy(), 2) for name in ("basic", "critical", "assistance", "patient")}
+
+
+def _pool_upsert(*, region: Region, rows: pd.DataFrame, basic, user=None) -> None:
+    """The pool's itemized payments of newly settled claims: their basic parts, by one upsert."""
     itemized_payments_upsert_columns(region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, user=user, columns={
         "institution_id": rows["institution_id"].to_numpy(dtype="int64"), "claim_no": rows["claim_no"], "fund": rows["fund"],
         "month": pd.to_datetime(rows["service_date"]).dt.strftime("%Y-%m-01"), "patient_id": rows["patient_id"],
-        "amount": parts["basic"],
+        "amount": basic,
     })
+
+
+def _pending_frame(*, region: Region, rows: pd.DataFrame, institutions: dict[str, int]) -> pd.DataFrame:
+    """New bundle claims (typed rows as benefits_bundle_store takes them) in the form of
+    selectors.claims_frame on PostgreSQL, their ids drawn from the table's sequence: nothing stored,
+    nothing settled."""
+    levels = dict(Institution.objects.filter(region=region).values_list("pk", "level"))
+    institution_ids = ids_of(rows["institution_code"], institutions)
+    count = len(rows)
+    frame = pd.DataFrame({
+        "pk": next_ids(SpecialOutpatientClaim, count), "institution_id": institution_ids,
+        "institution_code": rows["institution_code"].to_numpy(dtype=object), "level": ids_of(pd.Series(institution_ids), levels),
+        **{name: rows[name].to_numpy(dtype=object) for name in ("claim_no", "fund", "patient_id", "disease_code")},
+        "service_date": [day.isoformat() for day in rows["service_date"]],
+        "total": np.array([to_fen(value) for value in rows["total_cost"]], dtype="int64"),
+        "eligible": np.array([to_fen(value) for value in rows["eligible_cost"]], dtype="int64"),
+        **{name: pd.array([pd.NA] * count, dtype="Int64") for name in ("stored_basic", "stored_critical", "stored_assistance", "stored_patient")},
+        "settled": np.zeros(count, dtype=bool),
+    })
+    return frame
+
+
+def _pending_store(*, region: Region, pending: pd.DataFrame, settled: pd.DataFrame, terms: dict, user=None) -> None:
+    """Store the pending claims by one COPY, those the engine settled (``settled``: the rows of
+    settle_frame, indexed as ``pending``) with their parts, explanation and settled_at, the others
+    (a disease outside the year's catalog) unsettled as any new claim; then the pool rows of the
+    settled ones."""
+    count = len(pending)
+    at = pending.index.get_indexer(settled.index)  # each settled claim's row among the pending
+    where = np.full(count, -1, dtype="int64")
+    where[at] = np.arange(len(settled), dtype="int64")
+    take = pa.array(where, mask=where < 0)  # null where the claim is not settled
+
+    def spread(values: pa.Array) -> pa.Array:
+        return values.take(take)
+
+    parts = _parts_text(settled)
+    explanation = pc.fill_null(spread(explanation_texts(settled, terms)), "{}")
+    stamp = timezone.now().isoformat()
+    columns = {
+        "region_id": region.pk, "institution_id": pending["institution_id"].to_numpy(dtype="int64"),
+        **{name: pending[name] for name in ("claim_no", "fund", "patient_id", "disease_code", "service_date")},
+        "total_cost": units_text_array(pending["total"].to_numpy(), 2), "eligible_cost": units_text_array(pending["eligible"].to_numpy(), 2),
+        "source": ClaimSource.BUNDLE,
+        "basic": spread(parts["basic"]), "critical": spread(parts["critical"]), "assistance": spread(parts["assistance"]),
+        "patient_pay": spread(parts["patient"]), "explanation": explanation,
+        "settled_at": pc.if_else(pa.array(where >= 0), stamp, pa.scalar(None, pa.string())),
+    }
+    copy_create_columns(SpecialOutpatientClaim, columns, count, ids=pending["pk"].to_numpy(dtype="int64"))
+    if len(settled):
+        _pool_upsert(region=region, rows=settled, basic=parts["basic"], user=user)
 
 
 def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> tuple[SettleReport, "Path"]:
@@ -486,6 +563,7 @@ def benefits_bundle_store(
     years: set[int] = set()
     full_years: set[int] = set()
     resettle: set[tuple[str, str, int]] = set()
+    pending: dict[int, pd.DataFrame] = {}  # year -> new claims settled before they are stored (_pending_frame)
     with transaction.atomic():
         if terms is not None:
             created = updated = unchanged = 0
@@ -567,7 +645,15 @@ def benefits_bundle_store(
                     years.update((day.year, row[6].year))  # the year it joins and the year it leaves
                     resettle.add((row[4], row[3], row[6].year))  # the year it leaves
             if new:
-                _claims_create(region=region, rows=claims.iloc[new], institutions=institutions)
+                fresh = claims.iloc[new]
+                if is_postgres():  # a year with no stored claim: its new claims are settled before they are stored
+                    stored_years = {d.year for d in SpecialOutpatientClaim.objects.filter(region=region).dates("service_date", "year")}
+                    year_of = np.array([day.year for day in fresh["service_date"]], dtype="int64")
+                    for pending_year in sorted(set(year_of.tolist()) - stored_years):
+                        pending[pending_year] = _pending_frame(region=region, rows=fresh[year_of == pending_year], institutions=institutions)
+                    fresh = fresh[~np.isin(year_of, list(pending))]
+                if len(fresh):
+                    _claims_create(region=region, rows=fresh, institutions=institutions)
             if changed:
                 SpecialOutpatientClaim.objects.bulk_update(
                     changed, ["fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost"], batch_size=2000)
@@ -591,8 +677,10 @@ def benefits_bundle_store(
             report.settled_years.add(settle_year)
             report.settled.append(special_outpatient_settle(
                 region=region, year=settle_year, cause="批量文件载入，重新结算", source=ClaimSource.BUNDLE, user=user,
-                full=settle_year in full_years,
+                full=settle_year in full_years, pending=pending.pop(settle_year, None),
             ))
+        if pending:  # every pending year is among the new claims' years, settled above
+            raise RuntimeError(f"new claims of {sorted(pending)} were neither settled nor stored")
         settled_years = years | full_years | {year}
         moved = {p for p, _f, _y in resettle}
         other_years = {

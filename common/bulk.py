@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import io
-import itertools
 import json
 from typing import Any, Iterable, Sequence
 
@@ -130,7 +129,7 @@ def copy_create(model, objs: list) -> list:
     fields = [f for f in meta.concrete_fields]
     missing = [o for o in objs if getattr(o, pk.attname) is None]
     with connection.cursor() as cursor:
-        for obj, value in zip(missing, _next_ids(model, len(missing)).tolist()):
+        for obj, value in zip(missing, next_ids(model, len(missing)).tolist()):
             setattr(obj, pk.attname, value)
         stamped = [f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
         for obj in objs:
@@ -186,7 +185,7 @@ def _copy_fields(model, columns: dict[str, Any], count: int) -> None:
     copy_columns(meta.db_table, {meta.get_field(name).column: value for name, value in columns.items()}, count)
 
 
-def _next_ids(model, count: int) -> np.ndarray:
+def next_ids(model, count: int) -> np.ndarray:
     """`count` primary keys drawn from the model's table sequence (PostgreSQL)."""
     if not count:
         return np.empty(0, dtype="int64")
@@ -196,18 +195,19 @@ def _next_ids(model, count: int) -> np.ndarray:
         return np.fromiter((value for (value,) in cursor.fetchall()), dtype="int64", count=count)
 
 
-def copy_create_columns(model, columns: dict[str, Any], count: int, *, history: dict[str, Any] | None = None) -> np.ndarray:
+def copy_create_columns(model, columns: dict[str, Any], count: int, *, history: dict[str, Any] | None = None,
+                        ids: np.ndarray | None = None) -> np.ndarray:
     """copy_create from columns instead of objects (PostgreSQL): ``columns`` maps field attnames to
     their values in database form (arrow_column input; a model instance or a choice is taken as its
     pk or value); a field not named takes its default, an auto_now one the present moment. The pks
-    are drawn from the table's sequence first and returned. With ``history`` (``user``, ``reason``,
+    are drawn from the table's sequence first (or given as ``ids``, drawn by next_ids) and returned. With ``history`` (``user``, ``reason``,
     ``date``) the '+' history rows are written too, from the same columns, as copy_create_history
     writes them. No signals, no save()."""
     if not count:
         return np.empty(0, dtype="int64")
     meta = model._meta
     now = timezone.now()
-    ids = _next_ids(model, count)
+    ids = next_ids(model, count) if ids is None else ids
     given = _every_field(model, {meta.pk.attname: ids, **columns}, now)
     _copy_fields(model, given, count)
     if history is not None:

@@ -109,3 +109,47 @@ def test_a_reloaded_claim_moved_to_another_month_moves_its_pool_payment(bundle):
     bundle_load(path=bundle)
     payment = ItemizedClaim.objects.get(source="special_outpatient", claim_no="S3")
     assert (str(payment.month), payment.approved_amount) == ("2025-06-01", Decimal("5400.00"))
+
+
+def test_new_claims_of_a_year_settled_before_they_are_stored_equal_claims_stored_then_settled(bundle, tmp_path, monkeypatch):
+    """PostgreSQL settles the new claims of a year with none stored before it stores them (one COPY
+    with their split); the result is what storing them, then settling, gives (the same bundle loaded
+    into a second region that way)."""
+    from django.db import connection
+
+    import benefits.services as services
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    (bundle / "special_outpatient_claims.csv").write_text(
+        CLAIMS + "S4,H2,resident,P9,D1,2025-06-30,500.00,0.00\nS5,H1,employee,P201,D1,2025-12-31,800.00,800.00\n", encoding="utf-8")
+    other = tmp_path / "other"
+    shutil.copytree(bundle, other)
+    params = json.loads((other / "params.json").read_text(encoding="utf-8"))
+    params["region"] = {"code": "R2", "name": "第二区"}
+    (other / "params.json").write_text(json.dumps(params, ensure_ascii=False), encoding="utf-8")
+
+    stores = []
+    store = services._pending_store
+    monkeypatch.setattr(services, "_pending_store", lambda **kwargs: stores.append(len(kwargs["pending"])) or store(**kwargs))
+    bundle_load(path=bundle)
+    assert stores == [5]  # the year's five claims, settled before they were stored
+    monkeypatch.setattr(services, "is_postgres", lambda: False)  # the claims stored first, then settled
+    bundle_load(path=other)
+    assert len(stores) == 1
+
+    def stored(region_code):
+        claims = sorted(
+            (c.claim_no, c.institution.code, c.fund, c.patient_id, c.disease_code, c.service_date, c.total_cost, c.eligible_cost,
+             c.source, c.basic, c.critical, c.assistance, c.patient_pay, c.explanation, c.settled_at is not None)
+            for c in SpecialOutpatientClaim.objects.filter(region__code=region_code).select_related("institution"))
+        pool = sorted((i.institution.code, i.claim_no, i.fund, i.month, i.patient_id, i.claimed_amount, i.approved_amount, i.status)
+                      for i in ItemizedClaim.objects.filter(region__code=region_code, source="special_outpatient").select_related("institution"))
+        return claims, pool
+
+    first, second = stored(json.loads((bundle / "params.json").read_text(encoding="utf-8"))["region"]["code"]), stored("R2")
+    assert first == second
+    claims, pool = first
+    assert len(claims) == 5 and all(settled for *_rest, settled in claims) and len(pool) == 5
+    assert claims[0][9:13] == (Decimal("2200.00"), Decimal("0.00"), Decimal("560.00"), Decimal("1240.00"))  # S1, as settled above
+    assert claims[0][13]["ratio"] == "0.880000" and claims[0][13]["deductible"] == "500.00"  # its explanation
