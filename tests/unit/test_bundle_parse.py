@@ -139,6 +139,22 @@ def test_records_with_the_wrong_number_of_fields_are_named_and_left_out():
     assert list(frame["drg_code"]) == ["GX11", "GX14"] and list(frame["_line"]) == [2, 5]
 
 
+def test_a_large_file_with_a_bad_record_or_a_value_larger_than_a_block_is_read_to_the_same_rows():
+    """Arrow refuses the first (a record's fields are wrong) and cannot split the second (one value
+    larger than its 4 MiB block): either way the file is read again by the way that names every line."""
+    good = "".join(f"GX{i},GB{i % 7}\n" for i in range(60_000))
+    header = "drg_code,equivalent_code\n"
+    frame, errors = b.read_csv_text(header + good + "GX_bad\n" + good, b.TCM_EQUIVALENTS)
+    assert [(e.line, e.reason) for e in errors] == [(60_002, "expected 2 fields, found 1")]
+    assert len(frame) == 120_000 and list(frame["_line"].iloc[[0, 59_999, 60_000, -1]]) == [2, 60_001, 60_003, 120_002]
+
+    huge = "x" * (5 << 20)
+    frame, errors = b.read_csv_text(header + good + f"GX{huge},=1+2\x00\n" + "GX_last,GB1\n", b.TCM_EQUIVALENTS)
+    assert errors == [] and len(frame) == 60_002
+    assert len(frame["drg_code"].iat[60_000]) == len(huge) + 2 and frame["equivalent_code"].iat[60_000] == "=1+2\x00"
+    assert (frame["drg_code"].iat[-1], frame["_line"].iat[-1]) == ("GX_last", 60_003)
+
+
 def test_quoted_values_with_commas_and_quotes_are_read():
     text = 'institution_code,drg_code,multiple,reason,fund\nH1,GB25,1,"分解住院, c09 ""and"" c10",employee\n'
     frame, errors = b.read_csv_text(text, b.POINT_ADJUSTMENTS)
