@@ -186,12 +186,21 @@ def _copy_fields(model, columns: dict[str, Any], count: int) -> None:
 
 
 def next_ids(model, count: int) -> np.ndarray:
-    """`count` primary keys drawn from the model's table sequence (PostgreSQL)."""
+    """`count` primary keys drawn from the model's table sequence (PostgreSQL). The database answers
+    with the range it drew, not every value; if another session drew from the sequence at the same
+    time (the range is wider than `count`), those values are left as a gap and `count` more are
+    drawn and read one by one."""
     if not count:
         return np.empty(0, dtype="int64")
     meta = model._meta
+    draw = "SELECT nextval(pg_get_serial_sequence(%s, %s)) AS id FROM generate_series(1, %s)"
+    params = [meta.db_table, meta.pk.column, count]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [meta.db_table, meta.pk.column, count])
+        cursor.execute(f"SELECT min(id), max(id) FROM ({draw}) AS drawn", params)
+        low, high = cursor.fetchone()
+        if high - low + 1 == count:
+            return np.arange(low, high + 1, dtype="int64")
+        cursor.execute(draw, params)
         return np.fromiter((value for (value,) in cursor.fetchall()), dtype="int64", count=count)
 
 

@@ -69,12 +69,9 @@ def parse_cases(
     out = rows.out
     out["tcm_fen"] = out["tcm_fen"].astype("int64")
 
-    admission = out["admission_date"].to_numpy(dtype=object)
-    discharge = out["discharge_date"].to_numpy(dtype=object)
-    both = admission_ok & discharge_ok
-    before = np.zeros(len(rows), dtype=bool)
-    before[both] = discharge[both] < admission[both]
-    rows.flag(before, "discharge_date", lambda p: f"discharge_date {discharge[p]} is before admission_date {admission[p]}")
+    admission, discharge = out["admission_date"], out["discharge_date"]  # ISO text: compared as text, by Arrow
+    before = admission_ok & discharge_ok & (discharge < admission).to_numpy(dtype=bool)
+    rows.flag(before, "discharge_date", lambda p: f"discharge_date {discharge.iat[p]} is before admission_date {admission.iat[p]}")
     total = out["total_fen"].to_numpy()
     self_pay = out["self_fen"].to_numpy()
     tcm = out["tcm_fen"].to_numpy()

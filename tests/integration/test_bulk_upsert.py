@@ -39,3 +39,28 @@ def test_copy_upsert_inserts_updates_and_leaves_the_rest(rows):
     claimed = dict(ItemizedClaim.objects.filter(region=region, claim_no=f"C{rows - 1:05d}").values_list("claim_no", "claimed_amount"))
     assert claimed == {f"C{rows - 1:05d}": Decimal(rows - 1) + Decimal("0.01")}
     assert not ItemizedClaim.objects.filter(region=region, submitted_at__isnull=True).exists()
+
+
+def test_next_ids_draws_distinct_unused_ids_by_their_range_or_one_by_one_when_the_range_has_gaps():
+    from django.db import connection
+
+    from common.bulk import next_ids
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    region = Region.objects.create(code="IDS", name="ids")
+    institution = Institution.objects.create(region=region, code="H1", name="h1", level=2, category="general")
+    first = next_ids(ItemizedClaim, 1000)
+    assert first.tolist() == list(range(first[0], first[0] + 1000))  # drawn alone: one range
+    with connection.cursor() as cursor:  # a range with gaps, as when another session draws at the same time
+        cursor.execute("SELECT pg_get_serial_sequence('settlement_itemizedclaim', 'id')")
+        sequence = cursor.fetchone()[0]
+        cursor.execute(f"ALTER SEQUENCE {sequence} INCREMENT BY 3")
+        gapped = next_ids(ItemizedClaim, 500)
+        cursor.execute(f"ALTER SEQUENCE {sequence} INCREMENT BY 1")
+    assert len(set(gapped.tolist())) == 500 and gapped.min() > first.max()
+    assert set(gapped.tolist()) >= set(range(int(gapped.min()), int(gapped.max()) + 1, 3))  # read one by one: every third id
+    later = ItemizedClaim.objects.create(region=region, institution=institution, claim_no="X", fund="resident", month=dt.date(2025, 1, 1),
+                                         patient_id="P", claimed_amount=Decimal("1"), approved_amount=Decimal("1"),
+                                         source=ItemizedSource.SPECIAL_OUTPATIENT, status="approved")
+    assert later.pk > gapped.max()  # the table's own inserts go on after every drawn id
