@@ -359,14 +359,19 @@ def special_outpatient_settle(
     ``pending`` (PostgreSQL): the claims of a year that has none stored yet, not stored either, in
     the form of selectors.claims_frame with their ids drawn (_pending_frame). They are settled as
     the stored claims would be, then stored with their split by one COPY, where storing them first
-    would write every claim twice (an insert, then an update of its parts)."""
+    would write every claim twice (an insert, then an update of its parts). Should a claim of the
+    year have been stored meanwhile (at the counter), they are stored first and the year settled
+    as usual."""
     started = time.perf_counter()
     with transaction.atomic():
         Region.objects.select_for_update().filter(pk=region.pk).first()
         frame = selectors.claims_frame(region_id=region.pk, year=year)
-        if pending is not None:
-            if not frame.empty:
-                raise ValueError(f"claims of {year} are stored already: pending claims are for a year with none")
+        if pending is not None and not frame.empty:
+            # a claim of the year was stored meanwhile (at the counter): the pending ones are stored
+            # as any new claim, then the year is settled as a whole
+            _pending_store(region=region, pending=pending, settled=pending.iloc[:0], terms={}, user=user)
+            frame, pending = selectors.claims_frame(region_id=region.pk, year=year), None
+        elif pending is not None:
             frame = pending
         if frame.empty:
             return SettleReport(seconds=time.perf_counter() - started)
@@ -487,8 +492,12 @@ def _pending_store(*, region: Region, pending: pd.DataFrame, settled: pd.DataFra
     def spread(values: pa.Array) -> pa.Array:
         return values.take(take)
 
-    parts = _parts_text(settled)
-    explanation = pc.fill_null(spread(explanation_texts(settled, terms)), "{}")
+    if len(settled):
+        parts, texts = _parts_text(settled), explanation_texts(settled, terms)
+    else:  # none settled: every claim stored as any new one
+        parts = {name: pa.array([], type=pa.string()) for name in ("basic", "critical", "assistance", "patient")}
+        texts = pa.array([], type=pa.string())
+    explanation = pc.fill_null(spread(texts), "{}")
     stamp = timezone.now().isoformat()
     columns = {
         "region_id": region.pk, "institution_id": pending["institution_id"].to_numpy(dtype="int64"),

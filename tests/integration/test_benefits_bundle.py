@@ -153,3 +153,41 @@ def test_new_claims_of_a_year_settled_before_they_are_stored_equal_claims_stored
     assert len(claims) == 5 and all(settled for *_rest, settled in claims) and len(pool) == 5
     assert claims[0][9:13] == (Decimal("2200.00"), Decimal("0.00"), Decimal("560.00"), Decimal("1240.00"))  # S1, as settled above
     assert claims[0][13]["ratio"] == "0.880000" and claims[0][13]["deductible"] == "500.00"  # its explanation
+
+
+def test_a_claim_stored_meanwhile_turns_the_pending_claims_into_new_ones_and_the_year_is_settled_whole(bundle, monkeypatch):
+    """A claim of the year stored between the loader's look at the stored years and its settlement
+    (at the counter): the loader stores its claims as any new claim and settles the whole year."""
+    import datetime as dt
+
+    from django.db import connection
+
+    import benefits.services as services
+    from benefits.choices import ClaimSource
+    from drg.models import Institution
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    pending_frame = services._pending_frame
+
+    def then_a_counter_claim(**kwargs):
+        frame = pending_frame(**kwargs)
+        region = kwargs["region"]
+        SpecialOutpatientClaim.objects.create(
+            region=region, institution=Institution.objects.get(region=region, code="H2"), claim_no="K1", fund="employee",
+            patient_id="P201", disease_code="D2", service_date=dt.date(2025, 2, 1), total_cost=Decimal("1000.00"),
+            eligible_cost=Decimal("1000.00"), source=ClaimSource.API)
+        return frame
+
+    monkeypatch.setattr(services, "_pending_frame", then_a_counter_claim)
+    report = bundle_load(path=bundle)
+    assert report.benefits_settled == [(4, 4, 0)]  # the three of the file and the counter's, settled together
+    loaded = {c.claim_no: (c.basic, c.critical, c.assistance, c.patient_pay, c.explanation) for c in SpecialOutpatientClaim.objects.all()}
+    assert all(c.settled_at for c in SpecialOutpatientClaim.objects.all())
+    # K1 (February, H2 level 2: 0.90) comes first in the year and takes the deductible: r2(500 × 0.90);
+    # S1 (H1 level 3: 0.88) then has none left: r2(3000 × 0.88)
+    assert loaded["K1"][0] == Decimal("450.00") and loaded["S1"][0] == Decimal("2640.00")
+    SpecialOutpatientClaim.objects.update(basic=None, critical=None, assistance=None, patient_pay=None, explanation={}, settled_at=None)
+    services.special_outpatient_settle(region=SpecialOutpatientClaim.objects.first().region, year=2025)
+    assert {c.claim_no: (c.basic, c.critical, c.assistance, c.patient_pay, c.explanation) for c in SpecialOutpatientClaim.objects.all()} == loaded
+    assert ItemizedClaim.objects.filter(source="special_outpatient").count() == 4
