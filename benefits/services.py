@@ -485,6 +485,8 @@ def _pending_store(*, region: Region, pending: pd.DataFrame, settled: pd.DataFra
     settled ones."""
     count = len(pending)
     at = pending.index.get_indexer(settled.index)  # each settled claim's row among the pending
+    if (at < 0).any():
+        raise ValueError("settled claims that are not among the pending ones")
     where = np.full(count, -1, dtype="int64")
     where[at] = np.arange(len(settled), dtype="int64")
     take = pa.array(where, mask=where < 0)  # null where the claim is not settled
