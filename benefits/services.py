@@ -35,6 +35,7 @@ from settlement.choices import ItemizedSource
 from settlement.services import ItemizedPayment, itemized_payments_sync, itemized_payments_upsert_columns
 
 PARTS = ("basic", "critical", "assistance", "patient_pay")
+PART_COLUMNS = ("basic", "critical", "assistance", "patient")  # the same parts, as settle_frame names its columns
 
 
 class ClaimRefused(Exception):
@@ -398,7 +399,7 @@ def special_outpatient_settle(
             return SettleReport(seconds=time.perf_counter() - started)
         frame = frame.join(pd.concat(results), how="inner")
         differs = ~frame["settled"].to_numpy()
-        for name in ("basic", "critical", "assistance", "patient"):
+        for name in PART_COLUMNS:
             differs |= (frame[f"stored_{name}"] != frame[name]).fillna(True).to_numpy(dtype=bool)
         if full:
             examine = frame
@@ -446,7 +447,7 @@ def _settle_fresh(*, region: Region, rows: pd.DataFrame, terms: dict, user=None)
 
 def _parts_text(rows: pd.DataFrame) -> dict[str, Any]:
     """The settled parts (fen) of settle_frame's rows as exact amounts' text, an Arrow array each."""
-    return {name: units_text_array(rows[name].to_numpy(), 2) for name in ("basic", "critical", "assistance", "patient")}
+    return {name: units_text_array(rows[name].to_numpy(), 2) for name in PART_COLUMNS}
 
 
 def _pool_upsert(*, region: Region, rows: pd.DataFrame, basic, user=None) -> None:
@@ -497,7 +498,7 @@ def _pending_store(*, region: Region, pending: pd.DataFrame, settled: pd.DataFra
     if len(settled):
         parts, texts = _parts_text(settled), explanation_texts(settled, terms)
     else:  # none settled: every claim stored as any new one
-        parts = {name: pa.array([], type=pa.string()) for name in ("basic", "critical", "assistance", "patient")}
+        parts = {name: pa.array([], type=pa.string()) for name in PART_COLUMNS}
         texts = pa.array([], type=pa.string())
     explanation = pc.fill_null(spread(texts), "{}")
     stamp = timezone.now().isoformat()

@@ -266,41 +266,41 @@ def copy_upsert_columns(model, columns: dict[str, Any], count: int, *, unique_fi
     meta = model._meta
     given = _every_field(model, columns, timezone.now())
     given.pop(meta.pk.attname, None)
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(meta.get_field(name).column) for name in given)
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bulk_upsert_rows")
-        cursor.execute(f"CREATE TEMPORARY TABLE bulk_upsert_rows ON COMMIT DROP AS SELECT {names} FROM {quote(meta.db_table)} WITH NO DATA")
-        copy_columns("bulk_upsert_rows", {meta.get_field(name).column: value for name, value in given.items()}, count)
-        _upsert_from("bulk_upsert_rows", model, names, unique_fields=unique_fields, update_fields=update_fields)
+    fields = [meta.get_field(name) for name in given]
+    _upsert_staged(model, fields, lambda staging: copy_columns(staging, {f.column: given[f.attname] for f in fields}, count),
+                   unique_fields=unique_fields, update_fields=update_fields)
     return count
 
 
-def _upsert_from(staging: str, model, names: str, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
-    """INSERT the rows of the staging table into the model's, updating `update_fields` of a row whose
-    `unique_fields` are stored already; the staging table is dropped."""
+def _copy_upsert_rows(model, fields: list, rows: Iterable, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+
+    def fill(staging: str) -> None:
+        with connection.cursor() as cursor:
+            with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
+                with pg_cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+    _upsert_staged(model, fields, fill, unique_fields=unique_fields, update_fields=update_fields)
+
+
+def _upsert_staged(model, fields: list, fill, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
+    """A temporary table of the model's `fields`, filled by ``fill(its name)``, then INSERTed into the
+    model's table in one statement, updating `update_fields` of a row whose `unique_fields` are
+    stored already; the temporary table is dropped."""
     meta = model._meta
     quote = connection.ops.quote_name
+    staging = "bulk_upsert_rows"
+    names = ", ".join(quote(f.column) for f in fields)
     conflict = ", ".join(quote(meta.get_field(name).column) for name in unique_fields)
     updates = ", ".join(f"{quote(meta.get_field(name).column)} = EXCLUDED.{quote(meta.get_field(name).column)}" for name in update_fields)
     with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS SELECT {names} FROM {quote(meta.db_table)} WITH NO DATA")
+        fill(staging)
         cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT {names} FROM {staging} ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
         cursor.execute(f"DROP TABLE {staging}")
-
-
-def _copy_upsert_rows(model, fields: list, rows: Iterable, *, unique_fields: Sequence[str], update_fields: Sequence[str]) -> None:
-    meta = model._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    names = ", ".join(quote(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bulk_upsert_rows")
-        cursor.execute(f"CREATE TEMPORARY TABLE bulk_upsert_rows ON COMMIT DROP AS SELECT {names} FROM {table} WITH NO DATA")
-        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-            with pg_cursor.copy(f"COPY bulk_upsert_rows ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        _upsert_from("bulk_upsert_rows", model, names, unique_fields=unique_fields, update_fields=update_fields)
 
 
 def copy_create_history(model, objs: list, *, user, reason: str, date) -> None:

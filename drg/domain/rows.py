@@ -502,7 +502,7 @@ class _Rows:
         if arrow is not None:
             shape, calendar = _iso_dates_arrow(arrow)
         else:
-            shape, calendar, _ = _chunked(_iso_dates, values)
+            shape, calendar = _chunked(_iso_dates, values)
             nul = self._nul(column)
             shape, calendar = shape & ~nul, calendar & ~nul
         self.flag(empty, column, "required value is empty")
@@ -555,6 +555,8 @@ class _Rows:
 # IDENTIFIER_PATTERN for ASCII text: [^\W_] and \w of Python's re agree with these classes there
 _ASCII_IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_\-./]*$"
 CHUNK_ROWS = 250_000  # bounds the character matrices' memory
+
+
 def _arrow_text(values: pd.Series) -> pa.Array | pa.ChunkedArray | None:
     """A text column as Arrow strings: the column's own buffers when Arrow holds it already (what
     the CSV readers make; chunked as read), else converted; None when some value is missing or is not
@@ -637,8 +639,8 @@ def _decimal_units_arrow(values: pa.Array, *, places: int, int_digits: int) -> t
     return units.copy(), ok.to_numpy(zero_copy_only=False)
 
 
-def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """YYYY-MM-DD -> (shape ok, calendar ok, year*100+month)."""
+def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """YYYY-MM-DD -> (shape ok, calendar ok)."""
     chars, length = _chars(values, 10)
     d = chars.astype("int64") - 48
     digits = ((d[:, [0, 1, 2, 3, 5, 6, 8, 9]] >= 0) & (d[:, [0, 1, 2, 3, 5, 6, 8, 9]] <= 9)).all(axis=1)
@@ -646,8 +648,7 @@ def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
     month = d[:, 5] * 10 + d[:, 6]
     day = d[:, 8] * 10 + d[:, 9]
-    calendar = shape & _calendar(year, month, day)
-    return shape, calendar, np.where(calendar, year * 100 + month, 0)
+    return shape, shape & _calendar(year, month, day)
 
 
 def _whole(values: pa.Array, start: int, stop: int) -> np.ndarray:
