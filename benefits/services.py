@@ -643,9 +643,12 @@ def benefits_bundle_store(
             stored = {(r[0], r[1]): r for r in SpecialOutpatientClaim.objects.filter(region=region).values_list(
                 "institution_id", "claim_no", "pk", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost")}
             new, changed = [], []  # new: positions in `claims`
+            if not stored:  # the region's first claims: every one is new, nothing to compare
+                new = list(range(len(claims)))
+                years.update({day.year for day in claims["service_date"]})
             for position, (no, inst, fund, pid, disease, day, total, eligible) in enumerate(claims[[
                 "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
-            ]].itertuples(index=False, name=None)):
+            ]].itertuples(index=False, name=None) if stored else ()):
                 inst_id = institutions[inst]
                 row = stored.get((inst_id, no))
                 if row is None:

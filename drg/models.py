@@ -11,7 +11,7 @@ from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from common.models import Reviewable
+from common.models import Reviewable, review_indexes
 from drg.choices import ChangeSource, DischargeStatus, Fund, GroupKind, InstitutionCategory, ParameterKind, RevisionStatus
 
 MONEY = {"max_digits": 16, "decimal_places": 2}
@@ -341,6 +341,7 @@ class CorrectionRequest(Reviewable):
                 violation_error_message="a late case of this case_no already awaits a decision",
             ),
         ]
+        indexes = review_indexes("correction_req")
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.target_case_no}"
@@ -373,6 +374,7 @@ class SpecialReview(Reviewable):
             models.CheckConstraint(condition=Q(approved_cost__isnull=True) | Q(approved_cost__gte=0), name="special_review_cost_nonneg"),
             models.CheckConstraint(condition=~Q(status="approved") | Q(approved_cost__isnull=False), name="special_review_approved_has_cost"),
         ]
+        indexes = review_indexes("special_review")
 
     def __str__(self) -> str:
         return _("病案号 %(case_no)s 的特病单议") % {"case_no": self.case.case_no}

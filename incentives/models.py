@@ -9,7 +9,7 @@ from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from common.models import Reviewable
+from common.models import Reviewable, review_indexes
 from drg.models import MONEY, RATE, Institution, Region
 from incentives.choices import IncentiveBasis, PayeeKind, PayoutStatus
 from incentives.domain.rules import RuleSpec, overlapping, parse_grade_amounts, rule_spec_errors
@@ -22,7 +22,8 @@ class HospiceKind(models.TextChoices):
 
 
 class ChronicEnrollment(Reviewable):
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="chronic_enrollments")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="chronic_enrollments",
+                                    db_index=False)  # the unique constraint begins with it
     patient_id = models.CharField(_("患者编号"), max_length=64)
     disease = models.CharField(_("慢病病种"), max_length=64)
     enrolled_on = models.DateField(_("纳管日期"))
@@ -32,14 +33,15 @@ class ChronicEnrollment(Reviewable):
         verbose_name_plural = pgettext_lazy("plural", "慢病纳管")
         ordering = ["institution__code", "patient_id", "disease"]
         constraints = [models.UniqueConstraint(fields=["institution", "patient_id", "disease"], name="chronic_enrollment_unique")]
-        indexes = [models.Index(fields=["patient_id", "enrolled_on"], name="chronic_patient_idx")]
+        indexes = [models.Index(fields=["patient_id", "enrolled_on"], name="chronic_patient_idx"), *review_indexes("chronic")]
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.institution.name} · {self.patient_id} · {self.disease}"
 
 
 class TcmWorkload(Reviewable):
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="tcm_workloads")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="tcm_workloads",
+                                    db_index=False)  # the unique constraint begins with it
     month = models.DateField(_("月份"), help_text=_("填报月份的第一天"))
     prescriptions = models.PositiveIntegerField(_("中药饮片处方数"))
 
@@ -48,13 +50,15 @@ class TcmWorkload(Reviewable):
         verbose_name_plural = pgettext_lazy("plural", "中医工作量")
         ordering = ["institution__code", "month"]
         constraints = [models.UniqueConstraint(fields=["institution", "month"], name="tcm_workload_unique")]
+        indexes = review_indexes("tcm_workload")
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.institution.name} · {self.month:%Y-%m}"
 
 
 class HospiceService(Reviewable):
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="hospice_services")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="hospice_services",
+                                    db_index=False)  # the unique constraint begins with it
     kind = models.CharField(_("服务类型"), max_length=16, choices=HospiceKind.choices)
     patient_id = models.CharField(_("患者编号"), max_length=64, blank=True)
     service_date = models.DateField(_("服务日期"))
@@ -68,13 +72,15 @@ class HospiceService(Reviewable):
             models.UniqueConstraint(fields=["institution", "kind", "patient_id", "service_date"], name="hospice_service_unique"),
             models.CheckConstraint(condition=Q(kind="bed") | ~Q(patient_id=""), name="hospice_patient_required"),
         ]
+        indexes = review_indexes("hospice")
 
     def __str__(self) -> str:
         return f"{self.institution.code} {self.institution.name} · {self.get_kind_display()} · {self.service_date}"
 
 
 class Screening(Reviewable):
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="screenings")
+    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="screenings",
+                                    db_index=False)  # the unique constraint begins with it
     patient_id = models.CharField(_("患者编号"), max_length=64)
     screening_date = models.DateField(_("筛查日期"))
     fee = models.DecimalField(_("筛查费用"), **MONEY)
@@ -88,6 +94,7 @@ class Screening(Reviewable):
             models.UniqueConstraint(fields=["institution", "patient_id", "screening_date"], name="screening_unique"),
             models.CheckConstraint(condition=Q(fee__gte=0), name="screening_fee_nonneg"),
         ]
+        indexes = review_indexes("screening")
 
 
 # --- Rules and payouts (SETTLEMENT.md §7; see docs/incentives.md) ---------------------------------

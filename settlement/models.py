@@ -9,7 +9,7 @@ from django.utils.translation import pgettext_lazy
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from common.models import Reviewable
+from common.models import Reviewable, review_indexes
 from drg.choices import Fund
 from drg.models import MONEY, POINTS, RATE, Institution, ParameterRevision, Region
 from settlement.choices import ACTIVE_RUN_STATUSES, AdjustmentStatus, ItemizedSource, RunKind, RunStatus
@@ -19,8 +19,10 @@ class ItemizedClaim(Reviewable):
     """门诊特殊病 单议后按实支付: paid at actual in the month approved, outside points, charged to the
     pool's inpatient budget."""
 
-    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims")
-    institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="itemized_claims")
+    # no index of their own: itemized_pool_month_idx and itemized_claim_unique begin with them
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims", db_index=False)
+    institution = models.ForeignKey(
+        Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="itemized_claims", db_index=False)
     claim_no = models.CharField(_("单据号"), max_length=40)
     fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
     month = models.DateField(_("月份"), help_text=_("核定所属月份的第一天"))
@@ -31,7 +33,8 @@ class ItemizedClaim(Reviewable):
         _("来源"), max_length=24, choices=ItemizedSource.choices, default=ItemizedSource.ADJUDICATED, blank=True,
         help_text=_("在别处审核（数据包、管理后台），或由门诊特殊病种结算写入（与之同步）"),
     )
-    history = HistoricalRecords()
+    # a claim's history is read by the claim (its id) or by date, never by these
+    history = HistoricalRecords(no_db_index=["region", "institution", "decided_by", "assigned_to"])
 
     class Meta:
         verbose_name = _("按项目付费申报")
@@ -43,7 +46,7 @@ class ItemizedClaim(Reviewable):
             models.CheckConstraint(condition=Q(approved_amount__isnull=True) | Q(approved_amount__gte=0), name="itemized_amount_nonneg"),
             models.CheckConstraint(condition=~Q(status="approved") | Q(approved_amount__isnull=False), name="itemized_approved_has_amount"),
         ]
-        indexes = [models.Index(fields=["region", "fund", "month"], name="itemized_pool_month_idx")]
+        indexes = [models.Index(fields=["region", "fund", "month"], name="itemized_pool_month_idx"), *review_indexes("itemized")]
 
     def __str__(self) -> str:
         return _("按项目付费申报 %(claim_no)s（%(institution)s）") % {"claim_no": self.claim_no, "institution": self.institution.name}

@@ -972,18 +972,23 @@ def itemized_payments_upsert_columns(*, region: Region, source: str, columns: di
     """``itemized_payments_sync`` without removals for many payments given as columns (institution_id,
     claim_no, fund, month, patient_id, amount: common.bulk.arrow_column input, amounts as exact text),
     PostgreSQL only: one COPY and one upsert, no objects (a region-year's special-outpatient claims
-    settled in bulk)."""
-    from common.bulk import copy_upsert_columns
+    settled in bulk). While the region has no payment of that source yet (its first claims), none
+    can conflict and the rows are COPYed straight into the table."""
+    from common.bulk import copy_create_columns, copy_upsert_columns
     from common.models import ReviewStatus
     from common.users import system_user
     from settlement.models import ItemizedClaim
 
     count = len(columns["claim_no"])
     decided_by = user or system_user()
+    rows = {
+        "region_id": region.pk, "institution_id": columns["institution_id"], "claim_no": columns["claim_no"], "fund": columns["fund"],
+        "month": columns["month"], "patient_id": columns["patient_id"], "claimed_amount": columns["amount"],
+        "approved_amount": columns["amount"], "source": source, "status": ReviewStatus.APPROVED,
+        "decided_by_id": decided_by.pk, "decided_at": timezone.now(),
+    }
     with transaction.atomic(savepoint=False):
-        return copy_upsert_columns(ItemizedClaim, {
-            "region_id": region.pk, "institution_id": columns["institution_id"], "claim_no": columns["claim_no"], "fund": columns["fund"],
-            "month": columns["month"], "patient_id": columns["patient_id"], "claimed_amount": columns["amount"],
-            "approved_amount": columns["amount"], "source": source, "status": ReviewStatus.APPROVED,
-            "decided_by_id": decided_by.pk, "decided_at": timezone.now(),
-        }, count, unique_fields=ITEMIZED_KEY, update_fields=ITEMIZED_UPDATED)
+        if not ItemizedClaim.objects.filter(region=region, source=source).exists():
+            copy_create_columns(ItemizedClaim, rows, count)
+            return count
+        return copy_upsert_columns(ItemizedClaim, rows, count, unique_fields=ITEMIZED_KEY, update_fields=ITEMIZED_UPDATED)

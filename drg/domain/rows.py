@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -631,12 +632,25 @@ def _decimal_units_arrow(values: pa.Array, *, places: int, int_digits: int) -> t
     fraction = rf"(?:\.\d{{1,{places}}})?" if places else ""
     ok = pc.fill_null(pc.match_substring_regex(values, rf"^\d{{1,{int_digits}}}{fraction}$"), False)
     digits = pc.if_else(ok, values, "0")
+    if places and int_digits + places <= 18 and sys.byteorder == "little":
+        # Arrow's cast to a decimal of `places` scales every value exactly (the shape allows no more
+        # decimals); a decimal128 is a little-endian 128-bit integer of units, of which no amount
+        # of at most 18 digits needs more than the low 64 bits
+        return _decimal128_units(pc.cast(digits, pa.decimal128(int_digits + places, places))), ok.to_numpy(zero_copy_only=False)
     units = pc.cast(pc.replace_substring(digits, ".", "") if places else digits, pa.int64()).to_numpy(zero_copy_only=False)
     if places:
         dot = pc.find_substring(digits, ".").to_numpy(zero_copy_only=False)
         decimals = np.where(dot >= 0, pc.utf8_length(digits).to_numpy(zero_copy_only=False) - dot - 1, 0)
         units = units * _POWERS[places - decimals]
     return units.copy(), ok.to_numpy(zero_copy_only=False)
+
+
+def _decimal128_units(scaled: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The unscaled integers of non-negative decimal128 values below 2**63, from their buffers."""
+    chunks = scaled.chunks if isinstance(scaled, pa.ChunkedArray) else [scaled]
+    words = [np.frombuffer(chunk.buffers()[1], dtype="<i8")[2 * chunk.offset:2 * (chunk.offset + len(chunk)):2]
+             for chunk in chunks if len(chunk)]
+    return np.concatenate(words) if words else np.empty(0, dtype="int64")
 
 
 def _iso_dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -655,6 +669,9 @@ def _whole(values: pa.Array, start: int, stop: int) -> np.ndarray:
     return pc.cast(pc.utf8_slice_codeunits(values, start, stop), pa.int64()).to_numpy(zero_copy_only=False)
 
 
+_FIRST_DAY = (np.datetime64("0001-01-01") - np.datetime64("1970-01-01")).astype(int)  # as date32: days since 1970-01-01
+
+
 def _calendar(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     month_ok = (month >= 1) & (month <= 12)
@@ -662,10 +679,27 @@ def _calendar(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarra
     return (year >= 1) & month_ok & (day >= 1) & (day <= days)
 
 
+def _all_iso_dates(values: pa.Array, *, from_year_one: bool = True) -> bool:
+    """Whether every value is a calendar date YYYY-MM-DD (of year 1 or later), by Arrow's own cast
+    to date32 (exactly ten characters, ASCII digits and two hyphens, the day within its month),
+    which refuses the whole column at its first bad value: a file without one is checked at once."""
+    try:
+        days = pc.cast(values, pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    if days.null_count:
+        return False
+    return not from_year_one or not len(days) or pc.min(days).value >= _FIRST_DAY
+
+
 def _iso_dates_arrow(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """_iso_dates' (shape ok, calendar ok) over an Arrow string array, in C++: the shape tested by
-    RE2 (ASCII digits; $ is the end of the text, so a NUL or a newline after the day fails it), then
-    year, month and day cast from their slices."""
+    """_iso_dates' (shape ok, calendar ok) over an Arrow string array, in C++. A column of good
+    dates is known as such by _all_iso_dates; otherwise the shape is tested by RE2 (ASCII digits; $
+    is the end of the text, so a NUL or a newline after the day fails it), then year, month and day
+    are cast from their slices."""
+    if _all_iso_dates(values):
+        every = np.ones(len(values), dtype=bool)
+        return every, every.copy()
     shape = pc.fill_null(pc.match_substring_regex(values, r"^\d{4}-\d{2}-\d{2}$"), False)
     safe = pc.if_else(shape, values, "0000-00-00")
     calendar = _calendar(_whole(safe, 0, 4), _whole(safe, 5, 7), _whole(safe, 8, 10))
@@ -674,7 +708,11 @@ def _iso_dates_arrow(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _iso_months_arrow(values: pa.Array) -> np.ndarray:
-    """_iso_months over an Arrow string array (as _iso_dates_arrow)."""
+    """_iso_months over an Arrow string array (as _iso_dates_arrow: the month's first day tells a
+    column of good months at once; a month of year 0000 is a month)."""
+    first_days = pc.binary_join_element_wise(values, pa.scalar("-01", values.type), pa.scalar("", values.type))
+    if _all_iso_dates(first_days, from_year_one=False):
+        return np.ones(len(values), dtype=bool)
     shape = pc.fill_null(pc.match_substring_regex(values, r"^\d{4}-\d{2}$"), False)
     month = _whole(pc.if_else(shape, values, "0000-00"), 5, 7)
     return shape.to_numpy(zero_copy_only=False) & (month >= 1) & (month <= 12)

@@ -295,9 +295,8 @@ def parse_special_outpatient_claims(
     mismatch = fund_ok & patient_ok & listed.notna().to_numpy() & (listed != rows.raw("fund")).to_numpy()
     rows.flag(mismatch, "fund", lambda p: f"fund differs from the listed patient's fund {patient_funds[rows.value('patient_id', p)]!r}")
     years = rows.raw("service_date").str.slice(0, 4)
-    known_disease = np.array([
-        year.isdigit() and code in diseases_by_year.get(int(year), ()) for year, code in zip(years, rows.raw("disease_code"))
-    ], dtype=bool) if len(rows) else np.zeros(0, dtype=bool)
+    listed_keys = [f"{year:04d}|{code}" for year, codes in diseases_by_year.items() for code in codes]
+    known_disease = (years + "|" + rows.raw("disease_code")).isin(listed_keys).to_numpy(dtype=bool)
     rows.flag(disease_ok & date_ok & ~known_disease, "disease_code",
               lambda p: f"unknown special disease {rows.value('disease_code', p)!r} in the catalog of {years.iat[p]}")
     rows.duplicates()

@@ -155,3 +155,25 @@ def test_dates_and_months_read_by_arrow_equal_the_numpy_reading(seed, monkeypatc
     assert (verdicts["2024-04-30"], verdicts["2024-04-31"], verdicts["0000-01-01"], verdicts["2024-01-05\n"]) == (True, False, False, False)
     assert sum(day_ok) > 300 and sum(month_ok) > 300
     assert any("is not a calendar date" in reason for _l, _c, reason in errors)
+
+
+def test_a_column_of_good_dates_is_known_at_once_and_read_as_the_numpy_reading(monkeypatch):
+    """Every date good: Arrow's cast to date32 accepts the column whole (_all_iso_dates) and the
+    verdicts are the numpy reading's. One bad value anywhere, or a day of year 0000, and the column
+    is read value by value as before; a month of year 0000 stays a month."""
+    from drg.domain import rows as kernels
+
+    good = [f"{y:04d}-{m:02d}-{d:02d}" for y in (1, 1900, 2000, 2023, 2024, 9999) for m in range(1, 13) for d in (1, 28)]
+    good += ["2024-02-29", "2000-02-29", "2024-04-30", "0001-01-01"]
+    assert kernels._all_iso_dates(pa.array(good))
+    for bad in ("2023-02-29", "0000-01-01", "2024-1-05", "2024-01-05\x00", "２０２４-01-05", ""):
+        assert not kernels._all_iso_dates(pa.chunked_array([pa.array(good), pa.array([bad])])), bad
+    day_ok, month_ok, errors = _alike(_read_dates, good, monkeypatch)
+    assert all(day_ok) and all(month_ok) and errors == []
+    months = ["0000-01", "2024-12", "9999-06"]
+    assert kernels._iso_months_arrow(pa.chunked_array([pa.array(months)])).tolist() == [True, True, True]
+    assert kernels._iso_months_arrow(pa.array(months + ["2024-13"])).tolist() == [True, True, True, False]
+    # the first reading of a good column is the cast; the slices are not computed
+    monkeypatch.setattr(kernels, "_whole", lambda *a: pytest.fail("a good column is read value by value"))
+    shape, calendar = kernels._iso_dates_arrow(pa.array(good))
+    assert shape.all() and calendar.all()
