@@ -64,3 +64,44 @@ def test_next_ids_draws_distinct_unused_ids_by_their_range_or_one_by_one_when_th
                                          patient_id="P", claimed_amount=Decimal("1"), approved_amount=Decimal("1"),
                                          source=ItemizedSource.SPECIAL_OUTPATIENT, status="approved")
     assert later.pk > gapped.max()  # the table's own inserts go on after every drawn id
+
+
+def test_the_regions_first_pool_rows_are_copied_in_and_later_ones_upserted_to_the_same_table():
+    """settlement.services.itemized_payments_upsert_columns: while the region has no payment of the
+    source, the rows are COPYed straight in (no staging table); afterwards the same call updates the
+    stored ones and adds the new, and an adjudicated claim of the same number is left alone."""
+    from unittest import mock
+
+    from django.db import connection
+
+    from common import bulk
+    from common.users import system_user
+    from settlement.services import itemized_payments_upsert_columns
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    region = Region.objects.create(code="POOL", name="pool")
+    institution = Institution.objects.create(region=region, code="H1", name="h1", level=2, category="general")
+    ItemizedClaim.objects.create(region=region, institution=institution, claim_no="C00001", fund="employee", month=dt.date(2025, 1, 1),
+                                 patient_id="X", approved_amount=Decimal("9.99"), source=ItemizedSource.ADJUDICATED, status="approved")
+
+    def pay(numbers, cents):
+        return itemized_payments_upsert_columns(region=region, source=ItemizedSource.SPECIAL_OUTPATIENT, columns={
+            "institution_id": [institution.pk] * len(numbers), "claim_no": [f"C{n:05d}" for n in numbers],
+            "fund": ["resident"] * len(numbers), "month": [f"2025-{1 + n % 12:02d}-01" for n in numbers],
+            "patient_id": [f"P{n}" for n in numbers], "amount": [f"{n}.{cents:02d}" for n in numbers],
+        })
+
+    with mock.patch.object(bulk, "_upsert_staged", side_effect=AssertionError("staged")):
+        assert pay(range(1, 5), 10) == 4  # the region's first: no staging table
+    with mock.patch.object(bulk, "_upsert_staged", wraps=bulk._upsert_staged) as staged:
+        assert pay(range(3, 7), 20) == 4  # 3 and 4 again, 5 and 6 new
+    assert staged.call_count == 1
+    rows = ItemizedClaim.objects.filter(region=region, source=ItemizedSource.SPECIAL_OUTPATIENT)
+    assert dict(rows.values_list("claim_no", "approved_amount")) == {
+        "C00001": Decimal("1.10"), "C00002": Decimal("2.10"), "C00003": Decimal("3.20"), "C00004": Decimal("4.20"),
+        "C00005": Decimal("5.20"), "C00006": Decimal("6.20")}
+    assert set(rows.values_list("status", "decided_by_id", "fund")) == {("approved", system_user().pk, "resident")}
+    assert not rows.filter(decided_at__isnull=True).exists() and not rows.filter(submitted_at__isnull=True).exists()
+    adjudicated = ItemizedClaim.objects.get(region=region, source=ItemizedSource.ADJUDICATED)
+    assert (adjudicated.claim_no, adjudicated.approved_amount, adjudicated.patient_id) == ("C00001", Decimal("9.99"), "X")
