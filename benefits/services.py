@@ -646,19 +646,20 @@ def benefits_bundle_store(
             if not stored:  # the region's first claims: every one is new, nothing to compare
                 new = list(range(len(claims)))
                 years.update({day.year for day in claims["service_date"]})
-            for position, (no, inst, fund, pid, disease, day, total, eligible) in enumerate(claims[[
-                "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
-            ]].itertuples(index=False, name=None) if stored else ()):
-                inst_id = institutions[inst]
-                row = stored.get((inst_id, no))
-                if row is None:
-                    years.add(day.year)
-                    new.append(position)
-                elif row[3:] != (fund, pid, disease, day, total, eligible):
-                    changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
-                                                          total_cost=total, eligible_cost=eligible))
-                    years.update((day.year, row[6].year))  # the year it joins and the year it leaves
-                    resettle.add((row[4], row[3], row[6].year))  # the year it leaves
+            else:
+                for position, (no, inst, fund, pid, disease, day, total, eligible) in enumerate(claims[[
+                    "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
+                ]].itertuples(index=False, name=None)):
+                    inst_id = institutions[inst]
+                    row = stored.get((inst_id, no))
+                    if row is None:
+                        years.add(day.year)
+                        new.append(position)
+                    elif row[3:] != (fund, pid, disease, day, total, eligible):
+                        changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
+                                                              total_cost=total, eligible_cost=eligible))
+                        years.update((day.year, row[6].year))  # the year it joins and the year it leaves
+                        resettle.add((row[4], row[3], row[6].year))  # the year it leaves
             if new:
                 fresh = claims.iloc[new]
                 if is_postgres():  # a year with no stored claim: its new claims are settled before they are stored

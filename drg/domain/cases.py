@@ -109,6 +109,7 @@ def classify_cases(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     any_diff = np.zeros(len(merged), dtype=bool)
     differs = {}
     at = np.flatnonzero(exists)  # only the rows with a stored case are compared (none in a first load)
+    nothing_stored = np.full(len(merged), None, dtype=object)  # read only: every column's when no row has a stored case
     for column in CASE_VALUE_COLUMNS:
         native = stored[column].to_numpy()
         new_values = merged[column].iloc[at].to_numpy()
@@ -119,8 +120,11 @@ def classify_cases(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
         diff[at] = new_values != old_values
         differs[column] = diff
         any_diff |= diff
-        old = np.full(len(merged), None, dtype=object)
-        old[at] = old_values
+        if len(at):
+            old = np.full(len(merged), None, dtype=object)
+            old[at] = old_values
+        else:
+            old = nothing_stored
         merged[f"{column}_stored"] = pd.Series(old, index=merged.index, dtype=object)
     merged = merged.drop(columns="_stored_pos")
     merged["state"] = np.where(~exists, NEW, np.where(any_diff, CHANGED, UNCHANGED))
