@@ -645,7 +645,6 @@ def benefits_bundle_store(
             new, changed = [], []  # new: positions in `claims`
             if not stored:  # the region's first claims: every one is new, nothing to compare
                 new = list(range(len(claims)))
-                years.update({day.year for day in claims["service_date"]})
             else:
                 for position, (no, inst, fund, pid, disease, day, total, eligible) in enumerate(claims[[
                     "claim_no", "institution_code", "fund", "patient_id", "disease_code", "service_date", "total_cost", "eligible_cost",
@@ -653,7 +652,6 @@ def benefits_bundle_store(
                     inst_id = institutions[inst]
                     row = stored.get((inst_id, no))
                     if row is None:
-                        years.add(day.year)
                         new.append(position)
                     elif row[3:] != (fund, pid, disease, day, total, eligible):
                         changed.append(SpecialOutpatientClaim(pk=row[2], fund=fund, patient_id=pid, disease_code=disease, service_date=day,
@@ -662,9 +660,10 @@ def benefits_bundle_store(
                         resettle.add((row[4], row[3], row[6].year))  # the year it leaves
             if new:
                 fresh = claims.iloc[new]
+                year_of = np.array([day.year for day in fresh["service_date"]], dtype="int64")
+                years.update(year_of.tolist())
                 if is_postgres():  # a year with no stored claim: its new claims are settled before they are stored
                     stored_years = {d.year for d in SpecialOutpatientClaim.objects.filter(region=region).dates("service_date", "year")}
-                    year_of = np.array([day.year for day in fresh["service_date"]], dtype="int64")
                     for pending_year in sorted(set(year_of.tolist()) - stored_years):
                         pending[pending_year] = _pending_frame(region=region, rows=fresh[year_of == pending_year], institutions=institutions)
                     fresh = fresh[~np.isin(year_of, list(pending))]

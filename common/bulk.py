@@ -213,9 +213,9 @@ def copy_create_columns(model, columns: dict[str, Any], count: int, *, history: 
     """copy_create from columns instead of objects (PostgreSQL): ``columns`` maps field attnames to
     their values in database form (arrow_column input; a model instance or a choice is taken as its
     pk or value); a field not named takes its default, an auto_now one the present moment. The pks
-    are drawn from the table's sequence first (or given as ``ids``, drawn by next_ids) and returned. With ``history`` (``user``, ``reason``,
-    ``date``) the '+' history rows are written too, from the same columns, as copy_create_history
-    writes them. No signals, no save()."""
+    are drawn from the table's sequence first (or given as ``ids``, drawn by next_ids) and returned.
+    With ``history`` (``user``, ``reason``, ``date``) the '+' history rows are written too, from the
+    same columns, as copy_create_history writes them. No signals, no save()."""
     if not count:
         return np.empty(0, dtype="int64")
     meta = model._meta

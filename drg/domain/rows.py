@@ -627,28 +627,28 @@ def _decimal_units(values: np.ndarray, *, places: int, int_digits: int) -> tuple
 
 def _decimal_units_arrow(values: pa.Array, *, places: int, int_digits: int) -> tuple[np.ndarray, np.ndarray]:
     """_decimal_units over an Arrow string array, in C++: the shape tested by RE2 (whose \\d is
-    ASCII 0-9 only and whose $ is the end of the text), then the digits without the point read as one
-    integer and scaled by the decimals missing to `places`."""
+    ASCII 0-9 only and whose $ is the end of the text), then the values read by Arrow's cast: a whole
+    number to int64, an amount to a decimal of `places`, which scales every value exactly (the shape
+    allows no more decimals). Units are int64: at most 18 digits."""
+    if int_digits + places > 18:
+        raise ValueError(f"{int_digits + places} digits do not fit in int64 units")
     fraction = rf"(?:\.\d{{1,{places}}})?" if places else ""
     ok = pc.fill_null(pc.match_substring_regex(values, rf"^\d{{1,{int_digits}}}{fraction}$"), False)
     digits = pc.if_else(ok, values, "0")
-    if places and int_digits + places <= 18 and sys.byteorder == "little":
-        # Arrow's cast to a decimal of `places` scales every value exactly (the shape allows no more
-        # decimals); a decimal128 is a little-endian 128-bit integer of units, of which no amount
-        # of at most 18 digits needs more than the low 64 bits
-        return _decimal128_units(pc.cast(digits, pa.decimal128(int_digits + places, places))), ok.to_numpy(zero_copy_only=False)
-    units = pc.cast(pc.replace_substring(digits, ".", "") if places else digits, pa.int64()).to_numpy(zero_copy_only=False)
     if places:
-        dot = pc.find_substring(digits, ".").to_numpy(zero_copy_only=False)
-        decimals = np.where(dot >= 0, pc.utf8_length(digits).to_numpy(zero_copy_only=False) - dot - 1, 0)
-        units = units * _POWERS[places - decimals]
-    return units.copy(), ok.to_numpy(zero_copy_only=False)
+        units = _decimal128_units(pc.cast(digits, pa.decimal128(int_digits + places, places)))
+    else:
+        units = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False).copy()
+    return units, ok.to_numpy(zero_copy_only=False)
 
 
 def _decimal128_units(scaled: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The unscaled integers of non-negative decimal128 values below 2**63, from their buffers."""
+    """The unscaled integers of non-negative decimal128 values below 2**63, read from their buffers:
+    a decimal128 is two 64-bit words in the machine's order, the low one first on a little-endian
+    machine."""
+    low = 0 if sys.byteorder == "little" else 1
     chunks = scaled.chunks if isinstance(scaled, pa.ChunkedArray) else [scaled]
-    words = [np.frombuffer(chunk.buffers()[1], dtype="<i8")[2 * chunk.offset:2 * (chunk.offset + len(chunk)):2]
+    words = [np.frombuffer(chunk.buffers()[1], dtype=np.int64)[2 * chunk.offset + low:2 * (chunk.offset + len(chunk)):2]
              for chunk in chunks if len(chunk)]
     return np.concatenate(words) if words else np.empty(0, dtype="int64")
 
