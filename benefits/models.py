@@ -105,7 +105,10 @@ class SpecialOutpatientClaim(models.Model):
     settlement of the patient's fund-year, recomputed as a whole when an earlier claim or a stay
     arrives (each change recorded as a SettlementCorrection)."""
 
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False, verbose_name=_("统筹区"))
+    # region is denormalised from the institution (whose FK is enforced), as a case's is: no second
+    # per-row FK check (docs/decisions.md item 64)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False,
+                               db_constraint=False, verbose_name=_("统筹区"))
     institution = models.ForeignKey(Institution, on_delete=models.PROTECT, related_name="special_outpatient_claims", db_index=False, verbose_name=_("定点医疗机构"))
     claim_no = models.CharField(_("结算单号"), max_length=40)
     fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)

@@ -351,7 +351,7 @@ def patient_category_set(*, patient: Patient, category: str, user=None) -> Settl
 
 def special_outpatient_settle(
     *, region: Region, year: int, cause: str = "批量结算", source: str = ClaimSource.BUNDLE, user=None, full: bool = False,
-    pending: pd.DataFrame | None = None,
+    pending: pd.DataFrame | None = None, region_stays: pd.DataFrame | None = None,
 ) -> SettleReport:
     """Settle every claim of a region-year with the bulk engine: what is not settled is settled, and
     a settled claim whose split the year's order now changes is corrected (recorded). ``full``
@@ -362,7 +362,11 @@ def special_outpatient_settle(
     the stored claims would be, then stored with their split by one COPY, where storing them first
     would write every claim twice (an insert, then an update of its parts). Should a claim of the
     year have been stored meanwhile (at the counter), they are stored first and the year settled
-    as usual."""
+    as usual.
+
+    ``region_stays``: every stay of the region, held by a caller that has just stored them all and
+    not yet made them readable (a load creating its region, drg.partitions.PartitionFill), in the
+    form of selectors.stays_frame; the year's stays of the claims' patients are taken from it."""
     started = time.perf_counter()
     with transaction.atomic():
         Region.objects.select_for_update().filter(pk=region.pk).first()
@@ -379,7 +383,10 @@ def special_outpatient_settle(
         listed = selectors.categories(region_id=region.pk)
         category = frame["patient_id"].map({pid: cat for pid, (_, cat) in listed.items()}).astype(object)
         frame["category"] = category.where(category.notna(), "ordinary")
-        stays = selectors.stays_frame(region_id=region.pk, year=year, patient_ids=frame["patient_id"].unique())
+        if region_stays is None:
+            stays = selectors.stays_frame(region_id=region.pk, year=year, patient_ids=frame["patient_id"].unique())
+        else:
+            stays = _stays_of_year(region_stays, year=year, patient_ids=frame["patient_id"].unique())
         terms = selectors.benefit_terms(region_id=region.pk, year=year)
         catalog = selectors.disease_catalog(region_id=region.pk, year=year)
         results = []
@@ -516,6 +523,14 @@ def _pending_store(*, region: Region, pending: pd.DataFrame, settled: pd.DataFra
         _pool_upsert(region=region, rows=settled, basic=parts["basic"], user=user)
 
 
+def _stays_of_year(stays: pd.DataFrame, *, year: int, patient_ids) -> pd.DataFrame:
+    """The rows selectors.stays_frame would read, from stays held in memory: discharged in `year`,
+    of one of `patient_ids` (discharge dates as ISO text, which sorts as the dates do)."""
+    day = stays["discharge_date"].astype(str)
+    keep = (day >= f"{year:04d}-01-01") & (day <= f"{year:04d}-12-31") & stays["patient_id"].isin(list(patient_ids))
+    return stays.loc[keep.to_numpy(dtype=bool), ["patient_id", "fund", "discharge_date", "share"]].reset_index(drop=True)
+
+
 def special_outpatient_settle_export(*, region: Region, year: int, out_dir) -> tuple[SettleReport, "Path"]:
     """The command: settle what is not settled, then write special_outpatient.csv."""
     from benefits.exports import special_outpatient_write
@@ -558,7 +573,7 @@ def _claims_create(*, region: Region, rows: pd.DataFrame, institutions: dict[str
 
 def benefits_bundle_store(
     *, region: Region, year: int, terms: dict | None, patients: pd.DataFrame | None, diseases: pd.DataFrame | None,
-    claims: pd.DataFrame | None, user=None,
+    claims: pd.DataFrame | None, user=None, region_stays: pd.DataFrame | None = None,
 ) -> BundleBenefitsReport:
     """Store a validated bundle's benefits data and settle on load (BENEFITS.md), idempotently:
     identical records are left alone; changed patients, catalog entries, parameters or claims are
@@ -568,7 +583,10 @@ def benefits_bundle_store(
     ``terms``: fund -> BenefitTerms of params.json (None: not given). Frames hold typed rows:
     patients (patient_id, fund, category); diseases (code, name, class, annual_cap Decimal|None);
     claims (claim_no, institution_code, fund, patient_id, disease_code, service_date date,
-    total_cost Decimal, eligible_cost Decimal)."""
+    total_cost Decimal, eligible_cost Decimal).
+
+    ``region_stays``: the region's every stay when the caller holds them all and they are not
+    readable yet (special_outpatient_settle); the region then has no other claims than these."""
     from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
     report = BundleBenefitsReport()
@@ -692,7 +710,7 @@ def benefits_bundle_store(
             report.settled_years.add(settle_year)
             report.settled.append(special_outpatient_settle(
                 region=region, year=settle_year, cause="批量文件载入，重新结算", source=ClaimSource.BUNDLE, user=user,
-                full=settle_year in full_years, pending=pending.pop(settle_year, None),
+                full=settle_year in full_years, pending=pending.pop(settle_year, None), region_stays=region_stays,
             ))
         if pending:  # every pending year is among the new claims' years, settled above
             raise RuntimeError(f"new claims of {sorted(pending)} were neither settled nor stored")
@@ -704,5 +722,7 @@ def benefits_bundle_store(
             if key[0] in moved
         } if resettle else set()
         if other_years:
+            if region_stays is not None:  # a new region's claims are all of this file, their years all settled above
+                raise RuntimeError(f"stored claims of {sorted({y for _p, _f, y in other_years})} in a region this load creates")
             report.settled.append(patient_years_resettle(region=region, keys=other_years, cause="人员类别变更，重新结算", source=ClaimSource.BUNDLE, user=user))
     return report

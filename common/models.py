@@ -5,6 +5,23 @@ from django.db import models
 from django.db.models import Q
 
 
+class IdentifierField(models.CharField):
+    """Text that names something (a case number, a patient id) and is compared byte by byte.
+
+    On PostgreSQL the column is ``COLLATE "C"``: its indexes are sorted by memcmp with abbreviated
+    keys instead of the server locale's strcoll, which builds the cases' key and patient indexes
+    of a first load 30–50 % faster, and identifiers sort the same on every server whatever its
+    locale (for UTF-8 text, byte order is code-point order, as ``C.UTF-8`` sorts). Equality is the
+    same under both. SQLite compares text byte by byte already (its BINARY collation), so the
+    column is left as it is there. docs/decisions.md item 64."""
+
+    def db_parameters(self, connection):
+        parameters = super().db_parameters(connection)
+        if connection.vendor == "postgresql" and not self.db_collation:
+            parameters["collation"] = "C"
+        return parameters
+
+
 class ReviewStatus(models.TextChoices):
     SUBMITTED = "submitted", _("已提交")
     APPROVED = "approved", _("已通过")

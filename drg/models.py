@@ -11,7 +11,7 @@ from django.utils.translation import pgettext_lazy
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from common.models import Reviewable, review_indexes
+from common.models import IdentifierField, Reviewable, review_indexes
 from drg.choices import ChangeSource, DischargeStatus, Fund, GroupKind, InstitutionCategory, ParameterKind, RevisionStatus
 
 MONEY = {"max_digits": 16, "decimal_places": 2}
@@ -240,9 +240,9 @@ class Case(models.Model):
     # region is denormalised from the institution (whose FK is enforced): no second per-row FK check.
     region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="cases", db_index=False, db_constraint=False)
     institution = models.ForeignKey(Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="cases", db_index=False)
-    case_no = models.CharField(_("病案号"), max_length=40)
+    case_no = IdentifierField(_("病案号"), max_length=40)
     fund = models.CharField(_("险种"), max_length=16, choices=Fund.choices)
-    patient_id = models.CharField(_("患者编号"), max_length=64)
+    patient_id = IdentifierField(_("患者编号"), max_length=64)
     admission_date = models.DateField(_("入院日期"))
     discharge_date = models.DateField(_("出院日期"))
     drg_code = models.CharField(_("DRG 编码"), max_length=16)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from django.db import connection
 
-from common.bulk import copy_columns, is_column
+from common.bulk import copy_columns_binary, is_column
 
 TABLE = "drg_case"
 
@@ -97,6 +97,26 @@ def first_loads_serialize() -> bool:
     return True
 
 
+def _fill(cursor, region_id: int, columns: dict[str, Any], count: int) -> str:
+    """Create the region's table and COPY its cases into it; returns its name.
+
+    A value the same for every row (the region, the load's time stamps) is not sent a million
+    times: it is the column's default while the COPY runs, and so are the ids, drawn from
+    drg_case's own identity sequence as an insert into drg_case would draw them."""
+    constants = {column: value for column, value in columns.items() if not is_column(value)}
+    rows = {column: value for column, value in columns.items() if column not in constants}
+    name = _standalone(cursor, region_id)
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
+    defaults = {"id": f"nextval({_literal(cursor.fetchone()[0])}::regclass)",
+                **{column: _literal(value) for column, value in constants.items()}}
+    cursor.execute(f"ALTER TABLE {name} " + ", ".join(
+        f"ALTER COLUMN {connection.ops.quote_name(column)} SET DEFAULT {default}" for column, default in defaults.items()))
+    copy_columns_binary(name, rows, count)  # numbers and dates not parsed from text by the server
+    cursor.execute(f"ALTER TABLE {name} " + ", ".join(
+        f"ALTER COLUMN {connection.ops.quote_name(column)} DROP DEFAULT" for column in defaults))
+    return name
+
+
 def partition_load(region_id: int, columns: dict[str, Any], count: int) -> bool:
     """The first cases of a region that has no table yet: COPY them into a new table of the region's
     own, then attach it (indexes built once, institutions checked in one query). False, writing
@@ -104,23 +124,119 @@ def partition_load(region_id: int, columns: dict[str, Any], count: int) -> bool:
     inserts into drg_case as usual. Inside the caller's transaction."""
     if not cases_partitioned() or partition_exists(region_id):
         return False
-    # A value the same for every row (the region, the load's time stamps) is not sent a million
-    # times: it is the column's default while the COPY runs, and so are the ids, drawn from
-    # drg_case's own identity sequence as an insert into drg_case would draw them.
-    constants = {column: value for column, value in columns.items() if not is_column(value)}
-    rows = {column: value for column, value in columns.items() if column not in constants}
     with connection.cursor() as cursor:
-        name = _standalone(cursor, region_id)
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
-        defaults = {"id": f"nextval({_literal(cursor.fetchone()[0])}::regclass)",
-                    **{column: _literal(value) for column, value in constants.items()}}
-        cursor.execute(f"ALTER TABLE {name} " + ", ".join(
-            f"ALTER COLUMN {connection.ops.quote_name(column)} SET DEFAULT {default}" for column, default in defaults.items()))
-        copy_columns(name, rows, count)
-        cursor.execute(f"ALTER TABLE {name} " + ", ".join(
-            f"ALTER COLUMN {connection.ops.quote_name(column)} DROP DEFAULT" for column in defaults))
+        _fill(cursor, region_id, columns, count)
         _attach(cursor, region_id)
     return True
+
+
+def _index_like_parent(cursor, name: str) -> None:
+    """Give the table `name` (not attached yet) each of drg_case's indexes, the primary key and
+    unique constraints as constraints, so that ATTACH PARTITION finds them all and builds none."""
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.contype, pg_get_constraintdef(c.oid) "
+        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+        "WHERE i.indrelid = %s::regclass ORDER BY c.contype NULLS LAST, 1", [TABLE])
+    for index, definition, kind, constraint in cursor.fetchall():
+        if kind in ("p", "u"):
+            cursor.execute(f"ALTER TABLE {name} ADD {constraint}")
+        else:
+            using = definition.split(" USING ", 1)[1]  # "btree (patient_id)", with any WHERE as it is
+            cursor.execute(f"CREATE INDEX ON {name} USING {using}")
+
+
+class PartitionFill:
+    """A region's first cases stored on a database connection of their own while the load that
+    created the region goes on writing its other records (docs/loading.md, "beside the load").
+
+    A thread creates the region's table, COPYs the cases into it, builds the indexes drg_case
+    asks for and commits: a table that is not attached is no part of drg_case, so nothing of it is
+    visible as cases until ``attach`` (in the load's transaction, which sees it committed) makes it
+    the region's partition; PostgreSQL then takes the built indexes over and checks the cases'
+    institutions in one query. A load that fails after the table was committed drops it
+    (``discard``); a table a crash left behind is dropped by the next load that creates a region
+    (``orphans_drop``). Only for a load holding first_loads_serialize's lock, which keeps any other
+    region-creating load, and so any other such table, away until it ends."""
+
+    def __init__(self, region_id: int, columns: dict[str, Any], count: int):
+        import threading
+
+        self.region_id, self.name = region_id, partition_name(region_id)
+        self.seconds: float = 0.0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(columns, count), name=f"cases-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, columns: dict[str, Any], count: int) -> None:
+        import time
+
+        from django.db import transaction
+
+        started = time.perf_counter()
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:  # this thread's own connection
+                _fill(cursor, self.region_id, columns, count)
+                _index_like_parent(cursor, self.name)
+        except BaseException as error:  # handed to the load's thread by attach()
+            self._error = error
+        finally:
+            connection.close()
+            self.seconds = time.perf_counter() - started
+
+    def attach(self) -> None:
+        """Wait for the table, then attach it inside the caller's transaction; raises what the
+        thread raised (nothing of it was committed then)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        with connection.cursor() as cursor:
+            _attach(cursor, self.region_id)
+
+    def discard(self) -> None:
+        """After the load's transaction rolled back: drop the committed table if it is not a
+        partition (an attach rolled back with the load leaves it a table of its own)."""
+        import threading
+
+        self._thread.join()
+        dropper = threading.Thread(target=_drop_unattached, args=(self.name,), name=f"drop-{self.name}", daemon=True)
+        dropper.start()
+        dropper.join()
+
+
+def _drop_unattached(name: str) -> None:
+    from django.db import transaction
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT relispartition FROM pg_class WHERE oid = to_regclass(%s)", [name])
+            row = cursor.fetchone()
+            if row is not None and not row[0]:
+                cursor.execute(f"DROP TABLE {name}")
+    finally:
+        connection.close()
+
+
+def orphans_drop() -> list[str]:
+    """Drop the region tables that are not partitions of drg_case: what a region-creating load
+    that died after storing its cases beside itself (PartitionFill) left behind. Only under
+    first_loads_serialize's lock, so that no running load's table is taken for an orphan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition AND relname ~ %s "
+            "AND relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = %s::regclass)",
+            [rf"^{TABLE}_r[0-9]+$", TABLE])
+        names = [name for (name,) in cursor.fetchall()]
+        for name in names:
+            cursor.execute(f"DROP TABLE {connection.ops.quote_name(name)}")
+    return names
+
+
+def partition_fill_beside(region_id: int, columns: dict[str, Any], count: int) -> PartitionFill | None:
+    """Start storing a region's first cases beside the load (PartitionFill); None, writing nothing,
+    when drg_case is not partitioned or the region already has its table."""
+    if not cases_partitioned() or partition_exists(region_id):
+        return None
+    return PartitionFill(region_id, columns, count)
 
 
 def _literal(value: Any) -> str:

@@ -40,7 +40,7 @@ from drg.domain.cases import (
 from drg.domain import cases as case_rules
 from drg.domain.case_rows import error_code, json_rows_to_frame
 from drg.domain.rows import LINE, RowError, check_header, line_sample, plain_lines, read_lines
-from drg.partitions import partition_load
+from drg.partitions import PartitionFill, partition_fill_beside, partition_load
 from drg.signals import cases_stored
 from drg.models import (
     Case, CaseCorrection, CorrectionRequest, DrgGroup, IdempotencyRecord, Institution, InstitutionCredential, Region,
@@ -257,6 +257,13 @@ class UpsertReport:
     # that a million new cases do not become a million tuples only to be filtered (touched_keys
     # filters, then makes the set)
     touched: pd.DataFrame = field(default_factory=lambda: _touched_frame(new=pd.DataFrame(), changed=pd.DataFrame()))
+    # cases_apply(beside=True): the new cases being stored beside the caller's transaction, to be
+    # attached by it (drg.partitions.PartitionFill)
+    fill: PartitionFill | None = None
+    # with a fill: the stays of its cases, which are all the region has (patient_id, fund,
+    # discharge_date as ISO text, share = total cost - self-pay in fen), for what must read the
+    # region's stays before the fill is attached
+    stays: pd.DataFrame | None = None
 
     @property
     def counts(self) -> FileCounts:
@@ -328,15 +335,18 @@ def cases_read_changed(
 
 
 def cases_plan(
-    *, region: Region | None, rows: pd.DataFrame, file: str = CASES.name,
+    *, region: Region | None, rows: pd.DataFrame, file: str = CASES.name, keys_unique: bool = False,
 ) -> tuple[pd.DataFrame, list[RowError]]:
     """Compare validated case rows (parse_cases output) with the stored cases: each row gets
     state new / changed / unchanged (drg.domain.cases.classify_cases); rows that would add to or
-    change a finalized period are returned as errors. Reads only."""
+    change a finalized period are returned as errors. Reads only.
+
+    `keys_unique`: the caller has dropped the rows parse_cases reported (a repeated key among
+    them), so the keys are not hashed a second time (0.3–0.4 s for a million rows)."""
     missing = [c for c in CASE_TYPED_COLUMNS if c not in rows.columns]
     if missing:
         raise ValueError(f"case rows lack the typed columns {missing}; pass them through parse_cases first")
-    if rows.duplicated(["institution_code", "case_no"]).any():
+    if not keys_unique and rows.duplicated(["institution_code", "case_no"]).any():
         raise ValueError("case rows repeat an (institution_code, case_no); parse_cases reports those as errors")
     region_id = region.pk if region is not None else None
     ids = selectors.institution_ids(region_id=region_id)
@@ -410,20 +420,26 @@ def _check_foreign_keys_now(table: str) -> None:
             cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
 
 
-def _cases_insert(columns: dict[str, Any], count: int, *, region_id: int) -> None:
+def _cases_insert(columns: dict[str, Any], count: int, *, region_id: int, beside: bool = False) -> PartitionFill | None:
     """INSERT new cases: on PostgreSQL into a new table of the region's own when it has none yet
-    (drg.partitions.partition_load), else COPY into drg_case; one executemany on SQLite."""
+    (drg.partitions.partition_load, or partition_fill_beside when `beside`: the fill returned, for
+    the caller to attach), else COPY into drg_case; one executemany on SQLite."""
     table = Case._meta.db_table
     if is_postgres():
+        if beside:
+            fill = partition_fill_beside(region_id, columns, count)
+            if fill is not None:
+                return fill
         if partition_load(region_id, columns, count):
-            return
+            return None
         copy_columns(table, columns, count)
         _check_foreign_keys_now(table)
-        return
+        return None
     names = ", ".join(columns)
     sql = f"INSERT INTO {connection.ops.quote_name(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
     with connection.cursor() as cursor:
         cursor.executemany(sql, columns_to_rows(columns, count))
+    return None
 
 
 def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
@@ -450,13 +466,19 @@ def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
 
 def cases_apply(
     *, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "", announce: bool = True,
+    beside: bool = False,
 ) -> UpsertReport:
     """Write a checked plan (cases_plan, no errors) inside the caller's transaction, with the region
     locked: insert new cases, update changed ones and record a CaseCorrection for each.
 
     The (patient, fund, discharge year) keys the write touches are in the report's ``touched``;
     they are announced after commit (drg.signals.cases_stored) unless ``announce`` is False, in
-    which case the caller announces them (cases_announce)."""
+    which case the caller announces them (cases_announce).
+
+    ``beside``: a region that has no table of cases yet gets its new cases stored on a connection
+    of their own (drg.partitions.PartitionFill, in the report's ``fill``): the caller goes on and
+    must ``attach`` the fill before it reads the region's cases or commits, and ``discard`` it if
+    its transaction rolls back. Only for a caller holding drg.partitions.first_loads_serialize."""
     now = timezone.now()
     ids = selectors.institution_ids(region_id=region.pk)
     state = classified["state"].to_numpy(dtype=object)
@@ -464,7 +486,13 @@ def cases_apply(
     changed = classified[state == case_rules.CHANGED]
     report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == case_rules.UNCHANGED).sum()))
     if len(new):
-        _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new), region_id=region.pk)
+        report.fill = _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new),
+                                    region_id=region.pk, beside=beside)
+        if report.fill is not None:
+            report.stays = pd.DataFrame({
+                "patient_id": new["patient_id"].array, "fund": new["fund"].array, "discharge_date": new["discharge_date"].array,
+                "share": new["total_fen"].to_numpy(dtype="int64") - new["self_fen"].to_numpy(dtype="int64"),
+            })
     if len(changed):
         _cases_update(changed["case_id"].astype("int64").tolist(),
                       _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))

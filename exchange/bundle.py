@@ -28,13 +28,13 @@ from benefits.services import benefits_bundle_store
 from budget.choices import BudgetStatus
 from budget.models import Budget
 from budget.services import budget_approve, budget_current, budget_draft, budget_inputs_of
-from common.bulk import copy_create, copy_create_columns, copy_create_history, is_postgres, read_frame
+from common.bulk import copy_create, copy_create_columns, copy_create_history, foreign_keys_check_now, is_postgres, read_frame
 from common.models import ReviewStatus
 from common.units_text import units_text_array
 from common.users import system_user
 from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
-from drg.partitions import first_loads_serialize, partition_ensure
+from drg.partitions import PartitionFill, first_loads_serialize, orphans_drop, partition_ensure
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
 from drg.services import FileCounts, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
@@ -473,7 +473,8 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
         # already), so a frozen-period change is reported in the same run as a malformed row.
         bad_lines = {e.line for e in errors if e.file == domain.CASES.name}
         good = cases[~cases[LINE].isin(list(bad_lines))] if bad_lines else cases
-        classified, frozen_errors = cases_plan(region=region, rows=good)
+        # parse_cases reported every repeated key as a bad line: the good rows' keys are unique
+        classified, frozen_errors = cases_plan(region=region, rows=good, keys_unique=True)
         errors.extend(frozen_errors)
         plan["cases"] = classified
     if params is not None and region is not None:
@@ -489,9 +490,11 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
     return plan
 
 
-def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _Writer, say: Progress) -> set[int]:
+def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _Writer, say: Progress,
+                    region_stays: pd.DataFrame | None) -> set[int]:
     """BENEFITS.md files and params.json `benefits`: stored, then the claims settled on load.
-    Returns the years whose claims were settled as a whole."""
+    Returns the years whose claims were settled as a whole. ``region_stays``: the new region's
+    stays while its cases are stored beside the load (benefits_bundle_store)."""
     params, typed = bundle.params, bundle.typed
     names = (domain.PATIENTS.name, domain.SPECIAL_DISEASES.name, domain.SPECIAL_OUTPATIENT_CLAIMS.name)
     if params.benefits is None and not any(name in typed for name in names):
@@ -513,7 +516,7 @@ def _benefits_store(bundle: _Bundle, *, region: Region, report: LoadReport, w: _
             "total_cost": [_decimal(v, 2) for v in frame["total_fen"]], "eligible_cost": [_decimal(v, 2) for v in frame["eligible_fen"]],
         })
     stored = benefits_bundle_store(region=region, year=params.year, terms=params.benefits, patients=patients, diseases=diseases,
-                                   claims=claims, user=w.actor)
+                                   claims=claims, user=w.actor, region_stays=region_stays)
     for name, counts in stored.files.items():
         report.files[name] = FileCounts(counts["created"], counts["updated"], counts["unchanged"])
     report.benefits_settled = [(r.claims, r.newly_settled, r.corrected) for r in stored.settled]
@@ -536,24 +539,34 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
     bundle = _read(path)
     timings["read"] = time.perf_counter() - mark
     params = bundle.params
-    with transaction.atomic():
-        mark = time.perf_counter()
-        region = None
-        if params is not None:
-            region = Region.objects.select_for_update().filter(code=params.region_code).first()
-            # a load that creates its region waits for any other doing so (drg.partitions), then
-            # finds the region if that one made it
-            if region is None and first_loads_serialize():
+    fills: list[PartitionFill] = []  # cases stored beside the transaction, dropped if it rolls back
+    # only beside a transaction of the load's own: inside a caller's, a table committed beside it
+    # could not be dropped when the caller rolls back later
+    beside = not connection.in_atomic_block
+    try:
+        with transaction.atomic():
+            mark = time.perf_counter()
+            region = None
+            if params is not None:
                 region = Region.objects.select_for_update().filter(code=params.region_code).first()
-        say("checking rows against the stored records")
-        plan = _check(bundle, region=region)
-        timings["check"] = time.perf_counter() - mark
-        if bundle.errors or params is None:
-            raise BundleInvalid(bundle.errors)
-        mark = time.perf_counter()
-        report = _write(bundle, region=region, plan=plan, user=user, say=say)
-        timings["write"] = time.perf_counter() - mark
-        mark = time.perf_counter()
+                # a load that creates its region waits for any other doing so (drg.partitions), then
+                # finds the region if that one made it; what a load that died left behind goes first
+                if region is None and first_loads_serialize():
+                    region = Region.objects.select_for_update().filter(code=params.region_code).first()
+                    orphans_drop()
+            say("checking rows against the stored records")
+            plan = _check(bundle, region=region)
+            timings["check"] = time.perf_counter() - mark
+            if bundle.errors or params is None:
+                raise BundleInvalid(bundle.errors)
+            mark = time.perf_counter()
+            report = _write(bundle, region=region, plan=plan, user=user, say=say, fills=fills if beside else None)
+            timings["write"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+    except BaseException:
+        for fill in fills:
+            fill.discard()
+        raise
     # the commit: deferred foreign-key checks, then what runs once it is committed (drg.signals.cases_stored)
     timings["commit"] = time.perf_counter() - mark
     report.timings = timings
@@ -561,7 +574,10 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
     return report
 
 
-def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Progress) -> LoadReport:
+def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Progress, fills: list | None) -> LoadReport:
+    """Store a checked bundle. ``fills``: where to list the cases stored beside the transaction
+    (a region this load creates, drg.partitions.PartitionFill), for bundle_load to drop them if the
+    transaction rolls back; None stores them inside it."""
     params = bundle.params
     assert params is not None
     year = params.year
@@ -573,6 +589,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
 
     # params.json: region, scheme, budgets
     counts = FileCounts()
+    created = region is None  # then this load holds first_loads_serialize's lock (bundle_load)
     if region is None:
         region = Region(code=params.region_code, name=params.region_name)
         region._history_user = w.actor
@@ -636,26 +653,25 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     # cases
     if "cases" in plan:
         say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
+        # a region this load creates has its cases stored beside the transaction while the
+        # records below are written (drg.partitions.PartitionFill), attached before anything reads them
         upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
-                             user=w.actor, reason=w.reason, announce=False)
+                             user=w.actor, reason=w.reason, announce=False, beside=created and fills is not None)
+        fill = upsert.fill
+        if fill is not None and fills is not None:
+            fills.append(fill)
         counts = upsert.counts
         report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
         report.corrections = len(upsert.corrections)
         touched = upsert.touched
-
-    partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
+    else:
+        fill = None
+    if fill is None:
+        partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
     lap("cases")
     # approved records
-    say("special reviews, claims, adjustments, evaluations, incentive records")
+    say("claims, adjustments, evaluations, incentive records")
     approved = {"status": ReviewStatus.APPROVED}
-    if domain.SPECIAL_REVIEWS.name in typed:
-        frame = typed[domain.SPECIAL_REVIEWS.name]
-        case_ids = selectors.case_ids(institution_ids=ids, keys=zip(frame["institution_code"], frame["case_no"]))
-        report.files[domain.SPECIAL_REVIEWS.name] = w.sync_frame(
-            SpecialReview, queryset=SpecialReview.objects.filter(case_id__in=list(case_ids.values())), frame=frame,
-            keys={"case_id": pd.Series([case_ids[key] for key in zip(frame["institution_code"], frame["case_no"])], dtype="int64")},
-            values={"institution_id": frame["institution_code"].map(ids), "approved_cost": frame["approved_fen"], **approved},
-            on_write=w.approved)
     if domain.ITEMIZED_CLAIMS.name in typed:
         frame = typed[domain.ITEMIZED_CLAIMS.name]
         report.files[domain.ITEMIZED_CLAIMS.name] = w.sync_frame(
@@ -711,8 +727,27 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             values={"fee": frame["fee_fen"], "high_risk": frame["high_risk"], **approved},
             on_write=w.approved)
     lap("records")
-    settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say)
+    settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say,
+                                    region_stays=upsert.stays if fill is not None else None)
     lap("benefits")
+    if fill is not None:
+        say("the cases being stored: their table attached")
+        foreign_keys_check_now()  # the records' keys checked while the cases are stored, not at commit
+        lap("record keys")
+        fill.attach()
+        report.write_timings["cases beside"] = fill.seconds
+        lap("attach")
+    # special reviews name cases: after those of a new region are attached
+    if domain.SPECIAL_REVIEWS.name in typed:
+        say("special reviews")
+        frame = typed[domain.SPECIAL_REVIEWS.name]
+        case_ids = selectors.case_ids(institution_ids=ids, keys=zip(frame["institution_code"], frame["case_no"]))
+        report.files[domain.SPECIAL_REVIEWS.name] = w.sync_frame(
+            SpecialReview, queryset=SpecialReview.objects.filter(case_id__in=list(case_ids.values())), frame=frame,
+            keys={"case_id": pd.Series([case_ids[key] for key in zip(frame["institution_code"], frame["case_no"])], dtype="int64")},
+            values={"institution_id": frame["institution_code"].map(ids), "approved_cost": frame["approved_fen"], **approved},
+            on_write=w.approved)
+        lap("special reviews")
     # the stays announced after commit (drg.signals.cases_stored) are those of years whose claims
     # the load did not settle itself after storing the cases (settling them again would be a no-op)
     if touched is not None:

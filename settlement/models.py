@@ -19,8 +19,11 @@ class ItemizedClaim(Reviewable):
     """门诊特殊病 单议后按实支付: paid at actual in the month approved, outside points, charged to the
     pool's inpatient budget."""
 
-    # no index of their own: itemized_pool_month_idx and itemized_claim_unique begin with them
-    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims", db_index=False)
+    # no index of their own: itemized_pool_month_idx and itemized_claim_unique begin with them.
+    # region is denormalised from the institution (whose FK is enforced), as a case's is: no second
+    # per-row FK check (docs/decisions.md item 64)
+    region = models.ForeignKey(Region, verbose_name=_("统筹区"), on_delete=models.PROTECT, related_name="itemized_claims", db_index=False,
+                               db_constraint=False)
     institution = models.ForeignKey(
         Institution, verbose_name=_("定点医疗机构"), on_delete=models.PROTECT, related_name="itemized_claims", db_index=False)
     claim_no = models.CharField(_("单据号"), max_length=40)

@@ -87,6 +87,34 @@ def test_a_first_load_fills_the_regions_own_table_attached_with_every_index(work
     assert Case.objects.count() == _file_cases(worked_bundle) + 1
 
 
+def test_case_numbers_and_patient_ids_compare_byte_by_byte_in_every_regions_table(worked_bundle):
+    """docs/decisions.md item 64: the identifiers are COLLATE "C" on drg_case and so on the table a
+    first load makes (LIKE drg_case) and attaches; they sort by bytes whatever the server's locale,
+    and the lookups the loader and the counter make still use their indexes."""
+    load(worked_bundle)
+    region = Region.objects.get(code=REGION)
+    for table in ("drg_case", partition_name(region.pk)):
+        assert dict(_sql("SELECT column_name, collation_name FROM information_schema.columns "
+                         "WHERE table_name = %s AND column_name IN ('case_no', 'patient_id', 'fund')", [table])) == {
+            "case_no": "C", "patient_id": "C", "fund": None}
+    institution = Institution.objects.filter(region=region).first()
+    for number in ("b-1", "B-2", "a-3", "Ä-4", "Z-5"):
+        Case.objects.create(
+            region=region, institution=institution, case_no=number, fund="employee", patient_id=f"P-{number}",
+            admission_date=dt.date(2024, 3, 1), discharge_date=dt.date(2024, 3, 2), drg_code="X", total_cost=D("1.00"),
+            self_pay=D("0"))
+    ordered = list(Case.objects.filter(case_no__in=["b-1", "B-2", "a-3", "Ä-4", "Z-5"]).order_by("case_no").values_list("case_no", flat=True))
+    assert ordered == ["B-2", "Z-5", "a-3", "b-1", "Ä-4"]  # uppercase before lowercase, then beyond ASCII
+    # an equality with a text parameter (default collation) takes the column's and its index
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {partition_name(region.pk)}")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN SELECT id FROM drg_case WHERE region_id = %s AND patient_id = ANY(%s::text[])",
+                       [region.pk, ["P-b-1", "P-Z-5"]])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"{partition_name(region.pk)}_patient_id_idx" in plan
+
+
 def test_a_region_deleted_takes_its_empty_table_with_it():
     region = Region.objects.create(code="RDEL", name="删除")
     name = partition_name(region.pk)
@@ -146,7 +174,7 @@ def test_two_loads_creating_their_regions_at_once_both_load(worked_bundle, tmp_p
 
     from django.db import connections
 
-    from drg import services
+    from drg import partitions
 
     bundles = []
     for n in (1, 2):
@@ -157,16 +185,16 @@ def test_two_loads_creating_their_regions_at_once_both_load(worked_bundle, tmp_p
         (path / "params.json").write_text(json.dumps(params, ensure_ascii=False), encoding="utf-8")
         bundles.append(path)
     barrier = threading.Barrier(2)
-    real_load = services.partition_load
+    real_attach = partitions._attach
 
-    def load_at_the_barrier(*args, **kwargs):
+    def attach_at_the_barrier(*args, **kwargs):
         try:
             barrier.wait(timeout=3)
         except threading.BrokenBarrierError:  # the other load waits for this one to commit
             pass
-        return real_load(*args, **kwargs)
+        return real_attach(*args, **kwargs)
 
-    monkeypatch.setattr(services, "partition_load", load_at_the_barrier)
+    monkeypatch.setattr(partitions, "_attach", attach_at_the_barrier)
     system_user()  # as in any database that has loaded before (both would create it otherwise, one waiting)
     failures = []
 
@@ -188,3 +216,128 @@ def test_two_loads_creating_their_regions_at_once_both_load(worked_bundle, tmp_p
         region = Region.objects.get(code=code)
         assert partition_exists(region.pk)
         assert Case.objects.filter(region=region).count() == _file_cases(worked_bundle)
+
+
+# --- a load that creates its region outside any transaction stores its cases beside it ---------------
+
+BESIDE = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # data migrations (rules, roles) restored
+# P001's stay (discharged 2025-01-10, 8000.00 − 1600.00) comes before its claims
+BESIDE_CLAIMS = (
+    "claim_no,institution_code,fund,patient_id,disease_code,service_date,total_cost,eligible_cost\n"
+    "S1,H1,employee,P001,D1,2025-02-01,90000.00,90000.00\n"
+    "S2,H1,employee,P001,D1,2025-03-01,200000.00,200000.00\n"
+    "S3,H2,resident,P105,D2,2025-12-30,4000.00,3000.00\n"
+)
+
+
+def _benefits_bundle(worked_bundle: Path, path: Path, code: str | None = None) -> Path:
+    import json
+    import shutil
+
+    shutil.copytree(worked_bundle, path)
+    (path / "special_diseases.csv").write_text("code,name,class,annual_cap\nD1,尿毒症透析,I,\nD2,癫痫,II,\n", encoding="utf-8")
+    (path / "special_outpatient_claims.csv").write_text(BESIDE_CLAIMS, encoding="utf-8")
+    params = json.loads((path / "params.json").read_text(encoding="utf-8"))
+    params["benefits"] = {"employee": {"deductible": "500", "shared_annual_cap": "250000"}}
+    if code:
+        params["region"] = {"code": code, "name": "第二区"}
+    (path / "params.json").write_text(json.dumps(params, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _unattached() -> list[str]:
+    return [name for (name,) in _sql("SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+                                     "AND relname ~ '^drg_case_r[0-9]+$'")]
+
+
+def _stored(code: str) -> dict:
+    from benefits.models import SpecialOutpatientClaim
+    from drg.models import SpecialReview
+    from settlement.models import ItemizedClaim
+
+    region = Region.objects.get(code=code)
+    return {
+        "cases": sorted(Case.objects.filter(region=region).values_list(
+            "institution__code", "case_no", "fund", "patient_id", "admission_date", "discharge_date", "drg_code", "total_cost",
+            "self_pay", "discharge_status", "tcm_treatment", "tcm_cost", "surgery_grade", "malignant_tumor_surgery")),
+        "reviews": sorted(SpecialReview.objects.filter(institution__region=region).values_list(
+            "case__institution__code", "case__case_no", "approved_cost", "status")),
+        "claims": sorted(
+            (c.claim_no, c.institution.code, c.fund, c.patient_id, c.service_date, c.total_cost, c.eligible_cost,
+             c.basic, c.critical, c.assistance, c.patient_pay, c.explanation, c.settled_at is not None)
+            for c in SpecialOutpatientClaim.objects.filter(region=region).select_related("institution")),
+        "itemized": sorted(ItemizedClaim.objects.filter(region=region).values_list(
+            "institution__code", "claim_no", "source", "fund", "month", "patient_id", "approved_amount", "status")),
+    }
+
+
+@BESIDE
+def test_a_load_creating_its_region_stores_its_cases_beside_its_transaction_as_it_would_inside(worked_bundle, tmp_path):
+    """The cases go into the region's table on a connection of their own while the records and the
+    claims are written (the claims settled against the cases' stays, held in memory meanwhile); the
+    table is attached with the indexes it was given. Everything stored is what a load inside a
+    caller's transaction (the cases stored in it) stores for the same files."""
+    from exchange.bundle import bundle_load
+
+    beside = bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "beside"))
+    assert beside.write_timings["cases beside"] > 0
+    with transaction.atomic():
+        inside = bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "inside", code="R2"))
+    assert "cases beside" not in inside.write_timings
+
+    for code in (REGION, "R2"):
+        region = Region.objects.get(code=code)
+        assert _partition_indexes(region.pk) == {"drg_case_pkey", "case_no_unique_per_institution", "case_pool_period_idx",
+                                                 "case_patient_idx"}
+        assert len(_sql("SELECT 1 FROM pg_indexes WHERE tablename = %s", [partition_name(region.pk)])) == 4
+    stored = _stored(REGION)
+    assert stored == _stored("R2")
+    assert len(stored["cases"]) == _file_cases(worked_bundle) and stored["reviews"]
+    claims = {claim[0]: claim for claim in stored["claims"]}
+    assert all(claim[-1] for claim in claims.values())  # all settled
+    # P001's stay took 6400.00 of the shared annual cap of 250000.00 before S1 and S2
+    assert claims["S1"][11]["cap_left_before"] == "243600.00"
+    assert claims["S2"][11]["cap_left_before"] == str(D("243600.00") - claims["S1"][7])
+    assert _unattached() == []
+
+
+@BESIDE
+def test_a_load_that_fails_after_storing_its_cases_beside_leaves_no_table(worked_bundle, tmp_path, monkeypatch):
+    import exchange.bundle as loader
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the claims could not be stored")
+
+    monkeypatch.setattr(loader, "_benefits_store", failing)
+    with pytest.raises(RuntimeError, match="the claims could not be stored"):
+        loader.bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "b"))
+    assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
+    assert _unattached() == []
+
+
+@BESIDE
+def test_a_failure_storing_the_cases_beside_fails_the_load_and_leaves_nothing(worked_bundle, monkeypatch):
+    from drg import partitions
+    from exchange.bundle import bundle_load
+
+    def failing(cursor, name):
+        raise RuntimeError(f"no index for {name}")
+
+    monkeypatch.setattr(partitions, "_index_like_parent", failing)
+    with pytest.raises(RuntimeError, match="no index for drg_case_r"):
+        bundle_load(path=worked_bundle)
+    assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
+    assert _unattached() == []
+
+
+@BESIDE
+def test_a_table_a_dead_load_left_is_dropped_by_the_next_load_creating_a_region(worked_bundle):
+    from exchange.bundle import bundle_load
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE drg_case_r987654 (LIKE drg_case INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    other = Region.objects.create(code="ROTHER", name="其他")  # its empty table, attached at once
+    assert _unattached() == ["drg_case_r987654"]
+    bundle_load(path=worked_bundle)
+    assert _unattached() == []
+    assert partition_exists(other.pk) and partition_exists(Region.objects.get(code=REGION).pk)
