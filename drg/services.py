@@ -488,24 +488,29 @@ def cases_apply(
     if len(new):
         report.fill = _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new),
                                     region_id=region.pk, beside=beside)
+    try:
         if report.fill is not None:
             report.stays = pd.DataFrame({
                 "patient_id": new["patient_id"].array, "fund": new["fund"].array, "discharge_date": new["discharge_date"].array,
                 "share": new["total_fen"].to_numpy(dtype="int64") - new["self_fen"].to_numpy(dtype="int64"),
             })
-    if len(changed):
-        _cases_update(changed["case_id"].astype("int64").tolist(),
-                      _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))
-        corrections = []
-        for row in changed[["case_id", "changed", *CASE_VALUE_COLUMNS, *[f"{c}_stored" for c in CASE_VALUE_COLUMNS]]].itertuples(index=False):
-            values = row._asdict()
-            before = {CASE_FIELD_OF[c]: case_json_value(c, values[f"{c}_stored"]) for c in row.changed}
-            after = {CASE_FIELD_OF[c]: case_json_value(c, values[c]) for c in row.changed}
-            corrections.append(CaseCorrection(
-                case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
-            ))
-        report.corrections = copy_create(CaseCorrection, corrections)
-    report.touched = _touched_frame(new=new, changed=changed)
+        if len(changed):
+            _cases_update(changed["case_id"].astype("int64").tolist(),
+                          _case_columns(changed, institution_ids=ids, region_id=region.pk, now=now))
+            corrections = []
+            for row in changed[["case_id", "changed", *CASE_VALUE_COLUMNS, *[f"{c}_stored" for c in CASE_VALUE_COLUMNS]]].itertuples(index=False):
+                values = row._asdict()
+                before = {CASE_FIELD_OF[c]: case_json_value(c, values[f"{c}_stored"]) for c in row.changed}
+                after = {CASE_FIELD_OF[c]: case_json_value(c, values[c]) for c in row.changed}
+                corrections.append(CaseCorrection(
+                    case_id=int(row.case_id), source=source, changed_by=user, before=before, after=after, reason=reason,
+                ))
+            report.corrections = copy_create(CaseCorrection, corrections)
+        report.touched = _touched_frame(new=new, changed=changed)
+    except BaseException:
+        if report.fill is not None:  # the caller does not know of the fill yet: its table goes now
+            report.fill.discard()
+        raise
     if announce:
         cases_announce(region_id=region.pk, keys=touched_keys(report.touched), source=source)
     return report

@@ -341,3 +341,19 @@ def test_a_table_a_dead_load_left_is_dropped_by_the_next_load_creating_a_region(
     bundle_load(path=worked_bundle)
     assert _unattached() == []
     assert partition_exists(other.pk) and partition_exists(Region.objects.get(code=REGION).pk)
+
+
+@BESIDE
+def test_a_failure_before_the_load_learns_of_the_fill_drops_its_table(worked_bundle, monkeypatch):
+    """cases_apply started the fill, then failed before returning it: it drops the table itself."""
+    from drg import services
+    from exchange.bundle import bundle_load
+
+    def failing(**kwargs):
+        raise RuntimeError("the touched stays could not be listed")
+
+    monkeypatch.setattr(services, "_touched_frame", failing)
+    with pytest.raises(RuntimeError, match="the touched stays could not be listed"):
+        bundle_load(path=worked_bundle)
+    assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
+    assert _unattached() == []
