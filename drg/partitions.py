@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
 from typing import Any
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 
 from common.bulk import copy_columns_binary, is_column
 
@@ -134,10 +136,10 @@ def _index_like_parent(cursor, name: str) -> None:
     """Give the table `name` (not attached yet) each of drg_case's indexes, the primary key and
     unique constraints as constraints, so that ATTACH PARTITION finds them all and builds none."""
     cursor.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.contype, pg_get_constraintdef(c.oid) "
+        "SELECT pg_get_indexdef(i.indexrelid), c.contype, pg_get_constraintdef(c.oid) "
         "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
-        "WHERE i.indrelid = %s::regclass ORDER BY c.contype NULLS LAST, 1", [TABLE])
-    for index, definition, kind, constraint in cursor.fetchall():
+        "WHERE i.indrelid = %s::regclass ORDER BY c.contype NULLS LAST, i.indexrelid", [TABLE])
+    for definition, kind, constraint in cursor.fetchall():
         if kind in ("p", "u"):
             cursor.execute(f"ALTER TABLE {name} ADD {constraint}")
         else:
@@ -159,8 +161,6 @@ class PartitionFill:
     region-creating load, and so any other such table, away until it ends."""
 
     def __init__(self, region_id: int, columns: dict[str, Any], count: int):
-        import threading
-
         self.region_id, self.name = region_id, partition_name(region_id)
         self.seconds: float = 0.0
         self._error: BaseException | None = None
@@ -168,10 +168,6 @@ class PartitionFill:
         self._thread.start()
 
     def _run(self, columns: dict[str, Any], count: int) -> None:
-        import time
-
-        from django.db import transaction
-
         started = time.perf_counter()
         try:
             with transaction.atomic(), connection.cursor() as cursor:  # this thread's own connection
@@ -195,8 +191,6 @@ class PartitionFill:
     def discard(self) -> None:
         """After the load's transaction rolled back: drop the committed table if it is not a
         partition (an attach rolled back with the load leaves it a table of its own)."""
-        import threading
-
         self._thread.join()
         dropper = threading.Thread(target=_drop_unattached, args=(self.name,), name=f"drop-{self.name}", daemon=True)
         dropper.start()
@@ -204,8 +198,6 @@ class PartitionFill:
 
 
 def _drop_unattached(name: str) -> None:
-    from django.db import transaction
-
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT relispartition FROM pg_class WHERE oid = to_regclass(%s)", [name])
