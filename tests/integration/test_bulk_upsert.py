@@ -105,3 +105,43 @@ def test_the_regions_first_pool_rows_are_copied_in_and_later_ones_upserted_to_th
     assert not rows.filter(decided_at__isnull=True).exists() and not rows.filter(submitted_at__isnull=True).exists()
     adjudicated = ItemizedClaim.objects.get(region=region, source=ItemizedSource.ADJUDICATED)
     assert (adjudicated.claim_no, adjudicated.approved_amount, adjudicated.patient_id) == ("C00001", Decimal("9.99"), "X")
+
+
+def test_binary_copy_casts_each_column_to_its_database_type_exactly_or_refuses():
+    """common.bulk.copy_columns_binary (a region's first cases): amounts from exact text, numbers or
+    decimals, dates from ISO text or dates, small integers, booleans, text and time stamps arrive as
+    they were; a value the cast would change, or a column type it cannot send, is refused."""
+    from django.db import DataError, connection, transaction
+
+    from common.bulk import copy_columns_binary
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE bin_t (amount numeric(16,2), day date, grade smallint, flag boolean, "
+                       "code varchar(8), at timestamptz, n bigint, doc jsonb)")
+    at = dt.datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
+    copy_columns_binary("bin_t", {
+        "amount": ["0.00", "-12.50", "99999999999999.99", None], "day": ["0001-01-01", "2024-02-29", None, "9999-12-31"],
+        "grade": [0, 4, 32767, None], "flag": [True, False, None, True], "code": ["A1", "", "病案号B", None],
+        "at": at, "n": [2**62, -1, 0, None],
+    }, 4)
+    copy_columns_binary("bin_t", {"amount": [Decimal("7.05")], "day": [dt.date(2025, 12, 31)], "n": [5]}, 1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT amount, day, grade, flag, code, at, n FROM bin_t")
+        rows = cursor.fetchall()
+    assert rows == [
+        (Decimal("0.00"), dt.date(1, 1, 1), 0, True, "A1", at, 2**62),
+        (Decimal("-12.50"), dt.date(2024, 2, 29), 4, False, "", at, -1),
+        (Decimal("99999999999999.99"), None, 32767, None, "病案号B", at, 0),
+        (None, dt.date(9999, 12, 31), None, True, None, at, None),
+        (Decimal("7.05"), dt.date(2025, 12, 31), None, None, None, None, 5),
+    ]
+    with pytest.raises(Exception, match="(?i)rescal|data loss|precision"):  # 3 decimals into numeric(16,2)
+        copy_columns_binary("bin_t", {"amount": ["1.005"]}, 1)
+    with pytest.raises(Exception, match="(?i)overflow|out of bounds|integer value"):
+        copy_columns_binary("bin_t", {"grade": [32768]}, 1)
+    with pytest.raises(DataError, match="too long"), transaction.atomic():  # varchar(8): PostgreSQL's own check
+        copy_columns_binary("bin_t", {"code": ["123456789"]}, 1)
+    with pytest.raises(ValueError, match="bin_t.doc is jsonb"):
+        copy_columns_binary("bin_t", {"doc": ['{"a": 1}']}, 1)
