@@ -6,6 +6,9 @@ region by a bundle, filled while it is still a table of its own and attached aft
 with no index takes a million rows at the speed of a bare COPY; attaching it builds its indexes in
 one pass each and checks its institutions in one query, instead of maintaining four indexes row by
 row (the patient index in random key order) and checking each row's institution at commit.
+When the load runs in a transaction of its own, the table is filled, indexed and committed on a
+second connection while the load writes its other records, and only attached by the load
+(PartitionFill): attaching then builds nothing.
 
 What partitioning asks of the schema, done by migration drg 0007:
 - the primary key is (id, region_id) and the case number is unique per (institution, case_no,
@@ -244,7 +247,8 @@ def _literal(value: Any) -> str:
 def region_saved(sender, instance, created: bool, **kwargs) -> None:
     """post_save of Region: a new region gets its empty table at once, so any insert of its cases
     finds it. The bundle loader creating a region sets ``_cases_partition_by_load`` and creates the
-    table itself, filled (partition_load) or empty (partition_ensure)."""
+    table itself, filled (partition_load, or PartitionFill beside its transaction) or empty
+    (partition_ensure)."""
     if created and not getattr(instance, "_cases_partition_by_load", False):
         partition_ensure(instance.pk)
 
