@@ -99,18 +99,28 @@ def copy_columns(table: str, columns: dict[str, Any], count: int) -> None:
     if not count:
         return
     table_data = pa.table({name: arrow_column(value, count) for name, value in columns.items()})
-    names = ", ".join(connection.ops.quote_name(name) for name in columns)
     options = pa_csv.WriteOptions(include_header=False)
+
+    def slices() -> Iterable[memoryview]:
+        for start in range(0, count, COPY_SLICE_ROWS):
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(table_data.slice(start, COPY_SLICE_ROWS), sink, options)
+            yield memoryview(sink.getvalue())
+
+    _copy_in(table, list(columns), "csv", slices())
+
+
+def _copy_in(table: str, names: list[str], data_format: str, parts: Iterable) -> None:
+    """`COPY table (names) FROM STDIN` of the data `parts` yields, in `data_format` (csv, binary): a
+    thread sends each part while the next is made (PostgreSQL parses one while Arrow or pgpq,
+    which let go of the GIL, makes the next); psycopg errors raised as Django's."""
+    columns = ", ".join(connection.ops.quote_name(name) for name in names)
     with connection.cursor() as cursor:
-        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-            sql = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
-            # a thread sends each slice while the next is written: PostgreSQL parses one while Arrow
-            # (which lets go of the GIL) formats the next
+        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:
+            sql = f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN WITH (FORMAT {data_format})"
             with pg_cursor.copy(sql, writer=QueuedLibpqWriter(pg_cursor)) as copy:
-                for start in range(0, count, COPY_SLICE_ROWS):
-                    sink = pa.BufferOutputStream()
-                    pa_csv.write_csv(table_data.slice(start, COPY_SLICE_ROWS), sink, options)
-                    copy.write(memoryview(sink.getvalue()))
+                for part in parts:
+                    copy.write(part)
 
 
 # PostgreSQL type -> the Arrow type pgpq encodes as it (binary COPY reads each column's own format)
@@ -153,15 +163,14 @@ def copy_columns_binary(table: str, columns: dict[str, Any], count: int) -> None
     types = _binary_types(table, list(columns))
     data = pa.table({name: arrow_column(value, count).cast(types[name]) for name, value in columns.items()})
     encoder = ArrowToPostgresBinaryEncoder(data.schema)
-    names = ", ".join(connection.ops.quote_name(name) for name in columns)
-    with connection.cursor() as cursor:
-        with connection.wrap_database_errors, cursor.connection.cursor() as pg_cursor:  # psycopg errors as Django's
-            sql = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN WITH (FORMAT binary)"
-            with pg_cursor.copy(sql, writer=QueuedLibpqWriter(pg_cursor)) as copy:  # sent while the next is encoded
-                copy.write(encoder.write_header())
-                for batch in data.to_batches(max_chunksize=COPY_SLICE_ROWS):
-                    copy.write(encoder.write_batch(batch))
-                copy.write(encoder.finish())
+
+    def parts() -> Iterable[bytes]:
+        yield encoder.write_header()
+        for batch in data.to_batches(max_chunksize=COPY_SLICE_ROWS):
+            yield encoder.write_batch(batch)
+        yield encoder.finish()
+
+    _copy_in(table, list(columns), "binary", parts())
 
 
 def copy_create(model, objs: list) -> list:
@@ -259,15 +268,25 @@ def next_ids(model, count: int) -> np.ndarray:
         return np.fromiter((value for (value,) in cursor.fetchall()), dtype="int64", count=count)
 
 
-def foreign_keys_check_now() -> None:
-    """Run every deferred foreign-key check the transaction has queued so far, now (PostgreSQL);
-    what it writes afterwards is checked at commit as before. A violation raises here, inside the
-    transaction, as it would at commit. (Every deferrable constraint of the schema is a foreign
-    key Django made INITIALLY DEFERRED, so ALL puts them back as they were.)"""
-    if is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+def foreign_keys_check_now(table: str | None = None) -> None:
+    """Run the deferred foreign-key checks the transaction has queued so far now (PostgreSQL): those
+    of the rows written to `table`, or all of them; what it writes afterwards is checked at commit
+    as before. A violation raises here, inside the transaction, as it would at commit. Run while
+    the rows' pages are still cached, or while another connection works (drg.partitions.PartitionFill),
+    instead of at commit. (Every deferrable constraint of the schema is a foreign key Django made
+    INITIALLY DEFERRED, so DEFERRED puts them back as they were.)"""
+    if not is_postgres():
+        return
+    with connection.cursor() as cursor:
+        names = "ALL"
+        if table is not None:
+            cursor.execute(
+                "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferred", [table])
+            names = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+            if not names:
+                return
+        cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
+        cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
 
 
 def copy_create_columns(model, columns: dict[str, Any], count: int, *, history: dict[str, Any] | None = None,

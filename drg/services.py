@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from common.bulk import columns_to_rows, copy_columns, copy_create, ids_of, is_postgres
+from common.bulk import columns_to_rows, copy_columns, copy_create, foreign_keys_check_now, ids_of, is_postgres
 from common.models import ReviewStatus
 from common.reviews import error_text
 from common.units_text import units_text_array
@@ -406,20 +406,6 @@ def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region
     }
 
 
-def _check_foreign_keys_now(table: str) -> None:
-    """Run the deferred foreign-key checks of the rows just written to `table` now (PostgreSQL),
-    while its pages are still cached, instead of at commit after the rest of a load has pushed them
-    out of shared buffers; the constraints stay deferred for whatever the transaction writes next.
-    A violation raises here, inside the same transaction, exactly as it would at commit."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f' AND condeferred", [table])
-        names = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
-        if names:
-            cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
-            cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
-
-
 def _cases_insert(columns: dict[str, Any], count: int, *, region_id: int, beside: bool = False) -> PartitionFill | None:
     """INSERT new cases: on PostgreSQL into a new table of the region's own when it has none yet
     (drg.partitions.partition_load, or partition_fill_beside when `beside`: the fill returned, for
@@ -433,7 +419,7 @@ def _cases_insert(columns: dict[str, Any], count: int, *, region_id: int, beside
         if partition_load(region_id, columns, count):
             return None
         copy_columns(table, columns, count)
-        _check_foreign_keys_now(table)
+        foreign_keys_check_now(table)  # while the new pages are cached, not at commit
         return None
     names = ", ".join(columns)
     sql = f"INSERT INTO {connection.ops.quote_name(table)} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"

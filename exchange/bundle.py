@@ -658,7 +658,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
                              user=w.actor, reason=w.reason, announce=False, beside=created and fills is not None)
         fill = upsert.fill
-        if fill is not None and fills is not None:
+        if fill is not None:  # there is a fill only when fills is a list (beside above)
             fills.append(fill)
         counts = upsert.counts
         report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
