@@ -30,7 +30,7 @@ from django.utils import timezone
 from common.bulk import columns_to_rows, copy_columns, copy_create, foreign_keys_check_now, ids_of, is_postgres
 from common.models import ReviewStatus
 from common.reviews import error_text
-from common.units_text import units_text_array
+from common.units_text import units_decimal_array
 from drg import selectors
 from drg.choices import ChangeSource
 from drg.domain.cases import (
@@ -384,8 +384,8 @@ _CASE_VALUE_FIELDS = (
 
 def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region_id: int, now: dt.datetime) -> dict[str, Any]:
     """Typed case rows -> drg_case column name -> its values in database form, column at a time
-    (common.bulk.arrow_column: decimals as exact text, dates ISO, booleans bool; one value where
-    every row has the same). Everything but the id."""
+    (common.bulk.arrow_column: amounts as Arrow decimals made from their fen, dates ISO, booleans
+    bool; one value where every row has the same). Everything but the id."""
     unknown = sorted(set(rows["institution_code"].unique()) - set(institution_ids))
     if unknown:
         raise ValueError(f"institutions not stored in the region: {unknown}")
@@ -394,11 +394,11 @@ def _case_columns(rows: pd.DataFrame, *, institution_ids: dict[str, int], region
         "region_id": region_id,
         "institution_id": ids_of(rows["institution_code"], institution_ids),
         **{name: rows[name] for name in ("case_no", "fund", "patient_id", "admission_date", "discharge_date", "drg_code")},
-        "total_cost": units_text_array(rows["total_fen"], 2),
-        "self_pay": units_text_array(rows["self_fen"], 2),
+        "total_cost": units_decimal_array(rows["total_fen"], 2),
+        "self_pay": units_decimal_array(rows["self_fen"], 2),
         "discharge_status": rows["discharge_status"],
         "tcm_treatment": rows["tcm_treatment"].to_numpy(dtype=bool),
-        "tcm_cost": units_text_array(rows["tcm_fen"], 2),
+        "tcm_cost": units_decimal_array(rows["tcm_fen"], 2),
         "surgery_grade": rows["surgery_grade"].to_numpy(dtype="int64"),
         "malignant_tumor_surgery": rows["malignant_tumor_surgery"].to_numpy(dtype=bool),
         "created_at": stamp,

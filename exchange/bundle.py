@@ -11,6 +11,7 @@ recorded as a CaseCorrection. Nothing is ever deleted. See docs/loading.md.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,7 +38,7 @@ from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region
 from drg.partitions import PartitionFill, first_loads_serialize, orphans_drop, partition_ensure
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
-from drg.services import FileCounts, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
+from drg.services import FileCounts, UpsertReport, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
@@ -399,9 +400,106 @@ def _read_cases(bundle: _Bundle, *, region: Region | None, institutions: set[str
     bundle.cases_unchanged = changed.unchanged
 
 
-def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
+class _CasesCheck:
+    """The cases.csv of a region this load creates, read, checked and planned on a thread of its
+    own while the load writes what does not name a case (the catalogs, the approved records and
+    their keys): with no stored case to compare with, the check is computation only, no query.
+    ``join`` hands the frames, the errors and the plan to the bundle, in the load's thread."""
+
+    def __init__(self, data: bytes, *, institutions: set[str], groups: set[str]):
+        self.seconds = 0.0
+        self._data, self._institutions, self._groups = data, institutions, groups
+        self._result: tuple | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="cases-check", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        try:
+            data, self._data = self._data, None
+            frame, read_errors = domain.read_csv_bytes(data, domain.CASES)
+            del data
+            typed = classified = None
+            check_errors: list[RowError] = []
+            if not any(e.reason == "missing required column" for e in read_errors):
+                typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions, known_groups=self._groups)
+                bad_lines = {e.line for e in read_errors + check_errors}
+                good = typed[~typed[LINE].isin(list(bad_lines))] if bad_lines else typed
+                classified, frozen_errors = cases_plan(region=None, rows=good, keys_unique=True)
+                check_errors += frozen_errors
+            self._result = (frame, read_errors, typed, check_errors, classified)
+        except BaseException as failure:  # raised again in the load's thread (join)
+            self._failure = failure
+        finally:
+            self.seconds = time.perf_counter() - started
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Wait for the check to end, its result left unused."""
+        self._thread.join()
+        self._result = None
+
+    def join(self, bundle: _Bundle, plan: dict[str, Any]) -> None:
+        """Wait for the check; its frames and errors go to the bundle, its plan to ``plan``."""
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        frame, read_errors, typed, check_errors, classified = self._result
+        self._result = None
+        _add_file(bundle, domain.CASES, frame, read_errors)
+        if typed is not None:
+            bundle.typed[domain.CASES.name] = typed
+            plan["cases"] = classified
+        bundle.errors.extend(check_errors)
+
+
+def _cases_joined(bundle: _Bundle, plan: dict[str, Any]) -> float | None:
+    """The cases check of a region this load creates (_CasesCheck), joined: its plan in ``plan``,
+    its errors and those of the special reviews, which name its cases, in bundle.errors. Returns
+    the seconds the check took on its thread; None when the cases were checked in _check."""
+    check = plan.pop("cases_check", None)
+    if check is None:
+        return None
+    check.join(bundle, plan)
+    _check_special_reviews(bundle, region_id=None, stored_institutions={})  # a new region: no stored case
+    return check.seconds
+
+
+def _run_check(bundle: _Bundle, spec: FileSpec, parse, **kwargs) -> None:
+    """Check one read file (parse: its exchange.domain.bundle parse_ function), once."""
+    if spec.name in bundle.raw and spec.name not in bundle.typed:
+        typed, file_errors = parse(bundle.raw[spec.name], **kwargs)
+        bundle.typed[spec.name] = typed
+        bundle.errors.extend(file_errors)
+
+
+def _check_special_reviews(bundle: _Bundle, *, region_id: int | None, stored_institutions: dict[str, int]) -> None:
+    """Special reviews name cases: of the bundle, or stored."""
+    raw = bundle.raw
+    known_cases: set[tuple[str, str]] = set()
+    if domain.SPECIAL_REVIEWS.name in raw:
+        wanted = set(zip(raw[domain.SPECIAL_REVIEWS.name]["institution_code"], raw[domain.SPECIAL_REVIEWS.name]["case_no"]))
+        if domain.CASES.name in raw:
+            cases_raw = raw[domain.CASES.name]
+            # the few cases the reviews name, found among a million by a vectorised filter first
+            named = cases_raw[cases_raw["case_no"].isin({number for _code, number in wanted})]
+            in_bundle = set(zip(named["institution_code"], named["case_no"]))
+            known_cases |= wanted & in_bundle
+        if region_id is not None:
+            known_cases |= set(selectors.case_ids(institution_ids=stored_institutions, keys=wanted - known_cases))
+    _run_check(bundle, domain.SPECIAL_REVIEWS, domain.parse_special_reviews, known_cases=known_cases)
+
+
+def _check(bundle: _Bundle, *, region: Region | None, cases_aside: bool = False) -> dict[str, Any]:
     """Parse every file against the bundle and the stored records; returns what writing needs
-    (the case plan) and extends bundle.errors."""
+    (the case plan) and extends bundle.errors.
+
+    ``cases_aside``: a region this load creates has its cases.csv checked on a thread of its own
+    (_CasesCheck, in the plan's ``cases_check``) while the load goes on; the special reviews, which
+    name its cases, are checked once it is joined (_cases_joined)."""
     params = bundle.params
     year = params.year if params else 0
     region_id = region.pk if region else None
@@ -415,32 +513,24 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
     if domain.DRG_GROUPS.name in raw:
         groups |= set(raw[domain.DRG_GROUPS.name]["code"])
 
+    cases_check = None
     if bundle.cases_bytes is not None:
-        _read_cases(bundle, region=region, institutions=institutions, groups=groups)
+        if cases_aside and region is None:
+            cases_check = _CasesCheck(bundle.cases_bytes, institutions=institutions, groups=groups)
+            bundle.cases_bytes = None
+        else:
+            _read_cases(bundle, region=region, institutions=institutions, groups=groups)
 
     def run(spec: FileSpec, parse, **kwargs) -> None:
-        if spec.name in raw and spec.name not in bundle.typed:
-            typed, file_errors = parse(raw[spec.name], **kwargs)
-            bundle.typed[spec.name] = typed
-            errors.extend(file_errors)
+        _run_check(bundle, spec, parse, **kwargs)
 
     run(domain.INSTITUTIONS, domain.parse_institutions)
     run(domain.DRG_GROUPS, domain.parse_groups)
     run(domain.COEFFICIENTS, domain.parse_coefficients, known_institutions=institutions, known_groups=groups)
     run(domain.TCM_EQUIVALENTS, domain.parse_tcm_equivalents, known_groups=groups)
     run(domain.CASES, domain.parse_cases, known_institutions=institutions, known_groups=groups)
-    known_cases: set[tuple[str, str]] = set()
-    if domain.SPECIAL_REVIEWS.name in raw:
-        wanted = set(zip(raw[domain.SPECIAL_REVIEWS.name]["institution_code"], raw[domain.SPECIAL_REVIEWS.name]["case_no"]))
-        if domain.CASES.name in raw:
-            cases_raw = raw[domain.CASES.name]
-            # the few cases the reviews name, found among a million by a vectorised filter first
-            named = cases_raw[cases_raw["case_no"].isin({number for _code, number in wanted})]
-            in_bundle = set(zip(named["institution_code"], named["case_no"]))
-            known_cases |= wanted & in_bundle
-        if region_id is not None:
-            known_cases |= set(selectors.case_ids(institution_ids=stored_institutions, keys=wanted - known_cases))
-    run(domain.SPECIAL_REVIEWS, domain.parse_special_reviews, known_cases=known_cases)
+    if cases_check is None:
+        _check_special_reviews(bundle, region_id=region_id, stored_institutions=stored_institutions)
     run(domain.ITEMIZED_CLAIMS, domain.parse_itemized_claims, known_institutions=institutions)
     run(domain.POINT_ADJUSTMENTS, domain.parse_point_adjustments, known_institutions=institutions, known_groups=groups)
     run(domain.EVALUATIONS, domain.parse_evaluations, known_institutions=institutions)
@@ -467,6 +557,8 @@ def _check(bundle: _Bundle, *, region: Region | None) -> dict[str, Any]:
             diseases_by_year=diseases_by_year, patient_funds=patient_funds)
 
     plan: dict[str, Any] = {}
+    if cases_check is not None:
+        plan["cases_check"] = cases_check
     cases = bundle.typed.get(domain.CASES.name)
     if cases is not None:
         # Only rows without errors are compared with the stored cases (the others are reported
@@ -540,6 +632,7 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
     timings["read"] = time.perf_counter() - mark
     params = bundle.params
     fills: list[PartitionFill] = []  # cases stored beside the transaction, dropped if it rolls back
+    plan: dict[str, Any] = {}
     # only beside a transaction of the load's own: inside a caller's, a table committed beside it
     # could not be dropped when the caller rolls back later
     beside = not connection.in_atomic_block
@@ -555,15 +648,19 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
                     region = Region.objects.select_for_update().filter(code=params.region_code).first()
                     orphans_drop()
             say("checking rows against the stored records")
-            plan = _check(bundle, region=region)
+            # a region this load creates has its cases checked beside the writing of its records
+            plan = _check(bundle, region=region, cases_aside=beside and params is not None)
             timings["check"] = time.perf_counter() - mark
             if bundle.errors or params is None:
+                _cases_joined(bundle, plan)  # every bad row is reported, the cases' too
                 raise BundleInvalid(bundle.errors)
             mark = time.perf_counter()
             report = _write(bundle, region=region, plan=plan, user=user, say=say, fills=fills if beside else None)
             timings["write"] = time.perf_counter() - mark
             mark = time.perf_counter()
     except BaseException:
+        if "cases_check" in plan:  # failed before the cases check was joined: its thread ends first
+            plan["cases_check"].wait()
         for fill in fills:
             fill.discard()
         raise
@@ -572,6 +669,28 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
     report.timings = timings
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _cases_write(bundle: _Bundle, *, region: Region, plan: dict, report: LoadReport, w: _Writer, say: Progress,
+                 fills: list | None) -> UpsertReport | None:
+    """The planned cases stored (drg.services.cases_apply); None when the bundle has no cases.csv.
+    ``fills``: a region this load creates and a transaction of the load's own: its cases are stored
+    beside the transaction while the load goes on (drg.partitions.PartitionFill, added to fills),
+    attached before anything reads them."""
+    if "cases" not in plan:
+        partition_ensure(region.pk)  # a new region whose bundle brought no case: its table, empty
+        return None
+    say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
+    upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
+                         user=w.actor, reason=w.reason, announce=False, beside=fills is not None)
+    if upsert.fill is not None:  # there is a fill only when fills is a list (beside above)
+        fills.append(upsert.fill)
+    else:
+        partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
+    counts = upsert.counts
+    report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
+    report.corrections = len(upsert.corrections)
+    return upsert
 
 
 def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Progress, fills: list | None) -> LoadReport:
@@ -585,7 +704,6 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     w = _Writer(user=user, system=system, now=timezone.now(), reason=f"数据包 {bundle.path.resolve()}")
     report = LoadReport(path=bundle.path, region=params.region_code, year=year)
     typed = bundle.typed
-    touched = None  # the (patient, fund, year) the cases touch (drg.services.UpsertReport.touched)
 
     # params.json: region, scheme, budgets
     counts = FileCounts()
@@ -650,25 +768,13 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     report.revisions = parameter_revisions_record_load(region=region, year=year, reason=w.reason, user=w.user, system_user=system)
 
     lap("catalogs")
-    # cases
-    if "cases" in plan:
-        say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
-        # a region this load creates has its cases stored beside the transaction while the
-        # records below are written (drg.partitions.PartitionFill), attached before anything reads them
-        upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
-                             user=w.actor, reason=w.reason, announce=False, beside=created and fills is not None)
-        fill = upsert.fill
-        if fill is not None:  # there is a fill only when fills is a list (beside above)
-            fills.append(fill)
-        counts = upsert.counts
-        report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
-        report.corrections = len(upsert.corrections)
-        touched = upsert.touched
-    else:
-        fill = None
-    if fill is None:
-        partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
-    lap("cases")
+    # cases; those of a region this load creates are still being checked (_CasesCheck): they come
+    # once the records, which do not name them, are written
+    aside = "cases_check" in plan
+    if not aside:
+        upsert = _cases_write(bundle, region=region, plan=plan, report=report, w=w, say=say,
+                              fills=fills if created else None)
+        lap("cases")
     # approved records
     say("claims, adjustments, evaluations, incentive records")
     approved = {"status": ReviewStatus.APPROVED}
@@ -727,6 +833,19 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
             values={"fee": frame["fee_fen"], "high_risk": frame["high_risk"], **approved},
             on_write=w.approved)
     lap("records")
+    if aside:
+        if plan["cases_check"].running():  # the records' keys checked while the cases still are
+            foreign_keys_check_now()
+            lap("record keys")
+        report.write_timings["cases check"] = _cases_joined(bundle, plan)
+        if bundle.errors:
+            raise BundleInvalid(bundle.errors)  # the transaction rolls back: nothing was loaded
+        lap("cases check wait")
+        upsert = _cases_write(bundle, region=region, plan=plan, report=report, w=w, say=say,
+                              fills=fills if created else None)
+        lap("cases")
+    fill = upsert.fill if upsert is not None else None
+    touched = upsert.touched if upsert is not None else None  # the (patient, fund, year) the cases touch
     settled_years = _benefits_store(bundle, region=region, report=report, w=w, say=say,
                                     region_stays=upsert.stays if fill is not None else None)
     lap("benefits")

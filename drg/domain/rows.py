@@ -166,14 +166,16 @@ def read_csv_text(text: str, spec: FileSpec, *, encoded: bytes | None = None) ->
 
 
 def _read_records(text: str, data: memoryview, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
-    header_rows = _csv_records(text.split("\n", 1)[0])
+    first_end = text.find("\n")
+    header_rows = _csv_records(text if first_end < 0 else text[:first_end])  # not split: that copies the rest
     if not header_rows or not any(h.strip() for h in header_rows[0]):
         return _empty_frame(spec.columns), [RowError(spec.name, 1, "", "empty file: no header row")]
     header = header_rows[0]
     errors = check_header(header, spec)
     if len(set(header)) != len(header):
         return _empty_frame(spec.columns), errors
-    if '"' not in text and "\n\n" not in text and "\n\r\n" not in text:
+    carriage = "\r" in text  # a search that stops at the first: the usual file has none
+    if '"' not in text and "\n\n" not in text and not (carriage and "\n\r\n" in text):
         # the usual file: no quotes, no blank line; Arrow refuses it if a record's fields are wrong
         frame = _read_plain(text, header, data)
         records = text.count("\n") - (1 if text.endswith("\n") else 0)
@@ -209,7 +211,7 @@ def _read_plain(text: str, header: list[str], data: bytes | memoryview) -> pd.Da
     left out; None where it would read the lines otherwise than _field_counts counted them (a
     carriage return alone ends a line for it), so the caller reads the text with the csv module
     instead. ``data`` is the text's UTF-8 bytes."""
-    carriage_returns = text.count("\r")
+    carriage_returns = text.count("\r") if "\r" in text else 0  # the search stops at the first: usually none
     if carriage_returns and carriage_returns != text.count("\r\n"):
         return None
     try:

@@ -280,10 +280,10 @@ def test_a_load_creating_its_region_stores_its_cases_beside_its_transaction_as_i
     from exchange.bundle import bundle_load
 
     beside = bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "beside"))
-    assert beside.write_timings["cases beside"] > 0
+    assert beside.write_timings["cases beside"] > 0 and beside.write_timings["cases check"] > 0
     with transaction.atomic():
         inside = bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "inside", code="R2"))
-    assert "cases beside" not in inside.write_timings
+    assert "cases beside" not in inside.write_timings and "cases check" not in inside.write_timings
 
     for code in (REGION, "R2"):
         region = Region.objects.get(code=code)
@@ -357,3 +357,92 @@ def test_a_failure_before_the_load_learns_of_the_fill_drops_its_table(worked_bun
         bundle_load(path=worked_bundle)
     assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
     assert _unattached() == []
+
+
+def _edited(worked_bundle: Path, path: Path, **lines: tuple[int, str]) -> Path:
+    """A copy of the worked bundle with one line of some files replaced: file stem -> (line number, text)."""
+    import shutil
+
+    shutil.copytree(worked_bundle, path)
+    for stem, (number, text) in lines.items():
+        file = path / f"{stem}.csv"
+        content = file.read_text(encoding="utf-8").splitlines()
+        content[number - 1] = text
+        file.write_text("\n".join(content) + "\n", encoding="utf-8")
+    return path
+
+
+def _nothing_stored() -> None:
+    from settlement.models import ItemizedClaim
+
+    assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
+    assert not ItemizedClaim.objects.exists() and not Institution.objects.exists()
+    assert _unattached() == []
+
+
+@BESIDE
+@pytest.mark.parametrize("lines, expected", [
+    # a bad case row, found while the records are written: they are rolled back
+    ({"cases": (3, "c02,H1,employee,P002,2025-01-05,2025-01-28,GB25,30000.001,6000.00,normal,0,0,4,1")},
+     [("cases.csv", 3, "total_cost", "more than 2 decimals")]),
+    # bad rows of the cases and of a record file, reported together
+    ({"cases": (3, "c01,H1,employee,P001,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,3,1"),
+      "itemized_claims": (2, "T001,H9,employee,2025-02,P201,1500.00")},
+     [("cases.csv", 3, "case_no", "first at line 2"), ("itemized_claims.csv", 2, "institution_code", "H9")]),
+    # special reviews name cases: checked once the cases checked beside are joined
+    ({"special_reviews": (2, "H1,c99,80000.00")}, [("special_reviews.csv", 2, "case_no", "c99")]),
+], ids=["bad case", "bad case and bad record", "review of an unknown case"])
+def test_a_new_regions_cases_checked_while_its_records_are_written_report_bad_rows_and_leave_nothing(
+    worked_bundle, tmp_path, lines, expected,
+):
+    """The records are written while the cases are checked on a thread of their own: every bad row
+    is reported, line by line, as when everything is checked first, and nothing is stored."""
+    from exchange.bundle import BundleInvalid, bundle_load
+
+    with pytest.raises(BundleInvalid) as invalid:
+        bundle_load(path=_edited(worked_bundle, tmp_path / "b", **lines))
+    errors = invalid.value.errors
+    assert [(e.file, e.line, e.column) for e in errors] == [(file, line, column) for file, line, column, _ in expected]
+    assert all(part in e.reason for e, (*_, part) in zip(errors, expected))
+    _nothing_stored()
+
+
+@BESIDE
+def test_a_failure_checking_the_cases_beside_fails_the_load_and_leaves_nothing(worked_bundle, monkeypatch):
+    import exchange.bundle as loader
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the cases could not be checked")
+
+    monkeypatch.setattr(loader.domain, "parse_cases", failing)
+    with pytest.raises(RuntimeError, match="the cases could not be checked"):
+        loader.bundle_load(path=worked_bundle)
+    _nothing_stored()
+
+
+@BESIDE
+def test_a_failure_writing_the_records_while_the_cases_are_checked_waits_for_the_check_and_leaves_nothing(
+    worked_bundle, monkeypatch,
+):
+    import threading
+
+    import exchange.bundle as loader
+
+    checked = threading.Event()
+    parse_cases = loader.domain.parse_cases
+
+    def slow_parse(*args, **kwargs):
+        result = parse_cases(*args, **kwargs)
+        checked.set()
+        return result
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("the records could not be stored")
+
+    monkeypatch.setattr(loader.domain, "parse_cases", slow_parse)
+    monkeypatch.setattr(loader._Writer, "sync_frame", failing)
+    with pytest.raises(RuntimeError, match="the records could not be stored"):
+        loader.bundle_load(path=worked_bundle)
+    assert checked.is_set()  # the load waited for the check's thread before it returned
+    assert not any(thread.name == "cases-check" for thread in threading.enumerate())
+    _nothing_stored()

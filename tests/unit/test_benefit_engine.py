@@ -256,3 +256,37 @@ def test_units_as_text_by_columns_equal_the_yuan_of_each_fen():
         "a": "0.0000", "b": "0.0005", "c": "-0.0005", "d": "0.0100", "e": "-0.0105", "f": "1234567.8901", "g": "-0.0001"}
     assert units_text_array(pd.Series([5, None, -105], dtype="Int64"), 2).to_pylist() == ["0.05", None, "-1.05"]
     assert units_to_text(pd.Series([None, 12_345], dtype="Int64", index=["x", "y"]), 4).to_dict() == {"x": None, "y": "1.2345"}
+
+
+def test_units_as_arrow_decimals_are_the_exact_decimals_of_their_text():
+    """units_decimal_array writes the decimal's words from the units: the same values as the text,
+    signs, nulls and the largest 18-digit amounts included, and the same CSV as the text."""
+    import io
+    from decimal import Decimal
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from common.units_text import units_decimal_array, units_text_array
+
+    rng = np.random.default_rng(7)
+    values = [0, 5, -5, 100, -105, 12_345_678_901, -1, 10**18 - 1, -(10**18) + 1, *rng.integers(-10**15, 10**15, 200).tolist()]
+    decimals = units_decimal_array(values, 2)
+    assert decimals.type == pa.decimal128(18, 2)
+    assert decimals.to_pylist() == [Decimal(text) for text in units_text_array(values, 2).to_pylist()]
+    assert units_decimal_array(values, 4, precision=18).to_pylist()[:3] == [Decimal("0.0000"), Decimal("0.0005"), Decimal("-0.0005")]
+    with_nulls = units_decimal_array(pd.Series([5, None, -105], dtype="Int64"), 2)
+    assert with_nulls.to_pylist() == [Decimal("0.05"), None, Decimal("-1.05")] and with_nulls.null_count == 1
+    # as COPY's CSV (common.bulk.copy_columns) writes them: the text, no exponent
+    sink = io.BytesIO()
+    pa_csv.write_csv(pa.table({"a": units_decimal_array(values[:9], 2)}), sink, pa_csv.WriteOptions(include_header=False))
+    assert sink.getvalue().decode().split() == units_text_array(values[:9], 2).to_pylist()
+    # a narrower column's cast checks the digits, as binary COPY does (common.bulk.copy_columns_binary)
+    assert units_decimal_array([123_456], 2).cast(pa.decimal128(16, 2)).to_pylist() == [Decimal("1234.56")]
+    with pytest.raises(pa.ArrowInvalid):
+        units_decimal_array([10**16], 2).cast(pa.decimal128(16, 2))
+    with pytest.raises(ValueError, match="more than 3 digits"):
+        units_decimal_array([1000], 2, precision=3)
+    with pytest.raises(ValueError, match="more than 18 digits"):
+        units_decimal_array([10**18], 2)
