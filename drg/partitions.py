@@ -164,7 +164,7 @@ class PartitionFill:
     region-creating load, and so any other such table, away until it ends."""
 
     def __init__(self, region_id: int, columns: dict[str, Any], count: int):
-        self.region_id, self.name = region_id, partition_name(region_id)
+        self.region_id, self.name, self.count = region_id, partition_name(region_id), count
         self.seconds: float = 0.0
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(columns, count), name=f"cases-{self.name}", daemon=True)

@@ -450,9 +450,19 @@ def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
         cursor.executemany(sql, columns_to_rows(values, len(ids)))
 
 
+def cases_fill_beside(*, region_id: int, rows: pd.DataFrame, institution_ids: dict[str, int], now: dt.datetime) -> PartitionFill:
+    """Start storing the first cases of a region created in the caller's uncommitted transaction
+    (typed rows, parse_cases output, every one new) beside that transaction, in the region's own
+    table (drg.partitions.PartitionFill); hand the fill to cases_apply(fill=…). No query on the
+    calling thread, which may be any: for a caller holding drg.partitions.first_loads_serialize,
+    on PostgreSQL with drg_case partitioned."""
+    columns = _case_columns(rows, institution_ids=institution_ids, region_id=region_id, now=now)
+    return PartitionFill(region_id, columns, len(rows))
+
+
 def cases_apply(
     *, region: Region, classified: pd.DataFrame, source: str, user=None, reason: str = "", announce: bool = True,
-    beside: bool = False,
+    beside: bool = False, fill: PartitionFill | None = None, now: dt.datetime | None = None,
 ) -> UpsertReport:
     """Write a checked plan (cases_plan, no errors) inside the caller's transaction, with the region
     locked: insert new cases, update changed ones and record a CaseCorrection for each.
@@ -464,14 +474,21 @@ def cases_apply(
     ``beside``: a region that has no table of cases yet gets its new cases stored on a connection
     of their own (drg.partitions.PartitionFill, in the report's ``fill``): the caller goes on and
     must ``attach`` the fill before it reads the region's cases or commits, and ``discard`` it if
-    its transaction rolls back. Only for a caller holding drg.partitions.first_loads_serialize."""
-    now = timezone.now()
+    its transaction rolls back. Only for a caller holding drg.partitions.first_loads_serialize.
+    ``fill``: those new cases already being stored so (cases_fill_beside, at ``now``), by a
+    caller that discards it if anything fails."""
+    now = now or timezone.now()
     ids = selectors.institution_ids(region_id=region.pk)
     state = classified["state"].to_numpy(dtype=object)
     new = classified[state == case_rules.NEW]
     changed = classified[state == case_rules.CHANGED]
     report = UpsertReport(created=len(new), updated=len(changed), unchanged=int((state == case_rules.UNCHANGED).sum()))
-    if len(new):
+    if fill is not None:
+        if len(changed) or fill.count != len(new) or fill.region_id != region.pk:
+            raise ValueError(f"the fill of {fill.count} cases of region {fill.region_id} is not the plan's "
+                             f"{len(new)} new and {len(changed)} changed cases of region {region.pk}")
+        report.fill = fill
+    elif len(new):
         report.fill = _cases_insert(_case_columns(new, institution_ids=ids, region_id=region.pk, now=now), len(new),
                                     region_id=region.pk, beside=beside)
     try:
@@ -494,12 +511,18 @@ def cases_apply(
             report.corrections = copy_create(CaseCorrection, corrections)
         report.touched = _touched_frame(new=new, changed=changed)
     except BaseException:
-        if report.fill is not None:  # the caller does not know of the fill yet: its table goes now
+        if report.fill is not None and fill is None:  # the caller does not know of the fill yet: its table goes now
             report.fill.discard()
         raise
     if announce:
         cases_announce(region_id=region.pk, keys=touched_keys(report.touched), source=source)
     return report
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """A column as pandas' str: a typed case column already is (astype would copy a million values
+    through Python objects), a stored-values column (objects) is converted."""
+    return values if isinstance(values.dtype, pd.StringDtype) else values.astype(str)
 
 
 def _touched_frame(*, new: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
@@ -510,9 +533,9 @@ def _touched_frame(*, new: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
         columns = [f"patient_id{suffix}", f"fund{suffix}", f"discharge_date{suffix}"]
         if len(frame) and all(c in frame.columns for c in columns):
             # pandas' str columns, held by Arrow: the typed cases' own buffers, no Python string per row
-            dates = pa.array(frame[columns[2]].astype(str))
+            dates = pa.array(_as_text(frame[columns[2]]))
             parts.append(pd.DataFrame({
-                "patient_id": frame[columns[0]].astype(str).array, "fund": frame[columns[1]].astype(str).array,
+                "patient_id": _as_text(frame[columns[0]]).array, "fund": _as_text(frame[columns[1]]).array,
                 "year": pc.cast(pc.utf8_slice_codeunits(dates, 0, 4), pa.int64()).to_numpy(),
             }))
     if not parts:

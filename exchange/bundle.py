@@ -11,6 +11,7 @@ recorded as a CaseCorrection. Nothing is ever deleted. See docs/loading.md.
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,10 +36,12 @@ from common.units_text import units_text_array
 from common.users import system_user
 from drg import selectors
 from drg.models import Coefficient, DrgGroup, Institution, PaymentScheme, Region, SpecialReview, TcmEquivalent
-from drg.partitions import PartitionFill, first_loads_serialize, orphans_drop, partition_ensure
+from drg.partitions import PartitionFill, cases_partitioned, first_loads_serialize, orphans_drop, partition_ensure
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
-from drg.services import FileCounts, UpsertReport, cases_announce, cases_apply, cases_plan, cases_read_changed, touched_keys
+from drg.services import (
+    FileCounts, UpsertReport, cases_announce, cases_apply, cases_fill_beside, cases_plan, cases_read_changed, touched_keys,
+)
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
 from incentives.models import ChronicEnrollment, HospiceService, Screening, TcmWorkload
@@ -404,13 +407,20 @@ class _CasesCheck:
     """The cases.csv of a region this load creates, read, checked and planned on a thread of its
     own while the load writes what does not name a case (the catalogs, the approved records and
     their keys): with no stored case to compare with, the check is computation only, no query.
-    ``join`` hands the frames, the errors and the plan to the bundle, in the load's thread."""
+    Once the load has stored the region and its institutions (``store_beside``), cases checked
+    without an error are stored beside the load's transaction from this thread at once
+    (drg.services.cases_fill_beside), the fill listed in ``fills`` for bundle_load to drop if the
+    load fails. ``join`` hands the frames, the errors, the plan and the fill to the bundle, in the
+    load's thread."""
 
-    def __init__(self, data: bytes, *, institutions: set[str], groups: set[str]):
+    def __init__(self, data: bytes, *, institutions: set[str], groups: set[str], fills: list):
         self.seconds = 0.0
-        self._data, self._institutions, self._groups = data, institutions, groups
+        self.fill: PartitionFill | None = None
+        self._data, self._institutions, self._groups, self._fills = data, institutions, groups, fills
         self._result: tuple | None = None
         self._failure: BaseException | None = None
+        self._target: queue.Queue = queue.Queue(maxsize=1)  # where to store the cases, or None
+        self._given = False
         self._thread = threading.Thread(target=self._run, name="cases-check", daemon=True)
         self._thread.start()
 
@@ -424,6 +434,11 @@ class _CasesCheck:
             check_errors: list[RowError] = []
             if not any(e.reason == "missing required column" for e in read_errors):
                 typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions, known_groups=self._groups)
+                if not read_errors and not check_errors:
+                    target = self._target.get()  # the region and its institutions, once stored
+                    if target is not None:  # every row new and good: all of them stored, as cases_apply would
+                        self.fill = cases_fill_beside(rows=typed, **target)
+                        self._fills.append(self.fill)
                 bad_lines = {e.line for e in read_errors + check_errors}
                 good = typed[~typed[LINE].isin(list(bad_lines))] if bad_lines else typed
                 classified, frozen_errors = cases_plan(region=None, rows=good, keys_unique=True)
@@ -432,18 +447,29 @@ class _CasesCheck:
         except BaseException as failure:  # raised again in the load's thread (join)
             self._failure = failure
         finally:
+            connection.close()  # none is opened for a new region's cases; if one were, not left behind
             self.seconds = time.perf_counter() - started
+
+    def store_beside(self, target: dict[str, Any] | None) -> None:
+        """Where the cases go once checked (cases_fill_beside's region_id, institution_ids, now);
+        None: they are not stored from the thread (cases_apply stores them after ``join``)."""
+        if not self._given:
+            self._given = True
+            self._target.put(target)
 
     def running(self) -> bool:
         return self._thread.is_alive()
 
     def wait(self) -> None:
-        """Wait for the check to end, its result left unused."""
+        """Wait for the check to end, its result left unused (a fill it started is in ``fills``)."""
+        self.store_beside(None)
         self._thread.join()
         self._result = None
 
     def join(self, bundle: _Bundle, plan: dict[str, Any]) -> None:
-        """Wait for the check; its frames and errors go to the bundle, its plan to ``plan``."""
+        """Wait for the check; its frames and errors go to the bundle, its plan (and the fill of the
+        cases, if it started one) to ``plan``."""
+        self.store_beside(None)  # nothing to wait for when the load did not say where
         self._thread.join()
         if self._failure is not None:
             raise self._failure
@@ -453,6 +479,8 @@ class _CasesCheck:
         if typed is not None:
             bundle.typed[domain.CASES.name] = typed
             plan["cases"] = classified
+        if self.fill is not None:
+            plan["cases_fill"] = self.fill
         bundle.errors.extend(check_errors)
 
 
@@ -493,18 +521,18 @@ def _check_special_reviews(bundle: _Bundle, *, region_id: int | None, stored_ins
     _run_check(bundle, domain.SPECIAL_REVIEWS, domain.parse_special_reviews, known_cases=known_cases)
 
 
-def _check(bundle: _Bundle, *, region: Region | None, cases_aside: bool = False) -> dict[str, Any]:
+def _check(bundle: _Bundle, *, region: Region | None, fills: list | None = None) -> dict[str, Any]:
     """Parse every file against the bundle and the stored records; returns what writing needs
     (the case plan) and extends bundle.errors.
 
-    ``cases_aside``: a region this load creates has its cases.csv checked on a thread of its own
-    (_CasesCheck, in the plan's ``cases_check``) while the load goes on; the special reviews, which
-    name its cases, are checked once it is joined (_cases_joined)."""
+    ``fills``: a region this load creates has its cases.csv checked on a thread of its own
+    (_CasesCheck, in the plan's ``cases_check``) while the load goes on, and its cases stored
+    beside the load's transaction from there (the fill added to ``fills``); the special reviews,
+    which name its cases, are checked once it is joined (_cases_joined)."""
     params = bundle.params
     year = params.year if params else 0
     region_id = region.pk if region else None
     raw = bundle.raw
-    errors = bundle.errors
     stored_institutions = selectors.institution_ids(region_id=region_id)
     institutions = set(stored_institutions)
     if domain.INSTITUTIONS.name in raw:
@@ -515,11 +543,28 @@ def _check(bundle: _Bundle, *, region: Region | None, cases_aside: bool = False)
 
     cases_check = None
     if bundle.cases_bytes is not None:
-        if cases_aside and region is None:
-            cases_check = _CasesCheck(bundle.cases_bytes, institutions=institutions, groups=groups)
+        if fills is not None and region is None:
+            cases_check = _CasesCheck(bundle.cases_bytes, institutions=institutions, groups=groups, fills=fills)
             bundle.cases_bytes = None
         else:
             _read_cases(bundle, region=region, institutions=institutions, groups=groups)
+    try:
+        return _check_files(bundle, region=region, stored_institutions=stored_institutions, institutions=institutions,
+                            groups=groups, cases_check=cases_check)
+    except BaseException:
+        if cases_check is not None:  # its thread ends before the load does
+            cases_check.wait()
+        raise
+
+
+def _check_files(bundle: _Bundle, *, region: Region | None, stored_institutions: dict[str, int], institutions: set[str],
+                 groups: set[str], cases_check: _CasesCheck | None) -> dict[str, Any]:
+    """_check of every file, the region's catalog codes known (``institutions``, ``groups``)."""
+    params = bundle.params
+    year = params.year if params else 0
+    region_id = region.pk if region else None
+    raw = bundle.raw
+    errors = bundle.errors
 
     def run(spec: FileSpec, parse, **kwargs) -> None:
         _run_check(bundle, spec, parse, **kwargs)
@@ -649,7 +694,7 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
                     orphans_drop()
             say("checking rows against the stored records")
             # a region this load creates has its cases checked beside the writing of its records
-            plan = _check(bundle, region=region, cases_aside=beside and params is not None)
+            plan = _check(bundle, region=region, fills=fills if beside and params is not None else None)
             timings["check"] = time.perf_counter() - mark
             if bundle.errors or params is None:
                 _cases_joined(bundle, plan)  # every bad row is reported, the cases' too
@@ -675,17 +720,19 @@ def _cases_write(bundle: _Bundle, *, region: Region, plan: dict, report: LoadRep
                  fills: list | None) -> UpsertReport | None:
     """The planned cases stored (drg.services.cases_apply); None when the bundle has no cases.csv.
     ``fills``: a region this load creates and a transaction of the load's own: its cases are stored
-    beside the transaction while the load goes on (drg.partitions.PartitionFill, added to fills),
-    attached before anything reads them."""
+    beside the transaction while the load goes on (drg.partitions.PartitionFill, added to fills;
+    the plan's ``cases_fill`` when the cases check started it, already there), attached before
+    anything reads them."""
     if "cases" not in plan:
         partition_ensure(region.pk)  # a new region whose bundle brought no case: its table, empty
         return None
     say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
-    upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE,
-                         user=w.actor, reason=w.reason, announce=False, beside=fills is not None)
-    if upsert.fill is not None:  # there is a fill only when fills is a list (beside above)
+    started = plan.pop("cases_fill", None)
+    upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE, user=w.actor,
+                         reason=w.reason, announce=False, beside=fills is not None, fill=started, now=w.now)
+    if upsert.fill is not None and started is None:  # there is a fill only when fills is a list (beside above)
         fills.append(upsert.fill)
-    else:
+    elif upsert.fill is None:
         partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
     counts = upsert.counts
     report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
@@ -771,7 +818,10 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     # cases; those of a region this load creates are still being checked (_CasesCheck): they come
     # once the records, which do not name them, are written
     aside = "cases_check" in plan
-    if not aside:
+    if aside:  # the cases, once checked, go into the region's table from the check's thread
+        plan["cases_check"].store_beside(
+            dict(region_id=region.pk, institution_ids=ids, now=w.now) if cases_partitioned() else None)
+    else:
         upsert = _cases_write(bundle, region=region, plan=plan, report=report, w=w, say=say,
                               fills=fills if created else None)
         lap("cases")

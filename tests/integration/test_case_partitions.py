@@ -446,3 +446,59 @@ def test_a_failure_writing_the_records_while_the_cases_are_checked_waits_for_the
     assert checked.is_set()  # the load waited for the check's thread before it returned
     assert not any(thread.name == "cases-check" for thread in threading.enumerate())
     _nothing_stored()
+
+
+@BESIDE
+def test_a_new_regions_cases_are_stored_from_their_checks_thread_once_the_institutions_are(worked_bundle, monkeypatch):
+    """The fill starts as soon as the cases are checked and the region's institutions written, from
+    the check's thread, not once the load has written its records; the cases stored are the file's."""
+    import threading
+
+    import exchange.bundle as loader
+
+    started_on = []
+    fill_beside = loader.cases_fill_beside
+
+    def recording(**kwargs):
+        started_on.append((threading.current_thread().name, sorted(kwargs["institution_ids"])))
+        return fill_beside(**kwargs)
+
+    monkeypatch.setattr(loader, "cases_fill_beside", recording)
+    report = loader.bundle_load(path=worked_bundle)
+    assert started_on == [("cases-check", ["H1", "H2", "H3"])]
+    assert report.files["cases.csv"].created == Case.objects.count() == _file_cases(worked_bundle)
+    assert _unattached() == []
+
+
+@BESIDE
+def test_a_failure_checking_the_other_files_waits_for_the_cases_check_and_leaves_nothing(worked_bundle, monkeypatch):
+    import threading
+
+    import exchange.bundle as loader
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the claims could not be checked")
+
+    monkeypatch.setattr(loader.domain, "parse_itemized_claims", failing)
+    with pytest.raises(RuntimeError, match="the claims could not be checked"):
+        loader.bundle_load(path=worked_bundle)
+    assert not any(thread.name == "cases-check" for thread in threading.enumerate())
+    _nothing_stored()
+
+
+@BESIDE
+def test_cases_apply_refuses_a_fill_that_is_not_its_plans_new_cases(worked_bundle):
+    """A fill handed to cases_apply must hold exactly the plan's new cases of that region."""
+    from drg.choices import ChangeSource
+    from drg.services import cases_apply, cases_plan
+    from exchange.domain import bundle as domain
+
+    class Fill:
+        region_id, count = 0, 1
+
+    region = Region.objects.create(code="RFILL", name="填充")
+    frame, _ = domain.read_csv_bytes((worked_bundle / "cases.csv").read_bytes(), domain.CASES)
+    typed, _ = domain.parse_cases(frame, known_institutions={"H1", "H2", "H3"}, known_groups=set(frame["drg_code"]))
+    classified, _ = cases_plan(region=None, rows=typed)
+    with pytest.raises(ValueError, match="is not the plan's"):
+        cases_apply(region=region, classified=classified, source=ChangeSource.BUNDLE, fill=Fill())
