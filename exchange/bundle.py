@@ -433,12 +433,15 @@ class _CasesCheck:
             typed = classified = None
             check_errors: list[RowError] = []
             if not any(e.reason == "missing required column" for e in read_errors):
-                typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions, known_groups=self._groups)
+                # the keys' uniqueness checked once the cases are being stored: a repeat fails the load
+                typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions,
+                                                         known_groups=self._groups, keys=False)
                 if not read_errors and not check_errors:
                     target = self._target.get()  # the region and its institutions, once stored
                     if target is not None:  # every row new and good: all of them stored, as cases_apply would
                         self.fill = cases_fill_beside(rows=typed, **target)
                         self._fills.append(self.fill)
+                check_errors += domain.case_key_errors(frame)
                 bad_lines = {e.line for e in read_errors + check_errors}
                 good = typed[~typed[LINE].isin(list(bad_lines))] if bad_lines else typed
                 classified, frozen_errors = cases_plan(region=None, rows=good, keys_unique=True)

@@ -7,6 +7,7 @@ what a submission does to stored cases (new / changed / unchanged; refused in a 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -42,7 +43,7 @@ CASE_VALUE_COLUMNS = tuple(CASE_FIELD_OF)
 
 
 def parse_cases(
-    frame: pd.DataFrame, *, known_institutions: Iterable[str], known_groups: Iterable[str],
+    frame: pd.DataFrame, *, known_institutions: Iterable[str], known_groups: Iterable[str], keys: bool = True,
 ) -> tuple[pd.DataFrame, list[RowError]]:
     """Validate case rows (strings, CSV column names; `_line` optional) and convert them exactly.
 
@@ -50,7 +51,8 @@ def parse_cases(
     `tcm_fen`; dates as ISO strings) and the errors. Rules: every column typed as EXCHANGE.md says
     (tcm_cost and surgery_grade empty = 0, booleans empty = 0), institution known, drg_code in the
     year's catalog, (institution, case_no) unique, discharge not before admission, self_pay and
-    tcm_cost not above total_cost."""
+    tcm_cost not above total_cost. ``keys`` False leaves the keys' uniqueness to case_key_errors,
+    for a caller that has something to do with rows good otherwise before it knows."""
     rows = _Rows(frame, CASES)
     rows.identifier("case_no", max_length=40)
     rows.known("institution_code", rows.text("institution_code", max_length=32), frozenset(known_institutions), "institution")
@@ -79,14 +81,40 @@ def parse_cases(
               lambda p: f"self_pay {rows.value('self_pay', p)} exceeds total_cost {rows.value('total_cost', p)}")
     rows.flag(total_ok & tcm_ok & (tcm > total), "tcm_cost",
               lambda p: f"tcm_cost {rows.value('tcm_cost', p)} exceeds total_cost {rows.value('total_cost', p)}")
-    rows.duplicates()
+    if keys:
+        rows.duplicates()
     typed, errors = rows.result()
     return typed[list(CASE_TYPED_COLUMNS)], errors
+
+
+def case_key_errors(frame: pd.DataFrame) -> list[RowError]:
+    """parse_cases' errors for repeated (institution_code, case_no) keys, alone: of the same rows
+    (strings, CSV column names, `_line`), the same errors parse_cases reports for them."""
+    key = list(CASES.key)
+    rows = _Rows(frame[[*key, *([LINE] if LINE in frame.columns else [])]], replace(CASES, columns=tuple(key)))
+    rows.duplicates()
+    return rows.result()[1]
 
 
 # --- cases against what is stored -------------------------------------------------------------------
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
+
+
+def _all_new(rows: pd.DataFrame) -> pd.DataFrame:
+    """classify_cases when nothing is stored (a region's first load): every row new, the columns
+    classify_cases gives them built whole instead of compared (0.5 → 0.05 s for a million rows)."""
+    merged = rows.reset_index(drop=True)
+    count = len(merged)
+    nothing_stored = np.full(count, None, dtype=object)  # shared, read only, as classify_cases does
+    columns = {"case_id": pd.arrays.IntegerArray(np.zeros(count, dtype="int64"), np.ones(count, dtype=bool))}
+    columns.update({f"{column}_stored": pd.Series(nothing_stored, index=merged.index, dtype=object, copy=False)
+                    for column in CASE_VALUE_COLUMNS})
+    columns["state"] = pd.Series([NEW], dtype="str").repeat(count).set_axis(merged.index)
+    changed = np.empty(count, dtype=object)
+    changed[:] = [()] * count
+    columns["changed"] = changed
+    return pd.concat([merged, pd.DataFrame(columns, index=merged.index)], axis=1)
 
 
 def classify_cases(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
@@ -95,6 +123,8 @@ def classify_cases(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     `stored` has institution_code, case_no, case_id and CASE_VALUE_COLUMNS in the typed units.
     Returns `rows` with case_id (Int64), state (new / changed / unchanged), `changed` (the differing
     typed columns, a tuple) and the stored values as `<column>_stored` (object; None for new rows)."""
+    if stored.empty:
+        return _all_new(rows)
     key = ["institution_code", "case_no"]
     stored = stored.reset_index(drop=True)
     positions = pd.DataFrame({"institution_code": stored["institution_code"], "case_no": stored["case_no"],

@@ -25,7 +25,7 @@ from benefits.domain.parameters import CATEGORIES as PATIENT_CATEGORIES, DISEASE
 from budget.domain.lines import BudgetInputs, BudgetRuleError, budget_lines
 from drg.domain.cases import (  # noqa: F401  (re-exported: the case file's rules)
     CASE_FIELD_OF, CASE_TYPED_COLUMNS, CASE_VALUE_COLUMNS, CASES, CHANGED, NEW, UNCHANGED, case_json_value,
-    classify_cases, fen_text, frozen_case_errors, parse_cases,
+    case_key_errors, classify_cases, fen_text, frozen_case_errors, parse_cases,
 )
 from drg.domain.rows import (  # noqa: F401  (re-exported: the reading machinery)
     DISCHARGE_STATUSES, FACTOR_INT_DIGITS, FUNDS, GROUP_KINDS, HOSPICE_KINDS, INSTITUTION_CATEGORIES, LINE,

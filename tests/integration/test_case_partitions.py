@@ -389,9 +389,12 @@ def _nothing_stored() -> None:
     ({"cases": (3, "c01,H1,employee,P001,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,3,1"),
       "itemized_claims": (2, "T001,H9,employee,2025-02,P201,1500.00")},
      [("cases.csv", 3, "case_no", "first at line 2"), ("itemized_claims.csv", 2, "institution_code", "H9")]),
+    # a repeated key alone: the cases were being stored meanwhile, their table goes
+    ({"cases": (3, "c01,H1,employee,P001,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,3,1")},
+     [("cases.csv", 3, "case_no", "first at line 2")]),
     # special reviews name cases: checked once the cases checked beside are joined
     ({"special_reviews": (2, "H1,c99,80000.00")}, [("special_reviews.csv", 2, "case_no", "c99")]),
-], ids=["bad case", "bad case and bad record", "review of an unknown case"])
+], ids=["bad case", "bad case and bad record", "repeated key", "review of an unknown case"])
 def test_a_new_regions_cases_checked_while_its_records_are_written_report_bad_rows_and_leave_nothing(
     worked_bundle, tmp_path, lines, expected,
 ):

@@ -207,6 +207,27 @@ def test_every_bad_case_row_is_named_by_file_line_and_column():
     assert reasons[(8, "surgery_grade")] == "5 is outside 0–4"
 
 
+def test_the_case_keys_checked_apart_are_the_same_errors_as_checked_with_the_rest():
+    """parse_cases(keys=False) leaves the repeated keys to case_key_errors (the loader checks them
+    once a new region's cases are being stored): together, the errors of parse_cases."""
+    lines = (GOOD_CASE,
+             "c01,H1,resident,P006,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,0,0",  # 3 repeats line 2
+             "c01,H9,resident,P006,2025-01-03,2025-01-10,GB25,80O0.00,1600.00,normal,0,0,0,0",  # 4 another institution
+             "c01,H1,employee,P007,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,0,0")  # 5 repeats line 2
+    frame, read_errors = b.read_csv_text("\n".join([",".join(b.CASES.columns), *lines]) + "\n", b.CASES)
+    assert read_errors == []
+    whole, errors = b.parse_cases(frame, **KNOWN)
+    apart, rest = b.parse_cases(frame, keys=False, **KNOWN)
+    keys = b.case_key_errors(frame)
+    pd.testing.assert_frame_equal(whole, apart)
+    assert sorted(rest + keys) == sorted(errors)
+    assert [(e.line, e.column, e.reason) for e in keys] == [
+        (3, "case_no", "duplicate key (institution_code, case_no) = ('H1', 'c01'); first at line 2"),
+        (5, "case_no", "duplicate key (institution_code, case_no) = ('H1', 'c01'); first at line 2"),
+    ]
+    assert b.case_key_errors(frame.iloc[[0, 2]]) == []
+
+
 def test_group_rules_need_the_numbers_their_kind_uses():
     text = ("code,name,kind,base_points,avg_cost,daily_points,same_price,readmission_exempt\n"
             "GB25,a,stable,80.0000,8000.00,,0,0\nMH01,b,per_diem,,,,0,0\nXX01,c,stable,,0,,0,0\n"
@@ -367,6 +388,21 @@ def test_cases_are_classified_against_the_stored_ones():
     assert classified.iloc[0]["total_fen_stored"] == 700000
     assert list(classified["case_id"].astype(object).where(classified["case_id"].notna(), None)) == [1, 2, None]
     assert b.case_json_value("total_fen", 700000) == "7000.00"
+
+
+def test_with_nothing_stored_every_case_is_new_with_the_columns_a_comparison_gives_new_rows():
+    """A region's first load: nothing to compare, every row new, each classified column as the
+    comparison with stored cases gives a new row (state, no id, nothing changed, no stored value)."""
+    typed, _ = cases(GOOD_CASE, GOOD_CASE.replace("c01", "c02"), GOOD_CASE.replace("c01", "c03"))
+    compared = b.classify_cases(typed, stored_like(typed.iloc[:1]))
+    first = b.classify_cases(typed, stored_like(typed.iloc[:1]).iloc[:0])
+
+    assert list(first.columns) == list(compared.columns)
+    assert list(first["state"]) == ["new"] * 3 and str(first["state"].dtype) == str(compared["state"].dtype)
+    assert first["case_id"].dtype == compared["case_id"].dtype and first["case_id"].isna().all()
+    pd.testing.assert_frame_equal(first.iloc[1:], compared.iloc[1:], check_dtype=False)  # the two new rows alike
+    assert all(first[f"{column}_stored"].dtype == object for column in b.CASE_VALUE_COLUMNS)
+    pd.testing.assert_frame_equal(first[list(typed.columns)], typed.reset_index(drop=True))
 
 
 def test_a_finalized_period_refuses_new_and_changed_cases_but_not_identical_ones():
