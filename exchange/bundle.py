@@ -433,7 +433,8 @@ class _CasesCheck:
             typed = classified = None
             check_errors: list[RowError] = []
             if not any(e.reason == "missing required column" for e in read_errors):
-                # the keys' uniqueness checked once the cases are being stored: a repeat fails the load
+                # the keys' uniqueness is left to the region's table when the cases are stored from
+                # here: its unique key refuses a repeat, which _attach then names (case_key_errors)
                 typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions,
                                                          known_groups=self._groups, keys=False)
                 if not read_errors and not check_errors:
@@ -441,7 +442,8 @@ class _CasesCheck:
                     if target is not None:  # every row new and good: all of them stored, as cases_apply would
                         self.fill = cases_fill_beside(rows=typed, **target)
                         self._fills.append(self.fill)
-                check_errors += domain.case_key_errors(frame)
+                if self.fill is None:
+                    check_errors += domain.case_key_errors(frame)
                 bad_lines = {e.line for e in read_errors + check_errors}
                 good = typed[~typed[LINE].isin(list(bad_lines))] if bad_lines else typed
                 classified, frozen_errors = cases_plan(region=None, rows=good, keys_unique=True)
@@ -719,6 +721,20 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
     return report
 
 
+def _attach(bundle: _Bundle, fill: PartitionFill) -> None:
+    """Attach the region's table its cases were stored in beside the load. Stored from the cases
+    check's thread, their keys were checked by the table's unique key alone: when the table could
+    not be made, a repeated key is named as the check names it (BundleInvalid)."""
+    try:
+        fill.attach()
+    except Exception as failure:
+        cases = bundle.raw.get(domain.CASES.name)
+        repeated = domain.case_key_errors(cases) if cases is not None else []
+        if repeated:
+            raise BundleInvalid(repeated) from failure
+        raise
+
+
 def _cases_write(bundle: _Bundle, *, region: Region, plan: dict, report: LoadReport, w: _Writer, say: Progress,
                  fills: list | None) -> UpsertReport | None:
     """The planned cases stored (drg.services.cases_apply); None when the bundle has no cases.csv.
@@ -906,7 +922,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         say("the cases being stored: their table attached")
         foreign_keys_check_now()  # the records' keys checked while the cases are stored, not at commit
         lap("record keys")
-        fill.attach()
+        _attach(bundle, fill)
         report.write_timings["cases beside"] = fill.seconds
         lap("attach")
     # special reviews name cases: after those of a new region are attached

@@ -103,18 +103,18 @@ NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
 
 def _all_new(rows: pd.DataFrame) -> pd.DataFrame:
     """classify_cases when nothing is stored (a region's first load): every row new, the columns
-    classify_cases gives them built whole instead of compared (0.5 → 0.05 s for a million rows)."""
+    classify_cases gives them built whole instead of compared (0.5 → 0.1 s for a million rows)."""
     merged = rows.reset_index(drop=True)
     count = len(merged)
+    merged["case_id"] = pd.arrays.IntegerArray(np.zeros(count, dtype="int64"), np.ones(count, dtype=bool))
     nothing_stored = np.full(count, None, dtype=object)  # shared, read only, as classify_cases does
-    columns = {"case_id": pd.arrays.IntegerArray(np.zeros(count, dtype="int64"), np.ones(count, dtype=bool))}
-    columns.update({f"{column}_stored": pd.Series(nothing_stored, index=merged.index, dtype=object, copy=False)
-                    for column in CASE_VALUE_COLUMNS})
-    columns["state"] = pd.Series([NEW], dtype="str").repeat(count).set_axis(merged.index)
+    for column in CASE_VALUE_COLUMNS:
+        merged[f"{column}_stored"] = pd.Series(nothing_stored, index=merged.index, dtype=object, copy=False)
+    merged["state"] = pd.Series([NEW], dtype="str").repeat(count).set_axis(merged.index)
     changed = np.empty(count, dtype=object)
     changed[:] = [()] * count
-    columns["changed"] = changed
-    return pd.concat([merged, pd.DataFrame(columns, index=merged.index)], axis=1)
+    merged["changed"] = changed
+    return merged
 
 
 def classify_cases(rows: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:

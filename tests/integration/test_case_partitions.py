@@ -505,3 +505,23 @@ def test_cases_apply_refuses_a_fill_that_is_not_its_plans_new_cases(worked_bundl
     classified, _ = cases_plan(region=None, rows=typed)
     with pytest.raises(ValueError, match="is not the plan's"):
         cases_apply(region=region, classified=classified, source=ChangeSource.BUNDLE, fill=Fill())
+
+
+@BESIDE
+def test_a_repeated_key_in_cases_stored_from_their_checks_thread_is_refused_by_the_table_and_named(
+    worked_bundle, tmp_path, monkeypatch,
+):
+    """Cases stored from their check's thread are not searched for repeated keys first: the
+    table's unique key refuses them, then the repeats are named as the check names them."""
+    import exchange.bundle as loader
+
+    fills, fill_beside = [], loader.cases_fill_beside
+    monkeypatch.setattr(loader, "cases_fill_beside", lambda **kwargs: fills.append(fill_beside(**kwargs)) or fills[-1])
+    bundle = _edited(worked_bundle, tmp_path / "b",
+                     cases=(4, "c01,H1,employee,P001,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,3,1"))
+    with pytest.raises(loader.BundleInvalid) as invalid:
+        loader.bundle_load(path=bundle)
+    assert len(fills) == 1  # the cases were being stored
+    assert [(e.file, e.line, e.column, e.reason) for e in invalid.value.errors] == [
+        ("cases.csv", 4, "case_no", "duplicate key (institution_code, case_no) = ('H1', 'c01'); first at line 2")]
+    _nothing_stored()
