@@ -434,7 +434,7 @@ class _CasesCheck:
             check_errors: list[RowError] = []
             if not any(e.reason == "missing required column" for e in read_errors):
                 # the keys' uniqueness is left to the region's table when the cases are stored from
-                # here: its unique key refuses a repeat, which _attach then names (case_key_errors)
+                # here: its unique key refuses a repeat, which _cases_attach then names (case_key_errors)
                 typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions,
                                                          known_groups=self._groups, keys=False)
                 if not read_errors and not check_errors:
@@ -721,7 +721,7 @@ def bundle_load(*, path: Path, user=None, progress: Progress | None = None) -> L
     return report
 
 
-def _attach(bundle: _Bundle, fill: PartitionFill) -> None:
+def _cases_attach(bundle: _Bundle, fill: PartitionFill) -> None:
     """Attach the region's table its cases were stored in beside the load. Stored from the cases
     check's thread, their keys were checked by the table's unique key alone: when the table could
     not be made, a repeated key is named as the check names it (BundleInvalid)."""
@@ -922,7 +922,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         say("the cases being stored: their table attached")
         foreign_keys_check_now()  # the records' keys checked while the cases are stored, not at commit
         lap("record keys")
-        _attach(bundle, fill)
+        _cases_attach(bundle, fill)
         report.write_timings["cases beside"] = fill.seconds
         lap("attach")
     # special reviews name cases: after those of a new region are attached
