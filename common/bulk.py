@@ -130,9 +130,10 @@ _BINARY_TYPES = {
 }
 
 
-def _binary_types(table: str, names: list[str]) -> dict[str, pa.DataType]:
-    """The Arrow type each of `table`'s columns `names` is sent as in a binary COPY; ValueError for
-    a column of a type not in _BINARY_TYPES nor a numeric of declared precision and scale."""
+def _binary_types(table: str, names: list[str], *, strict: bool = True) -> dict[str, pa.DataType] | None:
+    """The Arrow type each of `table`'s columns `names` is sent as in a binary COPY; for a column of
+    a type not in _BINARY_TYPES nor a numeric of declared precision and scale, ValueError (``strict``)
+    or None."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT a.attname, t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
@@ -145,12 +146,15 @@ def _binary_types(table: str, names: list[str]) -> dict[str, pa.DataType]:
             types[name] = pa.decimal128((modifier - 4) >> 16 & 0xFFFF, (modifier - 4) & 0xFFFF)
         elif kind in _BINARY_TYPES:
             types[name] = _BINARY_TYPES[kind]
-        else:
+        elif strict:
             raise ValueError(f"{table}.{name} is {kind}: no binary COPY for it")
+        else:
+            return None
     return types
 
 
-def copy_columns_binary(table: str, columns: dict[str, Any], count: int) -> None:
+def copy_columns_binary(table: str, columns: dict[str, Any], count: int, *,
+                        types: dict[str, pa.DataType] | None = None) -> None:
     """copy_columns in PostgreSQL's binary format (PostgreSQL): each column, as arrow_column takes
     it, is cast to its database column's type (amounts from their exact text or as decimals, dates
     from ISO text; a cast that would lose anything raises) and encoded by pgpq in Rust. The server
@@ -160,7 +164,7 @@ def copy_columns_binary(table: str, columns: dict[str, Any], count: int) -> None
         return
     from pgpq import ArrowToPostgresBinaryEncoder
 
-    types = _binary_types(table, list(columns))
+    types = types or _binary_types(table, list(columns))
     data = pa.table({name: arrow_column(value, count).cast(types[name]) for name, value in columns.items()})
     encoder = ArrowToPostgresBinaryEncoder(data.schema)
 
@@ -241,8 +245,19 @@ def _every_field(model, columns: dict[str, Any], now) -> dict[str, Any]:
 
 
 def _copy_fields(model, columns: dict[str, Any], count: int) -> None:
+    """COPY a model's rows given by field attname: in binary when every column has a binary form
+    (copy_columns_binary: the values cast exactly to the columns' types, nothing for the server to
+    parse), else as CSV (a jsonb or bytea column, say)."""
     meta = model._meta
-    copy_columns(meta.db_table, {meta.get_field(name).column: value for name, value in columns.items()}, count)
+    table = meta.db_table
+    named = {meta.get_field(name).column: arrow_column(value, count) for name, value in columns.items()} if count else {}
+    types = _binary_types(table, list(named), strict=False) if count else None
+    # a binary float cast to a decimal would round its binary value, where PostgreSQL rounds the
+    # float's shortest text (0.285 is 0.28 one way, 0.29 the other): floats go as CSV text
+    if types is not None and not any(pa.types.is_floating(named[name].type) for name in named):
+        copy_columns_binary(table, named, count, types=types)
+    else:
+        copy_columns(table, named, count)
 
 
 def next_ids(model, count: int) -> np.ndarray:

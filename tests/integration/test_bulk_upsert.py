@@ -3,6 +3,7 @@ same table behind (inserted, updated, untouched rows)."""
 import datetime as dt
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from common.bulk import COPY_UPSERT_ROWS, copy_upsert
@@ -145,3 +146,41 @@ def test_binary_copy_casts_each_column_to_its_database_type_exactly_or_refuses()
         copy_columns_binary("bin_t", {"code": ["123456789"]}, 1)
     with pytest.raises(ValueError, match="bin_t.doc is jsonb"):
         copy_columns_binary("bin_t", {"doc": ['{"a": 1}']}, 1)
+
+
+def test_a_models_rows_go_by_binary_copy_unless_a_column_has_no_binary_form_or_a_float_meets_a_decimal(monkeypatch):
+    """common.bulk.copy_create_columns: binary when every column has a binary form, the values as
+    the text path stores them; a float bound for a decimal goes as CSV text, which PostgreSQL rounds
+    as the text reads (0.285 → 0.29; a binary cast would round the float's binary value to 0.28);
+    a jsonb column has no binary form."""
+    from django.db import connection
+
+    from common import bulk
+    from common.models import ReviewStatus
+    from tests.conftest import require_service
+
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    used = []
+    for name in ("copy_columns", "copy_columns_binary"):
+        real = getattr(bulk, name)
+        monkeypatch.setattr(bulk, name, lambda table, *args, _real=real, _name=name, **kw: used.append((_name, table)) or _real(table, *args, **kw))
+    region = Region.objects.create(code="RBIN", name="二进制")
+    institution = Institution.objects.create(region=region, code="H1", name="一院", level=3, category="general")
+
+    def claims(number: str, amounts, claimed=None) -> None:
+        bulk.copy_create_columns(ItemizedClaim, {
+            "region_id": region.pk, "institution_id": institution.pk, "claim_no": [f"{number}{i}" for i in range(len(amounts))],
+            "fund": "employee", "month": "2025-02-01", "patient_id": "P1", "approved_amount": amounts, "claimed_amount": claimed,
+            "source": ItemizedSource.ADJUDICATED, "status": ReviewStatus.APPROVED,
+        }, len(amounts))
+
+    claims("B", ["12.30", "0.29", "5"], claimed=[Decimal("12.30"), None, Decimal("7.05")])
+    claims("F", np.array([0.285, 12.3]))
+    assert used == [("copy_columns_binary", "settlement_itemizedclaim"), ("copy_columns", "settlement_itemizedclaim")]
+    stored = {no: (claimed, approved) for no, claimed, approved in
+              ItemizedClaim.objects.filter(region=region).values_list("claim_no", "claimed_amount", "approved_amount")}
+    assert stored == {"B0": (Decimal("12.30"), Decimal("12.30")), "B1": (None, Decimal("0.29")), "B2": (Decimal("7.05"), Decimal("5.00")),
+                      "F0": (None, Decimal("0.29")), "F1": (None, Decimal("12.30"))}
+    assert all(c.status == ReviewStatus.APPROVED and c.month == dt.date(2025, 2, 1) and c.submitted_at is not None
+               for c in ItemizedClaim.objects.filter(region=region))
+    assert bulk._binary_types("benefits_specialoutpatientclaim", ["claim_no", "explanation"], strict=False) is None
