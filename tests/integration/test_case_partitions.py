@@ -525,3 +525,22 @@ def test_a_repeated_key_in_cases_stored_from_their_checks_thread_is_refused_by_t
     assert [(e.file, e.line, e.column, e.reason) for e in invalid.value.errors] == [
         ("cases.csv", 4, "case_no", "duplicate key (institution_code, case_no) = ('H1', 'c01'); first at line 2")]
     _nothing_stored()
+
+
+@BESIDE
+def test_a_new_region_whose_cases_file_has_no_row_gets_its_empty_table_with_every_index(worked_bundle, tmp_path):
+    """A cases.csv of a header alone, checked and stored from its check's thread: the region's table
+    is made, indexed and attached, empty, as for any new region."""
+    import shutil
+
+    from exchange.bundle import bundle_load
+
+    bundle = shutil.copytree(worked_bundle, tmp_path / "b")
+    header = (bundle / "cases.csv").read_text(encoding="utf-8").splitlines()[0]
+    (bundle / "cases.csv").write_text(header + "\n", encoding="utf-8")
+    (bundle / "special_reviews.csv").unlink()  # they would name cases
+    report = bundle_load(path=bundle)
+    region = Region.objects.get(code=REGION)
+    assert report.files["cases.csv"].created == 0 and not Case.objects.exists()
+    assert partition_exists(region.pk) and len(_partition_indexes(region.pk)) == 4
+    assert _unattached() == []
