@@ -248,10 +248,12 @@ def _copy_fields(model, columns: dict[str, Any], count: int) -> None:
     """COPY a model's rows given by field attname: in binary when every column has a binary form
     (copy_columns_binary: the values cast exactly to the columns' types, nothing for the server to
     parse), else as CSV (a jsonb or bytea column, say)."""
+    if not count:
+        return
     meta = model._meta
     table = meta.db_table
-    named = {meta.get_field(name).column: arrow_column(value, count) for name, value in columns.items()} if count else {}
-    types = _binary_types(table, list(named), strict=False) if count else None
+    named = {meta.get_field(name).column: arrow_column(value, count) for name, value in columns.items()}
+    types = _binary_types(table, list(named), strict=False)
     # a binary float cast to a decimal would round its binary value, where PostgreSQL rounds the
     # float's shortest text (0.285 is 0.28 one way, 0.29 the other): floats go as CSV text
     if types is not None and not any(pa.types.is_floating(named[name].type) for name in named):

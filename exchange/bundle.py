@@ -472,8 +472,8 @@ class _CasesCheck:
         self._result = None
 
     def join(self, bundle: _Bundle, plan: dict[str, Any]) -> None:
-        """Wait for the check; its frames and errors go to the bundle, its plan (and the fill of the
-        cases, if it started one) to ``plan``."""
+        """Wait for the check; its frames and errors go to the bundle, its plan to ``plan`` (the fill
+        it started, if any, is ``fill``)."""
         self.store_beside(None)  # nothing to wait for when the load did not say where
         self._thread.join()
         if self._failure is not None:
@@ -484,21 +484,19 @@ class _CasesCheck:
         if typed is not None:
             bundle.typed[domain.CASES.name] = typed
             plan["cases"] = classified
-        if self.fill is not None:
-            plan["cases_fill"] = self.fill
         bundle.errors.extend(check_errors)
 
 
-def _cases_joined(bundle: _Bundle, plan: dict[str, Any]) -> float | None:
-    """The cases check of a region this load creates (_CasesCheck), joined: its plan in ``plan``,
-    its errors and those of the special reviews, which name its cases, in bundle.errors. Returns
-    the seconds the check took on its thread; None when the cases were checked in _check."""
+def _cases_joined(bundle: _Bundle, plan: dict[str, Any]) -> _CasesCheck | None:
+    """The cases check of a region this load creates (_CasesCheck), joined and returned: its plan
+    in ``plan``, its errors and those of the special reviews, which name its cases, in
+    bundle.errors. None when the cases were checked in _check."""
     check = plan.pop("cases_check", None)
     if check is None:
         return None
     check.join(bundle, plan)
     _check_special_reviews(bundle, region_id=None, stored_institutions={})  # a new region: no stored case
-    return check.seconds
+    return check
 
 
 def _run_check(bundle: _Bundle, spec: FileSpec, parse, **kwargs) -> None:
@@ -736,26 +734,24 @@ def _cases_attach(bundle: _Bundle, fill: PartitionFill) -> None:
 
 
 def _cases_write(bundle: _Bundle, *, region: Region, plan: dict, report: LoadReport, w: _Writer, say: Progress,
-                 fills: list | None) -> UpsertReport | None:
+                 fills: list | None, started: PartitionFill | None = None) -> UpsertReport | None:
     """The planned cases stored (drg.services.cases_apply); None when the bundle has no cases.csv.
     ``fills``: a region this load creates and a transaction of the load's own: its cases are stored
     beside the transaction while the load goes on (drg.partitions.PartitionFill, added to fills;
-    the plan's ``cases_fill`` when the cases check started it, already there), attached before
-    anything reads them."""
-    if "cases" not in plan:
-        partition_ensure(region.pk)  # a new region whose bundle brought no case: its table, empty
-        return None
-    say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
-    started = plan.pop("cases_fill", None)
-    upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE, user=w.actor,
-                         reason=w.reason, announce=False, beside=fills is not None, fill=started, now=w.now)
-    if upsert.fill is not None and started is None:  # there is a fill only when fills is a list (beside above)
-        fills.append(upsert.fill)
-    elif upsert.fill is None:
+    ``started`` when the cases check started it, already there), attached before anything reads
+    them."""
+    upsert = None
+    if "cases" in plan:
+        say(f"cases: {len(plan['cases']) + bundle.cases_unchanged} rows")
+        upsert = cases_apply(region=region, classified=plan["cases"], source=ChangeSource.BUNDLE, user=w.actor,
+                             reason=w.reason, announce=False, beside=fills is not None, fill=started, now=w.now)
+        if upsert.fill is not None and started is None:  # there is a fill only when fills is a list (beside above)
+            fills.append(upsert.fill)
+        counts = upsert.counts
+        report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
+        report.corrections = len(upsert.corrections)
+    if upsert is None or upsert.fill is None:
         partition_ensure(region.pk)  # a new region whose bundle brought no new case: its table, empty
-    counts = upsert.counts
-    report.files[domain.CASES.name] = FileCounts(counts.created, counts.updated, counts.unchanged + bundle.cases_unchanged)
-    report.corrections = len(upsert.corrections)
     return upsert
 
 
@@ -906,12 +902,13 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
         if plan["cases_check"].running():  # the records' keys checked while the cases still are
             foreign_keys_check_now()
             lap("record keys")
-        report.write_timings["cases check"] = _cases_joined(bundle, plan)
+        check = _cases_joined(bundle, plan)
+        report.write_timings["cases check"] = check.seconds
         if bundle.errors:
             raise BundleInvalid(bundle.errors)  # the transaction rolls back: nothing was loaded
         lap("cases check wait")
         upsert = _cases_write(bundle, region=region, plan=plan, report=report, w=w, say=say,
-                              fills=fills if created else None)
+                              fills=fills if created else None, started=check.fill)
         lap("cases")
     fill = upsert.fill if upsert is not None else None
     touched = upsert.touched if upsert is not None else None  # the (patient, fund, year) the cases touch
