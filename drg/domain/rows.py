@@ -214,13 +214,20 @@ def _read_plain(text: str, header: list[str], data: bytes | memoryview) -> pd.Da
     carriage_returns = text.count("\r") if "\r" in text else 0  # the search stops at the first: usually none
     if carriage_returns and carriage_returns != text.count("\r\n"):
         return None
+    return _arrow_frame(data, header)
+
+
+def _arrow_frame(data: bytes | memoryview, header: list[str]) -> pd.DataFrame | None:
+    """_read_plain's reading by Arrow of a CSV's UTF-8 bytes (its header first) without quotes nor a
+    carriage return alone: None when Arrow refuses it (a record with other fields than the header's,
+    bytes that are not UTF-8 in a value) or names its columns otherwise than ``header``."""
     try:
         table = pa_csv.read_csv(
             pa.BufferReader(pa.py_buffer(data)),
             read_options=pa_csv.ReadOptions(block_size=_ARROW_BLOCK),
             parse_options=pa_csv.ParseOptions(quote_char=False, double_quote=False, escape_char=False,
                                                newlines_in_values=False, ignore_empty_lines=True),
-            convert_options=pa_csv.ConvertOptions(column_types={name: pa.large_string() for name in header},
+            convert_options=pa_csv.ConvertOptions(column_types={name: pa.large_string() for name in header}, check_utf8=True,
                                                   strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except (pa.ArrowException, UnicodeError):
@@ -239,13 +246,50 @@ def read_csv_file(path: Path, spec: FileSpec) -> tuple[pd.DataFrame, list[RowErr
 
 
 def read_csv_bytes(raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
-    """read_csv_text of a file's bytes; bytes that are not UTF-8 are one error naming their line."""
+    """read_csv_text of a file's bytes; bytes that are not UTF-8 are one error naming their line.
+    The usual file is read from its bytes as they are (_read_usual), any other decoded first."""
+    usual = _read_usual(raw, spec)
+    if usual is not None:
+        return usual
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return _empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
     return read_csv_text(text, spec, encoded=raw)
+
+
+_BOM = "\ufeff".encode("utf-8")
+
+
+def _read_usual(raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]] | None:
+    """read_csv_text's result for the usual file, read from its bytes: a header line without a repeated
+    name, no quote anywhere, no carriage return but before a line feed, and every record read by
+    Arrow with the header's fields (Arrow checks that each value is UTF-8; the header is decoded
+    here). None for any other file, which the caller decodes and reads as text: its errors are
+    named there. A file of a million cases (100 MB) is then neither decoded into a text copy of
+    itself nor searched as text (≈ 0.15 s). A blank line, which Arrow leaves out, shows as fewer
+    records than lines, and the file is read as text, which numbers the records around it."""
+    start = len(_BOM) if raw.startswith(_BOM) else 0
+    first_end = raw.find(b"\n", start)
+    if first_end < 0 or b'"' in raw:
+        return None
+    try:
+        header_rows = _csv_records(raw[start:first_end].decode("utf-8"))
+    except (UnicodeDecodeError, _Unreadable):
+        return None
+    if not header_rows or not any(h.strip() for h in header_rows[0]) or len(set(header_rows[0])) != len(header_rows[0]):
+        return None
+    header = header_rows[0]
+    carriage_returns = raw.count(b"\r") if b"\r" in raw else 0  # the search stops at the first: usually none
+    if carriage_returns and carriage_returns != raw.count(b"\r\n"):
+        return None
+    frame = _arrow_frame(memoryview(raw)[start:], header)
+    records = raw.count(b"\n") - (1 if raw.endswith(b"\n") else 0)
+    if frame is None or len(frame) != records:
+        return None
+    frame[LINE] = np.arange(2, records + 2, dtype="int64")
+    return frame, check_header(header, spec)
 
 
 @dataclass(frozen=True)

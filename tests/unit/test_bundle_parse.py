@@ -119,6 +119,57 @@ def test_arrow_reads_plain_files_as_the_csv_module_does(text, monkeypatch):
     assert list(fast[0].columns) == ["drg_code", "equivalent_code", "_line"]
 
 
+def _decoded_read(raw: bytes, spec):
+    """What read_csv_bytes gave before it read any file from its bytes: the decoded text's reading."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return rows._empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    return b.read_csv_text(text, spec)
+
+
+@pytest.mark.parametrize("raw, usual", [
+    (b"drg_code,equivalent_code\nGX11,GB25\nGX12,GB26\n", True),
+    (b"drg_code,equivalent_code\nGX11,GB25", True),                                  # no newline at the end
+    (b"drg_code,equivalent_code\r\nGX11,GB25\r\nGX12,\r\n", True),
+    ("\ufeffdrg_code,equivalent_code\r\n中医,ＧＢ\r\n".encode(), True),               # BOM, CRLF, not ASCII
+    (b"drg_code,equivalent_code\nGX\x0011,GB25\x00\n\t,\x1b\n=1+2,@x\n", True),       # NUL, controls, formula leads
+    (b"drg_code,equivalent_code\n", True),                                           # a header alone
+    (b"drg_code,extra\nGX11,y\n", True),                                             # header errors, records read
+    (b"drg_code,equivalent_code\nGX11,GB25\n\nGX12,GB26\n", False),                 # a blank line
+    (b"drg_code,equivalent_code\r\nGX11,GB25\r\n\r\nGX12,\r\n", False),
+    (b'drg_code,equivalent_code\nGX11,"GB25"\n', False),                             # a quote
+    (b"drg_code,equivalent_code\nGX11,GB25\rGX12,GB26\n", False),                    # a carriage return alone
+    (b"drg_code,equivalent_code\nGX11,GB\xff25\nGX12,GB26\n", False),               # not UTF-8 in a value
+    (b"drg_code,equi\xc3valent_code\nGX11,GB25\n", False),                           # ... in the header
+    (b"drg_code,equivalent_code\nGX11\nGX12,GB26,x\n", False),                       # wrong numbers of fields
+    (b"drg_code,drg_code\nGX11,GB25\n", False),                                      # a repeated column
+    (b"drg_code,equivalent_code", False),                                             # no line ends
+    (b"", False),
+    (b",\n,\n", False),                                                              # an empty header
+])
+def test_a_file_read_from_its_bytes_reads_as_its_decoded_text(raw, usual):
+    assert (rows._read_usual(raw, b.TCM_EQUIVALENTS) is not None) == usual
+    frame, errors = rows.read_csv_bytes(raw, b.TCM_EQUIVALENTS)
+    text_frame, text_errors = _decoded_read(raw, b.TCM_EQUIVALENTS)
+    assert errors == text_errors
+    pd.testing.assert_frame_equal(frame, text_frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["GX11", "", " ", "中医", "\x00", "\r", "\n", '"', ",", "\ufeff", "=1", "\udcff"]),
+                         min_size=0, max_size=3), max_size=6),
+       st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_any_file_read_from_its_bytes_reads_as_its_decoded_text(records, newline, bom):
+    text = ("\ufeff" if bom else "") + newline.join(["drg_code,equivalent_code", *("".join(r) for r in records)])
+    raw = text.encode("utf-8", "surrogateescape")  # a lone surrogate escape: a byte that is not UTF-8
+    frame, errors = rows.read_csv_bytes(raw, b.TCM_EQUIVALENTS)
+    text_frame, text_errors = _decoded_read(raw, b.TCM_EQUIVALENTS)
+    assert errors == text_errors
+    pd.testing.assert_frame_equal(frame, text_frame)
+
+
 @pytest.mark.parametrize("text, line", [
     ("drg_code,equivalent_code\nGX11,GB25\rGX12,GB26\nGX13,GB25\n", 2),
     ('drg_code,equivalent_code\nGX11,"GB25"\nGX12,GB\r26\n', 3),
