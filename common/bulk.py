@@ -123,10 +123,13 @@ def _copy_in(table: str, names: list[str], data_format: str, parts: Iterable) ->
                     copy.write(part)
 
 
+# a jsonb column is sent as its JSON text, PostgreSQL checking it as from CSV (pgpq's Jsonb output);
+# large_string is the Arrow type of jsonb columns alone, text and varchar being string
+_JSONB = pa.large_string()
 # PostgreSQL type -> the Arrow type pgpq encodes as it (binary COPY reads each column's own format)
 _BINARY_TYPES = {
     "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "bool": pa.bool_(), "date": pa.date32(),
-    "varchar": pa.string(), "text": pa.string(), "timestamptz": pa.timestamp("us", tz="UTC"),
+    "varchar": pa.string(), "text": pa.string(), "timestamptz": pa.timestamp("us", tz="UTC"), "jsonb": _JSONB,
 }
 
 
@@ -163,10 +166,17 @@ def copy_columns_binary(table: str, columns: dict[str, Any], count: int, *,
     if not count:
         return
     from pgpq import ArrowToPostgresBinaryEncoder
+    from pgpq.encoders import LargeStringEncoderBuilder
+    from pgpq.schema import Jsonb
 
     types = types or _binary_types(table, list(columns))
     data = pa.table({name: arrow_column(value, count).cast(types[name]) for name, value in columns.items()})
-    encoder = ArrowToPostgresBinaryEncoder(data.schema)
+    if any(kind == _JSONB for kind in types.values()):  # pgpq takes a builder for every column then
+        encoder = ArrowToPostgresBinaryEncoder.new_with_encoders(data.schema, {
+            field.name: LargeStringEncoderBuilder.new_with_output(field, Jsonb()) if field.type == _JSONB
+            else ArrowToPostgresBinaryEncoder.infer_encoder(field) for field in data.schema})
+    else:
+        encoder = ArrowToPostgresBinaryEncoder(data.schema)
 
     def parts() -> Iterable[bytes]:
         yield encoder.write_header()
@@ -247,7 +257,7 @@ def _every_field(model, columns: dict[str, Any], now) -> dict[str, Any]:
 def _copy_fields(model, columns: dict[str, Any], count: int) -> None:
     """COPY a model's rows given by field attname: in binary when every column has a binary form
     (copy_columns_binary: the values cast exactly to the columns' types, nothing for the server to
-    parse), else as CSV (a jsonb or bytea column, say)."""
+    parse), else as CSV (a bytea column, say)."""
     if not count:
         return
     meta = model._meta

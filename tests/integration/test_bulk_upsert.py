@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from common.bulk import COPY_UPSERT_ROWS, copy_upsert
@@ -120,7 +121,7 @@ def test_binary_copy_casts_each_column_to_its_database_type_exactly_or_refuses()
     require_service(connection.vendor == "postgresql", "PostgreSQL")
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE bin_t (amount numeric(16,2), day date, grade smallint, flag boolean, "
-                       "code varchar(8), at timestamptz, n bigint, doc jsonb)")
+                       "code varchar(8), at timestamptz, n bigint, doc jsonb, blob bytea)")
     at = dt.datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=dt.timezone.utc)
     copy_columns_binary("bin_t", {
         "amount": ["0.00", "-12.50", "99999999999999.99", None], "day": ["0001-01-01", "2024-02-29", None, "9999-12-31"],
@@ -144,15 +145,22 @@ def test_binary_copy_casts_each_column_to_its_database_type_exactly_or_refuses()
         copy_columns_binary("bin_t", {"grade": [32768]}, 1)
     with pytest.raises(DataError, match="too long"), transaction.atomic():  # varchar(8): PostgreSQL's own check
         copy_columns_binary("bin_t", {"code": ["123456789"]}, 1)
-    with pytest.raises(ValueError, match="bin_t.doc is jsonb"):
-        copy_columns_binary("bin_t", {"doc": ['{"a": 1}']}, 1)
+    with pytest.raises(ValueError, match="bin_t.blob is bytea"):
+        copy_columns_binary("bin_t", {"blob": [b"x"]}, 1)
+    # jsonb goes as its text, which PostgreSQL checks as it would from CSV
+    copy_columns_binary("bin_t", {"n": [10, 11, 12], "doc": ['{"ratio": "0.920000", "b": [1, null]}', "{}", None]}, 3)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT n, doc::text, doc ->> 'ratio' FROM bin_t WHERE n BETWEEN 10 AND 12 ORDER BY n")
+        assert cursor.fetchall() == [(10, '{"b": [1, null], "ratio": "0.920000"}', "0.920000"), (11, "{}", None), (12, None, None)]
+    with pytest.raises(DataError, match="(?i)json"), transaction.atomic():
+        copy_columns_binary("bin_t", {"doc": ['{"ratio": ']}, 1)
 
 
 def test_a_models_rows_go_by_binary_copy_unless_a_column_has_no_binary_form_or_a_float_meets_a_decimal(monkeypatch):
     """common.bulk.copy_create_columns: binary when every column has a binary form, the values as
     the text path stores them; a float bound for a decimal goes as CSV text, which PostgreSQL rounds
     as the text reads (0.285 → 0.29; a binary cast would round the float's binary value to 0.28);
-    a jsonb column has no binary form."""
+    a jsonb column goes as its text (a bytea one has no binary form here)."""
     from django.db import connection
 
     from common import bulk
@@ -183,4 +191,5 @@ def test_a_models_rows_go_by_binary_copy_unless_a_column_has_no_binary_form_or_a
                       "F0": (None, Decimal("0.29")), "F1": (None, Decimal("12.30"))}
     assert all(c.status == ReviewStatus.APPROVED and c.month == dt.date(2025, 2, 1) and c.submitted_at is not None
                for c in ItemizedClaim.objects.filter(region=region))
-    assert bulk._binary_types("benefits_specialoutpatientclaim", ["claim_no", "explanation"], strict=False) is None
+    assert bulk._binary_types("benefits_specialoutpatientclaim", ["claim_no", "explanation"], strict=False) == {
+        "claim_no": pa.string(), "explanation": pa.large_string()}
