@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from django.db import connection, transaction
@@ -102,21 +103,33 @@ def first_loads_serialize() -> bool:
     return True
 
 
-def _fill(cursor, region_id: int, columns: dict[str, Any], count: int) -> str:
-    """Create the region's table and COPY its cases into it; returns its name.
+def _fill(cursor, region_id: int, parts: Iterable[tuple[dict[str, Any], int]]) -> str:
+    """Create the region's table and COPY its cases into it, one COPY a part (columns, count);
+    returns its name.
 
     A value the same for every row (the region, the load's time stamps) is not sent a million
     times: it is the column's default while the COPY runs, and so are the ids, drawn from
-    drg_case's own identity sequence as an insert into drg_case would draw them."""
-    constants = {column: value for column, value in columns.items() if not is_column(value)}
-    rows = {column: value for column, value in columns.items() if column not in constants}
-    name = _standalone(cursor, region_id)
+    drg_case's own identity sequence as an insert into drg_case would draw them. Every part has
+    the first part's such values (ValueError otherwise)."""
+    name = _standalone(cursor, region_id)  # while the first part may still be being checked
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
-    defaults = {"id": f"nextval({_literal(cursor.fetchone()[0])}::regclass)",
+    sequence = cursor.fetchone()[0]
+    parts = iter(parts)
+    columns, count = next(parts, ({}, 0))
+    constants = {column: value for column, value in columns.items() if not is_column(value)}
+    defaults = {"id": f"nextval({_literal(sequence)}::regclass)",
                 **{column: _literal(value) for column, value in constants.items()}}
     cursor.execute(f"ALTER TABLE {name} " + ", ".join(
         f"ALTER COLUMN {connection.ops.quote_name(column)} SET DEFAULT {default}" for column, default in defaults.items()))
-    copy_columns_binary(name, rows, count)  # numbers and dates not parsed from text by the server
+    while True:
+        part_constants = {column: value for column, value in columns.items() if not is_column(value)}
+        if part_constants != constants:
+            raise ValueError(f"a part of the cases of region {region_id} with other constant values: {part_constants} against {constants}")
+        rows = {column: value for column, value in columns.items() if column not in constants}
+        copy_columns_binary(name, rows, count)  # numbers and dates not parsed from text by the server
+        columns, count = next(parts, (None, 0))
+        if columns is None:
+            break
     cursor.execute(f"ALTER TABLE {name} " + ", ".join(
         f"ALTER COLUMN {connection.ops.quote_name(column)} DROP DEFAULT" for column in defaults))
     return name
@@ -130,7 +143,7 @@ def partition_load(region_id: int, columns: dict[str, Any], count: int) -> bool:
     if not cases_partitioned() or partition_exists(region_id):
         return False
     with connection.cursor() as cursor:
-        _fill(cursor, region_id, columns, count)
+        _fill(cursor, region_id, [(columns, count)])
         _attach(cursor, region_id)
     return True
 
@@ -150,6 +163,13 @@ def _index_like_parent(cursor, name: str) -> None:
             cursor.execute(f"CREATE INDEX ON {name} USING {using}")
 
 
+class FillAborted(Exception):
+    """The rows a PartitionFill was being given failed their checks: it stored nothing."""
+
+
+_END, _ABORT = object(), object()
+
+
 class PartitionFill:
     """A region's first cases stored on a database connection of their own while the load that
     created the region goes on writing its other records (docs/loading.md, "beside the load").
@@ -161,20 +181,54 @@ class PartitionFill:
     institutions in one query. A load that fails after the table was committed drops it
     (``discard``); a table a crash left behind is dropped by the next load that creates a region
     (``orphans_drop``). Only for a load holding first_loads_serialize's lock, which keeps any other
-    region-creating load, and so any other such table, away until it ends."""
+    region-creating load, and so any other such table, away until it ends.
 
-    def __init__(self, region_id: int, columns: dict[str, Any], count: int):
-        self.region_id, self.name, self.count = region_id, partition_name(region_id), count
+    The cases come as given at creation (``columns``, ``count``), or part by part while they are
+    still being checked: ``put`` each part as it passes, then ``close``; ``abort`` when a part
+    fails, and the thread rolls back, having committed nothing. ``count`` is the cases put so far."""
+
+    def __init__(self, region_id: int, columns: dict[str, Any] | None = None, count: int = 0):
+        self.region_id, self.name, self.count = region_id, partition_name(region_id), 0
         self.seconds: float = 0.0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(columns, count), name=f"cases-{self.name}", daemon=True)
+        self._parts: queue.Queue = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"cases-{self.name}", daemon=True)
         self._thread.start()
+        if columns is not None:
+            self.put(columns, count)
+            self.close()
 
-    def _run(self, columns: dict[str, Any], count: int) -> None:
+    def put(self, columns: dict[str, Any], count: int) -> None:
+        """One more part of the cases (drg_case column -> values, as _fill takes them)."""
+        if self._closed:
+            raise ValueError(f"the fill of region {self.region_id} takes no more cases")
+        self.count += count
+        self._parts.put((columns, count))
+
+    def close(self) -> None:
+        """No part follows: the thread indexes the table and commits."""
+        if not self._closed:
+            self._closed = True
+            self._parts.put(_END)
+
+    def abort(self) -> None:
+        """The cases are not to be stored: the thread rolls back (nothing if already closed)."""
+        if not self._closed:
+            self._closed = True
+            self._parts.put(_ABORT)
+
+    def _given(self) -> Iterable[tuple[dict[str, Any], int]]:
+        while (part := self._parts.get()) is not _END:
+            if part is _ABORT:
+                raise FillAborted(f"the cases of region {self.region_id} failed their checks: none stored")
+            yield part
+
+    def _run(self) -> None:
         started = time.perf_counter()
         try:
             with transaction.atomic(), connection.cursor() as cursor:  # this thread's own connection
-                _fill(cursor, self.region_id, columns, count)
+                _fill(cursor, self.region_id, self._given())
                 _index_like_parent(cursor, self.name)
         except BaseException as error:  # handed to the load's thread by attach()
             self._error = error
@@ -193,7 +247,9 @@ class PartitionFill:
 
     def discard(self) -> None:
         """After the load's transaction rolled back: drop the committed table if it is not a
-        partition (an attach rolled back with the load leaves it a table of its own)."""
+        partition (an attach rolled back with the load leaves it a table of its own). A fill still
+        open is aborted first."""
+        self.abort()
         self._thread.join()
         dropper = threading.Thread(target=_drop_unattached, args=(self.name,), name=f"drop-{self.name}", daemon=True)
         dropper.start()

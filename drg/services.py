@@ -450,14 +450,28 @@ def _cases_update(ids: list[int], columns: dict[str, Any]) -> None:
         cursor.executemany(sql, columns_to_rows(values, len(ids)))
 
 
-def cases_fill_beside(*, region_id: int, rows: pd.DataFrame, institution_ids: dict[str, int], now: dt.datetime) -> PartitionFill:
+def cases_fill_beside(*, region_id: int, rows: pd.DataFrame, institution_ids: dict[str, int], now: dt.datetime,
+                      more: bool = False) -> PartitionFill:
     """Start storing the first cases of a region created in the caller's uncommitted transaction
     (typed rows, parse_cases output, every one new) beside that transaction, in the region's own
     table (drg.partitions.PartitionFill); hand the fill to cases_apply(fill=…). No query on the
     calling thread, which may be any: for a caller holding drg.partitions.first_loads_serialize,
-    on PostgreSQL with drg_case partitioned."""
-    columns = _case_columns(rows, institution_ids=institution_ids, region_id=region_id, now=now)
-    return PartitionFill(region_id, columns, len(rows))
+    on PostgreSQL with drg_case partitioned. ``more``: further rows follow (cases_fill_add), then
+    the fill's ``close``, or its ``abort`` if they fail their checks."""
+    fill = PartitionFill(region_id)
+    try:
+        cases_fill_add(fill, rows=rows, institution_ids=institution_ids, now=now)
+    except BaseException:
+        fill.abort()  # its thread rolls back and ends
+        raise
+    if not more:
+        fill.close()
+    return fill
+
+
+def cases_fill_add(fill: PartitionFill, *, rows: pd.DataFrame, institution_ids: dict[str, int], now: dt.datetime) -> None:
+    """More new cases for a fill cases_fill_beside started with ``more`` (the same ``now``)."""
+    fill.put(_case_columns(rows, institution_ids=institution_ids, region_id=fill.region_id, now=now), len(rows))
 
 
 def cases_apply(

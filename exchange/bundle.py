@@ -40,7 +40,7 @@ from drg.partitions import PartitionFill, cases_partitioned, first_loads_seriali
 from drg.choices import ChangeSource
 from drg.revisions import parameter_revisions_record_load
 from drg.services import (
-    FileCounts, UpsertReport, cases_announce, cases_apply, cases_fill_beside, cases_plan, cases_read_changed, touched_keys,
+    FileCounts, UpsertReport, cases_announce, cases_apply, cases_fill_add, cases_fill_beside, cases_plan, cases_read_changed, touched_keys,
 )
 from exchange.domain import bundle as domain
 from exchange.domain.bundle import LINE, PARAMS_FILE, BundleParams, FileSpec, RowError
@@ -403,6 +403,9 @@ def _read_cases(bundle: _Bundle, *, region: Region | None, institutions: set[str
     bundle.cases_unchanged = changed.unchanged
 
 
+CHECK_PART_ROWS = 250_000  # cases checked at a time by a new region's cases check (_CasesCheck)
+
+
 class _CasesCheck:
     """The cases.csv of a region this load creates, read, checked and planned on a thread of its
     own while the load writes what does not name a case (the catalogs, the approved records and
@@ -435,13 +438,10 @@ class _CasesCheck:
             if not any(e.reason == "missing required column" for e in read_errors):
                 # the keys' uniqueness is left to the region's table when the cases are stored from
                 # here: its unique key refuses a repeat, which _cases_attach then names (case_key_errors)
-                typed, check_errors = domain.parse_cases(frame, known_institutions=self._institutions,
-                                                         known_groups=self._groups, keys=False)
-                if not read_errors and not check_errors:
-                    target = self._target.get()  # the region and its institutions, once stored
-                    if target is not None:  # every row new and good: all of them stored, as cases_apply would
-                        self.fill = cases_fill_beside(rows=typed, **target)
-                        self._fills.append(self.fill)
+                if read_errors:
+                    typed, check_errors = self._parse(frame)
+                else:
+                    typed, check_errors = self._parse_storing(frame)
                 if self.fill is None:
                     check_errors += domain.case_key_errors(frame)
                 bad_lines = {e.line for e in read_errors + check_errors}
@@ -454,6 +454,41 @@ class _CasesCheck:
         finally:
             connection.close()  # none is opened for a new region's cases; if one were, not left behind
             self.seconds = time.perf_counter() - started
+
+    def _parse(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
+        return domain.parse_cases(frame, known_institutions=self._institutions, known_groups=self._groups, keys=False)
+
+    def _parse_storing(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
+        """parse_cases of the file CHECK_PART_ROWS rows at a time, each part that passes handed at
+        once to the cases' fill, which the first part starts once the load has said where they go
+        (``store_beside``, when the region's institutions are stored): the COPY runs while the rest
+        is checked, and every row new and good, all of them are stored, as cases_apply would. At
+        the first part that fails, the fill is aborted (its thread rolls back) and the whole file
+        checked again, so that every bad row of it is named, those of later parts too."""
+        parts: list[pd.DataFrame] = []
+        try:
+            for start in range(0, max(len(frame), 1), CHECK_PART_ROWS):
+                part, errors = self._parse(frame.iloc[start:start + CHECK_PART_ROWS])
+                if errors:
+                    if self.fill is not None:
+                        self.fill.abort()
+                        self.fill = None
+                    return self._parse(frame)
+                parts.append(part)
+                if start == 0:
+                    target = self._target.get()  # the region and its institutions, once stored
+                    if target is not None:
+                        self.fill = cases_fill_beside(rows=part, more=True, **target)
+                        self._fills.append(self.fill)
+                elif self.fill is not None:
+                    cases_fill_add(self.fill, rows=part, institution_ids=target["institution_ids"], now=target["now"])
+        except BaseException:
+            if self.fill is not None:
+                self.fill.abort()
+            raise
+        if self.fill is not None:
+            self.fill.close()
+        return (pd.concat(parts) if len(parts) > 1 else parts[0]), []
 
     def store_beside(self, target: dict[str, Any] | None) -> None:
         """Where the cases go once checked (cases_fill_beside's region_id, institution_ids, now);

@@ -380,6 +380,13 @@ def _nothing_stored() -> None:
     assert _unattached() == []
 
 
+def _fills_recorded(loader, monkeypatch) -> list:
+    """The fills the loader starts (cases_fill_beside), recorded as it starts them."""
+    fills, fill_beside = [], loader.cases_fill_beside
+    monkeypatch.setattr(loader, "cases_fill_beside", lambda **kwargs: fills.append(fill_beside(**kwargs)) or fills[-1])
+    return fills
+
+
 @BESIDE
 @pytest.mark.parametrize("lines, expected", [
     # a bad case row, found while the records are written: they are rolled back
@@ -515,8 +522,7 @@ def test_a_repeated_key_in_cases_stored_from_their_checks_thread_is_refused_by_t
     table's unique key refuses them, then the repeats are named as the check names them."""
     import exchange.bundle as loader
 
-    fills, fill_beside = [], loader.cases_fill_beside
-    monkeypatch.setattr(loader, "cases_fill_beside", lambda **kwargs: fills.append(fill_beside(**kwargs)) or fills[-1])
+    fills = _fills_recorded(loader, monkeypatch)
     bundle = _edited(worked_bundle, tmp_path / "b",
                      cases=(4, "c01,H1,employee,P001,2025-01-03,2025-01-10,GB25,8000.00,1600.00,normal,0,0,3,1"))
     with pytest.raises(loader.BundleInvalid) as invalid:
@@ -544,3 +550,54 @@ def test_a_new_region_whose_cases_file_has_no_row_gets_its_empty_table_with_ever
     assert report.files["cases.csv"].created == 0 and not Case.objects.exists()
     assert partition_exists(region.pk) and len(_partition_indexes(region.pk)) == 4
     assert _unattached() == []
+
+
+@BESIDE
+def test_a_new_regions_cases_stored_part_by_part_as_they_pass_their_checks_are_the_files(worked_bundle, tmp_path, monkeypatch):
+    """The cases are checked a part at a time and each part that passes goes to the fill at once
+    (one COPY a part): what is stored is what a load inside a transaction stores for the same files."""
+    import threading
+
+    import exchange.bundle as loader
+
+    monkeypatch.setattr(loader, "CHECK_PART_ROWS", 5)
+    fills, added = _fills_recorded(loader, monkeypatch), []
+    add = loader.cases_fill_add
+    monkeypatch.setattr(loader, "cases_fill_add", lambda fill, **kwargs: added.append(len(kwargs["rows"])) or add(fill, **kwargs))
+    beside = loader.bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "beside"))
+    cases = _file_cases(worked_bundle)
+    assert len(fills) == 1 and fills[0].count == cases == beside.files["cases.csv"].created
+    assert added == [min(5, cases - start) for start in range(5, cases, 5)]  # every part after the first
+    with transaction.atomic():
+        loader.bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "inside", code="R2"))
+    assert _stored(REGION) == _stored("R2")
+    assert len(_partition_indexes(Region.objects.get(code=REGION).pk)) == 4
+    assert not any(thread.name.startswith("cases-") for thread in threading.enumerate())
+    assert _unattached() == []
+
+
+@BESIDE
+def test_a_bad_case_in_a_later_part_aborts_the_fill_already_started_and_names_every_bad_row(worked_bundle, tmp_path, monkeypatch):
+    """A part that fails after earlier ones went to the fill (the region and its records being
+    written meanwhile): the fill rolls back, the whole file is checked again so that its bad rows are
+    named as a check of the whole file names them, and nothing is stored."""
+    import threading
+
+    import exchange.bundle as loader
+
+    monkeypatch.setattr(loader, "CHECK_PART_ROWS", 5)
+    fills = _fills_recorded(loader, monkeypatch)
+    bundle = _edited(worked_bundle, tmp_path / "b",
+                     cases=(14, "c13,H1,employee,P013,2025-02-05,2025-02-01,GB25,-1.00,6000.00,normal,0,0,9,1"))
+    with pytest.raises(loader.BundleInvalid) as invalid:
+        loader.bundle_load(path=bundle)
+    assert len(fills) == 1 and fills[0].count == 10  # two good parts had gone to the fill
+    with pytest.raises(Exception, match="failed their checks"):
+        fills[0].attach()
+    frame, _ = loader.domain.read_csv_bytes((bundle / "cases.csv").read_bytes(), loader.domain.CASES)
+    _typed, whole = loader.domain.parse_cases(frame, known_institutions={"H1", "H2", "H3"}, known_groups=set(frame["drg_code"]))
+    errors = [(e.file, e.line, e.column, e.reason) for e in invalid.value.errors]
+    assert sorted(errors) == sorted((e.file, e.line, e.column, e.reason) for e in whole)
+    assert {e[1] for e in errors} == {14} and len(whole) >= 3  # the amount, the dates, the grade
+    assert not any(thread.name.startswith("cases-") for thread in threading.enumerate())
+    _nothing_stored()
