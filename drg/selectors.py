@@ -188,9 +188,10 @@ def cases_stored_frame(*, keys: pd.DataFrame) -> pd.DataFrame:
     return _typed_cases(pd.concat(parts, ignore_index=True))
 
 
-def case_ids(*, institution_ids: dict[str, int], keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """(institution code, case_no) -> case id, for the given keys that are stored (per institution,
-    so the (institution, case_no) index answers)."""
+def case_ids(*, region_id: int, institution_ids: dict[str, int], keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(institution code, case_no) -> case id, for the given keys that are stored in the region
+    (`institution_ids`: its institutions' ids by code), per institution so that the (institution,
+    case_no) index answers, in the region's own table alone where drg_case is partitioned."""
     by_institution: dict[str, set[str]] = {}
     for code, number in keys:
         if code in institution_ids:
@@ -200,7 +201,7 @@ def case_ids(*, institution_ids: dict[str, int], keys: Iterable[tuple[str, str]]
         ordered = sorted(numbers)
         for start in range(0, len(ordered), SQLITE_KEYS_PER_QUERY):
             rows = Case.objects.filter(
-                institution_id=institution_ids[code], case_no__in=ordered[start:start + SQLITE_KEYS_PER_QUERY]
+                region_id=region_id, institution_id=institution_ids[code], case_no__in=ordered[start:start + SQLITE_KEYS_PER_QUERY]
             ).values_list("case_no", "id")
             found.update({(code, number): pk for number, pk in rows})
     return found

@@ -555,7 +555,7 @@ def _check_special_reviews(bundle: _Bundle, *, region_id: int | None, stored_ins
             in_bundle = set(zip(named["institution_code"], named["case_no"]))
             known_cases |= wanted & in_bundle
         if region_id is not None:
-            known_cases |= set(selectors.case_ids(institution_ids=stored_institutions, keys=wanted - known_cases))
+            known_cases |= set(selectors.case_ids(region_id=region_id, institution_ids=stored_institutions, keys=wanted - known_cases))
     _run_check(bundle, domain.SPECIAL_REVIEWS, domain.parse_special_reviews, known_cases=known_cases)
 
 
@@ -961,7 +961,7 @@ def _write(bundle: _Bundle, *, region: Region | None, plan: dict, user, say: Pro
     if domain.SPECIAL_REVIEWS.name in typed:
         say("special reviews")
         frame = typed[domain.SPECIAL_REVIEWS.name]
-        case_ids = selectors.case_ids(institution_ids=ids, keys=zip(frame["institution_code"], frame["case_no"]))
+        case_ids = selectors.case_ids(region_id=region.pk, institution_ids=ids, keys=zip(frame["institution_code"], frame["case_no"]))
         report.files[domain.SPECIAL_REVIEWS.name] = w.sync_frame(
             SpecialReview, queryset=SpecialReview.objects.filter(case_id__in=list(case_ids.values())), frame=frame,
             keys={"case_id": pd.Series([case_ids[key] for key in zip(frame["institution_code"], frame["case_no"])], dtype="int64")},

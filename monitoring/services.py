@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from common.spreadsheet import formula_safe
 from common.reviews import review_approve, review_reject
-from drg.models import Case, Institution, Region
+from drg import selectors as drg_selectors
+from drg.models import Institution, Region
 from monitoring import selectors
 from monitoring.choices import FindingStatus, ParameterStatus
 from monitoring.domain.cases import POOL
@@ -231,15 +232,7 @@ def screening_run_record(*, region: Region, fund: str, year: int, user=None) -> 
 def _case_ids(*, region: Region, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     if not keys:
         return {}
-    by_institution: dict[str, list[str]] = {}
-    for inst, no in keys:
-        by_institution.setdefault(inst, []).append(no)
-    ids = {}
-    for inst, numbers in by_institution.items():
-        for start in range(0, len(numbers), 5000):
-            rows = Case.objects.filter(institution__region=region, institution__code=inst, case_no__in=numbers[start:start + 5000]).values_list("case_no", "id")
-            ids.update({(inst, no): pk for no, pk in rows})
-    return ids
+    return drg_selectors.case_ids(region_id=region.pk, institution_ids=drg_selectors.institution_ids(region_id=region.pk), keys=keys)
 
 
 def _check_reviewer(user, finding: Finding) -> None:
