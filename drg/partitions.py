@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import queue
 import threading
 import time
@@ -115,21 +116,18 @@ def _fill(cursor, region_id: int, parts: Iterable[tuple[dict[str, Any], int]]) -
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
     sequence = cursor.fetchone()[0]
     parts = iter(parts)
-    columns, count = next(parts, ({}, 0))
-    constants = {column: value for column, value in columns.items() if not is_column(value)}
+    first = next(parts, ({}, 0))
+    constants = {column: value for column, value in first[0].items() if not is_column(value)}
     defaults = {"id": f"nextval({_literal(sequence)}::regclass)",
                 **{column: _literal(value) for column, value in constants.items()}}
     cursor.execute(f"ALTER TABLE {name} " + ", ".join(
         f"ALTER COLUMN {connection.ops.quote_name(column)} SET DEFAULT {default}" for column, default in defaults.items()))
-    while True:
+    for columns, count in itertools.chain([first], parts):
         part_constants = {column: value for column, value in columns.items() if not is_column(value)}
         if part_constants != constants:
             raise ValueError(f"a part of the cases of region {region_id} with other constant values: {part_constants} against {constants}")
         rows = {column: value for column, value in columns.items() if column not in constants}
         copy_columns_binary(name, rows, count)  # numbers and dates not parsed from text by the server
-        columns, count = next(parts, (None, 0))
-        if columns is None:
-            break
     cursor.execute(f"ALTER TABLE {name} " + ", ".join(
         f"ALTER COLUMN {connection.ops.quote_name(column)} DROP DEFAULT" for column in defaults))
     return name
