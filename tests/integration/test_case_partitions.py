@@ -271,6 +271,18 @@ def _stored(code: str) -> dict:
     }
 
 
+def _load_failing(monkeypatch, owner, name: str, message: str, bundle: Path) -> None:
+    """bundle_load of `bundle` with ``owner.name`` raising RuntimeError(message): the load raises it."""
+    from exchange.bundle import bundle_load
+
+    def failing(*args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(owner, name, failing)
+    with pytest.raises(RuntimeError, match=message):
+        bundle_load(path=bundle)
+
+
 @BESIDE
 def test_a_load_creating_its_region_stores_its_cases_beside_its_transaction_as_it_would_inside(worked_bundle, tmp_path):
     """The cases go into the region's table on a connection of their own while the records and the
@@ -305,12 +317,7 @@ def test_a_load_creating_its_region_stores_its_cases_beside_its_transaction_as_i
 def test_a_load_that_fails_after_storing_its_cases_beside_leaves_no_table(worked_bundle, tmp_path, monkeypatch):
     import exchange.bundle as loader
 
-    def failing(*args, **kwargs):
-        raise RuntimeError("the claims could not be stored")
-
-    monkeypatch.setattr(loader, "_benefits_store", failing)
-    with pytest.raises(RuntimeError, match="the claims could not be stored"):
-        loader.bundle_load(path=_benefits_bundle(worked_bundle, tmp_path / "b"))
+    _load_failing(monkeypatch, loader, "_benefits_store", "the claims could not be stored", _benefits_bundle(worked_bundle, tmp_path / "b"))
     assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
     assert _unattached() == []
 
@@ -347,14 +354,8 @@ def test_a_table_a_dead_load_left_is_dropped_by_the_next_load_creating_a_region(
 def test_a_failure_before_the_load_learns_of_the_fill_drops_its_table(worked_bundle, monkeypatch):
     """cases_apply started the fill, then failed before returning it: it drops the table itself."""
     from drg import services
-    from exchange.bundle import bundle_load
 
-    def failing(**kwargs):
-        raise RuntimeError("the touched stays could not be listed")
-
-    monkeypatch.setattr(services, "_touched_frame", failing)
-    with pytest.raises(RuntimeError, match="the touched stays could not be listed"):
-        bundle_load(path=worked_bundle)
+    _load_failing(monkeypatch, services, "_touched_frame", "the touched stays could not be listed", worked_bundle)
     assert not Region.objects.filter(code=REGION).exists() and not Case.objects.exists()
     assert _unattached() == []
 
@@ -421,12 +422,7 @@ def test_a_new_regions_cases_checked_while_its_records_are_written_report_bad_ro
 def test_a_failure_checking_the_cases_beside_fails_the_load_and_leaves_nothing(worked_bundle, monkeypatch):
     import exchange.bundle as loader
 
-    def failing(*args, **kwargs):
-        raise RuntimeError("the cases could not be checked")
-
-    monkeypatch.setattr(loader.domain, "parse_cases", failing)
-    with pytest.raises(RuntimeError, match="the cases could not be checked"):
-        loader.bundle_load(path=worked_bundle)
+    _load_failing(monkeypatch, loader.domain, "parse_cases", "the cases could not be checked", worked_bundle)
     _nothing_stored()
 
 
@@ -486,12 +482,7 @@ def test_a_failure_checking_the_other_files_waits_for_the_cases_check_and_leaves
 
     import exchange.bundle as loader
 
-    def failing(*args, **kwargs):
-        raise RuntimeError("the claims could not be checked")
-
-    monkeypatch.setattr(loader.domain, "parse_itemized_claims", failing)
-    with pytest.raises(RuntimeError, match="the claims could not be checked"):
-        loader.bundle_load(path=worked_bundle)
+    _load_failing(monkeypatch, loader.domain, "parse_itemized_claims", "the claims could not be checked", worked_bundle)
     assert not any(thread.name == "cases-check" for thread in threading.enumerate())
     _nothing_stored()
 
