@@ -155,10 +155,20 @@ def _field_counts(text: str, encoded: bytes | memoryview) -> tuple[np.ndarray, l
 def read_csv_text(text: str, spec: FileSpec, *, encoded: bytes | None = None) -> tuple[pd.DataFrame, list[RowError]]:
     """Parse one CSV file's text into a frame of strings (one column per header name, plus _line).
     Blank lines are skipped; a record with the wrong number of fields is an error and left out.
-    ``encoded``: the text's UTF-8 bytes, when the caller has them (no second copy of a large file)."""
-    data = memoryview(encoded if encoded is not None else text.encode("utf-8"))
+    ``encoded``: the text's UTF-8 bytes, when the caller has them (no second copy of a large file).
+    The usual file is read from those bytes by Arrow (_read_usual), any other by _read_decoded."""
+    raw = encoded if encoded is not None else text.encode("utf-8")
+    usual = _read_usual(raw, spec)
+    if usual is not None:
+        return usual
+    return _read_decoded(text, raw, spec)
+
+
+def _read_decoded(text: str, raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]]:
+    """read_csv_text of a file that is not the usual one (_read_usual), its text and UTF-8 bytes given."""
+    data = memoryview(raw)
     if text.startswith("\ufeff"):
-        text, data = text[1:], data[len("\ufeff".encode("utf-8")):]
+        text, data = text[1:], data[len(_BOM):]
     try:
         return _read_records(text, data, spec)
     except _Unreadable as problem:
@@ -174,14 +184,6 @@ def _read_records(text: str, data: memoryview, spec: FileSpec) -> tuple[pd.DataF
     errors = check_header(header, spec)
     if len(set(header)) != len(header):
         return _empty_frame(spec.columns), errors
-    carriage = "\r" in text  # a search that stops at the first: the usual file has none
-    if '"' not in text and "\n\n" not in text and not (carriage and "\n\r\n" in text):
-        # the usual file: no quotes, no blank line; Arrow refuses it if a record's fields are wrong
-        frame = _read_plain(text, header, data)
-        records = text.count("\n") - (1 if text.endswith("\n") else 0)
-        if frame is not None and len(frame) == records:
-            frame[LINE] = np.arange(2, records + 2, dtype="int64")
-            return frame, errors
     counts, records = _field_counts(text, data)
     wrong = (counts != len(header)) & (counts != 0)
     for position in np.flatnonzero(wrong):
@@ -256,14 +258,14 @@ def read_csv_bytes(raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowEr
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return _empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    return read_csv_text(text, spec, encoded=raw)
+    return _read_decoded(text, raw, spec)
 
 
 _BOM = "\ufeff".encode("utf-8")
 
 
 def _read_usual(raw: bytes, spec: FileSpec) -> tuple[pd.DataFrame, list[RowError]] | None:
-    """read_csv_text's result for the usual file, read from its bytes: a header line without a repeated
+    """read_csv_text's result for the usual file, read from its UTF-8 bytes: a header line without a repeated
     name, no quote anywhere, no carriage return but before a line feed, and every record read by
     Arrow with the header's fields (Arrow checks that each value is UTF-8; the header is decoded
     here). None for any other file, which the caller decodes and reads as text: its errors are

@@ -106,11 +106,11 @@ def test_blank_lines_are_skipped_and_line_numbers_follow_the_file():
 ])
 def test_arrow_reads_plain_files_as_the_csv_module_does(text, monkeypatch):
     plain = []
-    read_plain = rows._read_plain
-    monkeypatch.setattr(rows, "_read_plain", lambda *args: plain.append(read_plain(*args)) or plain[-1])
+    arrow_frame = rows._arrow_frame
+    monkeypatch.setattr(rows, "_arrow_frame", lambda *args: plain.append(arrow_frame(*args)) or plain[-1])
     fast = b.read_csv_text(text, b.TCM_EQUIVALENTS)
     assert plain and plain[0] is not None  # read by Arrow, not the fallback
-    monkeypatch.setattr(rows, "_read_plain", lambda *args: None)
+    monkeypatch.setattr(rows, "_arrow_frame", lambda *args: None)
     slow = b.read_csv_text(text, b.TCM_EQUIVALENTS)
     assert fast[1] == slow[1]
     # the same values; Arrow's columns are held by Arrow, the csv module's by Python (both pandas' str)
@@ -120,13 +120,14 @@ def test_arrow_reads_plain_files_as_the_csv_module_does(text, monkeypatch):
 
 
 def _decoded_read(raw: bytes, spec):
-    """What read_csv_bytes gave before it read any file from its bytes: the decoded text's reading."""
+    """What read_csv_bytes gave before it read any file from its bytes: the decoded text's reading
+    (_read_decoded, which reads every file the text way)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return rows._empty_frame(spec.columns), [RowError(spec.name, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-    return b.read_csv_text(text, spec)
+    return rows._read_decoded(text, raw, spec)
 
 
 @pytest.mark.parametrize("raw, usual", [
